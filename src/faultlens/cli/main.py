@@ -1,0 +1,51 @@
+"""The ``faultlens`` command. Each subcommand lives in its own module and registers here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from faultlens import __version__
+from faultlens.config import load_config
+from faultlens.errors import ConfigError
+
+app = typer.Typer(
+    name="faultlens",
+    help="OpenTelemetry-native fault analysis server.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Inspect configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@app.command()
+def version() -> None:
+    """Print the faultlens version."""
+    typer.echo(__version__)
+
+
+@config_app.command("show")
+def config_show(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
+) -> None:
+    """Print the effective configuration (defaults, file and FAULTLENS_* variables merged) as JSON."""
+    try:
+        cfg = load_config(config)
+    except ConfigError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(cfg.model_dump(mode="json"), indent=2))
+
+
+def _register_optional_commands() -> None:
+    # Subcommands whose modules import heavy dependencies register themselves lazily.
+    from faultlens.cli import serve  # noqa: F401
+
+
+def main() -> None:
+    _register_optional_commands()
+    app()

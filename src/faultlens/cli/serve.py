@@ -1,0 +1,1 @@
+"""``faultlens serve``: registered once the server wiring exists."""

@@ -1,0 +1,117 @@
+"""Typed configuration. Defaults live here, in code; unknown keys are rejected.
+
+Every section is a frozen pydantic model with ``extra="forbid"``, so a misspelt key is an
+error that names its path rather than a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|s|m|h|d)?\s*$")
+_UNIT_S = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration_s(value: Any) -> float:
+    """Accept ``90``, ``"90s"``, ``"5m"``, ``"168h"``, ``"7d"``; return seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string such as '30s', '5m', '7d'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = float(m.group(1)) * _UNIT_S[m.group(2) or "s"]
+    else:
+        raise ValueError(f"not a duration: {value!r} (use e.g. '30s', '5m', '7d')")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration_s)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsConfig(_Section):
+    """Server TLS. With ``client_ca_file`` set, clients must present a certificate (mTLS)."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+
+
+class AuthConfig(_Section):
+    """Bearer-token auth for both receivers; empty ``bearer_tokens`` turns auth off."""
+
+    bearer_tokens: list[str] = Field(default_factory=list)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.bearer_tokens)
+
+
+class GrpcReceiverConfig(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=4317, ge=0, le=65535)
+
+
+class HttpReceiverConfig(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=4318, ge=0, le=65535)
+
+
+class ReceiversConfig(_Section):
+    grpc: GrpcReceiverConfig = GrpcReceiverConfig()
+    http: HttpReceiverConfig = HttpReceiverConfig()
+    # Limit on one request's body, measured after decompression.
+    max_request_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    tls: TlsConfig | None = None
+    auth: AuthConfig = AuthConfig()
+
+
+class AdmissionConfig(_Section):
+    """Back-pressure before decoding: above the soft limit requests are refused as retryable."""
+
+    memory_soft_limit_mib: int | None = Field(default=1024, gt=0)
+    retry_after: Seconds = 1.0
+    # Requests being decoded at once; more wait (bounded by the transports' own limits).
+    max_inflight_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+
+
+class StoreConfig(_Section):
+    data_dir: Path = Path("./data")
+    retention: Seconds = 7 * 86400.0
+    retention_check_interval: Seconds = 300.0
+    # Coalescing writer: flush when this many rows are waiting, or after flush_interval.
+    flush_rows: int = Field(default=100_000, gt=0)
+    flush_interval: Seconds = 1.0
+    # Rows accepted but not yet written; past this, ingest gets a retryable refusal.
+    queue_max_rows: int = Field(default=1_000_000, gt=0)
+
+    @model_validator(mode="after")
+    def _retention_positive(self) -> StoreConfig:
+        if self.retention <= 0:
+            raise ValueError("retention must be positive")
+        return self
+
+
+class ApiConfig(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+
+
+class Config(_Section):
+    receivers: ReceiversConfig = ReceiversConfig()
+    admission: AdmissionConfig = AdmissionConfig()
+    store: StoreConfig = StoreConfig()
+    api: ApiConfig = ApiConfig()
+    log_level: str = "info"

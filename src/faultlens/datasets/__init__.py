@@ -1,0 +1,1 @@
+"""datasets stage (see docs/architecture.md)."""

@@ -1,0 +1,117 @@
+"""The faultlens error tree and the one place that maps errors to OTLP status codes.
+
+::
+
+    FaultlensError
+     ├── ConfigError                 bad configuration; the message names the key path
+     ├── RequestError                a request refused as a whole (carries its OTLP status)
+     │    ├── InvalidRequest         malformed protobuf/JSON, too deep   -> 400 / INVALID_ARGUMENT
+     │    ├── UnsupportedMediaType   content type or encoding not OTLP  -> 415 / INVALID_ARGUMENT
+     │    ├── MethodNotAllowed       not a POST                          -> 405 / UNIMPLEMENTED
+     │    ├── NotFound               unknown path                        -> 404 / UNIMPLEMENTED
+     │    ├── PayloadTooLarge        over the size limit, after inflation -> 413 / RESOURCE_EXHAUSTED
+     │    ├── Unauthenticated        missing or wrong bearer token        -> 401 / UNAUTHENTICATED
+     │    └── Overloaded             retryable (memory soft limit, full queue)
+     │                                  -> 503 + Retry-After / UNAVAILABLE + RetryInfo
+     └── StoreError                  the store failed or refused a query
+          └── UnsupportedQuery       a query the store cannot answer exactly (never approximated)
+
+Receivers catch ``RequestError`` and call :func:`status_for`; anything else that escapes a
+handler is a bug and is answered 500 / INTERNAL, and the server keeps serving.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+
+class FaultlensError(Exception):
+    """Root of every error faultlens raises on purpose."""
+
+
+class ConfigError(FaultlensError):
+    """Configuration that cannot be used; ``key`` is the dotted path of the offending key."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"config key '{key}': {problem}" if key else f"config: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+class RequestError(FaultlensError):
+    """A request refused as a whole. Subclasses fix the HTTP and gRPC status."""
+
+    http_status: int = 400
+    grpc_code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT
+    retryable: bool = False
+
+
+class InvalidRequest(RequestError):
+    http_status = 400
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class UnsupportedMediaType(RequestError):
+    http_status = 415
+    grpc_code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class MethodNotAllowed(RequestError):
+    http_status = 405
+    grpc_code = grpc.StatusCode.UNIMPLEMENTED
+
+
+class NotFound(RequestError):
+    http_status = 404
+    grpc_code = grpc.StatusCode.UNIMPLEMENTED
+
+
+class PayloadTooLarge(RequestError):
+    http_status = 413
+    grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class Unauthenticated(RequestError):
+    http_status = 401
+    grpc_code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class Overloaded(RequestError):
+    """Retryable refusal: the client should back off for ``retry_after_s`` and send again."""
+
+    http_status = 503
+    grpc_code = grpc.StatusCode.UNAVAILABLE
+    retryable = True
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class StoreError(FaultlensError):
+    """The store failed to write or read."""
+
+
+class UnsupportedQuery(StoreError):
+    """The store cannot answer this query exactly; it refuses rather than approximates."""
+
+
+@dataclass(frozen=True, slots=True)
+class OtlpStatus:
+    """How one error is answered on each transport."""
+
+    http_status: int
+    grpc_code: grpc.StatusCode
+    message: str
+    retry_after_s: float | None = None
+
+
+def status_for(error: BaseException) -> OtlpStatus:
+    """Map any error to the status an OTLP client must see. Unknown errors are INTERNAL/500."""
+    if isinstance(error, Overloaded):
+        return OtlpStatus(error.http_status, error.grpc_code, str(error), error.retry_after_s)
+    if isinstance(error, RequestError):
+        return OtlpStatus(error.http_status, error.grpc_code, str(error) or type(error).__name__)
+    return OtlpStatus(500, grpc.StatusCode.INTERNAL, "internal error")

@@ -1,0 +1,1 @@
+"""graph stage (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""rca stage (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""receive stage (see docs/architecture.md)."""

@@ -1,0 +1,207 @@
+"""The storage interface: a writer, a reader, and the named query and result values.
+
+As in Jaeger's storage API, queries are named frozen dataclasses rather than argument
+lists, results are typed values, and a backend that cannot answer a query exactly raises
+:class:`faultlens.errors.UnsupportedQuery` instead of approximating. Every backend runs the
+same conformance suite (``tests/store/test_conformance.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from faultlens.decode.base import DecodedBatch
+from faultlens.types import TimeRange
+
+# --- queries -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TraceQuery:
+    """Find traces that have at least one span matching every given condition.
+
+    ``status_error`` keeps traces with at least one error span (status code ERROR);
+    ``min_duration_ns`` applies to the trace's duration (earliest start to latest end).
+    Results are ordered newest first.
+    """
+
+    service: str | None = None
+    operation: str | None = None
+    status_error: bool = False
+    min_duration_ns: int | None = None
+    time_range: TimeRange | None = None
+    limit: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class LogQuery:
+    """Find log records. ``min_severity`` is a SeverityNumber (e.g. 17 for ERROR and above);
+    ``text`` is a case-insensitive substring of the body. Newest first."""
+
+    service: str | None = None
+    min_severity: int | None = None
+    trace_id: bytes | None = None
+    text: str | None = None
+    time_range: TimeRange | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class MetricQuery:
+    """Find metric data points by metric name and/or service, oldest first."""
+
+    name: str | None = None
+    service: str | None = None
+    time_range: TimeRange | None = None
+    limit: int = 1000
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    name: str
+    kind: int
+
+
+@dataclass(frozen=True, slots=True)
+class SpanEvent:
+    time_unix_nano: int
+    name: str
+    attributes: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SpanLink:
+    trace_id: bytes
+    span_id: bytes
+    trace_state: str
+    attributes: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SpanRecord:
+    trace_id: bytes
+    span_id: bytes
+    parent_span_id: bytes | None
+    service: str | None
+    name: str
+    kind: int
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    status_code: int
+    status_message: str
+    attributes: dict[str, Any]
+    resource_attributes: dict[str, Any]
+    events: tuple[SpanEvent, ...] = ()
+    links: tuple[SpanLink, ...] = ()
+    scope_name: str | None = None
+    trace_state: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    time_unix_nano: int
+    observed_time_unix_nano: int
+    severity_number: int
+    severity_text: str
+    body: str
+    trace_id: bytes | None
+    span_id: bytes | None
+    service: str | None
+    attributes: dict[str, Any]
+    resource_attributes: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricPoint:
+    name: str
+    metric_type: str
+    unit: str
+    service: str | None
+    time_unix_nano: int
+    start_time_unix_nano: int | None
+    value: float | None
+    count: int | None
+    sum: float | None
+    attributes: dict[str, Any]
+    details: dict[str, Any] = field(default_factory=dict)  # buckets, quantiles, temporality...
+
+
+@dataclass(frozen=True, slots=True)
+class TraceSummary:
+    trace_id: bytes
+    start_time_unix_nano: int
+    duration_ns: int
+    span_count: int
+    error_count: int
+    services: tuple[str, ...]
+    root_service: str | None
+    root_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    trace_id: bytes
+    spans: tuple[SpanRecord, ...]
+    logs: tuple[LogRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    spans: int
+    logs: int
+    metric_points: int
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionResult:
+    cutoff_unix_nano: int
+    spans_deleted: int
+    logs_deleted: int
+    metric_points_deleted: int
+
+
+# --- interfaces ----------------------------------------------------------------------------
+
+
+class StoreWriter(Protocol):
+    def write(self, batches: list[DecodedBatch]) -> None:
+        """Persist the batches (any mix of signals) durably before returning.
+
+        Called from one writer thread; may block. An empty list is a no-op. Not idempotent.
+        Raises :class:`faultlens.errors.StoreError` if nothing could be written.
+        """
+        ...
+
+
+class StoreReader(Protocol):
+    def services(self) -> list[str]: ...
+
+    def operations(self, service: str) -> list[Operation]: ...
+
+    def find_traces(self, query: TraceQuery) -> list[TraceSummary]: ...
+
+    def get_trace(self, trace_id: bytes) -> Trace | None:
+        """Every span of the trace and every log record carrying its trace id, or None."""
+        ...
+
+    def find_logs(self, query: LogQuery) -> list[LogRecord]: ...
+
+    def find_metric_points(self, query: MetricQuery) -> list[MetricPoint]: ...
+
+    def stats(self) -> StoreStats: ...
+
+
+class Store(StoreWriter, StoreReader, Protocol):
+    """A backend: writer, reader, retention and lifecycle. Thread-safe."""
+
+    def enforce_retention(self, now_unix_nano: int, retention_ns: int) -> RetentionResult:
+        """Delete everything older than ``now - retention`` (by item time)."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release the backend; safe to call twice."""
+        ...

@@ -1,0 +1,1 @@
+"""testing stage (see docs/architecture.md)."""
