@@ -1,0 +1,236 @@
+"""The query API application: routes over a :class:`~faultlens.store.base.StoreReader`.
+
+Store reads block, so every route that touches the store is a plain ``def``: FastAPI runs it
+in its threadpool and the event loop keeps serving ``/healthz`` and ``/metrics`` meanwhile.
+
+Errors are mapped here, once:
+
+- bad parameters -> 422, FastAPI's validation body naming the parameter;
+- :class:`~faultlens.errors.UnsupportedQuery` -> 400 with the store's message;
+- any other :class:`~faultlens.errors.StoreError` -> 503 (the store cannot answer now);
+- an unknown trace -> 404; anything unexpected -> 500 "internal error", logged.
+
+List endpoints ask the store for ``limit + 1`` items so they can say exactly whether the
+answer was cut (``truncated``) without a second query.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from faultlens.api import models as m
+from faultlens.api.health import HealthState
+from faultlens.api.params import INT64_MAX, Severity, TraceIdBytes, TraceStatus, UnixNanos, time_range
+from faultlens.errors import StoreError, UnsupportedQuery
+from faultlens.selfmetrics import CONTENT_TYPE_LATEST, SelfMetrics
+from faultlens.store.base import LogQuery, MetricQuery, StoreReader, TraceQuery
+
+log = logging.getLogger(__name__)
+
+MAX_LIMIT = 1000
+MAX_DURATION_MS = Decimal(INT64_MAX // 1_000_000)  # keeps the nanosecond value in int64
+
+_TIME_DOC = (
+    "RFC 3339 timestamp with offset (2024-05-01T12:00:00.123456789Z) or an integer of Unix "
+    "nanoseconds (1714564800123456789; a bare integer is never read as seconds)."
+)
+START = Annotated[UnixNanos | None, Query(description="Inclusive lower bound. " + _TIME_DOC)]
+END = Annotated[UnixNanos | None, Query(description="Exclusive upper bound. " + _TIME_DOC)]
+_ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"model": m.ErrorResponse, "description": "The store cannot answer this query exactly."},
+    503: {"model": m.ErrorResponse, "description": "The store failed to answer."},
+}
+
+
+def _limit(default: int) -> object:
+    return Query(
+        ge=1, le=MAX_LIMIT, description=f"Maximum items returned (1..{MAX_LIMIT}, default {default})."
+    )
+
+
+def create_app(reader: StoreReader, metrics: SelfMetrics, health: HealthState) -> FastAPI:
+    """The API over ``reader``; ``/metrics`` renders ``metrics``; ``/readyz`` reads ``health``."""
+    app = FastAPI(
+        title="faultlens query API",
+        version="1",
+        description="Read the traces, logs and metric points faultlens stored. See docs/api.md.",
+    )
+    _add_error_handlers(app)
+
+    @app.get("/api/v1/services", responses=_ERRORS, tags=["query"])
+    def services() -> m.ServicesResponse:
+        """Every service name seen in stored spans, sorted."""
+        return m.ServicesResponse(services=sorted(reader.services()))
+
+    @app.get("/api/v1/operations", responses=_ERRORS, tags=["query"])
+    def operations(
+        service: Annotated[str, Query(min_length=1, description="Service name (required).")],
+    ) -> m.OperationsResponse:
+        """The span names of a service with their span kind. Unknown service: empty list."""
+        ops = sorted(reader.operations(service), key=lambda o: (o.name, o.kind))
+        return m.OperationsResponse(
+            service=service, operations=[m.OperationOut(name=o.name, kind=m.kind_name(o.kind)) for o in ops]
+        )
+
+    @app.get("/api/v1/traces", responses=_ERRORS, tags=["query"])
+    def traces(
+        service: Annotated[str | None, Query(min_length=1, description="Some span has this service.")] = None,
+        operation: Annotated[
+            str | None, Query(min_length=1, description="Some span has this name (and service, if given).")
+        ] = None,
+        status: Annotated[
+            TraceStatus, Query(description="`error`: the trace has an error span; `any`: no filter.")
+        ] = TraceStatus.ANY,
+        min_duration_ms: Annotated[
+            Decimal | None,
+            Query(
+                ge=0,
+                le=MAX_DURATION_MS,
+                description="Trace duration at least this many milliseconds (decimals allowed).",
+            ),
+        ] = None,
+        start: START = None,
+        end: END = None,
+        limit: Annotated[int, _limit(20)] = 20,
+    ) -> m.TracesResponse:
+        """Summaries of traces with at least one span matching every condition, newest first."""
+        query = TraceQuery(
+            service=service,
+            operation=operation,
+            status_error=status is TraceStatus.ERROR,
+            min_duration_ns=None if min_duration_ms is None else _ms_to_ns_ceil(min_duration_ms),
+            time_range=time_range(start, end),
+            limit=limit + 1,
+        )
+        found = reader.find_traces(query)
+        return m.TracesResponse(
+            traces=[m.TraceSummaryOut.of(s) for s in found[:limit]], limit=limit, truncated=len(found) > limit
+        )
+
+    @app.get(
+        "/api/v1/traces/{trace_id}",
+        responses={404: {"model": m.ErrorResponse, "description": "No such trace."}, **_ERRORS},
+        tags=["query"],
+    )
+    def trace(
+        trace_id: Annotated[TraceIdBytes, Path(description="32 hexadecimal digits, either case.")],
+    ) -> m.TraceOut:
+        """Every span of one trace, ordered by start time, and the log records carrying its id."""
+        found = reader.get_trace(trace_id)
+        if found is None:
+            raise HTTPException(404, f"trace {trace_id.hex()} not found")
+        return m.TraceOut.of(found)
+
+    @app.get("/api/v1/logs", responses=_ERRORS, tags=["query"])
+    def logs(
+        service: Annotated[str | None, Query(min_length=1)] = None,
+        severity: Annotated[
+            Severity | None,
+            Query(
+                description="TRACE, DEBUG, INFO, WARN, ERROR or FATAL (that level and above, any case) "
+                "or a SeverityNumber 1..24 (that number and above)."
+            ),
+        ] = None,
+        trace_id: Annotated[TraceIdBytes | None, Query(description="32 hexadecimal digits.")] = None,
+        q: Annotated[
+            str | None, Query(min_length=1, description="Case-insensitive substring of the body.")
+        ] = None,
+        start: START = None,
+        end: END = None,
+        limit: Annotated[int, _limit(100)] = 100,
+    ) -> m.LogsResponse:
+        """Log records matching every condition, newest first."""
+        query = LogQuery(
+            service=service,
+            min_severity=severity,
+            trace_id=trace_id,
+            text=q,
+            time_range=time_range(start, end),
+            limit=limit + 1,
+        )
+        found = reader.find_logs(query)
+        return m.LogsResponse(
+            logs=[m.LogOut.of(r) for r in found[:limit]], limit=limit, truncated=len(found) > limit
+        )
+
+    @app.get("/api/v1/metrics", responses=_ERRORS, tags=["query"])
+    def metric_points(
+        name: Annotated[str | None, Query(min_length=1, description="Metric name.")] = None,
+        service: Annotated[str | None, Query(min_length=1)] = None,
+        start: START = None,
+        end: END = None,
+        limit: Annotated[int, _limit(MAX_LIMIT)] = MAX_LIMIT,
+    ) -> m.MetricsResponse:
+        """Metric data points matching every condition, oldest first."""
+        query = MetricQuery(name=name, service=service, time_range=time_range(start, end), limit=limit + 1)
+        found = reader.find_metric_points(query)
+        return m.MetricsResponse(
+            points=[m.MetricPointOut.of(p) for p in found[:limit]], limit=limit, truncated=len(found) > limit
+        )
+
+    @app.get("/api/v1/stats", responses=_ERRORS, tags=["query"])
+    def stats() -> m.StatsResponse:
+        """How many spans, log records and metric points are stored."""
+        s = reader.stats()
+        return m.StatsResponse(spans=s.spans, logs=s.logs, metric_points=s.metric_points)
+
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format."}},
+        tags=["operations"],
+    )
+    def prometheus() -> Response:
+        """faultlens's own metrics in the Prometheus text format."""
+        return Response(content=metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> m.HealthResponse:
+        """Liveness: 200 whenever the process answers HTTP."""
+        return m.HealthResponse(status="ok")
+
+    @app.get(
+        "/readyz",
+        responses={503: {"model": m.ReadinessResponse, "description": "Some component is not ready."}},
+        tags=["operations"],
+    )
+    async def readyz() -> JSONResponse:
+        """Readiness: 200 when every declared component is ready, else 503 with the reasons."""
+        r = health.readiness()
+        body = m.ReadinessResponse(
+            status="ready" if r.ready else "not ready",
+            components={name: reason or "ok" for name, reason in sorted(r.components.items())},
+            reasons=r.reasons,
+        )
+        return JSONResponse(body.model_dump(), status_code=200 if r.ready else 503)
+
+    return app
+
+
+def _ms_to_ns_ceil(ms: Decimal) -> int:
+    """Milliseconds to whole nanoseconds, rounding up: a duration is a whole number of
+    nanoseconds, so "at least 0.0000015 ms" means exactly "at least 2 ns"."""
+    ns = ms * 1_000_000
+    whole = int(ns)
+    return whole + 1 if ns > whole else whole
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(UnsupportedQuery)
+    async def unsupported(_: Request, exc: UnsupportedQuery) -> JSONResponse:
+        return JSONResponse({"detail": str(exc) or "unsupported query"}, status_code=400)
+
+    @app.exception_handler(StoreError)
+    async def store_failed(_: Request, exc: StoreError) -> JSONResponse:
+        log.warning("store query failed: %s", exc)
+        return JSONResponse({"detail": f"store error: {exc}"}, status_code=503)
+
+    @app.exception_handler(Exception)
+    async def internal(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error in query API", exc_info=exc)
+        return JSONResponse({"detail": "internal error"}, status_code=500)

@@ -1,0 +1,58 @@
+"""Readiness of the server's components, as reported by ``/readyz``.
+
+Liveness (``/healthz``) only says the process answers HTTP. Readiness says it can do its
+job: whoever starts a component (the store, the receivers, ...) declares it here, marks it
+ready once started and not ready, with a reason, when it stops or fails. A load balancer
+then sends traffic only to a server whose components are all ready.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+NOT_STARTED = "not started"
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """A snapshot: each component maps to ``None`` when ready, else the reason it is not."""
+
+    components: dict[str, str | None]
+
+    @property
+    def ready(self) -> bool:
+        return all(reason is None for reason in self.components.values())
+
+    @property
+    def reasons(self) -> list[str]:
+        return [f"{name}: {reason}" for name, reason in sorted(self.components.items()) if reason is not None]
+
+
+class HealthState:
+    """Thread-safe readiness flags, one per named component.
+
+    Components named at construction start as not ready ("not started"), so a server whose
+    wiring has not finished is never reported ready. A component first named in
+    :meth:`set_ready` or :meth:`set_not_ready` is added then. With no components at all the
+    server is ready (there is nothing to wait for).
+    """
+
+    def __init__(self, components: Iterable[str] = ()) -> None:
+        self._lock = threading.Lock()
+        self._reasons: dict[str, str | None] = dict.fromkeys(components, NOT_STARTED)
+
+    def set_ready(self, component: str) -> None:
+        with self._lock:
+            self._reasons[component] = None
+
+    def set_not_ready(self, component: str, reason: str) -> None:
+        if not reason:
+            raise ValueError("a component that is not ready needs a reason")
+        with self._lock:
+            self._reasons[component] = reason
+
+    def readiness(self) -> Readiness:
+        with self._lock:
+            return Readiness(dict(self._reasons))

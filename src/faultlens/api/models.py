@@ -1,0 +1,281 @@
+"""Response bodies of the query API, and their conversion from the store's result values.
+
+Conventions, the same in every body (see docs/api.md):
+
+- Ids are lowercase hex strings; an absent id is ``null``.
+- Times are integers of Unix nanoseconds (``*_unix_nano``, ``duration_ns``). They exceed
+  2**53, so JavaScript's ``JSON.parse`` rounds them; such clients need a BigInt-aware parser.
+  Integers were chosen over strings because that is what the store holds and what most
+  OTLP/Jaeger tooling in Python, Go and Java reads without conversion.
+- Enums are names: span kind ``SERVER``, status code ``ERROR``.
+- Floats that are not finite are sent as the strings ``"NaN"``, ``"Infinity"`` and
+  ``"-Infinity"`` (as proto3 JSON does), since JSON has no such numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from faultlens.api.params import SPAN_KIND_NAMES, STATUS_CODE_NAMES, hex_id
+from faultlens.store import base as store
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(frozen=True, ser_json_inf_nan="strings")
+
+
+def kind_name(kind: int) -> str:
+    return SPAN_KIND_NAMES.get(kind, str(kind))
+
+
+def status_name(code: int) -> str:
+    return STATUS_CODE_NAMES.get(code, str(code))
+
+
+def json_safe(value: Any) -> Any:
+    """Replace non-finite floats inside free-form values (attributes, details) by strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+# --- services, operations, stats ------------------------------------------------------------
+
+
+class ServicesResponse(_Body):
+    services: list[str] = Field(description="Every service name seen in stored spans, sorted.")
+
+
+class OperationOut(_Body):
+    name: str
+    kind: str = Field(
+        description="Span kind name: UNSPECIFIED, INTERNAL, SERVER, CLIENT, PRODUCER, CONSUMER."
+    )
+
+
+class OperationsResponse(_Body):
+    service: str
+    operations: list[OperationOut]
+
+
+class StatsResponse(_Body):
+    spans: int
+    logs: int
+    metric_points: int
+
+
+# --- traces ---------------------------------------------------------------------------------
+
+
+class TraceSummaryOut(_Body):
+    trace_id: str
+    start_time_unix_nano: int
+    duration_ns: int
+    span_count: int
+    error_count: int
+    services: list[str]
+    root_service: str | None
+    root_name: str | None
+
+    @classmethod
+    def of(cls, s: store.TraceSummary) -> TraceSummaryOut:
+        return cls(
+            trace_id=s.trace_id.hex(),
+            start_time_unix_nano=s.start_time_unix_nano,
+            duration_ns=s.duration_ns,
+            span_count=s.span_count,
+            error_count=s.error_count,
+            services=list(s.services),
+            root_service=s.root_service,
+            root_name=s.root_name,
+        )
+
+
+class TracesResponse(_Body):
+    traces: list[TraceSummaryOut] = Field(description="Newest first.")
+    limit: int
+    truncated: bool = Field(description="True when more traces matched than `limit`.")
+
+
+class EventOut(_Body):
+    time_unix_nano: int
+    name: str
+    attributes: dict[str, Any]
+
+
+class LinkOut(_Body):
+    trace_id: str
+    span_id: str
+    trace_state: str
+    attributes: dict[str, Any]
+
+
+class SpanOut(_Body):
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None = Field(description="null for a root span.")
+    service: str | None
+    name: str
+    kind: str
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    duration_ns: int
+    status_code: str = Field(description="UNSET, OK or ERROR.")
+    status_message: str
+    trace_state: str | None
+    scope_name: str | None
+    attributes: dict[str, Any]
+    resource_attributes: dict[str, Any]
+    events: list[EventOut]
+    links: list[LinkOut]
+
+    @classmethod
+    def of(cls, s: store.SpanRecord) -> SpanOut:
+        return cls(
+            trace_id=s.trace_id.hex(),
+            span_id=s.span_id.hex(),
+            parent_span_id=hex_id(s.parent_span_id or None),
+            service=s.service,
+            name=s.name,
+            kind=kind_name(s.kind),
+            start_time_unix_nano=s.start_time_unix_nano,
+            end_time_unix_nano=s.end_time_unix_nano,
+            duration_ns=s.end_time_unix_nano - s.start_time_unix_nano,
+            status_code=status_name(s.status_code),
+            status_message=s.status_message,
+            trace_state=s.trace_state,
+            scope_name=s.scope_name,
+            attributes=json_safe(s.attributes),
+            resource_attributes=json_safe(s.resource_attributes),
+            events=[
+                EventOut(time_unix_nano=e.time_unix_nano, name=e.name, attributes=json_safe(e.attributes))
+                for e in s.events
+            ],
+            links=[
+                LinkOut(
+                    trace_id=lk.trace_id.hex(),
+                    span_id=lk.span_id.hex(),
+                    trace_state=lk.trace_state,
+                    attributes=json_safe(lk.attributes),
+                )
+                for lk in s.links
+            ],
+        )
+
+
+# --- logs -----------------------------------------------------------------------------------
+
+
+class LogOut(_Body):
+    time_unix_nano: int
+    observed_time_unix_nano: int
+    severity_number: int
+    severity_text: str
+    body: str
+    trace_id: str | None
+    span_id: str | None
+    service: str | None
+    attributes: dict[str, Any]
+    resource_attributes: dict[str, Any]
+
+    @classmethod
+    def of(cls, r: store.LogRecord) -> LogOut:
+        return cls(
+            time_unix_nano=r.time_unix_nano,
+            observed_time_unix_nano=r.observed_time_unix_nano,
+            severity_number=r.severity_number,
+            severity_text=r.severity_text,
+            body=r.body,
+            trace_id=hex_id(r.trace_id or None),
+            span_id=hex_id(r.span_id or None),
+            service=r.service,
+            attributes=json_safe(r.attributes),
+            resource_attributes=json_safe(r.resource_attributes),
+        )
+
+
+class LogsResponse(_Body):
+    logs: list[LogOut] = Field(description="Newest first.")
+    limit: int
+    truncated: bool = Field(description="True when more records matched than `limit`.")
+
+
+class TraceOut(_Body):
+    trace_id: str
+    spans: list[SpanOut] = Field(description="Every stored span of the trace, by start time.")
+    logs: list[LogOut] = Field(description="Every stored log record carrying this trace id.")
+
+    @classmethod
+    def of(cls, t: store.Trace) -> TraceOut:
+        spans = sorted(t.spans, key=lambda s: (s.start_time_unix_nano, s.span_id))
+        logs = sorted(t.logs, key=lambda r: r.time_unix_nano)
+        return cls(
+            trace_id=t.trace_id.hex(),
+            spans=[SpanOut.of(s) for s in spans],
+            logs=[LogOut.of(r) for r in logs],
+        )
+
+
+# --- metrics --------------------------------------------------------------------------------
+
+
+class MetricPointOut(_Body):
+    name: str
+    type: str = Field(description="gauge, sum, histogram, exponential_histogram or summary.")
+    unit: str
+    service: str | None
+    time_unix_nano: int
+    start_time_unix_nano: int | None
+    value: float | None = Field(description="Gauge or sum value; null for distributions.")
+    count: int | None
+    sum: float | None
+    attributes: dict[str, Any]
+    details: dict[str, Any] = Field(description="Buckets, quantiles, temporality and the like.")
+
+    @classmethod
+    def of(cls, p: store.MetricPoint) -> MetricPointOut:
+        return cls(
+            name=p.name,
+            type=p.metric_type,
+            unit=p.unit,
+            service=p.service,
+            time_unix_nano=p.time_unix_nano,
+            start_time_unix_nano=p.start_time_unix_nano,
+            value=p.value,
+            count=p.count,
+            sum=p.sum,
+            attributes=json_safe(p.attributes),
+            details=json_safe(p.details),
+        )
+
+
+class MetricsResponse(_Body):
+    points: list[MetricPointOut] = Field(description="Oldest first.")
+    limit: int
+    truncated: bool = Field(description="True when more points matched than `limit`.")
+
+
+# --- health ---------------------------------------------------------------------------------
+
+
+class HealthResponse(_Body):
+    status: str
+
+
+class ReadinessResponse(_Body):
+    status: str = Field(description="'ready' or 'not ready'.")
+    components: dict[str, str] = Field(description="Each component: 'ok' or why it is not ready.")
+    reasons: list[str] = Field(description="'<component>: <reason>' for every component not ready.")
+
+
+class ErrorResponse(_Body):
+    detail: str
