@@ -1,0 +1,170 @@
+"""The DuckDB tables of the store, derived from the Arrow schemas of decoded batches.
+
+The data tables (``spans``, ``logs``, ``metric_points``) have exactly the columns of
+:mod:`faultlens.decode.schema`, so a decoded batch is inserted as it is (``INSERT ... BY
+NAME``). Their DDL is generated from the Arrow schema rather than written by hand so the two
+cannot drift apart; when decode adds a column, :func:`migrate` adds it to an existing file.
+
+Beside them sit small derived tables that keep the common queries from scanning the data:
+
+- ``trace_index``: one row per trace *per flush* (span count, error count, time bounds,
+  root span, services) with an ART index on ``trace_id``. A trace whose spans arrive over
+  several flushes has several rows; readers aggregate them. ``get_trace`` reads the bounds
+  here, then fetches the spans with ``trace_id`` *and* a start-time range, so DuckDB's
+  zonemaps skip every row group outside the trace (tables are written in time order).
+- ``log_trace_index``: the same for log records that carry a trace id.
+- ``operations`` and ``service_names``: the catalog behind ``services()`` and
+  ``operations()``, upserted per flush with the newest time seen, so retention can drop an
+  entry exactly when its last item is gone.
+"""
+
+from __future__ import annotations
+
+import time
+
+import duckdb
+import pyarrow as pa
+
+from faultlens.decode.schema import LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA
+from faultlens.errors import StoreError
+from faultlens.types import Signal
+
+SCHEMA_VERSION = 1
+
+# signal -> (table, Arrow schema, the column that orders the table and drives retention)
+DATA_TABLES: dict[Signal, tuple[str, pa.Schema, str]] = {
+    Signal.TRACES: ("spans", SPAN_SCHEMA, "start_time_unix_nano"),
+    Signal.LOGS: ("logs", LOG_SCHEMA, "time_unix_nano"),
+    Signal.METRICS: ("metric_points", METRIC_SCHEMA, "time_unix_nano"),
+}
+
+_DERIVED_DDL = (
+    """
+    CREATE TABLE IF NOT EXISTS schema_version (
+        version INTEGER NOT NULL,
+        applied_unix_nano BIGINT NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS trace_index (
+        trace_id BLOB NOT NULL,
+        start_min BIGINT NOT NULL,
+        start_max BIGINT NOT NULL,
+        end_max BIGINT NOT NULL,
+        span_count BIGINT NOT NULL,
+        error_count BIGINT NOT NULL,
+        root_start BIGINT,
+        root_service VARCHAR,
+        root_name VARCHAR,
+        services VARCHAR[] NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS trace_index_trace_id ON trace_index (trace_id)",
+    """
+    CREATE TABLE IF NOT EXISTS log_trace_index (
+        trace_id BLOB NOT NULL,
+        time_min BIGINT NOT NULL,
+        time_max BIGINT NOT NULL,
+        log_count BIGINT NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS log_trace_index_trace_id ON log_trace_index (trace_id)",
+    """
+    CREATE TABLE IF NOT EXISTS operations (
+        service VARCHAR NOT NULL,
+        name VARCHAR NOT NULL,
+        kind TINYINT NOT NULL,
+        last_seen BIGINT NOT NULL,
+        PRIMARY KEY (service, name, kind)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS service_names (
+        service VARCHAR NOT NULL,
+        signal VARCHAR NOT NULL,
+        last_seen BIGINT NOT NULL,
+        PRIMARY KEY (service, signal)
+    )
+    """,
+)
+
+
+def quote(identifier: str) -> str:
+    """Quote an identifier (column names such as ``count`` or ``sum`` are SQL keywords)."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def duckdb_type(t: pa.DataType) -> str:
+    """The DuckDB type that an Arrow column of type ``t`` is stored as."""
+    simple = {
+        pa.binary(): "BLOB",
+        pa.large_binary(): "BLOB",
+        pa.string(): "VARCHAR",
+        pa.large_string(): "VARCHAR",
+        pa.bool_(): "BOOLEAN",
+        pa.int8(): "TINYINT",
+        pa.int16(): "SMALLINT",
+        pa.int32(): "INTEGER",
+        pa.int64(): "BIGINT",
+        pa.float32(): "FLOAT",
+        pa.float64(): "DOUBLE",
+    }
+    if t in simple:
+        return simple[t]
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return duckdb_type(t.value_type) + "[]"
+    if pa.types.is_struct(t):
+        fields = ", ".join(
+            f"{quote(t.field(i).name)} {duckdb_type(t.field(i).type)}" for i in range(t.num_fields)
+        )
+        return f"STRUCT({fields})"
+    raise StoreError(f"no DuckDB type for Arrow type {t}")
+
+
+def column_ddl(f: pa.Field) -> str:
+    return f"{quote(f.name)} {duckdb_type(f.type)}" + ("" if f.nullable else " NOT NULL")
+
+
+def table_ddl(table: str, schema: pa.Schema) -> str:
+    columns = ",\n    ".join(column_ddl(f) for f in schema)
+    return f"CREATE TABLE IF NOT EXISTS {quote(table)} (\n    {columns}\n)"
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> None:
+    """Create or upgrade the schema; idempotent, so every open calls it.
+
+    A file written by a newer faultlens (higher schema version) is refused rather than
+    guessed at. Columns that decode added since the file was created are added (NULL for
+    old rows), which is the only change version 1 knows how to make.
+    """
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for ddl in _DERIVED_DDL:
+            con.execute(ddl)
+        row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+        found = row[0] if row else None
+        if found is not None and found > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store file has schema version {found}, newer than this faultlens ({SCHEMA_VERSION})"
+            )
+        for table, schema, _ in DATA_TABLES.values():
+            con.execute(table_ddl(table, schema))
+            existing = {
+                r[0]
+                for r in con.execute(
+                    "SELECT column_name FROM duckdb_columns() WHERE table_name = ? AND schema_name = 'main'",
+                    [table],
+                ).fetchall()
+            }
+            for f in schema:
+                if f.name not in existing:
+                    # New columns are nullable whatever the Arrow schema says: old rows have none.
+                    con.execute(
+                        f"ALTER TABLE {quote(table)} ADD COLUMN {quote(f.name)} {duckdb_type(f.type)}"
+                    )
+        if found is None or found < SCHEMA_VERSION:
+            con.execute("INSERT INTO schema_version VALUES (?, ?)", [SCHEMA_VERSION, time.time_ns()])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise

@@ -1,0 +1,416 @@
+"""The embedded store: every signal in one DuckDB file (``<data_dir>/faultlens.duckdb``).
+
+Writes arrive coalesced (see :mod:`faultlens.store.writer`) and are inserted straight from
+Arrow, sorted by item time, in one transaction together with their index rows (see
+:mod:`faultlens.store._schema` for the tables). Because the data tables are time-ordered,
+DuckDB's per-row-group min/max (zonemaps) make time filters cheap, and a trace is fetched
+by first reading its time bounds from the small, ART-indexed ``trace_index`` and then
+scanning only the row groups inside them.
+
+Concurrency: writes and retention are serialised by a lock (there is one writer thread in
+practice); every read opens its own cursor and runs without the lock, so DuckDB's MVCC
+lets it see the last committed state while a long insert is in progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from faultlens.decode.base import DecodedBatch
+from faultlens.errors import StoreError
+from faultlens.store._rows import (
+    LOG_COLUMNS,
+    METRIC_COLUMNS,
+    SPAN_COLUMNS,
+    TRACE_SUMMARY_SELECT,
+    log_record,
+    metric_point,
+    select_list,
+    span_record,
+    trace_summary,
+)
+from faultlens.store._schema import DATA_TABLES, migrate, quote
+from faultlens.store.base import (
+    LogQuery,
+    LogRecord,
+    MetricPoint,
+    MetricQuery,
+    Operation,
+    RetentionResult,
+    StoreStats,
+    Trace,
+    TraceQuery,
+    TraceSummary,
+)
+from faultlens.types import Signal, TimeRange
+
+__all__ = ["DB_FILENAME", "DuckDBStore"]
+
+log = logging.getLogger(__name__)
+
+DB_FILENAME = "faultlens.duckdb"
+
+STATUS_ERROR = 2
+_IS_ROOT = "(parent_span_id IS NULL OR octet_length(parent_span_id) = 0)"
+_HAS_TRACE = "(trace_id IS NOT NULL AND octet_length(trace_id) > 0)"
+
+
+def _index_spans_sql(source: str) -> str:
+    """Rows of ``trace_index`` for the spans in ``source`` (a table or a subquery)."""
+    return f"""
+        INSERT INTO trace_index
+        SELECT
+            trace_id,
+            min(start_time_unix_nano),
+            max(start_time_unix_nano),
+            max(end_time_unix_nano),
+            count(*),
+            count(*) FILTER (WHERE status_code = {STATUS_ERROR}),
+            min(start_time_unix_nano) FILTER (WHERE {_IS_ROOT}),
+            arg_min_null(service_name, start_time_unix_nano) FILTER (WHERE {_IS_ROOT}),
+            arg_min_null(name, start_time_unix_nano) FILTER (WHERE {_IS_ROOT}),
+            list_sort(list_distinct(list(service_name)))
+        FROM {source}
+        GROUP BY trace_id
+    """
+
+
+def _index_logs_sql(source: str) -> str:
+    """Rows of ``log_trace_index`` for the log records in ``source`` that carry a trace id."""
+    return f"""
+        INSERT INTO log_trace_index
+        SELECT trace_id, min(time_unix_nano), max(time_unix_nano), count(*)
+        FROM {source}
+        WHERE {_HAS_TRACE}
+        GROUP BY trace_id
+    """
+
+
+_UPSERT_OPERATIONS = """
+    INSERT INTO operations
+    SELECT service_name, coalesce(name, ''), coalesce(kind, 0), max(start_time_unix_nano)
+    FROM _batch
+    WHERE service_name IS NOT NULL
+    GROUP BY ALL
+    ON CONFLICT DO UPDATE SET last_seen = greatest(last_seen, excluded.last_seen)
+"""
+
+
+def _upsert_service_names_sql(time_column: str) -> str:
+    return f"""
+        INSERT INTO service_names
+        SELECT service_name, ?, max({quote(time_column)})
+        FROM _batch
+        WHERE service_name IS NOT NULL
+        GROUP BY service_name
+        ON CONFLICT DO UPDATE SET last_seen = greatest(last_seen, excluded.last_seen)
+    """
+
+
+def _time_conditions(column: str, time_range: TimeRange | None) -> tuple[list[str], list[Any]]:
+    if time_range is None:
+        return [], []
+    return [f"{quote(column)} >= ?", f"{quote(column)} < ?"], [time_range.start_ns, time_range.end_ns]
+
+
+def _where(conditions: list[str]) -> str:
+    return ("WHERE " + " AND ".join(conditions)) if conditions else ""
+
+
+class DuckDBStore:
+    """:class:`faultlens.store.base.Store` over one DuckDB file. Thread-safe."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        try:
+            self._con = duckdb.connect(str(self.path))
+        except duckdb.Error as e:
+            raise StoreError(
+                f"cannot open the store at {self.path} (is another faultlens using it?): {e}"
+            ) from e
+        try:
+            migrate(self._con)
+        except duckdb.Error as e:
+            self._con.close()
+            raise StoreError(f"cannot create the store schema in {self.path}: {e}") from e
+        except StoreError:
+            self._con.close()
+            raise
+        self._write_lock = threading.Lock()
+        self._closed = False
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Checkpoint and close the file. Safe to call twice; any later call raises StoreError."""
+        with self._write_lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._con.close()
+            except duckdb.Error as e:
+                raise StoreError(f"closing the store at {self.path}: {e}") from e
+
+    @contextmanager
+    def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of its own for one call, so that concurrent calls never share state."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        try:
+            cur = self._con.cursor()
+        except duckdb.Error as e:
+            raise StoreError(f"the store is not usable: {e}") from e
+        try:
+            yield cur
+        except duckdb.Error as e:
+            raise StoreError(f"store query failed: {e}") from e
+        finally:
+            cur.close()
+
+    # --- writing -------------------------------------------------------------------------
+
+    def write(self, batches: list[DecodedBatch]) -> None:
+        """Insert the batches in one transaction: everything is written, or nothing."""
+        tables: dict[Signal, list[pa.Table]] = {}
+        for b in batches:
+            if b.table.num_rows:
+                tables.setdefault(b.signal, []).append(b.table)
+        if not tables:
+            return
+        with self._write_lock, self._cursor() as cur:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                for signal, parts in tables.items():
+                    table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+                    self._insert(cur, signal, table)
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
+    def _insert(self, cur: duckdb.DuckDBPyConnection, signal: Signal, table: pa.Table) -> None:
+        name, _, time_column = DATA_TABLES[signal]
+        cur.register("_batch", table)
+        try:
+            # Sorting each flush by time keeps the table time-ordered, so zonemaps prune.
+            cur.execute(
+                f"INSERT INTO {quote(name)} BY NAME SELECT * FROM _batch ORDER BY {quote(time_column)}"
+            )
+            if signal is Signal.TRACES:
+                cur.execute(_index_spans_sql("_batch"))
+                cur.execute(_UPSERT_OPERATIONS)
+            elif signal is Signal.LOGS:
+                cur.execute(_index_logs_sql("_batch"))
+            cur.execute(_upsert_service_names_sql(time_column), [signal.value])
+        finally:
+            cur.unregister("_batch")
+
+    # --- retention -----------------------------------------------------------------------
+
+    def enforce_retention(self, now_unix_nano: int, retention_ns: int) -> RetentionResult:
+        """Delete spans (by start time), logs and points (by time) before ``now - retention``.
+
+        The index rows of a trace that lost some spans are rebuilt from its remaining spans,
+        so summaries stay exact for traces that straddle the cutoff.
+        """
+        cutoff = now_unix_nano - retention_ns
+        with self._write_lock, self._cursor() as cur:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                spans = self._expire_indexed(cur, Signal.TRACES, cutoff)
+                logs = self._expire_indexed(cur, Signal.LOGS, cutoff)
+                points = self._delete_count(cur, "DELETE FROM metric_points WHERE time_unix_nano < ?", cutoff)
+                cur.execute("DELETE FROM operations WHERE last_seen < ?", [cutoff])
+                cur.execute("DELETE FROM service_names WHERE last_seen < ?", [cutoff])
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        return RetentionResult(cutoff, spans, logs, points)
+
+    @staticmethod
+    def _delete_count(cur: duckdb.DuckDBPyConnection, sql: str, cutoff: int) -> int:
+        row = cur.execute(sql, [cutoff]).fetchone()
+        return int(row[0]) if row else 0
+
+    def _expire_indexed(self, cur: duckdb.DuckDBPyConnection, signal: Signal, cutoff: int) -> int:
+        table, _, time_column = DATA_TABLES[signal]
+        index, index_time, rebuild = (
+            ("trace_index", "start_min", _index_spans_sql)
+            if signal is Signal.TRACES
+            else ("log_trace_index", "time_min", _index_logs_sql)
+        )
+        deleted = self._delete_count(cur, f"DELETE FROM {table} WHERE {quote(time_column)} < ?", cutoff)
+        if not deleted:
+            return 0
+        cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE _expired AS "
+            f"SELECT DISTINCT trace_id FROM {index} WHERE {index_time} < ?",
+            [cutoff],
+        )
+        cur.execute(f"DELETE FROM {index} WHERE trace_id IN (SELECT trace_id FROM _expired)")
+        cur.execute(rebuild(f"(SELECT * FROM {table} WHERE trace_id IN (SELECT trace_id FROM _expired))"))
+        cur.execute("DROP TABLE _expired")
+        return deleted
+
+    # --- reading -------------------------------------------------------------------------
+
+    def services(self) -> list[str]:
+        """Every service that sent any signal still within retention, sorted."""
+        with self._cursor() as cur:
+            rows = cur.execute("SELECT DISTINCT service FROM service_names ORDER BY service").fetchall()
+        return [r[0] for r in rows]
+
+    def operations(self, service: str) -> list[Operation]:
+        """Span names and kinds of the service, sorted by name then kind."""
+        with self._cursor() as cur:
+            rows = cur.execute(
+                "SELECT name, kind FROM operations WHERE service = ? ORDER BY name, kind", [service]
+            ).fetchall()
+        return [Operation(name, kind) for name, kind in rows]
+
+    def find_traces(self, query: TraceQuery) -> list[TraceSummary]:
+        """Traces with one span matching service, operation, error status and time range (on
+        its start time), whose whole duration is at least ``min_duration_ns``; newest first
+        (by trace start), ties by trace id."""
+        if query.limit <= 0:
+            return []
+        conditions: list[str] = []
+        params: list[Any] = []
+        if query.service is not None:
+            conditions.append("service_name = ?")
+            params.append(query.service)
+        if query.operation is not None:
+            conditions.append("name = ?")
+            params.append(query.operation)
+        if query.status_error:
+            conditions.append(f"status_code = {STATUS_ERROR}")
+        time_conditions, time_params = _time_conditions("start_time_unix_nano", query.time_range)
+        conditions += time_conditions
+        params += time_params
+        source = "trace_index"
+        if conditions:
+            source += f" WHERE trace_id IN (SELECT trace_id FROM spans {_where(conditions)})"
+        having = ""
+        if query.min_duration_ns is not None:
+            having = "HAVING max(end_max) - min(start_min) >= ?"
+            params.append(query.min_duration_ns)
+        sql = (
+            f"SELECT {TRACE_SUMMARY_SELECT} FROM {source} GROUP BY trace_id {having} "
+            "ORDER BY trace_start DESC, trace_id LIMIT ?"
+        )
+        with self._cursor() as cur:
+            rows = cur.execute(sql, [*params, query.limit]).fetchall()
+        return [trace_summary(r) for r in rows]
+
+    def get_trace(self, trace_id: bytes) -> Trace | None:
+        """Spans ordered by start time, then logs ordered by time, read in one snapshot."""
+        with self._cursor() as cur:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                spans = self._trace_rows(cur, trace_id, Signal.TRACES, SPAN_COLUMNS, "span_id")
+                logs = self._trace_rows(cur, trace_id, Signal.LOGS, LOG_COLUMNS, "observed_time_unix_nano")
+            finally:
+                cur.execute("COMMIT")
+        if not spans and not logs:
+            return None
+        return Trace(trace_id, tuple(span_record(r) for r in spans), tuple(log_record(r) for r in logs))
+
+    @staticmethod
+    def _trace_bounds(
+        cur: duckdb.DuckDBPyConnection, trace_id: bytes, signal: Signal
+    ) -> tuple[int, int] | None:
+        """Earliest and latest item time of the trace's items of ``signal``, from the index."""
+        if signal is Signal.TRACES:
+            sql = "SELECT min(start_min), max(start_max) FROM trace_index WHERE trace_id = ?"
+        else:
+            sql = "SELECT min(time_min), max(time_max) FROM log_trace_index WHERE trace_id = ?"
+        row = cur.execute(sql, [trace_id]).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return int(row[0]), int(row[1])
+
+    def _trace_rows(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        trace_id: bytes,
+        signal: Signal,
+        columns: tuple[str, ...],
+        tiebreak: str,
+    ) -> list[tuple[Any, ...]]:
+        bounds = self._trace_bounds(cur, trace_id, signal)
+        if bounds is None:
+            return []
+        table, _, time_column = DATA_TABLES[signal]
+        t = quote(time_column)
+        return cur.execute(
+            f"SELECT {select_list(columns)} FROM {table} "
+            f"WHERE trace_id = ? AND {t} >= ? AND {t} <= ? ORDER BY {t}, {quote(tiebreak)}",
+            [trace_id, *bounds],
+        ).fetchall()
+
+    def find_logs(self, query: LogQuery) -> list[LogRecord]:
+        """Log records matching every condition, newest first."""
+        if query.limit <= 0:
+            return []
+        conditions, params = _time_conditions("time_unix_nano", query.time_range)
+        if query.service is not None:
+            conditions.append("service_name = ?")
+            params.append(query.service)
+        if query.min_severity is not None:
+            conditions.append("severity_number >= ?")
+            params.append(query.min_severity)
+        if query.text is not None:
+            conditions.append("contains(lower(body), lower(?))")
+            params.append(query.text)
+        with self._cursor() as cur:
+            if query.trace_id is not None:
+                bounds = self._trace_bounds(cur, query.trace_id, Signal.LOGS)
+                if bounds is None:
+                    return []
+                # The bounds are redundant with trace_id but let zonemaps skip row groups.
+                conditions += ["trace_id = ?", "time_unix_nano >= ?", "time_unix_nano <= ?"]
+                params += [query.trace_id, *bounds]
+            rows = cur.execute(
+                f"SELECT {select_list(LOG_COLUMNS)} FROM logs {_where(conditions)} "
+                "ORDER BY time_unix_nano DESC, observed_time_unix_nano DESC LIMIT ?",
+                [*params, query.limit],
+            ).fetchall()
+        return [log_record(r) for r in rows]
+
+    def find_metric_points(self, query: MetricQuery) -> list[MetricPoint]:
+        """Data points matching every condition, oldest first (ties by metric name)."""
+        if query.limit <= 0:
+            return []
+        conditions, params = _time_conditions("time_unix_nano", query.time_range)
+        if query.name is not None:
+            conditions.append("metric_name = ?")
+            params.append(query.name)
+        if query.service is not None:
+            conditions.append("service_name = ?")
+            params.append(query.service)
+        with self._cursor() as cur:
+            rows = cur.execute(
+                f"SELECT {select_list(METRIC_COLUMNS)} FROM metric_points {_where(conditions)} "
+                "ORDER BY time_unix_nano, metric_name LIMIT ?",
+                [*params, query.limit],
+            ).fetchall()
+        return [metric_point(r) for r in rows]
+
+    def stats(self) -> StoreStats:
+        with self._cursor() as cur:
+            row = cur.execute(
+                "SELECT (SELECT count(*) FROM spans), (SELECT count(*) FROM logs), "
+                "(SELECT count(*) FROM metric_points)"
+            ).fetchone()
+        assert row is not None
+        return StoreStats(int(row[0]), int(row[1]), int(row[2]))
