@@ -1,0 +1,231 @@
+"""Drain: online log template mining with a fixed-depth prefix tree (He et al., ICWS 2017).
+
+Pure and single-threaded: lines in, ``(cluster, change)`` out; no I/O, no clock. State is
+exported to and rebuilt from plain data (:meth:`Drain.export_state` /
+:meth:`Drain.from_state`), so an orchestrator can persist it in the store.
+
+How a line is placed::
+
+    line ──mask──> tokens ──> root ─> [token count] ─> [1st token] ─> ... ─> leaf: clusters
+                                                       (depth - 2 levels)
+
+1. Variables are masked first (:mod:`.masking`), then the line is split on whitespace.
+2. The tree is walked by token count, then by the first ``depth - 2`` tokens; a token with
+   a digit, or a placeholder, goes down the ``<*>`` branch, and so does any token once a
+   node has ``max_children`` children (bounded fan-out, bounded memory).
+3. In the leaf, the cluster whose template shares the largest fraction of positions with
+   the line wins if that fraction is at least ``sim_threshold``; the template then turns
+   every position where they differ into ``<*>``. Otherwise the line starts a new cluster.
+
+Cluster ids are small ints, stable for the life of the state (they survive export/import).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from faultlens.analysis.templates.masking import TEMPLATE_MASKS, MaskRule, mask
+
+WILDCARD = "<*>"
+_STATE_VERSION = 1
+_VARIABLE = re.compile(r"\d|<[A-Z*]+>")
+
+
+def _is_variable(token: str) -> bool:
+    """A token that holds a digit or a placeholder is likely a variable: it must not pick a branch."""
+    return _VARIABLE.search(token) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class DrainConfig:
+    """Tuning of :class:`Drain`. The defaults were chosen on loghub-2k (see docs/errors.md)."""
+
+    depth: int = 4
+    sim_threshold: float = 0.5
+    max_children: int = 100
+    max_clusters: int = 10_000
+    # Split tokens on these characters too (besides whitespace), keeping them as tokens.
+    extra_delimiters: str = ""
+    masks: tuple[MaskRule, ...] = TEMPLATE_MASKS
+
+    def __post_init__(self) -> None:
+        if self.depth < 3:
+            raise ValueError("depth must be at least 3 (root, length and one token level)")
+        if not 0.0 < self.sim_threshold <= 1.0:
+            raise ValueError("sim_threshold must be in (0, 1]")
+        if self.max_children < 2 or self.max_clusters < 1:
+            raise ValueError("max_children must be >= 2 and max_clusters >= 1")
+
+
+@dataclass(slots=True)
+class LogCluster:
+    """One template: its tokens, how many lines it holds, and its path in the tree."""
+
+    cluster_id: int
+    tokens: list[str]
+    size: int = 0
+    path: tuple[str, ...] = ()
+
+    @property
+    def template(self) -> str:
+        return " ".join(self.tokens)
+
+
+@dataclass(slots=True)
+class _Node:
+    children: dict[str, _Node] = field(default_factory=dict)
+    clusters: list[LogCluster] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """The result of adding one line: its cluster's id and template, and what changed."""
+
+    cluster_id: int
+    template: str
+    created: bool
+    template_changed: bool
+
+
+class Drain:
+    """The Drain prefix tree and its clusters. Not thread-safe; one instance per stream."""
+
+    def __init__(self, config: DrainConfig | None = None) -> None:
+        self.config = config or DrainConfig()
+        self._root = _Node()
+        self._clusters: dict[int, LogCluster] = {}
+        self._next_id = 1
+        split = "".join(re.escape(c) for c in self.config.extra_delimiters)
+        self._splitter = re.compile(f"([{split}])") if split else None
+
+    # -- public ---------------------------------------------------------------------------
+
+    def tokenize(self, line: str) -> list[str]:
+        """Mask variables, then split on whitespace (and the extra delimiters, if any)."""
+        masked = mask(line.strip(), self.config.masks)
+        if self._splitter is not None:
+            masked = self._splitter.sub(r" \1 ", masked)
+        return masked.split()
+
+    def add(self, line: str) -> Match:
+        """Place ``line`` in a cluster (creating one if none is similar enough)."""
+        tokens = self.tokenize(line)
+        leaf, path = self._leaf_for(tokens, create=True)
+        assert leaf is not None
+        cluster = self._best_match(leaf.clusters, tokens)
+        if cluster is None:
+            cluster = LogCluster(self._next_id, tokens, 1, path)
+            self._next_id += 1
+            leaf.clusters.append(cluster)
+            self._clusters[cluster.cluster_id] = cluster
+            if len(self._clusters) > self.config.max_clusters:
+                self._evict_smallest(keep=cluster.cluster_id)
+            return Match(cluster.cluster_id, cluster.template, True, True)
+        cluster.size += 1
+        changed = False
+        for i, (old, new) in enumerate(zip(cluster.tokens, tokens, strict=True)):
+            if old != new and old != WILDCARD:
+                cluster.tokens[i] = WILDCARD
+                changed = True
+        return Match(cluster.cluster_id, cluster.template, False, changed)
+
+    def match(self, line: str) -> LogCluster | None:
+        """The cluster ``line`` would join, without changing anything (None if it would be new)."""
+        tokens = self.tokenize(line)
+        leaf, _ = self._leaf_for(tokens, create=False)
+        return None if leaf is None else self._best_match(leaf.clusters, tokens)
+
+    def cluster(self, cluster_id: int) -> LogCluster | None:
+        return self._clusters.get(cluster_id)
+
+    @property
+    def clusters(self) -> list[LogCluster]:
+        return list(self._clusters.values())
+
+    def export_state(self) -> dict[str, Any]:
+        """Plain, JSON-ready state: enough to rebuild the same tree with :meth:`from_state`."""
+        return {
+            "version": _STATE_VERSION,
+            "next_id": self._next_id,
+            "clusters": [
+                {"id": c.cluster_id, "tokens": list(c.tokens), "size": c.size, "path": list(c.path)}
+                for c in self._clusters.values()
+            ],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], config: DrainConfig | None = None) -> Drain:
+        """Rebuild from :meth:`export_state` output. Raises ``ValueError`` on another version."""
+        if state.get("version") != _STATE_VERSION:
+            raise ValueError(f"unsupported drain state version: {state.get('version')!r}")
+        drain = cls(config)
+        for item in state["clusters"]:
+            path = tuple(str(p) for p in item["path"])
+            c = LogCluster(int(item["id"]), [str(t) for t in item["tokens"]], int(item["size"]), path)
+            node = drain._root
+            for key in path:
+                node = node.children.setdefault(key, _Node())
+            node.clusters.append(c)
+            drain._clusters[c.cluster_id] = c
+        drain._next_id = max(int(state["next_id"]), max(drain._clusters, default=0) + 1)
+        return drain
+
+    # -- the tree -------------------------------------------------------------------------
+
+    def _leaf_for(self, tokens: Sequence[str], *, create: bool) -> tuple[_Node | None, tuple[str, ...]]:
+        node = self._root
+        key = str(len(tokens))
+        path = [key]
+        child = node.children.get(key)
+        if child is None:
+            if not create:
+                return None, ()
+            child = node.children[key] = _Node()
+        node = child
+        for token in tokens[: self.config.depth - 2]:
+            key = WILDCARD if _is_variable(token) else token
+            child = node.children.get(key)
+            if child is None and key != WILDCARD:
+                if create and len(node.children) < self.config.max_children - 1:
+                    child = node.children[key] = _Node()
+                else:
+                    key = WILDCARD
+                    child = node.children.get(key)
+            if child is None:
+                if not create:
+                    return None, ()
+                child = node.children[key] = _Node()
+            path.append(key)
+            node = child
+        return node, tuple(path)
+
+    def _best_match(self, clusters: Sequence[LogCluster], tokens: Sequence[str]) -> LogCluster | None:
+        best: LogCluster | None = None
+        best_sim = -1.0
+        best_params = -1
+        n = len(tokens)
+        if n == 0:
+            return clusters[0] if clusters else None
+        for c in clusters:
+            same = 0
+            params = 0
+            for t1, t2 in zip(c.tokens, tokens, strict=True):
+                if t1 == WILDCARD:
+                    params += 1
+                elif t1 == t2:
+                    same += 1
+            sim = same / n
+            if sim > best_sim or (sim == best_sim and params > best_params):
+                best, best_sim, best_params = c, sim, params
+        return best if best is not None and best_sim >= self.config.sim_threshold else None
+
+    def _evict_smallest(self, keep: int) -> None:
+        victim = min((c for c in self._clusters.values() if c.cluster_id != keep), key=lambda c: c.size)
+        node = self._root
+        for key in victim.path:
+            node = node.children[key]
+        node.clusters.remove(victim)
+        del self._clusters[victim.cluster_id]
