@@ -8,7 +8,8 @@ Errors are mapped here, once:
 - bad parameters -> 422, FastAPI's validation body naming the parameter;
 - :class:`~faultlens.errors.UnsupportedQuery` -> 400 with the store's message;
 - any other :class:`~faultlens.errors.StoreError` -> 503 (the store cannot answer now);
-- an unknown trace -> 404; anything unexpected -> 500 "internal error", logged.
+- an unknown trace -> 404; anything unexpected -> 500 "internal error", logged, and the
+  server keeps serving.
 
 List endpoints ask the store for ``limit + 1`` items so they can say exactly whether the
 answer was cut (``truncated``) without a second query.
@@ -22,6 +23,7 @@ from typing import Annotated
 
 from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faultlens.api import models as m
 from faultlens.api.health import HealthState
@@ -64,7 +66,7 @@ def create_app(reader: StoreReader, metrics: SelfMetrics, health: HealthState) -
 
     @app.get("/api/v1/services", responses=_ERRORS, tags=["query"])
     def services() -> m.ServicesResponse:
-        """Every service name seen in stored spans, sorted."""
+        """Every service with stored items of any signal (spans, logs, metric points), sorted."""
         return m.ServicesResponse(services=sorted(reader.services()))
 
     @app.get("/api/v1/operations", responses=_ERRORS, tags=["query"])
@@ -230,7 +232,36 @@ def _add_error_handlers(app: FastAPI) -> None:
         log.warning("store query failed: %s", exc)
         return JSONResponse({"detail": f"store error: {exc}"}, status_code=503)
 
-    @app.exception_handler(Exception)
-    async def internal(_: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error in query API", exc_info=exc)
-        return JSONResponse({"detail": "internal error"}, status_code=500)
+    app.add_middleware(_InternalErrors)
+
+
+class _InternalErrors:
+    """Answer an unexpected exception with 500 "internal error" and log it, without re-raising.
+
+    Starlette's own last-resort handler re-raises after answering, and uvicorn then resets
+    the connection, so the client may never read the 500. A bug in one request must cost
+    that request only.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error in query API (%s %s)", scope.get("method"), scope.get("path"))
+            if not started:
+                response = JSONResponse({"detail": "internal error"}, status_code=500)
+                await response(scope, receive, send)

@@ -52,7 +52,7 @@ def json_safe(value: Any) -> Any:
 
 
 class ServicesResponse(_Body):
-    services: list[str] = Field(description="Every service name seen in stored spans, sorted.")
+    services: list[str] = Field(description="Every service with stored items of any signal, sorted.")
 
 
 class OperationOut(_Body):
