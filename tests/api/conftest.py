@@ -8,9 +8,10 @@ import httpx
 import pytest
 
 from faultlens.api import ApiServer, HealthState, create_app
+from faultlens.config import StoreConfig
 from faultlens.decode.base import DecodedBatch
 from faultlens.selfmetrics import SelfMetrics
-from faultlens.store.duckdb_store import DuckDBStore
+from faultlens.store import open_store
 from faultlens.types import Signal
 
 from .dataset import Served, logs_table, metrics_table, spans_table
@@ -18,7 +19,7 @@ from .dataset import Served, logs_table, metrics_table, spans_table
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    store = DuckDBStore(tmp_path_factory.mktemp("store") / "faultlens.duckdb")
+    store = open_store(StoreConfig(data_dir=tmp_path_factory.mktemp("store")))
     store.write(
         [
             DecodedBatch(Signal.TRACES, spans_table()),

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from faultlens.api import ApiServer, HealthState, create_app
+from faultlens.config import StoreConfig
 from faultlens.errors import StoreError, UnsupportedQuery
 from faultlens.selfmetrics import CONTENT_TYPE_LATEST, SelfMetrics
+from faultlens.store import open_store
 from faultlens.store.base import (
     LogQuery,
     LogRecord,
@@ -173,6 +176,21 @@ def test_store_error_is_503_with_a_message(serve_failing: Any, path: str) -> Non
     client = serve_failing(StoreError("database is closed"))
     response = client.get(path)
     assert (response.status_code, response.json()) == (503, {"detail": "store error: database is closed"})
+
+
+def test_a_closed_real_store_is_503(tmp_path: Path) -> None:
+    store = open_store(StoreConfig(data_dir=tmp_path))
+    server = ApiServer(create_app(store, SelfMetrics(), HealthState()), port=0)
+    server.start()
+    try:
+        store.close()
+        response = httpx.get(server.url + "/api/v1/stats", timeout=5.0)
+        assert (response.status_code, response.json()) == (
+            503,
+            {"detail": "store error: the store is closed"},
+        )
+    finally:
+        server.shutdown()
 
 
 def test_unexpected_error_is_500_and_the_server_keeps_serving(serve_failing: Any) -> None:
