@@ -44,8 +44,10 @@ class StoreConsumer:
     """:class:`~faultlens.pipeline.base.BatchConsumer` that writes batches to a store.
 
     ``consume`` only queues; the writer thread runs between :meth:`start` and
-    :meth:`shutdown`. A batch larger than the whole queue is still accepted when the queue
-    is empty, since refusing it would have the client retry it forever.
+    :meth:`shutdown` and writes when ``flush_rows`` rows (all signals together) are waiting
+    or the oldest waiting batch is ``flush_interval`` old. A batch larger than the whole
+    queue is still accepted when the queue is empty, since refusing it would have the
+    client retry it forever.
     """
 
     name = CONSUMER
@@ -115,11 +117,12 @@ class StoreConsumer:
             self._pending.setdefault(batch.signal, []).append(batch)
             self._pending_rows += rows
             self._accepted_batches += 1
-            if self._oldest_pending is None:
+            first = self._oldest_pending is None
+            if first:
                 self._oldest_pending = self._clock()
             self._set_gauge()
-            if self._pending_rows >= self._flush_rows:
-                self._cond.notify_all()
+            if first or self._pending_rows >= self._flush_rows:
+                self._cond.notify_all()  # start the flush_interval timer, or flush now
 
     def start(self) -> None:
         """Start the writer thread; a second call does nothing."""

@@ -1,0 +1,68 @@
+"""What is particular to the DuckDB backend: the file, its schema and its upgrades."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from faultlens.config.model import StoreConfig
+from faultlens.errors import StoreError
+from faultlens.store import DB_FILENAME, DuckDBStore, StoreStats, open_store
+from faultlens.store._schema import DATA_TABLES, SCHEMA_VERSION
+from faultlens.store.testing import span_row, spans_batch
+
+
+def test_open_store_creates_the_data_dir_and_the_file(tmp_path: Path) -> None:
+    data_dir = tmp_path / "a" / "b"
+    store = open_store(StoreConfig(data_dir=data_dir))
+    store.close()
+    assert (data_dir / DB_FILENAME).is_file()
+
+
+def test_tables_have_exactly_the_columns_of_the_arrow_schemas(tmp_path: Path) -> None:
+    DuckDBStore(tmp_path / "x.duckdb").close()
+    with duckdb.connect(str(tmp_path / "x.duckdb")) as con:
+        for table, schema, _ in DATA_TABLES.values():
+            columns = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+            assert columns == schema.names
+        assert con.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+
+
+def test_opening_again_keeps_one_schema_version_row(tmp_path: Path) -> None:
+    for _ in range(3):
+        DuckDBStore(tmp_path / "x.duckdb").close()
+    with duckdb.connect(str(tmp_path / "x.duckdb")) as con:
+        assert con.execute("SELECT count(*) FROM schema_version").fetchone() == (1,)
+
+
+def test_a_column_missing_from_an_older_file_is_added(tmp_path: Path) -> None:
+    path = tmp_path / "x.duckdb"
+    store = DuckDBStore(path)
+    store.write([spans_batch([span_row(1, 1)])])
+    store.close()
+    with duckdb.connect(str(path)) as con:
+        con.execute("ALTER TABLE spans DROP COLUMN error_type")
+    store = DuckDBStore(path)
+    try:
+        store.write([spans_batch([span_row(1, 2, error_type="timeout")])])
+        assert store.stats() == StoreStats(2, 0, 0)
+    finally:
+        store.close()
+
+
+def test_a_file_from_a_newer_faultlens_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "x.duckdb"
+    DuckDBStore(path).close()
+    with duckdb.connect(str(path)) as con:
+        con.execute("INSERT INTO schema_version VALUES (?, 0)", [SCHEMA_VERSION + 1])
+    with pytest.raises(StoreError, match="newer"):
+        DuckDBStore(path)
+
+
+def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "x.duckdb"
+    path.write_bytes(b"not a database" * 1000)
+    with pytest.raises(StoreError, match="cannot open"):
+        DuckDBStore(path)

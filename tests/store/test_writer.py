@@ -1,0 +1,287 @@
+"""StoreConsumer: coalescing, back-pressure, shutdown and failure accounting."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from faultlens.config.model import StoreConfig
+from faultlens.decode.base import DecodedBatch
+from faultlens.errors import Overloaded, StoreError
+from faultlens.pipeline.base import BatchConsumer
+from faultlens.selfmetrics import SelfMetrics
+from faultlens.store import DuckDBStore, StoreConsumer, StoreStats, TraceQuery
+from faultlens.store.testing import log_row, logs_batch, span_row, spans_batch
+from faultlens.types import Signal
+
+WAIT_S = 5.0
+
+Make = Callable[..., StoreConsumer]
+
+
+class FakeStore:
+    """Records writes; can fail a number of times, fail on a marker, or block until released."""
+
+    def __init__(self) -> None:
+        self.writes: list[list[DecodedBatch]] = []
+        self.attempts = 0
+        self.failures_left = 0
+        self.poison_name: str | None = None
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+
+    def write(self, batches: list[DecodedBatch]) -> None:
+        self.attempts += 1
+        self.entered.set()
+        self.gate.wait()
+        if self.failures_left:
+            self.failures_left -= 1
+            raise StoreError("disk full")
+        if self.poison_name is not None and any(
+            self.poison_name in b.table.column("name").to_pylist() for b in batches
+        ):
+            raise StoreError("poison")
+        self.writes.append(batches)
+
+    def rows(self) -> int:
+        return sum(b.accepted for w in self.writes for b in w)
+
+
+def spans(n: int, name: str = "op") -> DecodedBatch:
+    return spans_batch([span_row(1, i, name=name) for i in range(n)])
+
+
+def logs(n: int) -> DecodedBatch:
+    return logs_batch([log_row(time=i) for i in range(n)])
+
+
+def config(**kw: object) -> StoreConfig:
+    values: dict[str, object] = {"flush_rows": 1000, "flush_interval": 60.0, "queue_max_rows": 10_000, **kw}
+    return StoreConfig.model_validate(values)
+
+
+def sample(metrics: SelfMetrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture
+def metrics() -> SelfMetrics:
+    return SelfMetrics()
+
+
+@pytest.fixture
+def fake() -> FakeStore:
+    return FakeStore()
+
+
+@pytest.fixture
+def make(fake: FakeStore, metrics: SelfMetrics) -> Iterator[Make]:
+    """Build consumers over the fake store and shut them all down after the test."""
+    made: list[StoreConsumer] = []
+
+    def build(cfg: StoreConfig | None = None, **kw: object) -> StoreConsumer:
+        c = StoreConsumer(fake, cfg or config(), metrics, retry_backoff_s=0.0, **kw)  # type: ignore[arg-type]
+        made.append(c)
+        return c
+
+    yield build
+    fake.gate.set()
+    for c in made:
+        c.shutdown(WAIT_S)
+
+
+def test_it_is_a_batch_consumer_named_store(make: Make) -> None:
+    consumer = make()
+    assert isinstance(consumer, BatchConsumer)
+    assert consumer.name == "store"
+
+
+def test_small_batches_are_coalesced_into_one_write_per_signal(make: Make, fake: FakeStore) -> None:
+    consumer = make(config(flush_rows=10))
+    consumer.start()
+    for _ in range(4):
+        consumer.consume(spans(2))
+    consumer.consume(logs(1))
+    time.sleep(0.05)
+    assert fake.writes == []  # 8 span rows + 1 log row: below flush_rows, interval far away
+    consumer.consume(spans(2))
+    assert consumer.wait_idle(WAIT_S)
+    by_signal = {w[0].signal: w for w in fake.writes}
+    assert len(fake.writes) == 2
+    assert [b.accepted for b in by_signal[Signal.TRACES]] == [10]
+    assert [b.accepted for b in by_signal[Signal.LOGS]] == [1]
+
+
+def test_waiting_rows_are_written_after_the_flush_interval(make: Make, fake: FakeStore) -> None:
+    consumer = make(config(flush_interval=0.05))
+    consumer.start()
+    consumer.consume(spans(3))
+    assert consumer.wait_idle(WAIT_S)
+    assert fake.rows() == 3
+
+
+def test_flush_writes_now_and_waits(make: Make, fake: FakeStore) -> None:
+    consumer = make()
+    consumer.start()
+    consumer.consume(spans(3))
+    assert consumer.flush(WAIT_S)
+    assert fake.rows() == 3
+    assert consumer.queued_rows == 0
+
+
+def test_empty_batches_are_ignored(make: Make, fake: FakeStore) -> None:
+    consumer = make()
+    consumer.consume(DecodedBatch.empty(Signal.TRACES))
+    assert consumer.queued_rows == 0
+
+
+def test_a_full_queue_refuses_with_a_retryable_error(make: Make, metrics: SelfMetrics) -> None:
+    consumer = make(config(queue_max_rows=5), retry_after_s=2.5)  # not started: nothing drains
+    consumer.consume(spans(3))
+    with pytest.raises(Overloaded) as refused:
+        consumer.consume(spans(3))
+    assert refused.value.retryable
+    assert refused.value.retry_after_s == 2.5
+    consumer.consume(spans(2))  # exactly at the bound is fine
+    assert consumer.queued_rows == 5
+    assert sample(metrics, "faultlens_queue_items", consumer="store") == 5
+    assert sample(metrics, "faultlens_queue_capacity_items", consumer="store") == 5
+
+
+def test_rows_being_written_still_count_against_the_bound(make: Make, fake: FakeStore) -> None:
+    fake.gate.clear()
+    consumer = make(config(queue_max_rows=5, flush_rows=1))
+    consumer.start()
+    consumer.consume(spans(4))
+    assert fake.entered.wait(WAIT_S)  # taken by the writer, which is now stuck
+    with pytest.raises(Overloaded):
+        consumer.consume(spans(2))
+    fake.gate.set()
+    assert consumer.wait_idle(WAIT_S)
+    consumer.consume(spans(2))
+
+
+def test_a_batch_larger_than_the_queue_is_taken_when_the_queue_is_empty(make: Make) -> None:
+    consumer = make(config(queue_max_rows=5))
+    consumer.consume(spans(8))
+    with pytest.raises(Overloaded):
+        consumer.consume(spans(1))
+
+
+def test_shutdown_writes_everything_accepted(make: Make, fake: FakeStore, metrics: SelfMetrics) -> None:
+    consumer = make()
+    consumer.start()
+    for _ in range(3):
+        consumer.consume(spans(2))
+    consumer.consume(logs(4))
+    consumer.shutdown(WAIT_S)
+    assert fake.rows() == 10
+    assert sample(metrics, "faultlens_store_written_items_total", signal="traces") == 6
+    assert sample(metrics, "faultlens_store_written_items_total", signal="logs") == 4
+    assert sample(metrics, "faultlens_store_flush_seconds_count") == 2
+    assert sample(metrics, "faultlens_queue_items", consumer="store") == 0
+
+
+def test_shutdown_without_start_still_writes(make: Make, fake: FakeStore) -> None:
+    consumer = make()
+    consumer.consume(spans(2))
+    consumer.shutdown(WAIT_S)
+    assert fake.rows() == 2
+
+
+def test_shutdown_twice_is_safe_and_later_batches_are_refused(make: Make, fake: FakeStore) -> None:
+    consumer = make()
+    consumer.start()
+    consumer.consume(spans(2))
+    consumer.shutdown(WAIT_S)
+    consumer.shutdown(WAIT_S)
+    assert fake.rows() == 2
+    with pytest.raises(Overloaded):
+        consumer.consume(spans(1))
+
+
+def test_shutdown_is_bounded_and_counts_what_it_could_not_write(
+    make: Make, fake: FakeStore, metrics: SelfMetrics
+) -> None:
+    fake.gate.clear()
+    consumer = make(config(flush_rows=1))
+    consumer.start()
+    consumer.consume(spans(2))
+    assert fake.entered.wait(WAIT_S)  # the writer is stuck on these 2 rows
+    consumer.consume(spans(3))
+    started = time.monotonic()
+    consumer.shutdown(0.1)
+    assert time.monotonic() - started < 1.0
+    assert sample(metrics, "faultlens_dropped_items_total", signal="traces", consumer="store",
+                  reason="shutdown_timeout") == 3  # fmt: skip
+    fake.gate.set()  # the stuck write finishes on its own and is counted as written
+    deadline = time.monotonic() + WAIT_S
+    while fake.rows() < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert fake.rows() == 2
+
+
+def test_a_transient_write_failure_is_retried(make: Make, fake: FakeStore, metrics: SelfMetrics) -> None:
+    fake.failures_left = 2
+    consumer = make()
+    consumer.start()
+    consumer.consume(spans(3))
+    assert consumer.flush(WAIT_S)
+    assert fake.rows() == 3
+    assert fake.attempts == 3
+    assert sample(metrics, "faultlens_dropped_items_total", signal="traces", consumer="store",
+                  reason="store_error") == 0  # fmt: skip
+
+
+def test_a_write_that_keeps_failing_is_counted_as_dropped(
+    make: Make, fake: FakeStore, metrics: SelfMetrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.failures_left = 1_000
+    consumer = make(write_attempts=3)
+    consumer.start()
+    consumer.consume(spans(3))
+    assert consumer.flush(WAIT_S)
+    assert fake.rows() == 0
+    assert fake.attempts == 3
+    assert sample(metrics, "faultlens_dropped_items_total", signal="traces", consumer="store",
+                  reason="store_error") == 3  # fmt: skip
+    assert "dropped 3 spans" in caplog.text
+    assert consumer.queued_rows == 0
+
+
+def test_one_bad_batch_does_not_take_the_others_with_it(
+    make: Make, fake: FakeStore, metrics: SelfMetrics
+) -> None:
+    fake.poison_name = "bad"
+    consumer = make()
+    consumer.consume(spans(2))
+    consumer.consume(spans(3, name="bad"))
+    consumer.consume(spans(4))
+    consumer.start()
+    assert consumer.flush(WAIT_S)
+    assert sorted(b.accepted for w in fake.writes for b in w) == [2, 4]
+    assert sample(metrics, "faultlens_dropped_items_total", signal="traces", consumer="store",
+                  reason="store_error") == 3  # fmt: skip
+
+
+def test_with_a_real_store_data_lands_and_is_queryable(tmp_path: Path, metrics: SelfMetrics) -> None:
+    store = DuckDBStore(tmp_path / "faultlens.duckdb")
+    consumer = StoreConsumer(store, config(flush_rows=5), metrics)
+    consumer.start()
+    try:
+        for i in range(4):
+            consumer.consume(
+                spans_batch([span_row(i, j, start=i * 100 + j, service_name="svc") for j in range(3)])
+            )
+        consumer.consume(logs(2))
+        assert consumer.flush(WAIT_S)
+        assert store.stats() == StoreStats(spans=12, logs=2, metric_points=0)
+        assert len(store.find_traces(TraceQuery(service="svc"))) == 4
+    finally:
+        consumer.shutdown(WAIT_S)
+        store.close()
