@@ -139,6 +139,12 @@ def deep_anyvalue_traces_json(depth: int) -> bytes:
     return text.replace('"@DEEP@"', nested).encode()
 
 
+def oversized_traces(size: int) -> bytes:
+    """A well-formed trace request of at least ``size`` bytes (padding in an unknown field,
+    which protobuf parsers must skip)."""
+    return traces(1).SerializeToString() + _field(15, bytes(size))
+
+
 def gzip_bomb(inflated_gib: int = 10) -> bytes:
     """A gzip stream that inflates to ``inflated_gib`` GiB of zeros, built in milliseconds.
 

@@ -96,10 +96,10 @@ class Receivers:
         return OtlpHttpApp(self.ingest)
 
     async def start(self) -> BoundPorts:
-        if self._ports is not None:
-            return self._ports
         if self._shutdown is not None:
             raise RuntimeError("receivers were shut down; build new ones")
+        if self._ports is not None:
+            return self._ports
         try:
             grpc_port = await self._start_grpc() if self._config.grpc.enabled else None
             http_port = await self._start_http() if self._config.http.enabled else None
