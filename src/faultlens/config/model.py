@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -114,4 +114,4 @@ class Config(_Section):
     admission: AdmissionConfig = AdmissionConfig()
     store: StoreConfig = StoreConfig()
     api: ApiConfig = ApiConfig()
-    log_level: str = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"

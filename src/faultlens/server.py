@@ -1,0 +1,95 @@
+"""Wiring: build every stage from the config and own the order of start and shutdown.
+
+Start order is store -> store writer -> fan-out -> API -> receivers, so nothing is accepted
+before it can be stored. Shutdown reverses it: receivers stop accepting and finish their
+in-flight requests, the fan-out flushes every accepted batch to the store (bounded by
+``shutdown_timeout_s``), then the API and the store close. ``shutdown`` is safe to call twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from faultlens.api import ApiServer, HealthState, create_app
+from faultlens.config.model import Config
+from faultlens.pipeline.fanout import Fanout
+from faultlens.receive import Receivers
+from faultlens.selfmetrics import SelfMetrics
+from faultlens.store import DuckDBStore, RetentionTask, StoreConsumer, open_store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    name: str  # otlp-grpc | otlp-http | api
+    host: str
+    port: int
+
+
+class FaultlensServer:
+    """One faultlens instance: receivers, pipeline, store and API in one process."""
+
+    def __init__(self, config: Config, shutdown_timeout_s: float = 30.0) -> None:
+        self.config = config
+        self.shutdown_timeout_s = shutdown_timeout_s
+        self.metrics = SelfMetrics()
+        self.health = HealthState(["store", "receivers"])
+        self.store: DuckDBStore | None = None
+        self._writer: StoreConsumer | None = None
+        self._retention: RetentionTask | None = None
+        self._fanout: Fanout | None = None
+        self._api: ApiServer | None = None
+        self._receivers: Receivers | None = None
+        self._stopped = False
+
+    async def start(self) -> list[Listener]:
+        """Start every stage; returns the listeners with their bound ports."""
+        cfg = self.config
+        self.store = store = open_store(cfg.store)
+        self._writer = StoreConsumer(store, cfg.store, self.metrics, retry_after_s=cfg.admission.retry_after)
+        self._fanout = Fanout(required=[self._writer], metrics=self.metrics)
+        self._fanout.start()
+        self._retention = RetentionTask(store, cfg.store, self.metrics)
+        self._retention.start()
+        self.health.set_ready("store")
+        listeners: list[Listener] = []
+        if cfg.api.enabled:
+            self._api = ApiServer(create_app(store, self.metrics, self.health), cfg.api.host, cfg.api.port)
+            await asyncio.to_thread(self._api.start)
+            listeners.append(Listener("api", cfg.api.host, self._api.port))
+        self._receivers = Receivers(cfg.receivers, cfg.admission, self._fanout, self.metrics)
+        ports = await self._receivers.start()
+        if ports.grpc is not None:
+            listeners.append(Listener("otlp-grpc", cfg.receivers.grpc.host, ports.grpc))
+        if ports.http is not None:
+            listeners.append(Listener("otlp-http", cfg.receivers.http.host, ports.http))
+        self.health.set_ready("receivers")
+        return listeners
+
+    async def shutdown(self) -> None:
+        """Stop in reverse order within ``shutdown_timeout_s``; safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        deadline = time.monotonic() + self.shutdown_timeout_s
+
+        def remaining() -> float:
+            return max(0.5, deadline - time.monotonic())
+
+        self.health.set_not_ready("receivers", "shutting down")
+        if self._receivers is not None:
+            await self._receivers.shutdown(min(5.0, remaining()))
+        if self._fanout is not None:
+            await asyncio.to_thread(self._fanout.shutdown, remaining())
+        if self._retention is not None:
+            await asyncio.to_thread(self._retention.shutdown, min(5.0, remaining()))
+        if self._api is not None:
+            await asyncio.to_thread(self._api.shutdown, min(5.0, remaining()))
+        if self.store is not None:
+            self.health.set_not_ready("store", "closed")
+            await asyncio.to_thread(self.store.close)
+        log.info("faultlens stopped")
