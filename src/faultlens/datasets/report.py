@@ -33,11 +33,13 @@ class ReadReport:
     """Rows read and skipped (with reasons) per file kind, plus files missing or unusable.
 
     ``rows_read`` counts rows turned into records; a skipped row is not counted as read.
-    Mutable on purpose: readers add to it as they stream. Use :meth:`as_dict` for a
-    stable, JSON-ready snapshot.
+    Mutable on purpose: readers add to it as they stream. Rows are counted each time they
+    are read; a file skipped whole is counted once however often it is met (pass its
+    ``path``). Use :meth:`as_dict` for a stable, JSON-ready snapshot.
     """
 
     kinds: dict[str, KindReport] = field(default_factory=dict)
+    _skipped_paths: set[str] = field(default_factory=set, repr=False)
 
     def kind(self, kind: str) -> KindReport:
         report = self.kinds.get(kind)
@@ -57,7 +59,12 @@ class ReadReport:
     def value_skipped(self, kind: str, reason: str, n: int = 1) -> None:
         self.kind(kind).values_skipped[reason] += n
 
-    def file_skipped(self, kind: str, reason: str) -> None:
+    def file_skipped(self, kind: str, reason: str, path: object = None) -> None:
+        if path is not None:
+            key = f"{kind}:{path}"
+            if key in self._skipped_paths:
+                return
+            self._skipped_paths.add(key)
         self.kind(kind).files_skipped[reason] += 1
 
     def rows_read(self, kind: str) -> int:

@@ -42,24 +42,26 @@ def read_csv(
     except (*_READ_ERRORS, csv.Error) as e:
         if stream is not None:
             stream.close()
-        report.file_skipped(kind, f"unreadable file ({type(e).__name__})")
+        report.file_skipped(kind, f"unreadable file ({type(e).__name__})", path)
         return None
     if not header:
         stream.close()
-        report.file_skipped(kind, "empty file")
+        report.file_skipped(kind, "empty file", path)
         return None
     header = [h.strip().lstrip("\ufeff") for h in header]
     missing = [c for c in required if c not in header]
     if missing:
         stream.close()
-        report.file_skipped(kind, f"other columns (no {', '.join(missing)})")
+        report.file_skipped(kind, f"other columns (no {', '.join(missing)})", path)
         return None
     report.file_read(kind)
     columns = {name: i for i, name in enumerate(header)}
-    return columns, _rows(stream, reader, len(header), kind, report)
+    return columns, _rows(path, stream, reader, len(header), kind, report)
 
 
-def _rows(stream: TextIO, reader: Any, width: int, kind: str, report: ReadReport) -> Iterator[list[str]]:
+def _rows(
+    path: Path, stream: TextIO, reader: Any, width: int, kind: str, report: ReadReport
+) -> Iterator[list[str]]:
     with stream:
         while True:
             try:
@@ -70,7 +72,7 @@ def _rows(stream: TextIO, reader: Any, width: int, kind: str, report: ReadReport
                 report.row_skipped(kind, "unparseable CSV line")
                 continue
             except _READ_ERRORS as e:
-                report.file_skipped(kind, f"file cut short ({type(e).__name__}); rows before it kept")
+                report.file_skipped(kind, f"file cut short ({type(e).__name__}); rows before it kept", path)
                 return
             if not row:
                 report.row_skipped(kind, "empty line")

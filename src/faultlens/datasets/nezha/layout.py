@@ -70,7 +70,7 @@ def find_days(base: Path, report: ReadReport) -> list[dt.date]:
                 continue
             day = _parse_day(child.name)
             if day is None:
-                report.file_skipped("directory", f"not a DATE directory: {root}/{child.name}")
+                report.file_skipped("directory", "not a DATE directory", child)
                 continue
             days.add(day)
     return sorted(days)
@@ -93,11 +93,11 @@ def minute_files(base: Path, day: dt.date, kind: str, report: ReadReport) -> lis
         for path in _dedup_compressed(sorted(kind_dir.iterdir()), kind, report):
             m = _MINUTE_FILE.match(path.name)
             if m is None or m.group("kind") != kind:
-                report.file_skipped(kind, "file name is not HH_MM_<kind>.csv[.gz]")
+                report.file_skipped(kind, "file name is not HH_MM_<kind>.csv[.gz]", path)
                 continue
             hh, mm = int(m.group("hh")), int(m.group("mm"))
             if hh > 23 or mm > 59:
-                report.file_skipped(kind, "file name is not HH_MM_<kind>.csv[.gz]")
+                report.file_skipped(kind, "file name is not HH_MM_<kind>.csv[.gz]", path)
                 continue
             minute = day_start_ns(day) + (hh * 60 + mm) * NS_PER_MIN
             found.append(MinuteFile(day, root, kind, minute, path))
@@ -121,7 +121,7 @@ def metric_files(base: Path, day: dt.date, report: ReadReport, *, skip_identical
         for path in _dedup_compressed(sorted(kind_dir.iterdir()), "metric", report):
             twin = by_name.get(path.name)
             if skip_identical and twin is not None and filecmp.cmp(twin, path, shallow=False):
-                report.file_skipped("metric", f"identical copy of a {RCA} file")
+                report.file_skipped("metric", f"identical copy of a {RCA} file", path)
                 continue
             by_name.setdefault(path.name, path)
             paths.append(path)
@@ -159,9 +159,9 @@ def _dedup_compressed(paths: list[Path], kind: str, report: ReadReport) -> Itera
         if not path.is_file():
             continue
         if not _CSV.search(path.name):
-            report.file_skipped(kind, "not a .csv or .csv.gz file")
+            report.file_skipped(kind, "not a .csv or .csv.gz file", path)
             continue
         if not path.name.endswith(".gz") and path.name + ".gz" in names:
-            report.file_skipped(kind, "plain copy of a .csv.gz file")
+            report.file_skipped(kind, "plain copy of a .csv.gz file", path)
             continue
         yield path

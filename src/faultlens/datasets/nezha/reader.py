@@ -106,7 +106,7 @@ class NezhaDataset:
             for minute, files in sorted(labels.items()):
                 lo, hi = math.inf, -math.inf
                 for f in files:
-                    for rec in self._file_records(f, None):
+                    for rec in self._file_records(f, None, report=ReadReport()):
                         lo = min(lo, rec.time_ns)
                         hi = max(hi, rec.end_ns if isinstance(rec, SpanRecord) else rec.time_ns)
                 if lo > hi:  # no usable rows: fall back to the minute its name says
@@ -315,7 +315,7 @@ class NezhaDataset:
         cols, rows = table
         i_pod, i_service = cols.get("PodName"), cols.get("ServiceName")
         if i_pod is None and i_service is None:
-            report.file_skipped("metric", "other columns (no PodName or ServiceName)")
+            report.file_skipped("metric", "other columns (no PodName or ServiceName)", path)
             rows.close()  # type: ignore[attr-defined]
             return
         i_time = cols[METRIC_TIME]
@@ -348,13 +348,13 @@ class NezhaDataset:
     def _read_fault_list(self, day: dt.date) -> Iterable[Fault]:
         path = fault_list_path(self.root, day)
         if path is None:
-            self.report.file_skipped("fault_list", "no fault list for a day")
+            self.report.file_skipped("fault_list", "no fault list for a day", day)
             return []
         try:
             with open_text(path) as fh:
                 doc = json.load(fh)
         except (OSError, EOFError, ValueError) as e:
-            self.report.file_skipped("fault_list", f"unreadable fault list ({type(e).__name__})")
+            self.report.file_skipped("fault_list", f"unreadable fault list ({type(e).__name__})", path)
             return []
         self.report.file_read("fault_list")
         entries: list[object] = []
