@@ -151,6 +151,28 @@ class QuantileSketch:
         idx = nz.astype(np.int64) + other._offset
         self._add_indices(idx, other._counts[nz])
 
+    @classmethod
+    def from_buckets(
+        cls,
+        alpha: float,
+        indices: npt.NDArray[np.int64],
+        counts: npt.NDArray[np.int64],
+        *,
+        zero_count: int = 0,
+        total: float = 0.0,
+        minimum: float = math.inf,
+        maximum: float = -math.inf,
+        min_value: float = 1e-9,
+    ) -> QuantileSketch:
+        """A sketch from bucket indices and counts already computed in bulk (see ``bucket_indices``)."""
+        out = cls(alpha, min_value=min_value)
+        out._zero = int(zero_count)
+        out._sum = float(total)
+        out._min, out._max = float(minimum), float(maximum)
+        if indices.size:
+            out._add_indices(np.asarray(indices, dtype=np.int64), np.asarray(counts, dtype=np.int64))
+        return out
+
     def copy(self) -> QuantileSketch:
         out = QuantileSketch(self.alpha, min_value=self.min_value, max_buckets=self.max_buckets)
         out._counts = self._counts.copy()

@@ -1,0 +1,98 @@
+"""Bounded, time-limited memory of recent spans, for joins across batches.
+
+Spans of one trace arrive in different batches (each service exports on its own, and an
+OpenTelemetry SDK usually exports children before their parent). To find the caller of a
+span we must remember recent span ids for a while. The memory is kept in generations: one
+dict per slice of data time; whole generations are dropped when they fall out of the
+retention or when the total size exceeds the bound, so expiry costs nothing per span.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from typing import Generic, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+V = TypeVar("V")
+
+_MASK64 = (1 << 64) - 1
+
+
+def ids_to_keys(column: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.uint64]:
+    """Span ids as uint64 keys; 0 for null. 8-byte ids are read as they are, others are hashed."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    n = len(arr)
+    if n == 0:
+        return np.zeros(0, dtype=np.uint64)
+    if pa.types.is_fixed_size_binary(arr.type) and arr.type.byte_width == 8:
+        fixed = arr
+    else:
+        try:
+            fixed = pc.cast(arr, pa.binary(8))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            vals = [0 if b is None else (hash(b) & _MASK64) or 1 for b in arr.to_pylist()]
+            return np.asarray(vals, dtype=np.uint64)
+    data = fixed.buffers()[1]
+    keys = np.frombuffer(data, dtype="<u8", count=n, offset=fixed.offset * 8).astype(np.uint64)
+    if fixed.null_count:
+        nulls = np.asarray(fixed.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        keys[nulls] = 0
+    return keys
+
+
+class Generations(Generic[V]):
+    """A dict split by data-time slices of ``slice_ns``, bounded in age and in size.
+
+    ``put`` writes into the generation of the given time; ``get`` looks from the newest
+    generation back. ``expire`` drops generations entirely older than the retention and
+    returns them, so the owner can count what left unanswered.
+    """
+
+    def __init__(self, slice_ns: int, retention_ns: int, max_items: int) -> None:
+        self._slice_ns = max(1, slice_ns)
+        self._retention_ns = retention_ns
+        self._max_items = max_items
+        self._gens: deque[tuple[int, dict[int, V]]] = deque()
+
+    def current(self, t_ns: int) -> dict[int, V]:
+        gid = t_ns // self._slice_ns
+        if not self._gens or self._gens[-1][0] < gid:
+            self._gens.append((gid, {}))
+        return self._gens[-1][1]
+
+    def get(self, key: int) -> V | None:
+        for _, gen in reversed(self._gens):
+            hit = gen.get(key)
+            if hit is not None:
+                return hit
+        return None
+
+    def pop(self, key: int) -> V | None:
+        for _, gen in reversed(self._gens):
+            hit = gen.pop(key, None)
+            if hit is not None:
+                return hit
+        return None
+
+    def generations(self) -> Iterator[dict[int, V]]:
+        for _, gen in reversed(self._gens):
+            yield gen
+
+    def expire(self, watermark_ns: int) -> tuple[list[dict[int, V]], list[dict[int, V]]]:
+        """Drop old generations; returns (expired by age, evicted by size)."""
+        aged: list[dict[int, V]] = []
+        evicted: list[dict[int, V]] = []
+        horizon = watermark_ns - self._retention_ns
+        while self._gens and (self._gens[0][0] + 1) * self._slice_ns <= horizon:
+            aged.append(self._gens.popleft()[1])
+        while len(self._gens) > 1 and len(self) > self._max_items:
+            evicted.append(self._gens.popleft()[1])
+        return aged, evicted
+
+    def __len__(self) -> int:
+        return sum(len(gen) for _, gen in self._gens)
