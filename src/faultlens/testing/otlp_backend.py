@@ -173,7 +173,7 @@ class OtlpBackend:
             self.http_port = httpd.server_address[1]
             self._http_server = httpd
             self._http_thread = threading.Thread(
-                target=httpd.serve_forever, name="otlp-backend-http", daemon=True
+                target=httpd.serve_forever, args=(0.05,), name="otlp-backend-http", daemon=True
             )
             self._http_thread.start()
         return self
