@@ -1,0 +1,224 @@
+"""Detection of errors in decoded span and log tables, per the OpenTelemetry semantic conventions.
+
+The masks are computed column-wise with ``pyarrow.compute`` (this runs on every batch); only
+the rows that are errors, usually few, are turned into Python :class:`ErrorEvent` values.
+
+A span is an error when any of these holds (its reasons list all that do):
+
+- ``status_code == ERROR``;
+- it recorded an exception event (``exception_type`` or ``exception_message`` set);
+- ``http_status_code`` >= 500, or >= 400 on a CLIENT span (4xx on a server span is the
+  caller's fault and leaves the server span unset, per the HTTP conventions);
+- ``rpc_grpc_status_code`` in :data:`GRPC_SERVER_ERROR_CODES` on a SERVER span (UNKNOWN,
+  DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS), or any non-OK code
+  on a CLIENT span; spans of other kinds use the server rule;
+- ``error_type`` is set (the conventions set ``error.type`` only when the operation failed).
+
+A log record is an error when ``severity_number >= 17`` (ERROR, ERROR2-4, FATAL..FATAL4), or
+when the number is 0/absent and ``severity_text`` names an error level, or when it carries
+``exception.*`` or ``error.type`` attributes. An error log with a trace and span id is
+correlated to that span when the span is in the ``spans`` table given alongside: the event
+then gets the span's name as its operation and ``correlated=True``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from faultlens.analysis.errors.model import ErrorEvent, ErrorReason, SpanKind
+from faultlens.types import Signal
+
+STATUS_ERROR = 2
+SEVERITY_ERROR = 17  # SeverityNumber.ERROR; 17..24 are ERROR..FATAL4
+GRPC_SERVER_ERROR_CODES: tuple[int, ...] = (2, 4, 12, 13, 14, 15)
+ERROR_SEVERITY_TEXT = r"(?i)^\s*(err|error\d?|fatal\d?|crit|critical|alert|emerg|emergency|panic|severe)\s*$"
+UNKNOWN_SERVICE = "unknown_service"
+
+
+def _fill(arr: pa.ChunkedArray | pa.Array, value: object) -> pa.ChunkedArray | pa.Array:
+    return pc.fill_null(arr, value)
+
+
+def span_error_masks(spans: pa.Table) -> dict[ErrorReason, pa.ChunkedArray]:
+    """One boolean column per reason, without nulls, aligned with ``spans``' rows."""
+    kind = _fill(spans.column("kind"), 0)
+    is_client = pc.equal(kind, int(SpanKind.CLIENT))
+    http = spans.column("http_status_code")
+    grpc = spans.column("rpc_grpc_status_code")
+    http_err = pc.or_(
+        pc.greater_equal(http, 500),
+        pc.and_(is_client, pc.greater_equal(http, 400)),
+    )
+    grpc_err = pc.if_else(
+        is_client,
+        pc.not_equal(grpc, 0),
+        pc.is_in(grpc, value_set=pa.array(GRPC_SERVER_ERROR_CODES, pa.int32())),
+    )
+    etype = spans.column("error_type")
+    masks = {
+        ErrorReason.SPAN_STATUS: pc.equal(spans.column("status_code"), STATUS_ERROR),
+        ErrorReason.EXCEPTION: pc.or_(
+            pc.is_valid(spans.column("exception_type")), pc.is_valid(spans.column("exception_message"))
+        ),
+        ErrorReason.HTTP_STATUS: http_err,
+        ErrorReason.GRPC_STATUS: grpc_err,
+        ErrorReason.ERROR_TYPE: pc.and_(pc.is_valid(etype), pc.not_equal(etype, "")),
+    }
+    return {reason: _fill(m, False) for reason, m in masks.items()}
+
+
+def log_error_masks(logs: pa.Table) -> dict[ErrorReason, pa.ChunkedArray]:
+    """One boolean column per reason, without nulls, aligned with ``logs``' rows."""
+    number = _fill(logs.column("severity_number"), 0)
+    by_text = pc.and_(
+        pc.equal(number, 0),
+        pc.match_substring_regex(logs.column("severity_text"), ERROR_SEVERITY_TEXT),
+    )
+    etype = logs.column("error_type")
+    masks = {
+        ErrorReason.LOG_SEVERITY: pc.or_(pc.greater_equal(number, SEVERITY_ERROR), by_text),
+        ErrorReason.EXCEPTION: pc.or_(
+            pc.is_valid(logs.column("exception_type")), pc.is_valid(logs.column("exception_message"))
+        ),
+        ErrorReason.ERROR_TYPE: pc.and_(pc.is_valid(etype), pc.not_equal(etype, "")),
+    }
+    return {reason: _fill(m, False) for reason, m in masks.items()}
+
+
+def _any(masks: dict[ErrorReason, pa.ChunkedArray]) -> pa.ChunkedArray:
+    return functools.reduce(pc.or_, masks.values())
+
+
+def _reasons_per_row(
+    masks: dict[ErrorReason, pa.ChunkedArray], any_mask: pa.ChunkedArray
+) -> list[tuple[ErrorReason, ...]]:
+    filtered = {r: pc.filter(m, any_mask).to_pylist() for r, m in masks.items()}
+    n = len(next(iter(filtered.values()))) if filtered else 0
+    return [tuple(r for r, col in filtered.items() if col[i]) for i in range(n)]
+
+
+_SPAN_COLUMNS = (
+    "start_time_unix_nano",
+    "service_name",
+    "name",
+    "trace_id",
+    "span_id",
+    "kind",
+    "k8s_pod_name",
+    "exception_type",
+    "exception_message",
+    "exception_stacktrace",
+    "status_message",
+    "http_status_code",
+    "rpc_grpc_status_code",
+    "error_type",
+    "peer_service",
+    "server_address",
+)
+
+
+def detect_span_errors(spans: pa.Table) -> list[ErrorEvent]:
+    """Every erroneous span of ``spans`` (schema ``SPAN_SCHEMA``), in row order."""
+    if spans.num_rows == 0:
+        return []
+    masks = span_error_masks(spans)
+    any_mask = _any(masks)
+    rows = spans.select(list(_SPAN_COLUMNS)).filter(any_mask).to_pylist()
+    reasons = _reasons_per_row(masks, any_mask)
+    events = []
+    for row, why in zip(rows, reasons, strict=True):
+        kind = row["kind"]
+        events.append(
+            ErrorEvent(
+                time_ns=int(row["start_time_unix_nano"]),
+                signal=Signal.TRACES,
+                reasons=why,
+                service=row["service_name"] or UNKNOWN_SERVICE,
+                operation=row["name"],
+                trace_id=row["trace_id"],
+                span_id=row["span_id"],
+                span_kind=SpanKind(kind) if kind in SpanKind._value2member_map_ else None,
+                pod=row["k8s_pod_name"],
+                exception_type=row["exception_type"],
+                exception_message=row["exception_message"],
+                exception_stacktrace=row["exception_stacktrace"],
+                status_message=row["status_message"] or None,
+                http_status_code=row["http_status_code"],
+                grpc_status_code=row["rpc_grpc_status_code"],
+                error_type=row["error_type"] or None,
+                peer=row["peer_service"] or row["server_address"],
+            )
+        )
+    return events
+
+
+_LOG_COLUMNS = (
+    "time_unix_nano",
+    "service_name",
+    "trace_id",
+    "span_id",
+    "k8s_pod_name",
+    "exception_type",
+    "exception_message",
+    "exception_stacktrace",
+    "error_type",
+    "severity_number",
+    "severity_text",
+    "body",
+)
+
+
+def _span_names(spans: pa.Table | None) -> dict[tuple[bytes, bytes], str]:
+    if spans is None or spans.num_rows == 0:
+        return {}
+    t = spans.select(["trace_id", "span_id", "name"]).to_pydict()
+    return {
+        (tid, sid): name or "" for tid, sid, name in zip(t["trace_id"], t["span_id"], t["name"], strict=True)
+    }
+
+
+def detect_log_errors(logs: pa.Table, spans: pa.Table | None = None) -> list[ErrorEvent]:
+    """Every error log record of ``logs`` (schema ``LOG_SCHEMA``), correlated to ``spans``."""
+    if logs.num_rows == 0:
+        return []
+    masks = log_error_masks(logs)
+    any_mask = _any(masks)
+    rows = logs.select(list(_LOG_COLUMNS)).filter(any_mask).to_pylist()
+    reasons = _reasons_per_row(masks, any_mask)
+    names = _span_names(spans) if rows else {}
+    events = []
+    for row, why in zip(rows, reasons, strict=True):
+        tid, sid = row["trace_id"], row["span_id"]
+        op = names.get((tid, sid)) if tid and sid else None
+        events.append(
+            ErrorEvent(
+                time_ns=int(row["time_unix_nano"]),
+                signal=Signal.LOGS,
+                reasons=why,
+                service=row["service_name"] or UNKNOWN_SERVICE,
+                operation=op or None,
+                trace_id=tid or None,
+                span_id=sid or None,
+                pod=row["k8s_pod_name"],
+                exception_type=row["exception_type"],
+                exception_message=row["exception_message"],
+                exception_stacktrace=row["exception_stacktrace"],
+                error_type=row["error_type"] or None,
+                severity_number=row["severity_number"],
+                severity_text=row["severity_text"],
+                body=row["body"],
+                correlated=op is not None,
+            )
+        )
+    return events
+
+
+def detect_errors(spans: pa.Table | None = None, logs: pa.Table | None = None) -> list[ErrorEvent]:
+    """Errors of both signals: spans first, then logs (correlated to the given spans)."""
+    events = detect_span_errors(spans) if spans is not None else []
+    if logs is not None:
+        events.extend(detect_log_errors(logs, spans))
+    return events
