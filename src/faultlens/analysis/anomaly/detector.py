@@ -1,0 +1,178 @@
+"""Online robust baselines per series, and the test that flags an observation.
+
+Why median and MAD over a rolling history: latency and error series have heavy tails and
+the occasional spike; a mean and standard deviation would be dragged by the very outliers
+we want to see. The median of the last ``history`` windows ignores up to half of them
+being odd, and flagged values are stored clipped to the edge of normal, so a fault does
+not teach the baseline that it is normal (until ``accept_shift_after`` windows in a row,
+when a lasting level shift is accepted). With ``seasonal``, each hour of the day also
+keeps its own history, used once it has enough values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from faultlens.analysis.anomaly.explain import explain
+from faultlens.analysis.anomaly.types import (
+    Anomaly,
+    DetectorConfig,
+    Direction,
+    Observation,
+    SeriesKey,
+)
+
+MAD_TO_SIGMA = 1.4826
+
+
+@dataclass(slots=True)
+class _Series:
+    values: deque[float]
+    hourly: dict[int, deque[float]] = field(default_factory=dict)
+    streak: int = 0  # anomalous windows in a row
+    last_window_ns: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """What a series is expected to be: median and robust spread, and how many values back it."""
+
+    expected: float
+    spread: float
+    n: int
+
+
+class AnomalyDetector:
+    """Judges observations against per-series baselines, then learns from them.
+
+    Pure: observations in, anomalies out; state exported and imported as plain data.
+    Observations of one series must come in window order; a repeated or older window of
+    a series is ignored (so replaying a window twice changes nothing).
+    """
+
+    def __init__(self, config: DetectorConfig | None = None) -> None:
+        self.config = config or DetectorConfig()
+        self._series: dict[SeriesKey, _Series] = {}
+
+    def __len__(self) -> int:
+        return len(self._series)
+
+    def baseline(self, key: SeriesKey, window_start_ns: int | None = None) -> Baseline | None:
+        """The baseline a value of ``key`` would be judged against now; None while warming up."""
+        s = self._series.get(key)
+        if s is None:
+            return None
+        return self._baseline(key, s, window_start_ns)
+
+    def observe(self, observations: Iterable[Observation]) -> list[Anomaly]:
+        """Judge each observation, then add it to its history. Returns the anomalies found."""
+        out: list[Anomaly] = []
+        c = self.config
+        for ob in observations:
+            if not np.isfinite(ob.value):
+                continue
+            s = self._series.get(ob.key)
+            if s is None:
+                s = self._series[ob.key] = _Series(deque(maxlen=c.history))
+            if ob.window_start_ns <= s.last_window_ns:
+                continue
+            s.last_window_ns = ob.window_start_ns
+            if ob.volume < c.min_volume.get(ob.key.kind, 0.0):
+                continue  # too quiet to judge, and too noisy to learn from
+            base = self._baseline(ob.key, s, ob.window_start_ns)
+            learn = ob.value
+            if base is not None:
+                anomaly = self._judge(ob, base)
+                if anomaly is not None:
+                    out.append(anomaly)
+                    s.streak += 1
+                    if s.streak < c.accept_shift_after:
+                        edge = base.expected + np.sign(ob.value - base.expected) * c.threshold * base.spread
+                        learn = float(edge)
+                else:
+                    s.streak = 0
+            s.values.append(learn)
+            if c.seasonal:
+                hour = _hour(ob.window_start_ns)
+                s.hourly.setdefault(hour, deque(maxlen=c.history)).append(learn)
+        return out
+
+    def _baseline(self, key: SeriesKey, s: _Series, window_start_ns: int | None) -> Baseline | None:
+        c = self.config
+        values: deque[float] = s.values
+        if c.seasonal and window_start_ns is not None:
+            hourly = s.hourly.get(_hour(window_start_ns))
+            if hourly is not None and len(hourly) >= c.seasonal_warmup:
+                values = hourly
+        if len(values) < c.warmup:
+            return None
+        arr = np.fromiter(values, dtype=np.float64, count=len(values))
+        med = float(np.median(arr))
+        mad = float(np.median(np.abs(arr - med))) * MAD_TO_SIGMA
+        floor = max(c.relative_floor * abs(med), c.abs_floor.get(key.kind, 0.0))
+        return Baseline(med, max(mad, floor), len(values))
+
+    def _judge(self, ob: Observation, base: Baseline) -> Anomaly | None:
+        c = self.config
+        diff = ob.value - base.expected
+        direction = Direction.UP if diff > 0 else Direction.DOWN
+        if diff == 0 or direction not in c.directions.get(ob.key.kind, (Direction.UP, Direction.DOWN)):
+            return None
+        score = abs(diff) / base.spread
+        if score < c.threshold:
+            return None
+        scale = max(abs(base.expected), c.abs_floor.get(ob.key.kind, 0.0))
+        if scale > 0 and abs(diff) / scale < c.min_relative_change:
+            return None
+        return Anomaly(
+            key=ob.key,
+            window_start_ns=ob.window_start_ns,
+            window_ns=ob.window_ns,
+            observed=ob.value,
+            expected=base.expected,
+            score=round(score, 3),
+            direction=direction,
+            explanation=explain(ob.key, ob.value, base.expected),
+            volume=ob.volume,
+        )
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def export_state(self) -> dict[str, Any]:
+        """Plain data (JSON-safe) that :meth:`import_state` restores exactly."""
+        return {
+            "version": 1,
+            "series": [
+                {
+                    "key": k.as_list(),
+                    "values": list(s.values),
+                    "hourly": {str(h): list(v) for h, v in s.hourly.items()},
+                    "streak": s.streak,
+                    "last_window_ns": s.last_window_ns,
+                }
+                for k, s in self._series.items()
+            ],
+        }
+
+    def import_state(self, state: dict[str, Any]) -> None:
+        if state.get("version") != 1:
+            raise ValueError("unknown anomaly detector state version")
+        n = self.config.history
+        self._series = {}
+        for item in state["series"]:
+            self._series[SeriesKey.from_list(item["key"])] = _Series(
+                deque(item["values"], maxlen=n),
+                {int(h): deque(v, maxlen=n) for h, v in item["hourly"].items()},
+                int(item["streak"]),
+                int(item["last_window_ns"]),
+            )
+
+
+def _hour(t_ns: int) -> int:
+    return dt.datetime.fromtimestamp(t_ns / 1e9, tz=dt.UTC).hour

@@ -1,0 +1,48 @@
+"""One line of words per anomaly, with the figures a person can check."""
+
+from __future__ import annotations
+
+from faultlens.analysis.anomaly.types import SeriesKey, SeriesKind
+
+_WHAT = {
+    SeriesKind.LATENCY_P90: "p90 latency",
+    SeriesKind.LATENCY_P99: "p99 latency",
+    SeriesKind.SELF_TIME_P90: "p90 self time",
+    SeriesKind.ERROR_RATE: "error rate",
+    SeriesKind.THROUGHPUT: "throughput",
+    SeriesKind.EDGE_LATENCY_P90: "p90 latency of calls",
+    SeriesKind.EDGE_ERROR_RATE: "error rate of calls",
+    SeriesKind.LOG_COUNT: "count of log",
+    SeriesKind.RESOURCE: "",
+}
+
+
+def format_value(kind: SeriesKind, value: float) -> str:
+    if kind in (SeriesKind.ERROR_RATE, SeriesKind.EDGE_ERROR_RATE):
+        return f"{value * 100:.1f}%"
+    if kind == SeriesKind.THROUGHPUT:
+        return f"{value:.2f} req/s"
+    if kind in (
+        SeriesKind.LATENCY_P90,
+        SeriesKind.LATENCY_P99,
+        SeriesKind.SELF_TIME_P90,
+        SeriesKind.EDGE_LATENCY_P90,
+    ):
+        ms = value / 1e6
+        return f"{ms:.0f} ms" if ms >= 10 else f"{ms:.2f} ms"
+    return f"{value:.4g}"
+
+
+def explain(key: SeriesKey, observed: float, expected: float) -> str:
+    """E.g. ``p99 latency of ts-order-service GET /order was 820 ms, expected 120 ms (+583%)``."""
+    change = f"{(observed - expected) / abs(expected) * 100:+.0f}%" if expected else "from zero"
+    obs, exp = format_value(key.kind, observed), format_value(key.kind, expected)
+    if key.kind == SeriesKind.RESOURCE:
+        subject = f"{key.name} of {key.resource or key.service}"
+    elif key.kind in (SeriesKind.EDGE_LATENCY_P90, SeriesKind.EDGE_ERROR_RATE):
+        subject = f"{_WHAT[key.kind]} from {key.service} to {key.peer}"
+    elif key.kind == SeriesKind.LOG_COUNT:
+        subject = f"count of log {key.name!r} in {key.service}"
+    else:
+        subject = f"{_WHAT[key.kind]} of {key.service}" + (f" {key.name}" if key.name else "")
+    return f"{subject} was {obs}, expected {exp} ({change})"

@@ -1,0 +1,178 @@
+"""Values of anomaly detection: series keys, observations, anomalies and the config."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass, field
+
+
+class SeriesKind(enum.StrEnum):
+    """What a series measures; decides units, directions and volume guards."""
+
+    LATENCY_P90 = "latency_p90"
+    LATENCY_P99 = "latency_p99"
+    SELF_TIME_P90 = "self_time_p90"
+    ERROR_RATE = "error_rate"
+    THROUGHPUT = "throughput"
+    EDGE_LATENCY_P90 = "edge_latency_p90"
+    EDGE_ERROR_RATE = "edge_error_rate"
+    LOG_COUNT = "log_count"
+    RESOURCE = "resource"
+
+
+class Direction(enum.StrEnum):
+    UP = "up"
+    DOWN = "down"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class SeriesKey:
+    """Names one series. ``name`` is the operation, log template or metric name;
+    ``peer`` the callee of an edge; ``resource`` the pod or instance of a resource metric."""
+
+    kind: SeriesKind
+    service: str
+    name: str = ""
+    peer: str = ""
+    resource: str = ""
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        """Services the series speaks about (both ends for an edge)."""
+        return (self.service, self.peer) if self.peer else (self.service,)
+
+    @property
+    def focus_service(self) -> str:
+        """The service a change in this series points at: the callee for edges."""
+        return self.peer or self.service
+
+    def label(self) -> str:
+        parts = [self.service]
+        if self.peer:
+            parts.append(f"-> {self.peer}")
+        if self.name:
+            parts.append(self.name)
+        if self.resource and self.resource != self.service:
+            parts.append(f"({self.resource})")
+        return " ".join(parts)
+
+    def as_list(self) -> list[str]:
+        return [self.kind.value, self.service, self.name, self.peer, self.resource]
+
+    @staticmethod
+    def from_list(data: list[str]) -> SeriesKey:
+        return SeriesKey(SeriesKind(data[0]), data[1], data[2], data[3], data[4])
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One value of one series for one window. ``volume`` is what the value rests on
+    (requests for latency and error rate; 1 when that notion does not apply)."""
+
+    key: SeriesKey
+    window_start_ns: int
+    window_ns: int
+    value: float
+    volume: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """An observation far from its baseline, with the figures that make it one."""
+
+    key: SeriesKey
+    window_start_ns: int
+    window_ns: int
+    observed: float
+    expected: float
+    score: float  # robust z-score: |observed - expected| / robust spread
+    direction: Direction
+    explanation: str
+    volume: float = 1.0
+
+    @property
+    def id(self) -> str:
+        raw = "|".join([*self.key.as_list(), str(self.window_start_ns)])
+        return hashlib.sha1(raw.encode()).hexdigest()[:16]
+
+    @property
+    def relative_change(self) -> float:
+        return (self.observed - self.expected) / abs(self.expected) if self.expected else float("inf")
+
+
+def _default_min_volume() -> dict[SeriesKind, float]:
+    return {
+        SeriesKind.LATENCY_P90: 20,
+        SeriesKind.LATENCY_P99: 50,
+        SeriesKind.SELF_TIME_P90: 20,
+        SeriesKind.ERROR_RATE: 20,
+        SeriesKind.EDGE_LATENCY_P90: 20,
+        SeriesKind.EDGE_ERROR_RATE: 20,
+    }
+
+
+def _default_abs_floor() -> dict[SeriesKind, float]:
+    # The smallest spread we believe in, so a perfectly flat history does not make any
+    # wiggle infinitely surprising. Latencies are in ns, rates in 0..1, throughput per s.
+    return {
+        SeriesKind.LATENCY_P90: 2e6,
+        SeriesKind.LATENCY_P99: 5e6,
+        SeriesKind.SELF_TIME_P90: 2e6,
+        SeriesKind.EDGE_LATENCY_P90: 2e6,
+        SeriesKind.ERROR_RATE: 0.02,
+        SeriesKind.EDGE_ERROR_RATE: 0.02,
+        SeriesKind.THROUGHPUT: 0.2,
+        SeriesKind.LOG_COUNT: 2.0,
+        SeriesKind.RESOURCE: 1e-9,
+    }
+
+
+def _default_directions() -> dict[SeriesKind, tuple[Direction, ...]]:
+    up = (Direction.UP,)
+    both = (Direction.UP, Direction.DOWN)
+    return {
+        SeriesKind.LATENCY_P90: up,
+        SeriesKind.LATENCY_P99: up,
+        SeriesKind.SELF_TIME_P90: up,
+        SeriesKind.ERROR_RATE: up,
+        SeriesKind.EDGE_LATENCY_P90: up,
+        SeriesKind.EDGE_ERROR_RATE: up,
+        SeriesKind.LOG_COUNT: both,
+        SeriesKind.THROUGHPUT: both,
+        SeriesKind.RESOURCE: both,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorConfig:
+    """Thresholds of the detector; every default is documented in docs/analysis.md.
+
+    ``history``: windows kept per series (rolling median / MAD over them).
+    ``warmup``: values a series needs before it may be judged.
+    ``threshold``: robust z-score (|x - median| / (1.4826 MAD)) to flag.
+    ``min_relative_change``: and the change must be at least this fraction of the median.
+    ``relative_floor``: the spread is at least this fraction of the median.
+    ``min_volume``: per kind, the volume a window needs to be judged (quiet windows are not).
+    ``accept_shift_after``: after this many anomalous windows in a row, the new level is
+    taken as normal (a deploy that changed latency for good stops alerting).
+    ``seasonal``: keep a per-hour-of-day baseline too, used once it has ``seasonal_warmup`` values.
+    """
+
+    history: int = 30
+    warmup: int = 4
+    threshold: float = 5.0
+    min_relative_change: float = 0.5
+    relative_floor: float = 0.1
+    min_volume: dict[SeriesKind, float] = field(default_factory=_default_min_volume)
+    abs_floor: dict[SeriesKind, float] = field(default_factory=_default_abs_floor)
+    directions: dict[SeriesKind, tuple[Direction, ...]] = field(default_factory=_default_directions)
+    accept_shift_after: int = 15
+    seasonal: bool = False
+    seasonal_warmup: int = 5
+
+    def __post_init__(self) -> None:
+        if self.history < 3 or self.warmup < 2 or self.warmup > self.history:
+            raise ValueError("anomaly.history must be >= 3 and anomaly.warmup in [2, history]")
+        if self.threshold <= 0 or self.min_relative_change < 0 or self.relative_floor < 0:
+            raise ValueError("anomaly.threshold must be positive and the floors non-negative")

@@ -1,0 +1,259 @@
+"""Groups anomalies into incidents: a pure state machine over windows of data time.
+
+::
+
+    anomaly ──related to a live group?──yes──> join it
+                    │ no
+                    └──> new forming group
+    forming group ──enough anomalies, or one strong one──> OPEN incident
+    forming group ──no new member for join_gap windows──> dropped (noise, never reported)
+    OPEN ──no new member for resolve_after windows──> RESOLVED
+
+"Related" means: the anomaly's window is at most ``join_gap_windows`` after the group's
+latest member, and one of its services equals or neighbours (within ``graph_hops`` in the
+service graph, either direction) a service of the group.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from faultlens.analysis.anomaly.types import Anomaly, Direction, SeriesKey, SeriesKind
+from faultlens.analysis.incidents.types import Incident, IncidentConfig, IncidentState, Severity
+
+Graph = Mapping[str, Iterable[str]]
+
+
+@dataclass(slots=True)
+class _Group:
+    id: str
+    members: list[Anomaly]
+    services: set[str]
+    first_ns: int
+    last_ns: int  # start of the latest member window
+    opened_ns: int | None = None
+    resolved_ns: int | None = None
+    series: set[SeriesKey] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentUpdate:
+    """What one step changed. Each incident appears at most once, in its latest form."""
+
+    opened: tuple[Incident, ...] = ()
+    updated: tuple[Incident, ...] = ()
+    resolved: tuple[Incident, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.opened or self.updated or self.resolved)
+
+
+class IncidentTracker:
+    """Feed it the anomalies of each closed window (in window order) and the service graph."""
+
+    def __init__(self, config: IncidentConfig | None = None) -> None:
+        self.config = config or IncidentConfig()
+        self._groups: list[_Group] = []
+        self._now_ns = -(1 << 62)
+
+    @property
+    def open_incidents(self) -> list[Incident]:
+        return [self._snapshot(g) for g in self._groups if g.opened_ns is not None]
+
+    def update(
+        self, window_start_ns: int, anomalies: Iterable[Anomaly], graph: Graph | None = None
+    ) -> IncidentUpdate:
+        """Add the anomalies of the window starting at ``window_start_ns``, then open/resolve."""
+        c = self.config
+        self._now_ns = max(self._now_ns, window_start_ns)
+        graph = graph or {}
+        undirected = _undirected(graph)
+        touched: set[str] = set()
+        opened: list[_Group] = []
+        for a in sorted(anomalies, key=lambda x: (-x.score, x.key)):
+            near = _neighbourhood(set(a.key.services), undirected, c.graph_hops)
+            target = None
+            for g in sorted(self._live(a.window_start_ns), key=lambda g: (g.opened_ns is None, -g.last_ns)):
+                if g.services & near:
+                    target = g
+                    break
+            if target is None:
+                target = _Group(_group_id(a), [], set(), a.window_start_ns, a.window_start_ns)
+                self._groups.append(target)
+            if len(target.members) < c.max_members:
+                target.members.append(a)
+            target.services.update(a.key.services)
+            target.series.add(a.key)
+            target.last_ns = max(target.last_ns, a.window_start_ns)
+            target.first_ns = min(target.first_ns, a.window_start_ns)
+            touched.add(target.id)
+            if target.opened_ns is None and self._qualifies(target):
+                target.opened_ns = window_start_ns
+                opened.append(target)
+        resolved = self._expire()
+        opened_ids = {g.id for g in opened}
+        return IncidentUpdate(
+            opened=tuple(self._snapshot(g) for g in opened),
+            updated=tuple(
+                self._snapshot(g)
+                for g in self._groups
+                if g.id in touched and g.id not in opened_ids and g.opened_ns is not None
+            ),
+            resolved=tuple(resolved),
+        )
+
+    def advance(self, window_start_ns: int) -> IncidentUpdate:
+        """A window closed with no anomalies: only time passes (resolutions)."""
+        return self.update(window_start_ns, ())
+
+    def _live(self, t_ns: int) -> list[_Group]:
+        gap = self.config.join_gap_windows * self.config.window_ns
+        return [g for g in self._groups if g.last_ns >= t_ns - gap and g.resolved_ns is None]
+
+    def _qualifies(self, g: _Group) -> bool:
+        c = self.config
+        return len(g.series) >= c.open_min_anomalies or max(a.score for a in g.members) >= c.open_score
+
+    def _expire(self) -> list[Incident]:
+        c = self.config
+        resolved: list[Incident] = []
+        keep: list[_Group] = []
+        for g in self._groups:
+            if g.opened_ns is None:
+                if g.last_ns + c.join_gap_windows * c.window_ns >= self._now_ns:
+                    keep.append(g)
+                continue
+            if g.last_ns + c.resolve_after_windows * c.window_ns <= self._now_ns:
+                g.resolved_ns = g.last_ns + c.window_ns
+                resolved.append(self._snapshot(g))
+            else:
+                keep.append(g)
+        self._groups = keep
+        return resolved
+
+    def _snapshot(self, g: _Group) -> Incident:
+        members = tuple(sorted(g.members, key=lambda a: (a.window_start_ns, -a.score, a.key)))
+        top = max(members, key=lambda a: (a.score, a.key))
+        more = f" (+{len(members) - 1} more)" if len(members) > 1 else ""
+        return Incident(
+            id=g.id,
+            state=IncidentState.RESOLVED if g.resolved_ns is not None else IncidentState.OPEN,
+            severity=_severity(members, g.services),
+            start_ns=g.first_ns,
+            end_ns=g.last_ns + self.config.window_ns,
+            opened_ns=g.opened_ns if g.opened_ns is not None else g.first_ns,
+            resolved_ns=g.resolved_ns,
+            services=tuple(sorted(g.services)),
+            anomalies=members,
+            title=top.explanation + more,
+        )
+
+    # -- state -----------------------------------------------------------------------------
+
+    def export_state(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "now_ns": self._now_ns,
+            "groups": [
+                {
+                    "id": g.id,
+                    "members": [_anomaly_to_data(a) for a in g.members],
+                    "services": sorted(g.services),
+                    "first_ns": g.first_ns,
+                    "last_ns": g.last_ns,
+                    "opened_ns": g.opened_ns,
+                }
+                for g in self._groups
+            ],
+        }
+
+    def import_state(self, state: dict[str, Any]) -> None:
+        if state.get("version") != 1:
+            raise ValueError("unknown incident tracker state version")
+        self._now_ns = int(state["now_ns"])
+        self._groups = []
+        for d in state["groups"]:
+            members = [_anomaly_from_data(a) for a in d["members"]]
+            self._groups.append(
+                _Group(
+                    id=d["id"],
+                    members=members,
+                    services=set(d["services"]),
+                    first_ns=int(d["first_ns"]),
+                    last_ns=int(d["last_ns"]),
+                    opened_ns=d["opened_ns"],
+                    series={a.key for a in members},
+                )
+            )
+
+
+def _severity(members: tuple[Anomaly, ...], services: set[str]) -> Severity:
+    top = max(a.score for a in members)
+    errors = any(
+        a.key.kind in (SeriesKind.ERROR_RATE, SeriesKind.EDGE_ERROR_RATE) and a.observed >= 0.5
+        for a in members
+    )
+    if errors or len(services) >= 5:
+        return Severity.CRITICAL
+    if top >= 20 or len(services) >= 3:
+        return Severity.HIGH
+    if len(members) >= 3:
+        return Severity.MEDIUM
+    return Severity.LOW
+
+
+def _group_id(first: Anomaly) -> str:
+    raw = f"{first.id}|{first.window_start_ns}"
+    return "inc-" + hashlib.sha1(raw.encode()).hexdigest()[:12]
+
+
+def _undirected(graph: Graph) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for a, bs in graph.items():
+        for b in bs:
+            out.setdefault(a, set()).add(b)
+            out.setdefault(b, set()).add(a)
+    return out
+
+
+def _neighbourhood(services: set[str], graph: dict[str, set[str]], hops: int) -> set[str]:
+    seen = set(services)
+    frontier = set(services)
+    for _ in range(hops):
+        nxt = set()
+        for s in frontier:
+            nxt |= graph.get(s, set())
+        frontier = nxt - seen
+        seen |= frontier
+    return seen
+
+
+def _anomaly_to_data(a: Anomaly) -> dict[str, Any]:
+    return {
+        "key": a.key.as_list(),
+        "window_start_ns": a.window_start_ns,
+        "window_ns": a.window_ns,
+        "observed": a.observed,
+        "expected": a.expected,
+        "score": a.score,
+        "direction": a.direction.value,
+        "explanation": a.explanation,
+        "volume": a.volume,
+    }
+
+
+def _anomaly_from_data(d: dict[str, Any]) -> Anomaly:
+    return Anomaly(
+        key=SeriesKey.from_list(d["key"]),
+        window_start_ns=int(d["window_start_ns"]),
+        window_ns=int(d["window_ns"]),
+        observed=float(d["observed"]),
+        expected=float(d["expected"]),
+        score=float(d["score"]),
+        direction=Direction(d["direction"]),
+        explanation=str(d["explanation"]),
+        volume=float(d["volume"]),
+    )

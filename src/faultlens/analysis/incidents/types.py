@@ -1,0 +1,75 @@
+"""Values of incident tracking: config, state, severity and the incident itself."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from faultlens.analysis.anomaly.types import Anomaly
+
+
+class IncidentState(enum.StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
+class Severity(enum.IntEnum):
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentConfig:
+    """How anomalies are grouped and when incidents open and resolve.
+
+    ``join_gap_windows``: an anomaly joins an incident (or a forming group) whose latest
+    anomaly is at most this many windows earlier, if their services are the same or
+    within ``graph_hops`` of each other in the service graph.
+    ``open_min_anomalies`` / ``open_min_services`` / ``open_score``: a forming group opens an
+    incident once it holds that many anomalies over that many distinct series... or as soon
+    as one anomaly scores ``open_score`` or more. Groups that never qualify fade after
+    ``join_gap_windows`` and are not reported.
+    ``resolve_after_windows``: an open incident resolves after this many windows without a
+    new member.
+    """
+
+    window_ns: int = 60_000_000_000
+    join_gap_windows: int = 2
+    graph_hops: int = 1
+    open_min_anomalies: int = 2
+    open_score: float = 12.0
+    resolve_after_windows: int = 3
+    max_members: int = 500
+
+    def __post_init__(self) -> None:
+        if self.window_ns <= 0 or self.join_gap_windows < 0 or self.resolve_after_windows < 1:
+            raise ValueError("incidents: window_ns > 0, join_gap_windows >= 0, resolve_after_windows >= 1")
+        if self.open_min_anomalies < 1 or self.graph_hops < 0:
+            raise ValueError("incidents: open_min_anomalies >= 1 and graph_hops >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """Related anomalies close in time and in the service graph.
+
+    ``id`` is stable: derived from the first member, so replaying the same data gives the
+    same ids. ``start_ns`` is the start of the first member window, ``end_ns`` the end of
+    the last; ``resolved_ns`` is set once resolved.
+    """
+
+    id: str
+    state: IncidentState
+    severity: Severity
+    start_ns: int
+    end_ns: int
+    opened_ns: int  # data time at which it opened (start of the window that made it qualify)
+    resolved_ns: int | None
+    services: tuple[str, ...]
+    anomalies: tuple[Anomaly, ...]
+    title: str
+
+    @property
+    def score(self) -> float:
+        return max((a.score for a in self.anomalies), default=0.0)
