@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,7 +25,7 @@ WRONG_FIELDS = "wrong number of CSV fields"
 
 def read_csv(
     path: Path, kind: str, required: tuple[str, ...], report: ReadReport
-) -> tuple[dict[str, int], Iterator[list[str]]] | None:
+) -> tuple[dict[str, int], Generator[list[str], None, None]] | None:
     """Return the column index and an iterator over well-formed rows, or None if unusable.
 
     Only rows with exactly as many fields as the header are yielded. The caller counts
@@ -61,7 +61,7 @@ def read_csv(
 
 def _rows(
     path: Path, stream: TextIO, reader: Any, width: int, kind: str, report: ReadReport
-) -> Iterator[list[str]]:
+) -> Generator[list[str], None, None]:
     with stream:
         while True:
             try:

@@ -316,17 +316,22 @@ class NezhaDataset:
         i_pod, i_service = cols.get("PodName"), cols.get("ServiceName")
         if i_pod is None and i_service is None:
             report.file_skipped("metric", "other columns (no PodName or ServiceName)", path)
-            rows.close()  # type: ignore[attr-defined]
+            rows.close()
             return
         i_time = cols[METRIC_TIME]
         value_cols = [(name, i) for name, i in cols.items() if name not in METRIC_KEY_COLUMNS]
+        in_order, last = True, -1
         for row in rows:
             try:
                 t = int(float(row[i_time]) * NS_PER_S)
             except ValueError:
                 report.row_skipped("metric", "invalid TimeStamp")
                 continue
+            in_order, last = in_order and t >= last, t
             if time_range is not None and not time_range.contains(t):
+                if in_order and t >= time_range.end_ns:
+                    rows.close()
+                    return  # a whole-day file in time order: nothing later is in range
                 continue
             values: list[tuple[str, float]] = []
             for name, i in value_cols:
