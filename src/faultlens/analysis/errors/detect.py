@@ -48,9 +48,9 @@ def span_error_masks(spans: pa.Table) -> dict[ErrorReason, pa.ChunkedArray]:
     is_client = pc.equal(kind, int(SpanKind.CLIENT))
     http = spans.column("http_status_code")
     grpc = spans.column("rpc_grpc_status_code")
-    http_err = pc.or_(
+    http_err = pc.or_kleene(
         pc.greater_equal(http, 500),
-        pc.and_(is_client, pc.greater_equal(http, 400)),
+        pc.and_kleene(is_client, pc.greater_equal(http, 400)),
     )
     grpc_err = pc.if_else(
         is_client,
@@ -60,12 +60,12 @@ def span_error_masks(spans: pa.Table) -> dict[ErrorReason, pa.ChunkedArray]:
     etype = spans.column("error_type")
     masks = {
         ErrorReason.SPAN_STATUS: pc.equal(spans.column("status_code"), STATUS_ERROR),
-        ErrorReason.EXCEPTION: pc.or_(
+        ErrorReason.EXCEPTION: pc.or_kleene(
             pc.is_valid(spans.column("exception_type")), pc.is_valid(spans.column("exception_message"))
         ),
         ErrorReason.HTTP_STATUS: http_err,
         ErrorReason.GRPC_STATUS: grpc_err,
-        ErrorReason.ERROR_TYPE: pc.and_(pc.is_valid(etype), pc.not_equal(etype, "")),
+        ErrorReason.ERROR_TYPE: pc.and_kleene(pc.is_valid(etype), pc.not_equal(etype, "")),
     }
     return {reason: _fill(m, False) for reason, m in masks.items()}
 
@@ -73,23 +73,23 @@ def span_error_masks(spans: pa.Table) -> dict[ErrorReason, pa.ChunkedArray]:
 def log_error_masks(logs: pa.Table) -> dict[ErrorReason, pa.ChunkedArray]:
     """One boolean column per reason, without nulls, aligned with ``logs``' rows."""
     number = _fill(logs.column("severity_number"), 0)
-    by_text = pc.and_(
+    by_text = pc.and_kleene(
         pc.equal(number, 0),
         pc.match_substring_regex(logs.column("severity_text"), ERROR_SEVERITY_TEXT),
     )
     etype = logs.column("error_type")
     masks = {
-        ErrorReason.LOG_SEVERITY: pc.or_(pc.greater_equal(number, SEVERITY_ERROR), by_text),
-        ErrorReason.EXCEPTION: pc.or_(
+        ErrorReason.LOG_SEVERITY: pc.or_kleene(pc.greater_equal(number, SEVERITY_ERROR), by_text),
+        ErrorReason.EXCEPTION: pc.or_kleene(
             pc.is_valid(logs.column("exception_type")), pc.is_valid(logs.column("exception_message"))
         ),
-        ErrorReason.ERROR_TYPE: pc.and_(pc.is_valid(etype), pc.not_equal(etype, "")),
+        ErrorReason.ERROR_TYPE: pc.and_kleene(pc.is_valid(etype), pc.not_equal(etype, "")),
     }
     return {reason: _fill(m, False) for reason, m in masks.items()}
 
 
 def _any(masks: dict[ErrorReason, pa.ChunkedArray]) -> pa.ChunkedArray:
-    return functools.reduce(pc.or_, masks.values())
+    return functools.reduce(pc.or_kleene, masks.values())
 
 
 def _reasons_per_row(
