@@ -14,6 +14,7 @@ from nezha_builder import (
     LOG_HEADER,
     REDIS,
     T0,
+    TRACE_HEADER,
     S,
     Synthetic,
     build_synthetic,
@@ -198,3 +199,32 @@ def test_custom_service_naming(synthetic: Synthetic) -> None:
     span = next(iter(ds.spans()))
     assert isinstance(span, SpanRecord)
     assert span.service == span.pod.upper()
+
+
+def test_garbage_times_fall_back_to_timestamp_or_skip_the_row(tmp_path: Path) -> None:
+    day = tmp_path / "rca_data" / DAY.isoformat()
+    ok = json.dumps({"log": "ERROR a.B#1 boom\n"})
+    pod = "web-abc1234-xyz12"
+    write_csv(
+        day / "log" / "10_01_log.csv.gz",
+        LOG_HEADER,
+        [
+            ["2024-03-01T10:00:05.250", "-6795364578871345152", "n", pod, "c", "", "", ok],
+            ["garbage", "-1", "n", pod, "c", "", "", ok],
+        ],
+    )
+    write_csv(
+        day / "trace" / "10_01_trace.csv.gz",
+        TRACE_HEADER,
+        [
+            [tid(1), f"{1:016x}", "root", pod, "op", "-5", "10", "1"],
+            [tid(1), f"{2:016x}", "root", pod, "op", "x", "", ""],
+        ],
+    )
+    ds = NezhaDataset(tmp_path)
+    logs = list(ds.logs())
+    assert [r.time_ns for r in logs] == [T0 + 5 * S + 250_000_000]
+    assert ds.report.rows_skipped("log", "invalid TimeUnixNano and Timestamp") == 1
+    assert ds.report.kinds["log"].values_skipped["invalid TimeUnixNano (time taken from Timestamp)"] == 1
+    assert list(ds.spans()) == []
+    assert ds.report.rows_skipped("trace", "invalid start or end time") == 2

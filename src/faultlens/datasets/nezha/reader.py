@@ -16,6 +16,7 @@ import datetime as dt
 import heapq
 import json
 import math
+import re
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from pathlib import Path
@@ -56,6 +57,8 @@ METRIC_KEY_COLUMNS = frozenset({"Time", "TimeStamp", "PodName", "ServiceName", "
 # A minute file holds rows from up to ~3 minutes before to ~2 minutes after its label.
 FILE_MARGIN_NS = 4 * NS_PER_MIN
 DAY_NS = 24 * 60 * NS_PER_MIN
+# A row's time must lie within this distance of its file's minute label to be believed.
+PLAUSIBLE_NS = 6 * 60 * NS_PER_MIN
 # How many recent record keys are remembered to drop rows repeated by overlapping files.
 DEDUP_CAPACITY = 50_000
 _JSON = json.JSONDecoder()
@@ -219,12 +222,18 @@ class NezhaDataset:
         report: ReadReport | None = None,
     ) -> Iterator[SpanRecord | LogRecord]:
         report = report if report is not None else self.report
+        plausible = TimeRange(f.minute_ns - PLAUSIBLE_NS, f.minute_ns + PLAUSIBLE_NS)
         if f.kind == "trace":
-            return self._trace_rows(f.path, time_range, seen, report)
-        return self._log_rows(f.path, time_range, seen, report)
+            return self._trace_rows(f.path, time_range, plausible, seen, report)
+        return self._log_rows(f.path, time_range, plausible, seen, report)
 
     def _trace_rows(
-        self, path: Path, time_range: TimeRange | None, seen: _RecentKeys | None, report: ReadReport
+        self,
+        path: Path,
+        time_range: TimeRange | None,
+        plausible: TimeRange,
+        seen: _RecentKeys | None,
+        report: ReadReport,
     ) -> Iterator[SpanRecord]:
         table = read_csv(path, "trace", TRACE_COLUMNS, report)
         if table is None:
@@ -245,6 +254,8 @@ class NezhaDataset:
             try:
                 start, end = int(row[i_start]), int(row[i_end])
             except ValueError:
+                start = end = -1
+            if not plausible.contains(start) or end < 0 or end - start > PLAUSIBLE_NS:
                 report.row_skipped("trace", "invalid start or end time")
                 continue
             if time_range is not None and not time_range.contains(start):
@@ -265,7 +276,12 @@ class NezhaDataset:
             )
 
     def _log_rows(
-        self, path: Path, time_range: TimeRange | None, seen: _RecentKeys | None, report: ReadReport
+        self,
+        path: Path,
+        time_range: TimeRange | None,
+        plausible: TimeRange,
+        seen: _RecentKeys | None,
+        report: ReadReport,
     ) -> Iterator[LogRecord]:
         table = read_csv(path, "log", LOG_COLUMNS, report)
         if table is None:
@@ -274,12 +290,19 @@ class NezhaDataset:
         i_time, i_pod, i_log = cols["TimeUnixNano"], cols["PodName"], cols["Log"]
         i_node, i_container = cols.get("Node"), cols.get("Container")
         i_tid, i_sid = cols.get("TraceID"), cols.get("SpanID")
+        i_stamp = cols.get("Timestamp")
         for row in rows:
             try:
                 t = int(row[i_time])
             except ValueError:
-                report.row_skipped("log", "invalid TimeUnixNano")
-                continue
+                t = -1
+            if not plausible.contains(t):
+                # Some rows carry a garbage TimeUnixNano but a good Timestamp: use that.
+                t = _iso_ns(row[i_stamp]) if i_stamp is not None else -1
+                if not plausible.contains(t):
+                    report.row_skipped("log", "invalid TimeUnixNano and Timestamp")
+                    continue
+                report.value_skipped("log", "invalid TimeUnixNano (time taken from Timestamp)")
             if time_range is not None and not time_range.contains(t):
                 continue
             line, stream = _runtime_line(row[i_log])
@@ -432,6 +455,26 @@ def _hex_id(text: str, size: int) -> bytes:
     except ValueError:
         return b""
     return b"" if value == bytes(size) else value
+
+
+_ISO = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?\d*\s*(Z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def _iso_ns(text: str) -> int:
+    """ISO 8601 time (nanosecond fractions allowed, UTC when no zone) as Unix ns; -1 if not one."""
+    m = _ISO.match(text.strip())
+    if m is None:
+        return -1
+    date, hh, mm, ss, frac, zone = m.groups()
+    try:
+        when = dt.datetime.fromisoformat(f"{date}T{hh}:{mm}:{ss}{'' if zone in (None, 'Z') else zone}")
+    except ValueError:
+        return -1
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp()) * NS_PER_S + int((frac or "0").ljust(9, "0"))
 
 
 def _number(text: str) -> float | None:
