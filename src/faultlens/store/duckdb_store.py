@@ -297,17 +297,24 @@ class DuckDBStore:
         time_conditions, time_params = _time_conditions("start_time_unix_nano", query.time_range)
         conditions += time_conditions
         params += time_params
-        source = "trace_index"
-        if conditions:
-            source += f" WHERE trace_id IN (SELECT trace_id FROM spans {_where(conditions)})"
+        matched = f"WHERE trace_id IN (SELECT trace_id FROM spans {_where(conditions)})" if conditions else ""
         having = ""
         if query.min_duration_ns is not None:
             having = "HAVING max(end_max) - min(start_min) >= ?"
             params.append(query.min_duration_ns)
-        sql = (
-            f"SELECT {TRACE_SUMMARY_SELECT} FROM {source} GROUP BY trace_id {having} "
-            "ORDER BY trace_start DESC, trace_id LIMIT ?"
-        )
+        # Pick the page with cheap integer aggregates first; only its traces get the list
+        # aggregation of services and roots (several times faster on 100k traces).
+        sql = f"""
+            WITH page AS (
+                SELECT trace_id, min(start_min) AS page_start FROM trace_index {matched}
+                GROUP BY trace_id {having}
+                ORDER BY page_start DESC, trace_id LIMIT ?
+            )
+            SELECT {TRACE_SUMMARY_SELECT} FROM trace_index
+            WHERE trace_id IN (SELECT trace_id FROM page)
+            GROUP BY trace_id
+            ORDER BY trace_start DESC, trace_id
+        """
         with self._cursor() as cur:
             rows = cur.execute(sql, [*params, query.limit]).fetchall()
         return [trace_summary(r) for r in rows]
