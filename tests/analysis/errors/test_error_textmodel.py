@@ -19,9 +19,9 @@ def test_labelled_data_is_well_formed_and_covers_every_category() -> None:
 
 def test_trains_well_under_a_second() -> None:
     data = [*load_examples(), *rule_phrases()]
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     TextModel.train(data)
-    assert time.perf_counter() - t0 < 1.0
+    assert time.process_time() - t0 < 1.0
 
 
 def test_held_out_accuracy_floor() -> None:
