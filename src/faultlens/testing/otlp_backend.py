@@ -268,12 +268,9 @@ class OtlpBackend:
 
     # --- the shared request path ------------------------------------------------------
     def _handle(self, transport: str, signal: Signal, msg: Any, headers: dict[str, str]) -> Behaviour:
-        """Decide the answer, wait if hanging, and record. Returns the behaviour to answer with."""
+        """Record the request as it arrives, wait if hanging, then count its items if taken."""
         behaviour = self._next()
-        if isinstance(behaviour, Hang):
-            self._stopping.wait(behaviour.seconds)
         items, ids = _count(signal, msg)
-        takes = isinstance(behaviour, Accept | Hang | PartialSuccess)
         record = ReceivedRequest(
             time.monotonic(),
             transport,
@@ -285,12 +282,16 @@ class OtlpBackend:
         )
         with self._changed:
             self.requests.append(record)
-            if takes:
+            self._changed.notify_all()
+        if isinstance(behaviour, Hang):
+            self._stopping.wait(behaviour.seconds)
+        if isinstance(behaviour, Accept | Hang | PartialSuccess):
+            with self._changed:
                 self._items[signal] += items
                 if self._record_ids:
                     self._span_ids.extend(ids)
                 self._unique.update(ids)
-            self._changed.notify_all()
+                self._changed.notify_all()
         return behaviour
 
     def _grpc_handler(self) -> grpc.GenericRpcHandler:

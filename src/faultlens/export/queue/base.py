@@ -194,13 +194,12 @@ class IndexedQueue:
         return result
 
     def lease(self, timeout_s: float) -> Leased | None:
-        deadline = time.monotonic() + timeout_s
         with self._cond:
-            while not self._redeliver and not self._waiting:
-                left = deadline - time.monotonic()
-                if left <= 0 or self._closed:
-                    return None
-                self._cond.wait(left)
+            if not self._redeliver and not self._waiting and not self._closed and timeout_s > 0:
+                # One wait: a wake() (shutdown) or any change returns control to the caller.
+                self._cond.wait(timeout_s)
+            if not self._redeliver and not self._waiting:
+                return None
             if self._redeliver:
                 meta = heapq.heappop(self._redeliver)[1]
             else:
