@@ -70,7 +70,7 @@ def nezha(
     start: Annotated[str | None, typer.Option("--from", help="Replay from this time (UTC).")] = None,
     end: Annotated[str | None, typer.Option("--to", help="Replay up to this time (UTC), exclusive.")] = None,
     speed: Annotated[
-        float | None, typer.Option(help="Replay N times faster than real time [default: 1].")
+        float | None, typer.Option(help="Replay N times faster than real time (default 1).")
     ] = None,
     max_speed: Annotated[
         bool, typer.Option("--max-speed", help="Send as fast as the endpoint accepts.")
