@@ -126,6 +126,9 @@ def test_malformed_protobuf_is_invalid_argument_with_a_reason(server: RunningRec
     error = rpc_error(server.grpc_target, b"\x0a\xff\xff\xff\xff\x0fgarbage")
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error.details()
+    bad = error_details_pb2.BadRequest()
+    assert rich_status(error).details[0].Unpack(bad)
+    assert bad.field_violations[0].description == error.details()
     assert refused(server, "malformed") == before + 1
     assert_still_serving(server)
 

@@ -15,7 +15,7 @@ import httpx
 import psutil
 import pytest
 from google.protobuf import json_format
-from google.rpc import status_pb2
+from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -171,12 +171,20 @@ def test_chunked_body_is_read_as_a_stream(server: RunningReceivers) -> None:
 # --- refusals: each is answered with a Status body and the server keeps serving ----------------
 
 
+def bad_request(status: status_pb2.Status) -> error_details_pb2.BadRequest:
+    detail = error_details_pb2.BadRequest()
+    assert len(status.details) == 1 and status.details[0].Unpack(detail)
+    return detail
+
+
 def test_malformed_protobuf_is_400_with_status(server: RunningReceivers) -> None:
     before = refused(server, "malformed")
     resp = post(server, b"\x0a\xff\xff\xff\xff\x0fgarbage")
     assert resp.status_code == 400
     assert resp.headers["content-type"] == PB
-    assert rpc_status(resp).message
+    status = rpc_status(resp)
+    assert status.message
+    assert bad_request(status).field_violations[0].description == status.message
     assert refused(server, "malformed") == before + 1
     assert_still_serving(server)
 
@@ -185,7 +193,7 @@ def test_malformed_json_is_400_with_json_status(server: RunningReceivers) -> Non
     resp = post(server, b'{"resourceSpans": [', content_type=JSON)
     assert resp.status_code == 400
     assert resp.headers["content-type"] == JSON
-    assert rpc_status(resp).message
+    assert bad_request(rpc_status(resp)).field_violations
     assert_still_serving(server)
 
 
@@ -309,7 +317,9 @@ def test_overloaded_consumer_is_503_with_retry_after(server: RunningReceivers) -
     resp = post(server, traces(3).SerializeToString())
     assert resp.status_code == 503
     assert resp.headers["retry-after"] == "3"  # whole seconds, rounded up
-    assert rpc_status(resp).message
+    retry = error_details_pb2.RetryInfo()
+    assert rpc_status(resp).details[0].Unpack(retry)  # the exact delay, as on gRPC
+    assert (retry.retry_delay.seconds, retry.retry_delay.nanos) == (2, 500_000_000)
     labels = {"signal": "traces", "transport": "http"}
     assert server.counter("faultlens_receiver_refused_items_total", **labels) >= 3
     assert refused(server, "overloaded") >= 1
@@ -339,7 +349,10 @@ def test_memory_soft_limit_is_503_with_retry_after(tiny_memory_server: RunningRe
     resp = post(tiny_memory_server, traces(1).SerializeToString(), content_type=JSON)
     assert resp.status_code == 503
     assert resp.headers["retry-after"] == "3"
-    assert "memory soft limit" in rpc_status(resp).message
+    assert resp.headers["content-type"] == JSON
+    status = rpc_status(resp)
+    assert "memory soft limit" in status.message
+    assert status.details[0].type_url.endswith("google.rpc.RetryInfo")
     assert tiny_memory_server.sink.items() == 0
     assert tiny_memory_server.counter("faultlens_process_rss_bytes") > 1024 * 1024
     assert tiny_memory_server.counter("faultlens_admission_memory_soft_limit_bytes") == 1024 * 1024

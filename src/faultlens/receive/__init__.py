@@ -7,7 +7,8 @@ The pieces it is built from are public for embedding and tests:
   to the :class:`~faultlens.pipeline.base.BatchConsumer`, counters);
 - :class:`OtlpHttpApp`: the OTLP/HTTP ASGI app (any ASGI server can serve it);
 - :func:`create_grpc_server`: a grpc.aio server with the three OTLP ``Export`` services;
-- :class:`Admission`: the memory soft limit and in-flight bytes gate.
+- :class:`Admission`: the memory soft limit and in-flight bytes gate;
+- :mod:`.status`: the google.rpc.Status (with RetryInfo / BadRequest details) both send.
 
 Errors follow :mod:`faultlens.errors`: every refusal is a ``RequestError`` mapped to its
 HTTP and gRPC status by ``status_for``, and counted by reason

@@ -25,12 +25,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
-from google.protobuf import any_pb2, duration_pb2
-from google.rpc import error_details_pb2, status_pb2
 
 from faultlens.config.model import ReceiversConfig
 from faultlens.errors import OtlpStatus, PayloadTooLarge, RequestError, status_for
 from faultlens.receive.ingest import Ingest
+from faultlens.receive.status import retry_info, rich_status
 from faultlens.receive.tls import grpc_server_credentials
 from faultlens.types import Signal, Transport
 
@@ -47,20 +46,15 @@ SERVICES: dict[Signal, str] = {
 Handler = Callable[[bytes, Any], Awaitable[bytes]]
 
 
-def status_trailers(status: OtlpStatus) -> tuple[tuple[str, bytes], ...]:
-    """Trailing metadata carrying the rich status (RetryInfo when the error is retryable)."""
-    if status.retry_after_s is None:
+def status_trailers(status: OtlpStatus, error: BaseException | None = None) -> tuple[tuple[str, bytes], ...]:
+    """Trailing metadata carrying the rich status (RetryInfo, BadRequest) when it has details."""
+    rich = rich_status(status, error)
+    if not rich.details:
         return ()
-    seconds = max(0.0, status.retry_after_s)
-    delay = duration_pb2.Duration(seconds=int(seconds), nanos=round((seconds % 1) * 1e9))
-    retry_info = error_details_pb2.RetryInfo(retry_delay=delay)
-    detail = any_pb2.Any()
-    detail.Pack(retry_info)
-    rich = status_pb2.Status(code=status.grpc_code.value[0], message=status.message, details=[detail])
-    return (
-        ("grpc-status-details-bin", rich.SerializeToString()),
-        ("google.rpc.retryinfo-bin", retry_info.SerializeToString()),
-    )
+    trailers = [("grpc-status-details-bin", rich.SerializeToString())]
+    if status.retry_after_s is not None:
+        trailers.append(("google.rpc.retryinfo-bin", retry_info(status.retry_after_s).SerializeToString()))
+    return tuple(trailers)
 
 
 class OtlpGrpcService:
@@ -101,13 +95,15 @@ class OtlpGrpcService:
             with ingest.admission.admit(len(request)):
                 return await ingest.export(signal, Transport.GRPC, request, json=False)
         except RequestError as error:
-            status = status_for(error)
-            ingest.refuse(Transport.GRPC, signal, error)
+            refusal: BaseException = error
         except Exception as error:
             log.exception("OTLP/gRPC %s Export failed", SERVICES[signal])
-            status = status_for(error)
-            ingest.refuse(Transport.GRPC, signal, error)
-        await context.abort(status.grpc_code, status.message, trailing_metadata=status_trailers(status))
+            refusal = error
+        ingest.refuse(Transport.GRPC, signal, refusal)
+        status = status_for(refusal)
+        await context.abort(
+            status.grpc_code, status.message, trailing_metadata=status_trailers(status, refusal)
+        )
         raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises
 
 

@@ -12,7 +12,8 @@ Order of checks, cheapest first, all before decoding::
     truncated compression (400), in-flight bytes (503) -> decode (400) -> pipeline (503)
     -> 200 with Export*ServiceResponse (partial_success set when items were rejected)
 
-Every error body is a ``google.rpc.Status`` in the request's encoding (protobuf or JSON).
+Every error body is a ``google.rpc.Status`` in the request's encoding (protobuf or JSON),
+with a RetryInfo detail on 503 and a BadRequest detail on 400 (:mod:`.status`).
 When the request's Content-Type is not OTLP (404/405/415) the answer is JSON if the client's
 ``Accept`` asks for it and protobuf otherwise, the specification's default. A bug in a
 handler is answered 500 with a Status body and logged; the server keeps serving.
@@ -25,11 +26,9 @@ import math
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from faultlens.decode import encode_status
 from faultlens.errors import (
     MethodNotAllowed,
     NotFound,
-    OtlpStatus,
     PayloadTooLarge,
     RequestError,
     UnsupportedMediaType,
@@ -38,6 +37,7 @@ from faultlens.errors import (
 from faultlens.receive.accounting import RefusalReason
 from faultlens.receive.body import ENCODINGS, ClientDisconnected, read_body
 from faultlens.receive.ingest import Ingest
+from faultlens.receive.status import encode_rich_status
 from faultlens.types import Signal, Transport
 
 __all__ = ["JSON_CONTENT_TYPE", "PATHS", "PROTOBUF_CONTENT_TYPE", "OtlpHttpApp"]
@@ -76,23 +76,20 @@ class OtlpHttpApp:
             return
         headers = _headers(scope)
         signal = PATHS.get(scope["path"])
-        json = _media_type(headers.get("content-type")) == JSON_CONTENT_TYPE or (
-            _media_type(headers.get("content-type")) != PROTOBUF_CONTENT_TYPE
-            and JSON_CONTENT_TYPE in headers.get("accept", "")
-        )
+        json = _error_body_is_json(headers)
         try:
             body, json = await self._handle(scope, receive, headers, signal)
         except ClientDisconnected as gone:
             self._acct.refused(signal, gone, RefusalReason.DISCONNECTED)
             return
         except RequestError as error:
-            self._ingest.refuse(Transport.HTTP, signal, error)
-            await _send_status(send, status_for(error), json=json)
+            self._acct.refused(signal, error)
+            await _send_status(send, error, json=json)
             return
         except Exception as error:
             log.exception("OTLP/HTTP %s %s failed", scope.get("method"), scope.get("path"))
-            self._ingest.refuse(Transport.HTTP, signal, error)
-            await _send_status(send, status_for(error), json=json)
+            self._acct.refused(signal, error)
+            await _send_status(send, error, json=json)
             return
         await _send(send, 200, body, json=json)
 
@@ -127,6 +124,14 @@ class OtlpHttpApp:
             return await ingest.export(signal, Transport.HTTP, body, json=json), json
 
 
+def _error_body_is_json(headers: dict[str, str]) -> bool:
+    """Errors answer in the request's encoding; for a non-OTLP request, JSON only if accepted."""
+    media = _media_type(headers.get("content-type"))
+    if media in (JSON_CONTENT_TYPE, PROTOBUF_CONTENT_TYPE):
+        return media == JSON_CONTENT_TYPE
+    return JSON_CONTENT_TYPE in headers.get("accept", "")
+
+
 def _headers(scope: Scope) -> dict[str, str]:
     """Header names lower-cased (ASGI already does); a repeated header keeps its first value."""
     out: dict[str, str] = {}
@@ -135,7 +140,8 @@ def _headers(scope: Scope) -> dict[str, str]:
     return out
 
 
-async def _send_status(send: Send, status: OtlpStatus, *, json: bool) -> None:
+async def _send_status(send: Send, error: BaseException, *, json: bool) -> None:
+    status = status_for(error)
     extra: list[tuple[bytes, bytes]] = []
     if status.retry_after_s is not None:
         # Retry-After is whole seconds (RFC 9110); round up so the client never comes early.
@@ -145,7 +151,7 @@ async def _send_status(send: Send, status: OtlpStatus, *, json: bool) -> None:
     if status.http_status == 405:
         extra.append((b"allow", b"POST"))
     try:
-        body = encode_status(status.grpc_code.value[0], status.message, json=json)
+        body = encode_rich_status(status, error, json=json)
     except Exception:  # never let an encoding bug turn into a dropped connection
         log.exception("cannot encode a google.rpc.Status")
         await _send(send, 500, _FALLBACK_500, json=True)
