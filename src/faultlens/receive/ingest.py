@@ -8,25 +8,25 @@ counters. Keeping it here is what makes gRPC and HTTP answer the same request th
 Decode placement: decoding runs **on the event loop**, not in a thread. Decoding is Python
 plus upb and numpy and holds the GIL nearly all the time, so a thread pool adds a hand-off
 and GIL contention with the loop thread without adding parallelism. Measured with the server
-in one process and 8 concurrent clients in another (1,000-span, 188 kB protobuf requests),
-as server CPU time per span, the figure that bounds spans/s once the GIL is the limit:
+in one process and 8 concurrent clients in another (grpc.aio / httpx; 1,000-span, 188 kB
+protobuf requests; two runs of 5-6 s per cell, interleaved), on a 2-core machine shared
+with other work (load average 3-8):
 
-=========  ===============  ===================
-transport  on the loop      in a thread (to_thread)
-=========  ===============  ===================
-gRPC       35-37 us/span    40-44 us/span
-HTTP       38.5-39 us/span  42.6-44 us/span
-=========  ===============  ===================
+=========  ===============================  ===============================
+transport  on the loop                      in a thread (``asyncio.to_thread``)
+=========  ===============================  ===============================
+gRPC       25-37 us CPU/span; 28-40k span/s  31-50 us CPU/span; 23-30k span/s
+HTTP       30-39 us CPU/span; 15-16k span/s  35-44 us CPU/span; 17-18k span/s
+=========  ===============================  ===============================
 
-so the thread costs ~10-15 % more CPU per span. Of the ~37 us, decoding alone is ~30 us
-(measured directly); the receivers' own work (transport, admission, counters) is the rest.
-Twenty decodes split over two threads took as long as twenty in a row (2.0-2.9 s vs
-1.8-2.2 s, three runs).
-Wall-clock spans/s could not be compared cleanly: the 2-core machine was shared (load
-average 6-8) and runs of the same mode varied two-fold. A request being decoded delays the
-others by its decode time (~30 ms per 1,000 spans today); the size limit bounds that delay.
-``decode_in_thread=True`` is kept to measure again if the decoder moves to code that
-releases the GIL.
+Server CPU per span, the figure that bounds spans/s once the server is CPU-bound, is 15-60 %
+higher with the thread in every run. Wall-clock spans/s is noisy on a shared machine; over
+HTTP the thread came out ~10 % ahead, but there the pure-Python HTTP client in the other
+process, not the server, was the limit (server at ~0.5 core). Decoding alone is ~25-30 us
+per span of that (measured directly), so the decoder, not the placement, decides
+throughput. A request being decoded delays the others by its decode time (~30 ms per 1,000
+spans today); the size limit bounds that delay. ``decode_in_thread=True`` is kept to
+measure again if the decoder moves to code that releases the GIL.
 """
 
 from __future__ import annotations
