@@ -1,0 +1,181 @@
+"""Evaluation cases: for each labelled fault, the analysis window and its baseline, as tables.
+
+This is the one place that decides which data an evaluated method sees, so that the later
+swap from reading the directory to replaying it through the server stays small.
+
+Policy (:class:`WindowPolicy`), the same for every method evaluated:
+
+- **Window**: ``[injection minute, + window_minutes)``. Only the injection minute of the
+  label is used; the faulty pod and the fault type are what the methods predict.
+- **Fault horizon**: every fault of the day is taken to disturb
+  ``[its injection minute, + horizon_minutes)``. Baseline data never comes from inside a
+  horizon (the label's injection minutes are used for that exclusion and nothing else).
+- **Trace/log baseline**: fault-free data in the ``trace_lookback_minutes`` before the
+  window (in the Nezha layout a fault's first minute file starts about a minute before
+  the injection), plus the day's ``construct_data`` normal minutes that lie outside every
+  horizon. Those normal minutes may lie after the injection; they are labelled fault-free
+  data of the same system on the same day, which is what a running server would have
+  learnt as "normal" before an incident.
+- **Metric baseline**: the ``metric_lookback_minutes`` before the window, minus horizons
+  (pod metrics cover the whole day, one row a minute).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from faultlens.datasets.nezha import Fault, NezhaDataset, NormalPeriod
+from faultlens.rca.model import Observations
+from faultlens.eval.tables import logs_table, metrics_table, spans_table
+from faultlens.types import TimeRange
+
+__all__ = ["Case", "CaseBuilder", "WindowPolicy", "baseline_ranges"]
+
+NS_PER_MIN = 60_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class WindowPolicy:
+    window_minutes: int = 3
+    horizon_minutes: int = 4
+    trace_lookback_minutes: int = 10
+    metric_lookback_minutes: int = 60
+    use_normal_periods: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One labelled fault with the data every method is handed."""
+
+    fault: Fault
+    window: TimeRange
+    trace_baseline: tuple[TimeRange, ...]
+    metric_baseline: tuple[TimeRange, ...]
+    current: Observations
+    baseline: Observations
+
+
+def _subtract(span: TimeRange, holes: Sequence[TimeRange]) -> list[TimeRange]:
+    parts = [span]
+    for h in holes:
+        nxt: list[TimeRange] = []
+        for p in parts:
+            if h.end_ns <= p.start_ns or h.start_ns >= p.end_ns:
+                nxt.append(p)
+                continue
+            if h.start_ns > p.start_ns:
+                nxt.append(TimeRange(p.start_ns, h.start_ns))
+            if h.end_ns < p.end_ns:
+                nxt.append(TimeRange(h.end_ns, p.end_ns))
+        parts = nxt
+    return [p for p in parts if p.duration_ns > 0]
+
+
+def baseline_ranges(
+    fault: Fault,
+    day_faults: Sequence[Fault],
+    normal: Sequence[NormalPeriod],
+    policy: WindowPolicy,
+) -> tuple[TimeRange, list[TimeRange], list[TimeRange]]:
+    """The window, the trace/log baseline ranges and the metric baseline ranges of ``fault``."""
+    start = fault.minute_ns
+    window = TimeRange(start, start + policy.window_minutes * NS_PER_MIN)
+    horizons = [TimeRange(f.minute_ns, f.minute_ns + policy.horizon_minutes * NS_PER_MIN) for f in day_faults]
+    holes = [*horizons, window]
+    trace = _subtract(TimeRange(start - policy.trace_lookback_minutes * NS_PER_MIN, start), holes)
+    if policy.use_normal_periods:
+        for p in normal:
+            trace.extend(_subtract(p.time_range, holes))
+    metric = _subtract(TimeRange(start - policy.metric_lookback_minutes * NS_PER_MIN, start), holes)
+    return window, sorted(trace, key=lambda r: r.start_ns), metric
+
+
+class _DayTables:
+    """All spans, logs and metric points of one day, read once (and cached as Parquet)."""
+
+    def __init__(self, dataset: NezhaDataset, day: dt.date, cache_dir: Path | None) -> None:
+        lo = int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()) * 1_000_000_000
+        rng = TimeRange(lo, lo + 24 * 60 * NS_PER_MIN)
+        self.spans = self._load(cache_dir, dataset, day, "spans", lambda: spans_table(dataset.spans(rng)))
+        self.logs = self._load(cache_dir, dataset, day, "logs", lambda: logs_table(dataset.logs(rng)))
+        self.metrics = self._load(
+            cache_dir, dataset, day, "metrics", lambda: metrics_table(dataset.metrics(rng))
+        )
+
+    @staticmethod
+    def _load(
+        cache_dir: Path | None, dataset: NezhaDataset, day: dt.date, kind: str, build: object
+    ) -> pa.Table:
+        path = None
+        if cache_dir is not None:
+            key = str(dataset.root.resolve()).strip("/").replace("/", "_")
+            path = cache_dir / key / f"{day.isoformat()}-{kind}.parquet"
+            if path.is_file():
+                return pq.read_table(path)
+        assert callable(build)
+        table: pa.Table = build()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, path)
+        return table
+
+
+def _select(table: pa.Table, column: str, ranges: Sequence[TimeRange]) -> pa.Table:
+    if not ranges or table.num_rows == 0:
+        return table.slice(0, 0)
+    t = table.column(column)
+    mask = None
+    for r in ranges:
+        m = pc.and_(pc.greater_equal(t, r.start_ns), pc.less(t, r.end_ns))
+        mask = m if mask is None else pc.or_(mask, m)
+    return table.filter(mask)
+
+
+class CaseBuilder:
+    """Builds :class:`Case` values for the faults of a Nezha-layout directory."""
+
+    def __init__(
+        self, dataset: NezhaDataset, policy: WindowPolicy | None = None, cache_dir: Path | None = None
+    ) -> None:
+        self.dataset = dataset
+        self.policy = policy or WindowPolicy()
+        self.cache_dir = cache_dir
+        self._days: dict[dt.date, _DayTables] = {}
+
+    def _day(self, day: dt.date) -> _DayTables:
+        tables = self._days.get(day)
+        if tables is None:
+            self._days.clear()  # one day in memory at a time
+            tables = self._days[day] = _DayTables(self.dataset, day, self.cache_dir)
+        return tables
+
+    def cases(self, faults: Sequence[Fault] | None = None) -> Iterator[Case]:
+        """Cases of ``faults`` (all faults when None), grouped by day."""
+        chosen = list(self.dataset.faults()) if faults is None else list(faults)
+        for day in sorted({f.day for f in chosen}):
+            day_faults = self.dataset.faults(day)
+            normal = self.dataset.normal_periods(day)
+            for fault in [f for f in chosen if f.day == day]:
+                yield self.case(fault, day_faults, normal)
+
+    def case(self, fault: Fault, day_faults: Sequence[Fault], normal: Sequence[NormalPeriod]) -> Case:
+        window, trace_base, metric_base = baseline_ranges(fault, day_faults, normal, self.policy)
+        day = self._day(fault.day)
+        current = Observations(
+            _select(day.spans, "start_time_unix_nano", [window]),
+            _select(day.logs, "time_unix_nano", [window]),
+            _select(day.metrics, "time_unix_nano", [window]),
+        )
+        baseline = Observations(
+            _select(day.spans, "start_time_unix_nano", trace_base),
+            _select(day.logs, "time_unix_nano", trace_base),
+            _select(day.metrics, "time_unix_nano", metric_base),
+        )
+        return Case(fault, window, tuple(trace_base), tuple(metric_base), current, baseline)

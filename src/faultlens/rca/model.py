@@ -1,0 +1,105 @@
+"""Values of root-cause ranking: inputs, reasons, findings, candidates, config."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from faultlens.graph.model import ServiceGraph
+from faultlens.graph.propagation import PropagationChain
+
+__all__ = ["Candidate", "Finding", "Observations", "RcaConfig", "RcaResult", "Reason"]
+
+
+@dataclass(frozen=True, slots=True)
+class Observations:
+    """Decoded telemetry of one stretch of time (SPAN_SCHEMA, LOG_SCHEMA, METRIC_SCHEMA tables).
+
+    Any table may be empty; a window may be made of several ranges (a baseline often is).
+    """
+
+    spans: pa.Table
+    logs: pa.Table
+    metrics: pa.Table
+
+
+class Reason(enum.StrEnum):
+    """Why a candidate is suspected. Each reason is one kind of evidence, measured one way."""
+
+    LOG_PATTERN = "log_pattern"  # an operation's requests log a new set of statements (new/missing)
+    ERROR_ORIGIN = "error_origin"  # spans of an operation fail, and nothing below them does
+    SLOW_EXECUTION = "slow_execution"  # exclusive time of an operation on a pod rose
+    SLOW_CALLS_INTO = "slow_calls_into"  # time added on calls into a pod (network, queueing)
+    CPU_SATURATION = "cpu_saturation"  # a pod's CPU utilisation rose above its normal range
+    MEMORY_PRESSURE = "memory_pressure"  # a pod's memory utilisation rose above its normal range
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One piece of evidence against a service.
+
+    ``effect`` is on one scale for every reason: the share of the group's requests (or of
+    the pod's capacity, for resources) that changed beyond what the baseline allows, taken
+    at its lower confidence bound, so small groups must show more to count. ``z`` is the
+    surprise of the observation (for the record; ranking uses ``effect``).
+    """
+
+    service: str
+    reason: Reason
+    operation: str  # "" when the evidence is not about one operation
+    pod: str  # "" when not about one pod
+    effect: float
+    z: float
+    evidence: str
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A suspected root-cause service, with its best operation, pod and reason."""
+
+    rank: int
+    service: str
+    score: float  # the effect of its strongest finding
+    reason: Reason
+    operation: str
+    pod: str
+    findings: tuple[Finding, ...]  # strongest first
+
+    @property
+    def evidence(self) -> tuple[str, ...]:
+        return tuple(f.evidence for f in self.findings)
+
+
+@dataclass(frozen=True, slots=True)
+class RcaResult:
+    candidates: tuple[Candidate, ...]  # best first; services with no finding are left out
+    chains: tuple[PropagationChain, ...]
+    graph: ServiceGraph
+    origin_spans: int  # spans flagged anomalous with no anomalous span below them
+
+    def services(self) -> tuple[str, ...]:
+        return tuple(c.service for c in self.candidates)
+
+
+@dataclass(frozen=True, slots=True)
+class RcaConfig:
+    """Tuning of the ranking; few knobs, each with a meaning rather than a fitted weight.
+
+    - ``confidence_z``: the z of the one-sided lower confidence bound taken on every
+      share (2.0 ~ 97.7 %); it is what keeps a 3-call operation from outranking a
+      300-call one.
+    - ``slow_quantile`` / ``min_excess_ns``: a span is slow when its time exceeds this
+      quantile of its baseline by at least that much.
+    - ``min_baseline_spans``: groups with fewer baseline spans are not judged on latency.
+    - ``resource_floor``: utilisation rises smaller than this share of capacity are ignored.
+    """
+
+    confidence_z: float = 2.0
+    slow_quantile: float = 0.95
+    min_excess_ns: float = 2e6
+    min_baseline_spans: int = 5
+    resource_floor: float = 0.05
+    max_candidates: int = 20
+    max_findings: int = 5

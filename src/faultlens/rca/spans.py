@@ -1,0 +1,340 @@
+"""Span-level evidence: which requests changed, and which of them started the change.
+
+Four families of tests look at every span of the window against the baseline:
+
+==================  ======================================  ===================================
+reason              group of spans                          a span is *affected* when
+==================  ======================================  ===================================
+LOG_PATTERN         operation x log signature               its signature is that one
+SLOW_EXECUTION      operation x pod                         exclusive time > baseline quantile
+SLOW_CALLS_INTO     callee service x callee pod             edge time > baseline quantile
+ERROR_ORIGIN        operation x pod                         the span failed (status, HTTP, gRPC)
+==================  ======================================  ===================================
+
+(see :mod:`faultlens.rca.signatures` for log signatures, :func:`call_spans` for edge time.)
+
+A group *changed* when the lower confidence bound of its affected share exceeds the
+baseline's share. The affected spans of changed groups are *flagged*. A flagged span with
+no flagged span below it in its trace *originates* the change
+(:func:`faultlens.graph.error_origins`); the others only passed it on. Each group's
+evidence is then its share of *originating* affected spans, at the lower confidence bound,
+minus the baseline share: a caller that only reacts to a failing callee has flagged spans
+but few origins, so it scores little, whatever the signal.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from faultlens.graph.frame import F64, I64, B, SpanFrame
+from faultlens.graph.propagation import has_flagged_descendant
+from faultlens.rca.model import Finding, RcaConfig, Reason
+from faultlens.rca.stats import count_surprise
+
+__all__ = ["SpanEvidence", "call_spans", "span_evidence", "wilson_lower"]
+
+
+def wilson_lower(k: npt.NDArray[np.float64] | float, n: npt.NDArray[np.float64] | float, z: float) -> F64:
+    """One-sided Wilson lower confidence bound of a binomial share ``k / n`` (0 when n == 0)."""
+    k_arr = np.asarray(k, dtype=np.float64)
+    n_arr = np.maximum(np.asarray(n, dtype=np.float64), 1e-12)
+    p = k_arr / n_arr
+    z2 = z * z
+    centre = p + z2 / (2 * n_arr)
+    spread = z * np.sqrt(np.maximum(p * (1 - p) / n_arr + z2 / (4 * n_arr * n_arr), 0.0))
+    out = (centre - spread) / (1 + z2 / n_arr)
+    return np.where(np.asarray(n, dtype=np.float64) > 0, np.maximum(out, 0.0), 0.0)
+
+
+def call_spans(frame: SpanFrame) -> tuple[B, I64, I64]:
+    """(is call span, callee row, edge time) per span.
+
+    A call span is the caller's side of a call: exactly one child, in another service (as
+    client spans are; no span kinds needed). Its edge time is its duration minus the
+    callee's span: network, queueing before the callee's handler, client overhead.
+    """
+    cross = frame.cross_service()
+    child_of = np.full(frame.n, -1, dtype=np.int64)
+    rows = np.nonzero(cross)[0]
+    child_of[frame.parent[rows]] = rows
+    is_call = (frame.child_count == 1) & (child_of >= 0)
+    edge_time = np.where(is_call, frame.duration - frame.duration[np.maximum(child_of, 0)], 0)
+    return is_call, child_of, np.maximum(edge_time, 0).astype(np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class _Family:
+    """One family of tests: every tested window span has a group and an affected flag."""
+
+    reason: Reason
+    group: I64  # per window span: group id, -1 when not tested
+    affected: B  # per window span
+    base_share: F64  # per group: the baseline's affected share
+    labels: list[tuple[str, str, str]]  # per group: (service, operation, pod)
+    details: list[str]  # per group: what "affected" means, for the evidence text
+    totals: F64 | None = None  # per group: requests to share over, when not the group's size
+
+    def sizes(self) -> F64:
+        if self.totals is not None:
+            return self.totals
+        tested = self.group >= 0
+        return np.bincount(self.group[tested], minlength=len(self.labels)).astype(np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class SpanEvidence:
+    flagged: B
+    originated: B
+    findings: tuple[Finding, ...]
+
+
+def _ms(ns: float) -> str:
+    return f"{ns / 1e6:.1f} ms"
+
+
+def _encode(keys: list[tuple[object, ...]]) -> tuple[I64, list[tuple[object, ...]]]:
+    index: dict[tuple[object, ...], int] = {}
+    codes = np.fromiter((index.setdefault(k, len(index)) for k in keys), dtype=np.int64, count=len(keys))
+    return codes, list(index)
+
+
+def _log_family(
+    frame: SpanFrame,
+    sigs: list[str],
+    base: SpanFrame,
+    base_sigs: list[str],
+    usual: dict[tuple[str, str], str],
+) -> _Family:
+    ops = frame.operations
+    keys: list[tuple[object, ...]] = [
+        (ops[o], s) for o, s in zip(frame.operation.tolist(), sigs, strict=True)
+    ]
+    group, labels = _encode(keys)
+    b_ops = [base.operations[o] for o in base.operation.tolist()]
+    b_pairs = Counter(zip(b_ops, base_sigs, strict=True))
+    b_tot = Counter(b_ops)
+    share = np.zeros(len(labels))
+    tested = np.ones(len(labels), dtype=bool)
+    out_labels: list[tuple[str, str, str]] = []
+    details: list[str] = []
+    for g, (op, sig) in enumerate(labels):
+        assert isinstance(op, tuple) and isinstance(sig, str)
+        bt = b_tot.get(op, 0)
+        tested[g] = bt > 0
+        share[g] = (b_pairs.get((op, sig), 0) + 0.5) / (bt + 1)
+        have = set(sig.split("|")) if sig else set()
+        norm = usual.get(op, "")
+        norm_set = set(norm.split("|")) if norm else set()
+        parts = []
+        if have - norm_set:
+            parts.append("new " + ", ".join(sorted(have - norm_set)))
+        if norm_set - have:
+            parts.append("missing " + ", ".join(sorted(norm_set - have)))
+        details.append("log " + ("; ".join(parts) if parts else f"pattern [{sig or 'no logs'}]"))
+        out_labels.append((op[0], op[1], ""))
+    group = np.where(tested[group], group, -1)
+    op_total = Counter(frame.operation.tolist())
+    op_code = {op: i for i, op in enumerate(frame.operations)}
+    totals = np.asarray(
+        [op_total[op_code[lb[0]]] for lb in labels if isinstance(lb[0], tuple)], dtype=np.float64
+    )
+    return _Family(
+        Reason.LOG_PATTERN, group, np.ones(frame.n, dtype=bool), share, out_labels, details, totals
+    )
+
+
+def _threshold_family(
+    reason: Reason,
+    frame: SpanFrame,
+    base: SpanFrame,
+    values: I64,
+    b_values: I64,
+    rows: B,
+    b_rows: B,
+    key_of: tuple[I64, I64],  # (baseline key per window span, per baseline span) in a shared space
+    pod_of: I64,
+    names: list[str],
+    what: str,
+    cfg: RcaConfig,
+) -> _Family:
+    """Groups (key, pod) whose spans exceed the key's baseline quantile by ``min_excess_ns``."""
+    key, b_key = key_of
+    group = np.full(frame.n, -1, dtype=np.int64)
+    affected = np.zeros(frame.n, dtype=bool)
+    labels: list[tuple[str, str, str]] = []
+    shares: list[float] = []
+    details: list[str] = []
+    thresholds: dict[int, tuple[float, float, float]] = {}
+    for k in np.unique(b_key[b_rows]).tolist():
+        b = b_values[b_rows & (b_key == k)].astype(np.float64)
+        if b.size < cfg.min_baseline_spans:
+            continue
+        thr = float(np.quantile(b, cfg.slow_quantile)) + cfg.min_excess_ns
+        thresholds[k] = (thr, (np.count_nonzero(b > thr) + 0.5) / (b.size + 1), float(np.median(b)))
+    pairs: dict[tuple[int, int], int] = {}
+    for i in np.nonzero(rows)[0].tolist():
+        k = int(key[i])
+        t = thresholds.get(k)
+        if t is None:
+            continue
+        gk = (k, int(pod_of[i]))
+        g = pairs.get(gk)
+        if g is None:
+            g = pairs[gk] = len(labels)
+            service, operation = names[k].split("\x1f", 1)
+            labels.append((service, operation, frame.pods[gk[1]]))
+            shares.append(t[1])
+            details.append(f"{what} above {_ms(t[0])} (baseline median {_ms(t[2])})")
+        group[i] = g
+        affected[i] = values[i] > t[0]
+    return _Family(reason, group, affected, np.asarray(shares, dtype=np.float64), labels, details)
+
+
+def _error_family(frame: SpanFrame, base: SpanFrame) -> _Family | None:
+    if not frame.error.any():
+        return None
+    b_err = Counter(base.operations[o] for o in base.operation[base.error].tolist())
+    b_tot = Counter(base.operations[o] for o in base.operation.tolist())
+    keys: list[tuple[object, ...]] = [
+        (o, p) for o, p in zip(frame.operation.tolist(), frame.pod.tolist(), strict=True)
+    ]
+    group, labels = _encode(keys)
+    shares = np.zeros(len(labels))
+    out: list[tuple[str, str, str]] = []
+    for g, (o, p) in enumerate(labels):
+        assert isinstance(o, int) and isinstance(p, int)
+        op = frame.operations[o]
+        shares[g] = (b_err.get(op, 0) + 0.5) / (b_tot.get(op, 0) + 1)
+        out.append((op[0], op[1], frame.pods[p]))
+    details = ["failed"] * len(labels)
+    return _Family(Reason.ERROR_ORIGIN, group, frame.error.copy(), shares, out, details)
+
+
+def _changed(fam: _Family, z: float) -> B:
+    """Per window span: affected, in a group whose affected share rose beyond the baseline."""
+    m = len(fam.labels)
+    tested = fam.group >= 0
+    n = fam.sizes()
+    k = np.bincount(fam.group[tested & fam.affected], minlength=m).astype(np.float64)
+    sig = wilson_lower(k, n, z) > fam.base_share
+    return tested & fam.affected & sig[np.maximum(fam.group, 0)]
+
+
+def _findings(fam: _Family, flagged: B, originated: B, frame: SpanFrame, z: float) -> list[Finding]:
+    m = len(fam.labels)
+    tested = fam.group >= 0
+    n = fam.sizes()
+    hit = tested & fam.affected & flagged
+    k_flag = np.bincount(fam.group[hit], minlength=m).astype(np.float64)
+    k_orig = np.bincount(fam.group[hit & originated], minlength=m).astype(np.float64)
+    effect = wilson_lower(k_orig, n, z) - fam.base_share
+    out: list[Finding] = []
+    for g in np.nonzero(effect > 0)[0].tolist():
+        service, operation, pod = fam.labels[g]
+        rows = hit & originated & (fam.group == g)
+        if not pod:
+            pods = Counter(frame.pods[p] for p in frame.pod[rows].tolist()).most_common(1)
+            pod = pods[0][0] if pods else ""
+        where = f"{service}: {operation}" if operation else service
+        if pod and fam.reason is not Reason.LOG_PATTERN:
+            where += f" on {pod}"
+        text = (
+            f"{where}: {int(k_orig[g])} of {int(n[g])} requests {fam.details[g]} and nothing below them changed"
+            f" ({k_orig[g] / n[g]:.0%} vs baseline {fam.base_share[g]:.0%}"
+            + (
+                f"; {int(k_flag[g] - k_orig[g])} more only passed on a change from below"
+                if k_flag[g] > k_orig[g]
+                else ""
+            )
+            + ")"
+        )
+        out.append(
+            Finding(
+                service=service,
+                reason=fam.reason,
+                operation=operation,
+                pod=pod,
+                effect=float(effect[g]),
+                z=count_surprise(k_orig[g], n[g] * fam.base_share[g]),
+                evidence=text,
+            )
+        )
+    return out
+
+
+def span_evidence(
+    frame: SpanFrame,
+    signatures: list[str],
+    base: SpanFrame,
+    base_signatures: list[str],
+    usual: dict[tuple[str, str], str],
+    cfg: RcaConfig,
+) -> SpanEvidence:
+    """Run the four test families, resolve origins over the traces, and report findings."""
+    is_call, child_of, edge_time = call_spans(frame)
+    b_call, b_child, b_edge = call_spans(base)
+
+    # Shared key spaces: operations by (service, name), callees by service name.
+    op_names = sorted({*frame.operations, *base.operations})
+    op_index = {op: i for i, op in enumerate(op_names)}
+    op_key = np.asarray([op_index[frame.operations[o]] for o in range(len(frame.operations))], dtype=np.int64)
+    b_op_key = np.asarray([op_index[base.operations[o]] for o in range(len(base.operations))], dtype=np.int64)
+    names = [f"{s}\x1f{o}" for s, o in op_names]
+    svc_names = sorted({*frame.services, *base.services})
+    svc_index = {s: i for i, s in enumerate(svc_names)}
+    svc_key = np.asarray([svc_index[s] for s in frame.services], dtype=np.int64)
+    b_svc_key = np.asarray([svc_index[s] for s in base.services], dtype=np.int64)
+
+    families: list[_Family] = [_log_family(frame, signatures, base, base_signatures, usual)]
+    if frame.n and base.n:
+        families.append(
+            _threshold_family(
+                Reason.SLOW_EXECUTION,
+                frame,
+                base,
+                frame.exclusive_time(),
+                base.exclusive_time(),
+                ~is_call,
+                ~b_call,
+                (op_key[frame.operation], b_op_key[base.operation]),
+                frame.pod.astype(np.int64),
+                names,
+                "took exclusive time",
+                cfg,
+            )
+        )
+        callee = np.maximum(child_of, 0)
+        b_callee = np.maximum(b_child, 0)
+        families.append(
+            _threshold_family(
+                Reason.SLOW_CALLS_INTO,
+                frame,
+                base,
+                edge_time,
+                b_edge,
+                is_call,
+                b_call,
+                (svc_key[frame.service[callee]], b_svc_key[base.service[b_callee]]),
+                frame.pod[callee].astype(np.int64),
+                [f"{s}\x1f" for s in svc_names],
+                "waited on the call beyond the callee's own time",
+                cfg,
+            )
+        )
+    err = _error_family(frame, base)
+    if err is not None:
+        families.append(err)
+
+    flagged = np.zeros(frame.n, dtype=bool)
+    for fam in families:
+        flagged |= _changed(fam, cfg.confidence_z)
+    originated = flagged & ~has_flagged_descendant(frame, flagged)
+    findings: list[Finding] = []
+    for fam in families:
+        findings.extend(_findings(fam, flagged, originated, frame, cfg.confidence_z))
+    findings.sort(key=lambda f: (-f.effect, f.service, f.reason.value, f.operation, f.pod))
+    return SpanEvidence(flagged, originated, tuple(findings))
