@@ -13,8 +13,10 @@
      │    ├── Unauthenticated        missing or wrong bearer token        -> 401 / UNAUTHENTICATED
      │    └── Overloaded             retryable (memory soft limit, full queue)
      │                                  -> 503 + Retry-After / UNAVAILABLE + RetryInfo
-     └── StoreError                  the store failed or refused a query
-          └── UnsupportedQuery       a query the store cannot answer exactly (never approximated)
+     ├── StoreError                  the store failed or refused a query
+     │    └── UnsupportedQuery       a query the store cannot answer exactly (never approximated)
+     └── QueueLocked                 an export disk queue is in use by another process
+                                     (faultlens.export.queue.sqlite)
 
 Receivers catch ``RequestError`` and call :func:`status_for`; anything else that escapes a
 handler is a bug and is answered 500 / INTERNAL, and the server keeps serving.

@@ -77,6 +77,8 @@ def serve(
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # httpx logs every request at INFO; the exporters and webhook make many.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         asyncio.run(_run(cfg))
     except OSError as e:
