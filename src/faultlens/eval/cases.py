@@ -32,8 +32,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from faultlens.datasets.nezha import Fault, NezhaDataset, NormalPeriod
-from faultlens.rca.model import Observations
 from faultlens.eval.tables import logs_table, metrics_table, spans_table
+from faultlens.rca.model import Observations
 from faultlens.types import TimeRange
 
 __all__ = ["Case", "CaseBuilder", "WindowPolicy", "baseline_ranges"]
@@ -44,7 +44,7 @@ NS_PER_MIN = 60_000_000_000
 @dataclass(frozen=True, slots=True)
 class WindowPolicy:
     window_minutes: int = 3
-    horizon_minutes: int = 4
+    horizon_minutes: int = 6
     trace_lookback_minutes: int = 10
     metric_lookback_minutes: int = 60
     use_normal_periods: bool = True

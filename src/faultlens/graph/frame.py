@@ -66,7 +66,8 @@ class SpanFrame:
         Children that run in parallel are over-counted, so this is a lower bound of the
         exclusive time; it is exact for the sequential calls most services make.
         """
-        return np.maximum(self.duration - self.children_duration(), 0)
+        out: I64 = np.maximum(self.duration - self.children_duration(), 0)
+        return out
 
     def cross_service(self) -> B:
         """Spans whose parent is in another service (the callee side of a call)."""
@@ -106,7 +107,8 @@ def _codes(col: pa.ChunkedArray | pa.Array, fill: str = "") -> tuple[I32, tuple[
 
 
 def _int_col(table: pa.Table, name: str, fill: int = 0) -> I64:
-    return pc.fill_null(table.column(name), fill).to_numpy().astype(np.int64)
+    out: I64 = pc.fill_null(table.column(name), fill).to_numpy().astype(np.int64)
+    return out
 
 
 def _error_mask(spans: pa.Table) -> B:
@@ -114,7 +116,8 @@ def _error_mask(spans: pa.Table) -> B:
     status = _int_col(spans, "status_code")
     http = _int_col(spans, "http_status_code")
     grpc = _int_col(spans, "rpc_grpc_status_code")
-    return (status == STATUS_ERROR) | (http >= 500) | (grpc > 0)
+    out: B = (status == STATUS_ERROR) | (http >= 500) | (grpc > 0)
+    return out
 
 
 def span_frame(spans: pa.Table) -> SpanFrame:

@@ -19,22 +19,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from faultlens.graph.frame import B, SpanFrame
 from faultlens.graph.model import Edge, ServiceGraph
 
 __all__ = [
-    "ChainEdge",
     "ChainConfig",
+    "ChainEdge",
     "OriginCount",
     "PropagationChain",
     "SpanRef",
-    "chain_ends",
     "TraceErrorPath",
+    "chain_ends",
     "error_origins",
     "has_flagged_descendant",
     "origin_counts",
     "propagation_chains",
+    "strongest_descendant",
     "trace_error_paths",
 ]
 
@@ -77,6 +79,31 @@ def has_flagged_descendant(frame: SpanFrame, flagged: B) -> B:
         frontier = np.unique(up[up >= 0])
         depth += 1
     return out
+
+
+def strongest_descendant(frame: SpanFrame, strength: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """For each span, the largest ``strength`` among its descendants (not itself); 0 if none.
+
+    Depths are found by walking parents once per level; values then move up one level at
+    a time, deepest first, so the cost is O(spans x depth) in numpy.
+    """
+    n = frame.n
+    depth = np.zeros(n, dtype=np.int64)
+    cur = frame.parent.copy()
+    steps = 0
+    while steps < 10_000:
+        has = cur >= 0
+        if not has.any():
+            break
+        depth[has] += 1
+        cur[has] = frame.parent[cur[has]]
+        steps += 1
+    best = np.zeros(n, dtype=np.float64)
+    carry = np.maximum(strength.astype(np.float64), 0.0)
+    for d in range(int(depth.max(initial=0)), 0, -1):
+        rows = np.nonzero((depth == d) & (frame.parent >= 0))[0]
+        np.maximum.at(best, frame.parent[rows], np.maximum(carry[rows], best[rows]))
+    return best
 
 
 def error_origins(frame: SpanFrame, flagged: B | None = None) -> tuple[B, B]:

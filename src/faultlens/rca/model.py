@@ -90,6 +90,12 @@ class RcaConfig:
     - ``confidence_z``: the z of the one-sided lower confidence bound taken on every
       share (2.0 ~ 97.7 %); it is what keeps a 3-call operation from outranking a
       300-call one.
+    - ``explain_ratio``: a changed span is taken to pass on a change from below only when
+      some span below it changed at least this fraction as strongly (1: a weaker change
+      deep in the trace never explains away a stronger one above it).
+    - ``minute_envelope``: judge shares against the highest share any baseline minute
+      showed, not only the pooled one (robust to drifting workloads, but a baseline minute
+      that is itself disturbed then hides the fault; off by default, see docs/evaluation.md).
     - ``slow_quantile`` / ``min_excess_ns``: a span is slow when its time exceeds this
       quantile of its baseline by at least that much.
     - ``min_baseline_spans``: groups with fewer baseline spans are not judged on latency.
@@ -97,6 +103,8 @@ class RcaConfig:
     """
 
     confidence_z: float = 2.0
+    explain_ratio: float = 1.0
+    minute_envelope: bool = False
     slow_quantile: float = 0.95
     min_excess_ns: float = 2e6
     min_baseline_spans: int = 5

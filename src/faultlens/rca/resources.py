@@ -81,12 +81,10 @@ def resource_findings(metrics: pa.Table, base_metrics: pa.Table, cfg: RcaConfig)
             med = float(np.median(b))
             scale = max(MAD_TO_SD * float(np.median(np.abs(b - med))), 1e-3 * capacity)
             z = (top - med) / scale
-            unit = "%" if capacity == 100.0 else ""
-            scale_txt = 1.0 if capacity == 100.0 else 100.0
+            pct = 100.0 / capacity  # printed as a percentage of capacity
             text = (
-                f"{services.get(pod) or pod}: pod {pod}: {name} {top * scale_txt:.0f}{unit or '%'} vs baseline"
-                f" median {med * scale_txt:.0f}{unit or '%'}, max {normal_top * scale_txt:.0f}{unit or '%'}"
-                f" (robust z {z:.1f})"
+                f"{services.get(pod) or pod}: pod {pod}: {name} {top * pct:.0f}% vs baseline"
+                f" median {med * pct:.0f}%, max {normal_top * pct:.0f}% (robust z {z:.1f})"
             )
             out.append(Finding(services.get(pod) or pod, reason, "", pod, effect, float(z), text))
     return out

@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from faultlens.graph.frame import F64, I64, B, SpanFrame
-from faultlens.graph.propagation import has_flagged_descendant
+from faultlens.graph.propagation import strongest_descendant
 from faultlens.rca.model import Finding, RcaConfig, Reason
 from faultlens.rca.stats import count_surprise
 
@@ -76,13 +76,21 @@ class _Family:
     base_share: F64  # per group: the baseline's affected share
     labels: list[tuple[str, str, str]]  # per group: (service, operation, pod)
     details: list[str]  # per group: what "affected" means, for the evidence text
-    totals: F64 | None = None  # per group: requests to share over, when not the group's size
+    # Requests a group's share is taken over. By default the group's own spans; for log
+    # signatures every span of the operation (``population`` per span, ``group_population``
+    # per group name the operation).
+    population: I64 | None = None
+    group_population: I64 | None = None
 
-    def sizes(self) -> F64:
-        if self.totals is not None:
-            return self.totals
-        tested = self.group >= 0
-        return np.bincount(self.group[tested], minlength=len(self.labels)).astype(np.float64)
+    def sizes(self, mask: B) -> F64:
+        """Per group, how many spans under ``mask`` its share is taken over."""
+        m = len(self.labels)
+        if self.population is None or self.group_population is None:
+            sel = mask & (self.group >= 0)
+            return np.bincount(self.group[sel], minlength=m).astype(np.float64)
+        sel = mask & (self.population >= 0)
+        counts = np.bincount(self.population[sel], minlength=int(self.group_population.max(initial=-1)) + 1)
+        return counts[self.group_population].astype(np.float64) if m else np.zeros(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +102,45 @@ class SpanEvidence:
 
 def _ms(ns: float) -> str:
     return f"{ns / 1e6:.1f} ms"
+
+
+NS_PER_MIN = 60_000_000_000
+
+
+def baseline_share(k_total: float, n_total: float, per_minute: list[tuple[int, int]], z: float) -> float:
+    """The affected share the baseline allows: the pooled share, or more if some baseline
+    minute showed more (at that minute's lower confidence bound).
+
+    Why the per-minute envelope: workloads drift (which branch a request takes depends on
+    its data), so a share that swings between minutes is normal however rare it is on
+    average. A window must exceed what any normal minute showed, not only the mean.
+    """
+    pooled = (k_total + 0.5) / (n_total + 1)
+    if not per_minute or z <= 0:
+        return pooled
+    k = np.asarray([p[0] for p in per_minute], dtype=np.float64)
+    n = np.asarray([p[1] for p in per_minute], dtype=np.float64)
+    return max(pooled, float(wilson_lower(k, n, z).max()))
+
+
+def _envelope_z(cfg: RcaConfig) -> float:
+    """The z of the per-minute envelope, or 0 (pooled share only) when it is off."""
+    return cfg.confidence_z if cfg.minute_envelope else 0.0
+
+
+def _minute_counts(
+    keys: list[object], hit: list[bool], minutes: list[int]
+) -> dict[object, list[tuple[int, int]]]:
+    """Per key, (affected, total) per minute."""
+    acc: dict[tuple[object, int], list[int]] = {}
+    for key, h, m in zip(keys, hit, minutes, strict=True):
+        a = acc.setdefault((key, m), [0, 0])
+        a[0] += int(h)
+        a[1] += 1
+    out: dict[object, list[tuple[int, int]]] = {}
+    for (key, _), (k, n) in acc.items():
+        out.setdefault(key, []).append((k, n))
+    return out
 
 
 def _encode(keys: list[tuple[object, ...]]) -> tuple[I64, list[tuple[object, ...]]]:
@@ -108,6 +155,7 @@ def _log_family(
     base: SpanFrame,
     base_sigs: list[str],
     usual: dict[tuple[str, str], str],
+    z: float,
 ) -> _Family:
     ops = frame.operations
     keys: list[tuple[object, ...]] = [
@@ -117,15 +165,25 @@ def _log_family(
     b_ops = [base.operations[o] for o in base.operation.tolist()]
     b_pairs = Counter(zip(b_ops, base_sigs, strict=True))
     b_tot = Counter(b_ops)
+    b_min = (base.start // NS_PER_MIN).tolist()
+    # per (op, sig): per-minute (spans with sig, spans of op)
+    op_min = Counter(zip(b_ops, b_min, strict=True))
+    sig_min = Counter(zip(b_ops, base_sigs, b_min, strict=True))
+    minutes_of: dict[tuple[str, str], list[int]] = {}
+    for op_m, m in op_min:
+        minutes_of.setdefault(op_m, []).append(m)
     share = np.zeros(len(labels))
     tested = np.ones(len(labels), dtype=bool)
     out_labels: list[tuple[str, str, str]] = []
     details: list[str] = []
-    for g, (op, sig) in enumerate(labels):
-        assert isinstance(op, tuple) and isinstance(sig, str)
+    for g, (op_obj, sig_obj) in enumerate(labels):
+        assert isinstance(op_obj, tuple) and isinstance(sig_obj, str)
+        op: tuple[str, str] = (str(op_obj[0]), str(op_obj[1]))
+        sig = sig_obj
         bt = b_tot.get(op, 0)
         tested[g] = bt > 0
-        share[g] = (b_pairs.get((op, sig), 0) + 0.5) / (bt + 1)
+        per_minute = [(sig_min.get((op, sig, m), 0), op_min[(op, m)]) for m in minutes_of.get(op, [])]
+        share[g] = baseline_share(b_pairs.get((op, sig), 0), bt, per_minute, z)
         have = set(sig.split("|")) if sig else set()
         norm = usual.get(op, "")
         norm_set = set(norm.split("|")) if norm else set()
@@ -137,13 +195,18 @@ def _log_family(
         details.append("log " + ("; ".join(parts) if parts else f"pattern [{sig or 'no logs'}]"))
         out_labels.append((op[0], op[1], ""))
     group = np.where(tested[group], group, -1)
-    op_total = Counter(frame.operation.tolist())
     op_code = {op: i for i, op in enumerate(frame.operations)}
-    totals = np.asarray(
-        [op_total[op_code[lb[0]]] for lb in labels if isinstance(lb[0], tuple)], dtype=np.float64
-    )
+    group_pop = np.asarray([op_code[lb[0]] for lb in labels if isinstance(lb[0], tuple)], dtype=np.int64)
+    population = np.where(group >= 0, frame.operation.astype(np.int64), -1)
     return _Family(
-        Reason.LOG_PATTERN, group, np.ones(frame.n, dtype=bool), share, out_labels, details, totals
+        Reason.LOG_PATTERN,
+        group,
+        np.ones(frame.n, dtype=bool),
+        share,
+        out_labels,
+        details,
+        population,
+        group_pop,
     )
 
 
@@ -169,12 +232,20 @@ def _threshold_family(
     shares: list[float] = []
     details: list[str] = []
     thresholds: dict[int, tuple[float, float, float]] = {}
+    b_minute = base.start // NS_PER_MIN
     for k in np.unique(b_key[b_rows]).tolist():
-        b = b_values[b_rows & (b_key == k)].astype(np.float64)
+        sel = b_rows & (b_key == k)
+        b = b_values[sel].astype(np.float64)
         if b.size < cfg.min_baseline_spans:
             continue
         thr = float(np.quantile(b, cfg.slow_quantile)) + cfg.min_excess_ns
-        thresholds[k] = (thr, (np.count_nonzero(b > thr) + 0.5) / (b.size + 1), float(np.median(b)))
+        mins = b_minute[sel]
+        per_minute = [
+            (int(np.count_nonzero(b[mins == m] > thr)), int(np.count_nonzero(mins == m)))
+            for m in np.unique(mins)
+        ]
+        share = baseline_share(float(np.count_nonzero(b > thr)), float(b.size), per_minute, _envelope_z(cfg))
+        thresholds[k] = (thr, share, float(np.median(b)))
     pairs: dict[tuple[int, int], int] = {}
     for i in np.nonzero(rows)[0].tolist():
         k = int(key[i])
@@ -194,9 +265,11 @@ def _threshold_family(
     return _Family(reason, group, affected, np.asarray(shares, dtype=np.float64), labels, details)
 
 
-def _error_family(frame: SpanFrame, base: SpanFrame) -> _Family | None:
+def _error_family(frame: SpanFrame, base: SpanFrame, z: float) -> _Family | None:
     if not frame.error.any():
         return None
+    b_ops = [base.operations[o] for o in base.operation.tolist()]
+    per_min = _minute_counts(list(b_ops), base.error.tolist(), (base.start // NS_PER_MIN).tolist())
     b_err = Counter(base.operations[o] for o in base.operation[base.error].tolist())
     b_tot = Counter(base.operations[o] for o in base.operation.tolist())
     keys: list[tuple[object, ...]] = [
@@ -208,34 +281,44 @@ def _error_family(frame: SpanFrame, base: SpanFrame) -> _Family | None:
     for g, (o, p) in enumerate(labels):
         assert isinstance(o, int) and isinstance(p, int)
         op = frame.operations[o]
-        shares[g] = (b_err.get(op, 0) + 0.5) / (b_tot.get(op, 0) + 1)
+        shares[g] = baseline_share(b_err.get(op, 0), b_tot.get(op, 0), per_min.get(op, []), z)
         out.append((op[0], op[1], frame.pods[p]))
     details = ["failed"] * len(labels)
     return _Family(Reason.ERROR_ORIGIN, group, frame.error.copy(), shares, out, details)
 
 
-def _changed(fam: _Family, z: float) -> B:
-    """Per window span: affected, in a group whose affected share rose beyond the baseline."""
+def _changed(fam: _Family, z: float) -> F64:
+    """Per window span: the strength of its group's change when the span is affected and
+    its group's affected share rose beyond the baseline (lower bound minus baseline share);
+    0 otherwise."""
     m = len(fam.labels)
     tested = fam.group >= 0
-    n = fam.sizes()
+    n = fam.sizes(np.ones(fam.group.size, dtype=bool))
     k = np.bincount(fam.group[tested & fam.affected], minlength=m).astype(np.float64)
-    sig = wilson_lower(k, n, z) > fam.base_share
-    return tested & fam.affected & sig[np.maximum(fam.group, 0)]
+    strength = np.maximum(wilson_lower(k, n, z) - fam.base_share, 0.0)
+    return np.where(tested & fam.affected, strength[np.maximum(fam.group, 0)], 0.0)
 
 
-def _findings(fam: _Family, flagged: B, originated: B, frame: SpanFrame, z: float) -> list[Finding]:
+def _findings(fam: _Family, flagged: B, below: B, frame: SpanFrame, z: float) -> list[Finding]:
+    """Per group, the changed share among its requests with nothing changed below them.
+
+    A caller that only reacts to a failing callee changes (almost) only in requests where
+    the callee changed too; among the others its share is the baseline's. A service that
+    changed on its own keeps its share there. So the share is taken over the requests with
+    no flagged descendant (``below`` false), at its lower confidence bound.
+    """
     m = len(fam.labels)
     tested = fam.group >= 0
-    n = fam.sizes()
+    n_all = fam.sizes(np.ones(fam.group.size, dtype=bool))
+    n = n_all
     hit = tested & fam.affected & flagged
     k_flag = np.bincount(fam.group[hit], minlength=m).astype(np.float64)
-    k_orig = np.bincount(fam.group[hit & originated], minlength=m).astype(np.float64)
+    k_orig = np.bincount(fam.group[hit & ~below], minlength=m).astype(np.float64)
     effect = wilson_lower(k_orig, n, z) - fam.base_share
     out: list[Finding] = []
     for g in np.nonzero(effect > 0)[0].tolist():
         service, operation, pod = fam.labels[g]
-        rows = hit & originated & (fam.group == g)
+        rows = hit & ~below & (fam.group == g)
         if not pod:
             pods = Counter(frame.pods[p] for p in frame.pod[rows].tolist()).most_common(1)
             pod = pods[0][0] if pods else ""
@@ -243,8 +326,8 @@ def _findings(fam: _Family, flagged: B, originated: B, frame: SpanFrame, z: floa
         if pod and fam.reason is not Reason.LOG_PATTERN:
             where += f" on {pod}"
         text = (
-            f"{where}: {int(k_orig[g])} of {int(n[g])} requests {fam.details[g]} and nothing below them changed"
-            f" ({k_orig[g] / n[g]:.0%} vs baseline {fam.base_share[g]:.0%}"
+            f"{where}: {int(k_orig[g])} of {int(n[g])} requests with nothing changed below them"
+            f" {fam.details[g]} ({k_orig[g] / max(n[g], 1):.0%} vs baseline {fam.base_share[g]:.0%}"
             + (
                 f"; {int(k_flag[g] - k_orig[g])} more only passed on a change from below"
                 if k_flag[g] > k_orig[g]
@@ -289,7 +372,7 @@ def span_evidence(
     svc_key = np.asarray([svc_index[s] for s in frame.services], dtype=np.int64)
     b_svc_key = np.asarray([svc_index[s] for s in base.services], dtype=np.int64)
 
-    families: list[_Family] = [_log_family(frame, signatures, base, base_signatures, usual)]
+    families: list[_Family] = [_log_family(frame, signatures, base, base_signatures, usual, _envelope_z(cfg))]
     if frame.n and base.n:
         families.append(
             _threshold_family(
@@ -325,16 +408,21 @@ def span_evidence(
                 cfg,
             )
         )
-    err = _error_family(frame, base)
+    err = _error_family(frame, base, _envelope_z(cfg))
     if err is not None:
         families.append(err)
 
-    flagged = np.zeros(frame.n, dtype=bool)
+    strength = np.zeros(frame.n, dtype=np.float64)
     for fam in families:
-        flagged |= _changed(fam, cfg.confidence_z)
-    originated = flagged & ~has_flagged_descendant(frame, flagged)
+        strength = np.maximum(strength, _changed(fam, cfg.confidence_z))
+    flagged = strength > 0
+    # A flagged span only passed a change on when a change below it is at least
+    # ``explain_ratio`` as strong as its own: a weak, common shift deep in the trace does
+    # not explain away a strong one above it.
+    below = flagged & (strongest_descendant(frame, strength) >= cfg.explain_ratio * strength)
+    originated = flagged & ~below
     findings: list[Finding] = []
     for fam in families:
-        findings.extend(_findings(fam, flagged, originated, frame, cfg.confidence_z))
+        findings.extend(_findings(fam, flagged, below, frame, cfg.confidence_z))
     findings.sort(key=lambda f: (-f.effect, f.service, f.reason.value, f.operation, f.pod))
     return SpanEvidence(flagged, originated, tuple(findings))
