@@ -15,6 +15,8 @@ Item counters (label ``signal`` is traces/metrics/logs, ``transport`` is grpc/ht
 - ``faultlens_receiver_refused_requests_total{reason}``: requests refused before decoding
   (too large, bad content type, malformed, unauthenticated, overloaded...).
 - ``faultlens_store_written_items_total`` / ``faultlens_dropped_items_total{reason}``.
+- ``faultlens_analysis_*``: items analysed, queue lag, data-time watermark, anomalies,
+  incidents opened/resolved, webhook deliveries (drops are in ``dropped_items{consumer="analysis"}``).
 """
 
 from __future__ import annotations
@@ -94,6 +96,40 @@ class SelfMetrics:
         )
         self.retention_deleted_items = Counter(
             "faultlens_retention_deleted_items", "Items removed by retention.", ("signal",), registry=r
+        )
+
+        self.analysis_processed_items = Counter(
+            "faultlens_analysis_processed_items",
+            "Items the streaming analysis processed.",
+            ("signal",),
+            registry=r,
+        )
+        self.analysis_lag_seconds = Gauge(
+            "faultlens_analysis_lag_seconds", "Time the last analysed batch waited in the queue.", registry=r
+        )
+        self.analysis_batch_seconds = Histogram(
+            "faultlens_analysis_batch_seconds",
+            "Time to analyse one batch.",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=r,
+        )
+        self.analysis_watermark_seconds = Gauge(
+            "faultlens_analysis_watermark_seconds", "Data time the analysis has reached (Unix s).", registry=r
+        )
+        self.analysis_anomalies = Counter("faultlens_analysis_anomalies", "Anomalies found.", registry=r)
+        self.analysis_incidents = Counter(
+            "faultlens_analysis_incidents", "Incident transitions.", ("event",), registry=r
+        )
+        self.analysis_store_failures = Counter(
+            "faultlens_analysis_store_failures",
+            "Analysis results or state that could not be stored.",
+            registry=r,
+        )
+        self.analysis_webhook_deliveries = Counter(
+            "faultlens_analysis_webhook_deliveries",
+            "Incident webhook notifications by outcome (delivered, failed, dropped).",
+            ("outcome",),
+            registry=r,
         )
 
     def render(self) -> bytes:

@@ -1,9 +1,11 @@
 """Wiring: build every stage from the config and own the order of start and shutdown.
 
-Start order is store -> store writer -> fan-out -> API -> receivers, so nothing is accepted
-before it can be stored. Shutdown reverses it: receivers stop accepting and finish their
-in-flight requests, the fan-out flushes every accepted batch to the store (bounded by
-``shutdown_timeout_s``), then the API and the store close. ``shutdown`` is safe to call twice.
+Start order is store -> store writer and analysis (restoring its state) -> fan-out -> API ->
+receivers, so nothing is accepted before it can be stored. Shutdown reverses it: receivers
+stop accepting and finish their in-flight requests, the fan-out flushes every accepted batch
+to the store, then lets the analysis finish its queue and save its state (one deadline,
+``shutdown_timeout_s``), then the API, the analysis tables and the store close.
+``shutdown`` is safe to call twice.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import logging
 import time
 from dataclasses import dataclass
 
+from faultlens.analysis.runtime import AnalysisConsumer, build_analysis
 from faultlens.api import ApiServer, HealthState, create_app
 from faultlens.config.model import Config
 from faultlens.pipeline.fanout import Fanout
 from faultlens.receive import Receivers
 from faultlens.selfmetrics import SelfMetrics
 from faultlens.store import DuckDBStore, RetentionTask, StoreConsumer, open_store
+from faultlens.store.analysis_duckdb import DuckDBAnalysisStore
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,8 @@ class FaultlensServer:
         self._fanout: Fanout | None = None
         self._api: ApiServer | None = None
         self._receivers: Receivers | None = None
+        self.analysis: AnalysisConsumer | None = None
+        self.analysis_store: DuckDBAnalysisStore | None = None
         self._stopped = False
 
     async def start(self) -> list[Listener]:
@@ -51,14 +57,19 @@ class FaultlensServer:
         cfg = self.config
         self.store = store = open_store(cfg.store)
         self._writer = StoreConsumer(store, cfg.store, self.metrics, retry_after_s=cfg.admission.retry_after)
-        self._fanout = Fanout(required=[self._writer], metrics=self.metrics)
+        if cfg.analysis.enabled:
+            self.analysis_store = DuckDBAnalysisStore(store.path)
+            self.analysis = build_analysis(cfg.analysis, self.analysis_store, self.metrics)
+        best_effort = [self.analysis] if self.analysis is not None else []
+        self._fanout = Fanout(required=[self._writer], best_effort=best_effort, metrics=self.metrics)
         self._fanout.start()
         self._retention = RetentionTask(store, cfg.store, self.metrics)
         self._retention.start()
         self.health.set_ready("store")
         listeners: list[Listener] = []
         if cfg.api.enabled:
-            self._api = ApiServer(create_app(store, self.metrics, self.health), cfg.api.host, cfg.api.port)
+            app = create_app(store, self.metrics, self.health, analysis=self.analysis_store)
+            self._api = ApiServer(app, cfg.api.host, cfg.api.port)
             await asyncio.to_thread(self._api.start)
             listeners.append(Listener("api", cfg.api.host, self._api.port))
         self._receivers = Receivers(cfg.receivers, cfg.admission, self._fanout, self.metrics)
@@ -89,6 +100,8 @@ class FaultlensServer:
             await asyncio.to_thread(self._retention.shutdown, min(5.0, remaining()))
         if self._api is not None:
             await asyncio.to_thread(self._api.shutdown, min(5.0, remaining()))
+        if self.analysis_store is not None:
+            await asyncio.to_thread(self.analysis_store.close)
         if self.store is not None:
             self.health.set_not_ready("store", "closed")
             await asyncio.to_thread(self.store.close)

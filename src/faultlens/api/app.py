@@ -30,6 +30,7 @@ from faultlens.api.health import HealthState
 from faultlens.api.params import INT64_MAX, Severity, TraceIdBytes, TraceStatus, UnixNanos, time_range
 from faultlens.errors import StoreError, UnsupportedQuery
 from faultlens.selfmetrics import CONTENT_TYPE_LATEST, SelfMetrics
+from faultlens.store.analysis_base import AnalysisReader
 from faultlens.store.base import LogQuery, MetricQuery, StoreReader, TraceQuery
 
 log = logging.getLogger(__name__)
@@ -55,14 +56,24 @@ def _limit(default: int) -> object:
     )
 
 
-def create_app(reader: StoreReader, metrics: SelfMetrics, health: HealthState) -> FastAPI:
-    """The API over ``reader``; ``/metrics`` renders ``metrics``; ``/readyz`` reads ``health``."""
+def create_app(
+    reader: StoreReader, metrics: SelfMetrics, health: HealthState, analysis: AnalysisReader | None = None
+) -> FastAPI:
+    """The API over ``reader``; ``/metrics`` renders ``metrics``; ``/readyz`` reads ``health``.
+
+    With ``analysis``, the analysis endpoints (errors, templates, RED, anomalies, incidents)
+    are served too (:mod:`faultlens.api.analysis_routes`).
+    """
     app = FastAPI(
         title="faultlens query API",
         version="1",
         description="Read the traces, logs and metric points faultlens stored. See docs/api.md.",
     )
     _add_error_handlers(app)
+    if analysis is not None:
+        from faultlens.api.analysis_routes import analysis_router
+
+        app.include_router(analysis_router(analysis), responses=_ERRORS)
 
     @app.get("/api/v1/services", responses=_ERRORS, tags=["query"])
     def services() -> m.ServicesResponse:

@@ -109,9 +109,41 @@ class ApiConfig(_Section):
     port: int = Field(default=8080, ge=0, le=65535)
 
 
+class WebhookConfig(_Section):
+    """JSON POST on incident open/resolve; ``url`` unset turns it off."""
+
+    url: str | None = None
+    timeout: Seconds = 5.0
+    max_attempts: int = Field(default=5, ge=1)
+    queue_max: int = Field(default=1000, gt=0)
+
+
+class AnalysisConfig(_Section):
+    """The streaming analysis (errors, templates, RED, anomalies, incidents); docs/api.md."""
+
+    enabled: bool = True
+    window: Seconds = 60.0  # 60 s, or 10 s for finer windows
+    lateness: Seconds = 10.0  # how long after its end a window waits for late data
+    queue_max_items: int = Field(default=500_000, gt=0)  # past this, batches are dropped and counted
+    state_interval: Seconds = 30.0  # how often the cores' state is saved for restarts
+    anomaly_threshold: float = Field(default=5.0, gt=0)  # robust z-score that flags a value
+    incident_min_anomalies: int = Field(default=2, ge=1)  # distinct anomalous series to open one
+    incident_resolve_after: int = Field(default=3, ge=1)  # quiet windows before one resolves
+    webhook: WebhookConfig = WebhookConfig()
+
+    @model_validator(mode="after")
+    def _window_supported(self) -> AnalysisConfig:
+        if self.window not in (10.0, 60.0):
+            raise ValueError("window must be 60s or 10s")
+        if self.lateness >= self.window * 5:
+            raise ValueError("lateness must be shorter than five windows")
+        return self
+
+
 class Config(_Section):
     receivers: ReceiversConfig = ReceiversConfig()
     admission: AdmissionConfig = AdmissionConfig()
     store: StoreConfig = StoreConfig()
     api: ApiConfig = ApiConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"

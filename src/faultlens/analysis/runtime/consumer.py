@@ -1,0 +1,271 @@
+"""The analysis as a pipeline consumer: a bounded queue, one worker thread, the store.
+
+::
+
+    Fanout ──consume(batch)──> queue (bounded in items) ──> worker thread
+       (best effort)       full: Overloaded, the        │ engine.process(batch)
+                           fan-out counts the drop     │ store.write_results(step): one transaction
+                           for "analysis" only         │ webhook.notify(opened/resolved)
+                                                       └ every state_interval: save core state
+
+The queue is bounded in items (spans + log records + points), so a slow analysis costs a
+bounded amount of memory and never slows ingest: when it is full, :meth:`consume` raises
+:class:`~faultlens.errors.Overloaded`, which the :class:`~faultlens.pipeline.fanout.Fanout`
+turns into ``faultlens_dropped_items_total{consumer="analysis", reason="queue_full"}``.
+
+:meth:`start` restores the cores' state saved in the store (error groups, templates,
+baselines, incidents survive a restart); :meth:`shutdown` analyses what is queued within
+its bound, saves the state and is safe to call twice. Time inside the analysis is data
+time; the only wall-clock reads here are for the lag gauge and the state-save interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+from faultlens.analysis.incidents import Incident
+from faultlens.analysis.runtime.engine import AnalysisEngine, Step
+from faultlens.decode.base import DecodedBatch
+from faultlens.errors import Overloaded
+from faultlens.selfmetrics import SelfMetrics
+from faultlens.store.analysis_base import AnalysisWriter
+
+__all__ = ["CONSUMER", "AnalysisConsumer", "IncidentNotifier"]
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "analysis"
+STATE_PARTS = ("engine", "errors", "templates", "anomalies", "incidents")
+
+
+class IncidentNotifier(Protocol):
+    """Told about incidents that opened or resolved. Must not block (queue and return)."""
+
+    def notify(self, event: str, incident: Incident) -> None: ...
+
+    def shutdown(self, timeout_s: float = 5.0) -> None: ...
+
+
+class AnalysisConsumer:
+    """:class:`~faultlens.pipeline.base.BatchConsumer` running the streaming analysis."""
+
+    name = CONSUMER
+
+    def __init__(
+        self,
+        engine: AnalysisEngine,
+        store: AnalysisWriter,
+        metrics: SelfMetrics,
+        *,
+        queue_max_items: int = 500_000,
+        state_interval_s: float = 30.0,
+        notifier: IncidentNotifier | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if queue_max_items <= 0:
+            raise ValueError("queue_max_items must be positive")
+        self.engine = engine
+        self._store = store
+        self._metrics = metrics
+        self._queue_max = queue_max_items
+        self._state_interval_s = state_interval_s
+        self._notifier = notifier
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._queue: deque[tuple[DecodedBatch, float]] = deque()
+        self._queued_items = 0
+        self._engine_lock = threading.Lock()  # the engine is used by one thread at a time
+        self._accepted = 0  # batches, so drain() knows what it waits for
+        self._done = 0
+        self._stopping = False
+        self._deadline: float | None = None
+        self._thread: threading.Thread | None = None
+        self._last_save = clock()
+        self._started = False
+        metrics.queue_capacity.labels(consumer=CONSUMER).set(queue_max_items)
+        metrics.queue_items.labels(consumer=CONSUMER).set(0)
+
+    # --- the BatchConsumer edge ------------------------------------------------------------
+
+    def consume(self, batch: DecodedBatch) -> None:
+        """Queue the batch; :class:`Overloaded` when the queue cannot take it (never blocks)."""
+        items = batch.accepted
+        if items == 0:
+            return
+        with self._cond:
+            if self._stopping:
+                raise Overloaded("the analysis is shutting down")
+            if self._queued_items and self._queued_items + items > self._queue_max:
+                raise Overloaded(f"analysis queue full ({self._queued_items} of {self._queue_max} items)")
+            self._queue.append((batch, self._clock()))
+            self._queued_items += items
+            self._accepted += 1
+            self._metrics.queue_items.labels(consumer=CONSUMER).set(self._queued_items)
+            self._cond.notify_all()
+
+    def start(self) -> None:
+        """Restore saved state, then start the worker; a second call does nothing."""
+        with self._cond:
+            if self._started or self._stopping:
+                return
+            self._started = True
+        self._restore()
+        thread = threading.Thread(target=self._run, name="faultlens-analysis", daemon=True)
+        with self._cond:
+            self._thread = thread
+        thread.start()
+
+    def shutdown(self, timeout_s: float = 30.0) -> None:
+        """Analyse what is queued within ``timeout_s`` (the rest is counted dropped), save state.
+
+        Safe to call twice; afterwards :meth:`consume` refuses.
+        """
+        with self._cond:
+            if self._stopping:
+                return
+            self._stopping = True
+            self._deadline = self._clock() + timeout_s
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout_s)
+        self._drop_leftovers()
+        if thread is not None and not thread.is_alive():  # never overwrite state it did not restore
+            with self._engine_lock:
+                self._save_state()
+        if self._notifier is not None:
+            self._notifier.shutdown(min(5.0, max(0.5, (self._deadline or 0) - self._clock())))
+
+    # --- waiting for the analysis ----------------------------------------------------------
+
+    def drain(self, timeout_s: float | None = None, *, close_windows: bool = False) -> bool:
+        """Wait until every batch accepted so far is analysed and stored; False on timeout.
+
+        With ``close_windows`` every open window is then closed and judged too (the end of a
+        replay: no more data will come for them).
+        """
+        with self._cond:
+            target = self._accepted
+            if not self._cond.wait_for(lambda: self._done >= target, timeout_s):
+                return False
+        if close_windows:
+            with self._engine_lock:
+                self._persist(self.engine.close_all())
+        return True
+
+    @property
+    def queued_items(self) -> int:
+        with self._cond:
+            return self._queued_items
+
+    # --- the worker ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping and not self._save_due():
+                    self._cond.wait(self._until_save())
+                if self._stopping and (not self._queue or self._past_deadline()):
+                    return
+                item = self._queue.popleft() if self._queue else None
+            if item is None:
+                with self._engine_lock:
+                    self._save_state()
+                continue
+            batch, queued_at = item
+            try:
+                with self._engine_lock:
+                    self._analyse(batch, queued_at)
+                    if self._save_due():
+                        self._save_state()
+            finally:
+                with self._cond:
+                    self._queued_items -= batch.accepted
+                    self._done += 1
+                    self._metrics.queue_items.labels(consumer=CONSUMER).set(self._queued_items)
+                    self._cond.notify_all()
+
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and self._clock() >= self._deadline
+
+    def _analyse(self, batch: DecodedBatch, queued_at: float) -> None:
+        m = self._metrics
+        m.analysis_lag_seconds.set(max(0.0, self._clock() - queued_at))
+        started = time.perf_counter()
+        try:
+            step = self.engine.process(batch)
+        except Exception:
+            log.exception("analysis failed on a %s batch of %d items", batch.signal, batch.accepted)
+            m.dropped_items.labels(batch.signal.value, CONSUMER, "analysis_error").inc(batch.accepted)
+            return
+        m.analysis_batch_seconds.observe(time.perf_counter() - started)
+        m.analysis_processed_items.labels(signal=batch.signal.value).inc(batch.accepted)
+        if self.engine.watermark_ns > 0:
+            m.analysis_watermark_seconds.set(self.engine.watermark_ns / 1e9)
+        self._persist(step)
+
+    def _persist(self, step: Step) -> None:
+        m = self._metrics
+        try:
+            self._store.write_results(step.results)
+        except Exception:
+            log.exception("storing analysis results failed; they are lost, the analysis goes on")
+            m.analysis_store_failures.inc()
+        for inc in step.opened:
+            m.analysis_incidents.labels(event="opened").inc()
+            log.info("incident %s opened: %s", inc.id, inc.title)
+            if self._notifier is not None:
+                self._notifier.notify("incident.opened", inc)
+        for inc in step.resolved:
+            m.analysis_incidents.labels(event="resolved").inc()
+            log.info("incident %s resolved", inc.id)
+            if self._notifier is not None:
+                self._notifier.notify("incident.resolved", inc)
+        if step.results.anomalies:
+            m.analysis_anomalies.inc(len(step.results.anomalies))
+
+    # --- state -----------------------------------------------------------------------------
+
+    def _until_save(self) -> float:
+        return max(0.05, self._last_save + self._state_interval_s - self._clock())
+
+    def _save_due(self) -> bool:
+        return self._clock() - self._last_save >= self._state_interval_s
+
+    def _save_state(self) -> None:
+        self._last_save = self._clock()
+        try:
+            for name, part in self.engine.export_state().items():
+                self._store.save_state(name, part)
+        except Exception:
+            log.exception("saving the analysis state failed; a restart would resume from an older one")
+            self._metrics.analysis_store_failures.inc()
+
+    def _restore(self) -> None:
+        try:
+            parts = {name: self._store.load_state(name) for name in STATE_PARTS}
+            restored = self.engine.restore(parts)
+        except Exception:
+            log.exception("the saved analysis state cannot be used; starting afresh")
+            return
+        if restored:
+            log.info("analysis state restored: %s", ", ".join(restored))
+
+    def _drop_leftovers(self) -> None:
+        with self._cond:
+            left, self._queue = self._queue, deque()
+            self._queued_items = 0
+            self._done += len(left)
+            self._metrics.queue_items.labels(consumer=CONSUMER).set(0)
+            self._cond.notify_all()
+        for batch, _ in left:
+            self._metrics.dropped_items.labels(batch.signal.value, CONSUMER, "shutdown_timeout").inc(
+                batch.accepted
+            )
+        if left:
+            log.warning("analysis: %d batches not analysed before the shutdown deadline", len(left))

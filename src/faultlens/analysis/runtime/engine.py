@@ -1,0 +1,421 @@
+"""The analysis engine: drives every pure core over decoded batches, in data time.
+
+::
+
+    spans ──┬─> detect_span_errors ──────────────┐
+            ├─> RedAggregator ─> RED + edge windows ──────────────┐
+            └─> recent span ids (to correlate error logs)         │
+    logs  ──┬─> detect_log_errors ───────────────┴─> ErrorGrouper ─> group snapshots
+            ├─> LogTemplateAnalyzer ─> templates, window counts, NEW/MISSING
+            └─> error-log counts per service and window ──────────┤
+    points ───> gauge means per resource and window ──────────────┤
+                                                                  v
+    data time (largest item time seen) - lateness passes a window end:
+        window ─> observations ─> AnomalyDetector ─> anomalies ─> IncidentTracker ─> incidents
+
+It does no I/O and reads no clock for its results: the same batches give the same groups,
+windows, anomalies and incidents whether they are replayed or live. Every call returns a
+:class:`Step` holding what to persist (:class:`~faultlens.store.analysis_base.AnalysisResults`)
+and the incidents that opened or resolved (for notifications). Its whole state goes out and
+comes back as plain JSON-ready data, except the RED windows still open, which are rebuilt from
+the data that arrives after a restart (the store merges the two halves of such a window).
+
+Not thread-safe: one worker owns it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from faultlens.analysis.anomaly import (
+    Anomaly,
+    AnomalyDetector,
+    DetectorConfig,
+    Observation,
+    SeriesKey,
+    SeriesKind,
+    edge_observations,
+    red_observations,
+)
+from faultlens.analysis.errors import (
+    Classifier,
+    ErrorEvent,
+    ErrorGroup,
+    ErrorGrouper,
+    GrouperConfig,
+    detect_log_errors,
+    detect_span_errors,
+)
+from faultlens.analysis.incidents import Incident, IncidentConfig, IncidentTracker, graph_from_edges
+from faultlens.analysis.red import ClosedWindows, RedAggregator, RedConfig
+from faultlens.analysis.runtime.windows import ERROR_LOGS, Segments, WindowData, add_logs, add_resources
+from faultlens.analysis.templates import (
+    LogTemplateAnalyzer,
+    TemplateAnalyzerConfig,
+    TemplateCounterConfig,
+    TemplateObservation,
+)
+from faultlens.decode.base import DecodedBatch
+from faultlens.store.analysis_base import AnalysisResults, TemplateSeen
+from faultlens.types import Signal
+
+SECOND_NS = 1_000_000_000
+_STATE_VERSION = 1
+_NEVER = -(1 << 62)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """How the engine cuts and judges windows; the cores' own configs ride along.
+
+    ``min_coverage``: a window is judged on spans only when the span stream covered at least
+    this part of it (see :class:`~.windows.Segments`). ``max_future_ns``: an item time more
+    than this ahead of the wall clock does not move data time (one bad timestamp must not
+    close every window); it is still analysed. ``recent_spans``: span ids kept to correlate
+    error logs with spans that came in earlier batches.
+    """
+
+    window_ns: int = 60 * SECOND_NS
+    lateness_ns: int = 10 * SECOND_NS
+    min_coverage: float = 0.75
+    max_future_ns: int = 3600 * SECOND_NS
+    recent_spans: int = 200_000
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    incidents: IncidentConfig | None = None  # None: the defaults, with this window length
+    grouper: GrouperConfig | None = None  # None: the defaults, with buckets of the window length
+
+    def __post_init__(self) -> None:
+        if self.window_ns <= 0 or self.lateness_ns < 0:
+            raise ValueError("analysis window must be positive and lateness not negative")
+        if not 0.0 <= self.min_coverage <= 1.0:
+            raise ValueError("min_coverage must be in [0, 1]")
+
+    def incident_config(self) -> IncidentConfig:
+        return self.incidents or IncidentConfig(window_ns=self.window_ns)
+
+    def grouper_config(self) -> GrouperConfig:
+        return self.grouper or GrouperConfig(bucket_ns=self.window_ns)
+
+    def red_config(self) -> RedConfig:
+        return RedConfig(
+            window_ns=self.window_ns,
+            allowed_lateness_ns=self.lateness_ns,
+            settle_ns=min(5 * SECOND_NS, self.lateness_ns),
+        )
+
+    def template_config(self) -> TemplateAnalyzerConfig:
+        return TemplateAnalyzerConfig(
+            counter=TemplateCounterConfig(window_ns=self.window_ns, lateness_ns=self.lateness_ns)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one call produced: the results to persist and the incident transitions."""
+
+    results: AnalysisResults = field(default_factory=AnalysisResults)
+    opened: tuple[Incident, ...] = ()
+    resolved: tuple[Incident, ...] = ()
+    items: int = 0
+
+
+@dataclass(slots=True)
+class _Collect:
+    groups: dict[str, ErrorGroup] = field(default_factory=dict)
+    templates: list[TemplateSeen] = field(default_factory=list)
+    template_windows: list[Any] = field(default_factory=list)
+    template_changes: list[Any] = field(default_factory=list)
+    red: list[Any] = field(default_factory=list)
+    edges: list[Any] = field(default_factory=list)
+    anomalies: list[Anomaly] = field(default_factory=list)
+    incidents: dict[str, Incident] = field(default_factory=dict)
+    opened: dict[str, Incident] = field(default_factory=dict)
+    resolved: dict[str, Incident] = field(default_factory=dict)
+
+    def step(self, items: int) -> Step:
+        return Step(
+            AnalysisResults(
+                error_groups=tuple(self.groups.values()),
+                templates=tuple(self.templates),
+                template_windows=tuple(self.template_windows),
+                template_changes=tuple(self.template_changes),
+                red_windows=tuple(self.red),
+                edge_windows=tuple(self.edges),
+                anomalies=tuple(self.anomalies),
+                incidents=tuple(self.incidents.values()),
+            ),
+            tuple(self.opened.values()),
+            tuple(self.resolved.values()),
+            items,
+        )
+
+
+class AnalysisEngine:
+    """Feed decoded batches with :meth:`process`; persist each returned :class:`Step`."""
+
+    def __init__(
+        self,
+        config: EngineConfig | None = None,
+        *,
+        classifier: Classifier | None = None,
+        wall_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.config = c = config or EngineConfig()
+        self._wall_ns = wall_ns
+        self.grouper = ErrorGrouper(c.grouper_config(), classifier)
+        self.templates = LogTemplateAnalyzer(c.template_config())
+        self.red = RedAggregator(c.red_config())
+        self.detector = AnomalyDetector(c.detector)
+        self.tracker = IncidentTracker(c.incident_config())
+        self.graph: dict[str, set[str]] = {}
+        self.segments = Segments(gap_ns=c.window_ns)
+        self.known_log_services: set[str] = set()
+        self.watermark_ns = _NEVER
+        self.judged_until_ns = _NEVER  # every window starting before this has been judged
+        self._pending: dict[int, WindowData] = {}
+        self._recent_spans: deque[pa.Table] = deque()
+        self._recent_rows = 0
+        self.late_items = 0  # items of windows already judged (still grouped and stored)
+
+    # -- feeding -------------------------------------------------------------------------------
+
+    def process(self, batch: DecodedBatch) -> Step:
+        """Analyse one batch, then judge every window data time has passed."""
+        out = _Collect()
+        table = batch.table
+        if table.num_rows == 0:
+            return Step()
+        if batch.signal is Signal.TRACES:
+            newest = self._spans(table, out)
+        elif batch.signal is Signal.LOGS:
+            newest = self._logs(table, out)
+        else:
+            newest = self._metrics(table)
+        if newest is not None and newest <= self._wall_ns() + self.config.max_future_ns:
+            self.watermark_ns = max(self.watermark_ns, newest)
+        self._advance(self.watermark_ns, out)
+        return out.step(table.num_rows)
+
+    def advance(self, now_ns: int) -> Step:
+        """Move data time forward without data (a quiet stream), judging what is due."""
+        out = _Collect()
+        self.watermark_ns = max(self.watermark_ns, now_ns)
+        self._advance(self.watermark_ns, out)
+        return out.step(0)
+
+    def close_all(self) -> Step:
+        """Close and judge every open window (end of a replay). Later data counts as late."""
+        out = _Collect()
+        self._collect_red(self.red.flush(), out)
+        windows, changes = self.templates.flush()
+        out.template_windows.extend(windows)
+        out.template_changes.extend(changes)
+        if self._pending:
+            end = max(self._pending) + self.config.window_ns
+            self._judge_due(end, out)
+        return out.step(0)
+
+    # -- signals -------------------------------------------------------------------------------
+
+    def _spans(self, table: pa.Table, out: _Collect) -> int | None:
+        self._group(detect_span_errors(table), out)
+        self._remember_spans(table)
+        self._collect_red(self.red.consume(table), out)
+        ends = _int64(table.column("end_time_unix_nano"))
+        self.segments.add(int(ends.min()), int(ends.max()))
+        return int(ends.max())
+
+    def _logs(self, table: pa.Table, out: _Collect) -> int | None:
+        self._group(detect_log_errors(table, self._spans_for(table)), out)
+        result = self.templates.observe_logs(table)
+        out.template_windows.extend(result.windows)
+        out.template_changes.extend(result.changes)
+        out.templates.extend(_templates_seen(m for m in result.matches if m is not None))
+        add_logs(self._pending, table, self.config.window_ns)
+        self._count_late(table.column("time_unix_nano"))
+        return int(pc.max(table.column("time_unix_nano")).as_py())
+
+    def _metrics(self, table: pa.Table) -> int | None:
+        add_resources(self._pending, table, self.config.window_ns)
+        self._count_late(table.column("time_unix_nano"))
+        return int(pc.max(table.column("time_unix_nano")).as_py())
+
+    def _count_late(self, times: pa.ChunkedArray) -> None:
+        if self.judged_until_ns > _NEVER:
+            self.late_items += int(pc.sum(pc.less(times, self.judged_until_ns)).as_py() or 0)
+
+    def _group(self, events: list[ErrorEvent], out: _Collect) -> None:
+        if not events:
+            return
+        since = min(e.time_ns for e in events)
+        bucket = self.grouper.config.bucket_ns
+        since -= since % bucket
+        for g in self.grouper.add(events):
+            # Only the buckets this batch can have touched go to the store.
+            out.groups[g.group_id] = _with_buckets(g, tuple(b for b in g.buckets if b[0] >= since))
+
+    def _remember_spans(self, table: pa.Table) -> None:
+        ids = table.select(["trace_id", "span_id", "name"])
+        self._recent_spans.append(ids)
+        self._recent_rows += ids.num_rows
+        while self._recent_rows - self._recent_spans[0].num_rows >= self.config.recent_spans:
+            self._recent_rows -= self._recent_spans.popleft().num_rows
+
+    def _spans_for(self, logs: pa.Table) -> pa.Table | None:
+        """The remembered spans whose id some log record of ``logs`` carries (few, usually)."""
+        if not self._recent_spans:
+            return None
+        wanted = pc.unique(pc.drop_null(logs.column("span_id")))
+        if len(wanted) == 0:
+            return None
+        found = [t.filter(pc.is_in(t.column("span_id"), value_set=wanted)) for t in self._recent_spans]
+        found = [t for t in found if t.num_rows]
+        return pa.concat_tables(found) if found else None
+
+    def _collect_red(self, closed: ClosedWindows, out: _Collect) -> None:
+        if not closed:
+            return
+        out.red.extend(closed.red)
+        out.edges.extend(closed.edges)
+        for w in closed.red:
+            if w.window_start_ns >= self.judged_until_ns:
+                self._pending.setdefault(w.window_start_ns, WindowData()).red.append(w)
+        for e in closed.edges:
+            if e.window_start_ns >= self.judged_until_ns:
+                self._pending.setdefault(e.window_start_ns, WindowData()).edges.append(e)
+
+    # -- judging -------------------------------------------------------------------------------
+
+    def _advance(self, watermark: int, out: _Collect) -> None:
+        if watermark == _NEVER:
+            return
+        self._collect_red(self.red.advance(watermark), out)
+        self._judge_due(watermark - self.config.lateness_ns, out)
+
+    def _judge_due(self, horizon: int, out: _Collect) -> None:
+        wn = self.config.window_ns
+        due = sorted(w for w in self._pending if w + wn <= horizon)
+        for start in due:
+            data = self._pending.pop(start)
+            if start < self.judged_until_ns:
+                continue  # judged before (a restart re-closed it): the baselines saw it already
+            self._judge(start, data, out)
+            self.judged_until_ns = start + wn
+        last = horizon - horizon % wn - wn  # the latest window fully behind the horizon
+        if last >= self.judged_until_ns and self.judged_until_ns > _NEVER:
+            self._track(self.tracker.advance(last), out)  # quiet windows still resolve incidents
+            self.judged_until_ns = last + wn
+
+    def _judge(self, start: int, data: WindowData, out: _Collect) -> None:
+        wn = self.config.window_ns
+        graph_from_edges(data.edges, self.graph)
+        obs: list[Observation] = []
+        if data.red:
+            coverage = self.segments.coverage(start, start + wn)
+            if coverage >= self.config.min_coverage:
+                obs += red_observations(data.red, coverage=coverage)
+                obs += edge_observations(data.edges)
+        for key, (total, n) in sorted(data.resources.items()):
+            obs.append(Observation(key, start, wn, total / n))
+        if data.has_logs:
+            self.known_log_services.update(data.error_logs)
+            for svc in sorted(self.known_log_services):
+                key = SeriesKey(SeriesKind.LOG_COUNT, svc, ERROR_LOGS)
+                obs.append(Observation(key, start, wn, float(data.error_logs.get(svc, 0))))
+        found = self.detector.observe(obs)
+        out.anomalies.extend(found)
+        self._track(self.tracker.update(start, found, self.graph), out)
+
+    def _track(self, update: Any, out: _Collect) -> None:
+        for inc in update.opened:
+            out.opened[inc.id] = inc
+            out.incidents[inc.id] = inc
+        for inc in update.updated:
+            out.incidents[inc.id] = inc
+        for inc in update.resolved:
+            out.resolved[inc.id] = inc
+            out.incidents[inc.id] = inc
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def export_state(self) -> dict[str, dict[str, Any]]:
+        """One JSON-ready part per core, saved under its name; see :meth:`restore`."""
+        return {
+            "engine": {
+                "version": _STATE_VERSION,
+                "window_ns": self.config.window_ns,
+                "watermark_ns": self.watermark_ns,
+                "judged_until_ns": self.judged_until_ns,
+                "graph": {k: sorted(v) for k, v in self.graph.items()},
+                "segments": self.segments.export(),
+                "known_log_services": sorted(self.known_log_services),
+            },
+            "errors": self.grouper.export_state(),
+            "templates": self.templates.export_state(),
+            "anomalies": self.detector.export_state(),
+            "incidents": self.tracker.export_state(),
+        }
+
+    def restore(self, parts: dict[str, dict[str, Any] | None]) -> list[str]:
+        """Restore the parts that are present and fit this config; returns what was restored.
+
+        A part saved with another window length is left out (its windows would not line up).
+        """
+        restored: list[str] = []
+        engine = parts.get("engine")
+        if engine is not None:
+            if engine.get("version") != _STATE_VERSION or engine.get("window_ns") != self.config.window_ns:
+                return restored  # another layout of time: start afresh rather than mix
+            self.watermark_ns = int(engine["watermark_ns"])
+            self.judged_until_ns = int(engine["judged_until_ns"])
+            self.graph = {k: set(v) for k, v in engine["graph"].items()}
+            self.segments.spans = [[int(a), int(b)] for a, b in engine["segments"]]
+            self.known_log_services = set(engine["known_log_services"])
+            restored.append("engine")
+        if (errors := parts.get("errors")) is not None:
+            self.grouper = ErrorGrouper.from_state(errors, self.grouper.config, self.grouper.classifier)
+            restored.append("errors")
+        if (templates := parts.get("templates")) is not None:
+            self.templates = LogTemplateAnalyzer.from_state(templates, self.templates.config)
+            restored.append("templates")
+        if (anomalies := parts.get("anomalies")) is not None:
+            self.detector.import_state(anomalies)
+            restored.append("anomalies")
+        if (incidents := parts.get("incidents")) is not None:
+            self.tracker.import_state(incidents)
+            restored.append("incidents")
+        return restored
+
+
+def _templates_seen(matches: Iterable[TemplateObservation]) -> list[TemplateSeen]:
+    acc: dict[tuple[str, int], list[Any]] = {}
+    for m in matches:
+        a = acc.get((m.service, m.template_id))
+        if a is None:
+            acc[(m.service, m.template_id)] = [m.template, m.time_ns, m.time_ns, 1]
+        else:
+            a[0] = m.template  # the latest text: Drain generalises templates as it learns
+            a[1] = min(a[1], m.time_ns)
+            a[2] = max(a[2], m.time_ns)
+            a[3] += 1
+    return [TemplateSeen(s, tid, t, lo, hi, n) for (s, tid), (t, lo, hi, n) in acc.items()]
+
+
+def _with_buckets(g: ErrorGroup, buckets: tuple[tuple[int, int], ...]) -> ErrorGroup:
+    from dataclasses import replace
+
+    return replace(g, buckets=buckets)
+
+
+def _int64(col: pa.ChunkedArray | pa.Array) -> Any:
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.int64)

@@ -1,0 +1,203 @@
+"""The analysis results interface: what the streaming analysis writes and the API reads.
+
+Kept apart from :mod:`faultlens.store.base` (telemetry) because the two have different
+writers: the telemetry writer thread writes spans, logs and points; the analysis worker
+writes error groups, log templates, RED and edge windows, anomalies, incidents and the
+serialized state of the analysis cores. Both live in the same DuckDB file.
+
+As in :mod:`faultlens.store.base`, queries are named frozen dataclasses, results are typed
+values, and times are int64 Unix nanoseconds. The writer takes whole batches (one call per
+processed telemetry batch, never one per item) and each call is one transaction.
+
+Windows may be written more than once for the same key (after a restart a window that was
+open at shutdown closes again with the data that came after): readers merge such rows
+(counts add, sketches merge), so nothing is double counted or lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from faultlens.analysis.anomaly.types import Anomaly
+from faultlens.analysis.errors.grouping import ErrorGroup
+from faultlens.analysis.incidents.types import Incident
+from faultlens.analysis.red.types import EdgeWindow, RedWindow
+from faultlens.analysis.sketch import QuantileSketch
+from faultlens.analysis.templates.counter import TemplateChange, WindowCounts
+from faultlens.types import TimeRange
+
+# --- what the analysis writes ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateSeen:
+    """A template as it stands after a batch: its text, and lines counted in that batch."""
+
+    service: str
+    template_id: int
+    template: str
+    first_seen_ns: int
+    last_seen_ns: int
+    lines: int
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisResults:
+    """Everything one step of the analysis produced, persisted in one transaction.
+
+    ``error_groups`` are full snapshots of the groups the step touched (they replace the
+    stored rows); ``templates`` add their ``lines`` to the stored counts; windows,
+    anomalies and template counts are appended; incidents replace the stored row.
+    """
+
+    error_groups: tuple[ErrorGroup, ...] = ()
+    templates: tuple[TemplateSeen, ...] = ()
+    template_windows: tuple[WindowCounts, ...] = ()
+    template_changes: tuple[TemplateChange, ...] = ()
+    red_windows: tuple[RedWindow, ...] = ()
+    edge_windows: tuple[EdgeWindow, ...] = ()
+    anomalies: tuple[Anomaly, ...] = ()
+    incidents: tuple[Incident, ...] = ()
+
+    def __bool__(self) -> bool:
+        return any(
+            (
+                self.error_groups,
+                self.templates,
+                self.template_windows,
+                self.template_changes,
+                self.red_windows,
+                self.edge_windows,
+                self.anomalies,
+                self.incidents,
+            )
+        )
+
+
+# --- queries --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorGroupQuery:
+    """Groups of ``service`` (as owner or among affected services) and ``category`` seen
+    inside ``time_range`` (first seen before its end, last seen at or after its start);
+    most recently seen first."""
+
+    service: str | None = None
+    category: str | None = None
+    time_range: TimeRange | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateQuery:
+    service: str | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class RedQuery:
+    """RED windows of one service whose start is inside ``time_range``."""
+
+    service: str
+    time_range: TimeRange | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyQuery:
+    """Anomalies whose window starts inside ``time_range`` and that speak about
+    ``service`` (either end of an edge); newest first."""
+
+    service: str | None = None
+    time_range: TimeRange | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentQuery:
+    state: str | None = None  # "open" | "resolved" | None for both
+    limit: int = 100
+
+
+# --- results --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredErrorGroup:
+    """An error group as stored. ``count_in_range`` is the count inside the query's time
+    range (equal to ``count`` when the query had none)."""
+
+    group: ErrorGroup
+    count_in_range: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTemplate:
+    service: str
+    template_id: int
+    template: str
+    first_seen_ns: int
+    last_seen_ns: int
+    count: int
+    last_change: str | None  # "new" | "missing" | None
+    last_change_window_ns: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RedRow:
+    """One stored RED window (rows of the same key are merged by the reader)."""
+
+    operation: str
+    span_kind: int
+    window_start_ns: int
+    window_ns: int
+    requests: int
+    errors: int
+    duration_sum_ns: float
+    latency: QuantileSketch
+
+
+# --- interfaces -----------------------------------------------------------------------------
+
+
+class AnalysisWriter(Protocol):
+    def write_results(self, results: AnalysisResults) -> None:
+        """Persist one step's results in one transaction. Empty results are a no-op.
+
+        Called from the analysis worker thread; may block. Raises
+        :class:`faultlens.errors.StoreError` when nothing could be written.
+        """
+        ...
+
+    def save_state(self, name: str, state: dict[str, Any]) -> None:
+        """Keep the JSON-ready state of one analysis core under ``name`` (replacing it)."""
+        ...
+
+    def load_state(self, name: str) -> dict[str, Any] | None:
+        """The state saved under ``name``, or None."""
+        ...
+
+
+class AnalysisReader(Protocol):
+    def error_groups(self, query: ErrorGroupQuery) -> list[StoredErrorGroup]: ...
+
+    def error_group(self, group_id: str) -> ErrorGroup | None: ...
+
+    def templates(self, query: TemplateQuery) -> list[StoredTemplate]: ...
+
+    def red_rows(self, query: RedQuery) -> list[RedRow]:
+        """Stored windows ordered by operation, kind and window start (duplicates merged)."""
+        ...
+
+    def anomalies(self, query: AnomalyQuery) -> list[Anomaly]: ...
+
+    def incidents(self, query: IncidentQuery) -> list[Incident]: ...
+
+    def incident(self, incident_id: str) -> Incident | None: ...
+
+
+class AnalysisStore(AnalysisWriter, AnalysisReader, Protocol):
+    def close(self) -> None:
+        """Release the backend; safe to call twice."""
+        ...
