@@ -14,10 +14,12 @@ from faultlens.decode.attributes import MAX_ANY_DEPTH, AttrGroups, any_to_python
 from faultlens.errors import InvalidRequest
 from faultlens.testing.payloads import any_value, key_values
 
+PATHS = ("wire", "tiny", "general")
+
 
 def groups_of(*dicts: dict[str, Any]) -> AttrGroups:
     kvs = [kv.SerializeToString() for d in dicts for kv in key_values(d)]
-    return AttrGroups(kvs, [len(d) for d in dicts])
+    return AttrGroups.of(kvs, [len(d) for d in dicts])
 
 
 def json_of(*dicts: dict[str, Any]) -> list[Any]:
@@ -49,12 +51,12 @@ def test_strings_that_need_escaping_are_escaped() -> None:
 
 def test_items_without_attributes_get_an_empty_object() -> None:
     assert json_of({}, {"a": 1}, {}) == [{}, {"a": 1}, {}]
-    assert AttrGroups([], [0, 0]).json.to_pylist() == ["{}", "{}"]
+    assert AttrGroups.of([], [0, 0]).json.to_pylist() == ["{}", "{}"]
 
 
 def test_duplicate_keys_keep_the_last_value_like_a_dict() -> None:
     kvs = [KeyValue(key="k", value=any_value(v)).SerializeToString() for v in (1, 2)]
-    g = AttrGroups(kvs, [2])
+    g = AttrGroups.of(kvs, [2])
     assert json.loads(g.json[0].as_py()) == {"k": 2}
     assert g.promote(["k"], pa.int32()).to_pylist() == [2]
 
@@ -65,14 +67,14 @@ def test_empty_key_and_unset_value_take_the_slow_path_and_agree() -> None:
         KeyValue(key="unset").SerializeToString(),
         KeyValue(key="ok", value=any_value(1)).SerializeToString(),
     ]
-    assert json.loads(AttrGroups(kvs, [3]).json[0].as_py()) == {"": "no key", "unset": None, "ok": 1}
+    assert json.loads(AttrGroups.of(kvs, [3]).json[0].as_py()) == {"": "no key", "unset": None, "ok": 1}
 
 
 def test_a_value_with_two_oneof_fields_keeps_the_last_like_protobuf() -> None:
     raw_value = AnyValue(string_value="first").SerializeToString() + AnyValue(int_value=7).SerializeToString()
     kv = b"\x0a\x01k\x12" + bytes([len(raw_value)]) + raw_value
     assert AnyValue.FromString(raw_value).WhichOneof("value") == "int_value"
-    assert json.loads(AttrGroups([kv], [1]).json[0].as_py()) == {"k": 7}
+    assert json.loads(AttrGroups.of([kv], [1]).json[0].as_py()) == {"k": 7}
 
 
 def test_promote_picks_per_item_in_key_order() -> None:
@@ -93,13 +95,13 @@ def test_too_deep_values_are_refused() -> None:
 
 def test_malformed_keyvalue_bytes_are_an_invalid_request() -> None:
     with pytest.raises(InvalidRequest, match="malformed OTLP protobuf"):
-        AttrGroups([b"\x0a\x05ab"], [1])
+        AttrGroups.of([b"\x0a\x05ab"], [1])
     bad_utf8_key = b"\x0a\x02\xff\xfe\x12\x02\x08\x01"
     with pytest.raises(InvalidRequest):
-        AttrGroups([bad_utf8_key], [1])
+        AttrGroups.of([bad_utf8_key], [1])
     bad_utf8_value = b"\x0a\x01k\x12\x04\x0a\x02\xff\xfe"
     with pytest.raises(InvalidRequest):
-        AttrGroups([bad_utf8_value], [1])
+        AttrGroups.of([bad_utf8_value], [1])
 
 
 def test_value_texts_render_strings_as_is_and_the_rest_as_json() -> None:
@@ -129,3 +131,48 @@ def test_bulk_json_matches_decoding_each_value_alone(dicts: list[dict[str, Any]]
     for d, text in zip(dicts, g.json.to_pylist(), strict=True):
         expected = {kv.key: any_to_python(kv.value) for kv in key_values(d)}
         assert json.loads(text) == expected
+
+
+def test_every_path_agrees_on_escapes_doubles_bytes_and_empty_items() -> None:
+    dicts = [
+        {"a": 'x"y', "k\\ey": 1, "d": 2.5, "whole": 7.0, "nan": math.nan, "b": False, "u": "é"},
+        {},
+        {"list": [1, {"m": None}], "raw": b"\x01\x02", "n": -(2**63)},
+        {},
+    ]
+    kvs = [kv.SerializeToString() for d in dicts for kv in key_values(d)]
+    counts = [len(d) for d in dicts]
+    specs = [
+        (("a", "u"), pa.string()),
+        (("n", "k\\ey"), pa.int64()),
+        (("d",), pa.string()),
+        (("b",), pa.string()),
+    ]
+    results = [
+        ([json.loads(t) for t in g.json.to_pylist()], [c.to_pylist() for c in g.promote_many(specs)])
+        for g in (AttrGroups.of(kvs, counts, path=p) for p in PATHS)
+    ]
+    assert results[0] == results[1] == results[2]
+    assert results[0][1] == [
+        ['x"y', None, None, None],
+        [1, None, -(2**63), None],
+        ["2.5", None, None, None],
+        ["false", None, None, None],
+    ]
+    assert results[0][0][2]["raw"] == "AQI=" and results[0][0][0]["nan"] == "NaN"
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(attribute_dicts, min_size=1, max_size=5), st.lists(st.text(max_size=10), max_size=4))
+def test_every_path_gives_the_same_json_and_promotions(
+    dicts: list[dict[str, Any]], extra_keys: list[str]
+) -> None:
+    kvs = [kv.SerializeToString() for d in dicts for kv in key_values(d)]
+    counts = [len(d) for d in dicts]
+    keys = sorted({k for d in dicts for k in d} | set(extra_keys))
+    specs = [((k,), typ) for k in keys for typ in (pa.string(), pa.int32())]
+    results = [
+        ([json.loads(t) for t in g.json.to_pylist()], [c.to_pylist() for c in g.promote_many(specs)])
+        for g in (AttrGroups.of(kvs, counts, path=p) for p in PATHS)
+    ]
+    assert results[0] == results[1] == results[2]

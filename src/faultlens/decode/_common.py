@@ -37,7 +37,7 @@ class Owners:
     def columns(self, keep: np.ndarray | None = None) -> dict[str, pa.Array]:
         """Resource/scope columns for every item (or the items where ``keep`` is True)."""
         res = [_shadow.parse(_shadow.Resource, r, "resource") for r in self.resources]
-        res_attrs = AttrGroups([kv for r in res for kv in r.attributes], [len(r.attributes) for r in res])
+        res_attrs = AttrGroups.of(*flatten([r.attributes for r in res]))
         scopes = [_shadow.parse(_shadow.Scope, s, "instrumentation scope") for s in self.scopes]
         scope_of_item = np.repeat(np.arange(len(self.scopes), dtype=np.int64), self.items_per_scope)
         if keep is not None:

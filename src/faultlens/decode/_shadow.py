@@ -68,7 +68,8 @@ _MESSAGES: dict[str, list[tuple[str, int, str, bool]]] = {
     # -- traces ------------------------------------------------------------------------
     "TraceRequest": [("resource_spans", 1, "ResourceSpans", True)],
     "ResourceSpans": [("resource", 1, "bytes", False), ("scope_spans", 2, "ScopeSpans", True)],
-    "ScopeSpans": [("scope", 1, "bytes", False), ("spans", 2, "Span", True)],
+    # spans stay serialized: SpanCols reads the fields of all of them in one parse
+    "ScopeSpans": [("scope", 1, "bytes", False), ("spans", 2, "bytes", True)],
     "Span": [
         ("trace_id", 1, "bytes", False),
         ("span_id", 2, "bytes", False),
@@ -105,7 +106,7 @@ _MESSAGES: dict[str, list[tuple[str, int, str, bool]]] = {
     # -- logs --------------------------------------------------------------------------
     "LogsRequest": [("resource_logs", 1, "ResourceLogs", True)],
     "ResourceLogs": [("resource", 1, "bytes", False), ("scope_logs", 2, "ScopeLogs", True)],
-    "ScopeLogs": [("scope", 1, "bytes", False), ("log_records", 2, "LogRecord", True)],
+    "ScopeLogs": [("scope", 1, "bytes", False), ("log_records", 2, "bytes", True)],
     "LogRecord": [
         ("time_unix_nano", 1, "fixed64", False),
         ("severity_number", 2, "int32", False),
@@ -118,6 +119,39 @@ _MESSAGES: dict[str, list[tuple[str, int, str, bool]]] = {
         ("span_id", 10, "bytes", False),
         ("observed_time_unix_nano", 11, "fixed64", False),
         ("event_name", 12, "string", False),
+    ],
+    # The same fields, all repeated: parsing the concatenation of many records appends each
+    # record's fields to these lists (see faultlens.decode._columns).
+    "SpanCols": [
+        ("trace_id", 1, "bytes", True),
+        ("span_id", 2, "bytes", True),
+        ("trace_state", 3, "string", True),
+        ("parent_span_id", 4, "bytes", True),
+        ("name", 5, "string", True),
+        ("kind", 6, "uint64", True),
+        ("start_time_unix_nano", 7, "fixed64", True),
+        ("end_time_unix_nano", 8, "fixed64", True),
+        ("attributes", 9, "bytes", True),
+        ("dropped_attributes_count", 10, "uint64", True),
+        ("events", 11, "bytes", True),
+        ("dropped_events_count", 12, "uint64", True),
+        ("links", 13, "bytes", True),
+        ("dropped_links_count", 14, "uint64", True),
+        ("status", 15, "bytes", True),
+        ("flags", 16, "fixed32", True),
+    ],
+    "LogCols": [
+        ("time_unix_nano", 1, "fixed64", True),
+        ("severity_number", 2, "uint64", True),
+        ("severity_text", 3, "string", True),
+        ("body", 5, "bytes", True),
+        ("attributes", 6, "bytes", True),
+        ("dropped_attributes_count", 7, "uint64", True),
+        ("flags", 8, "fixed32", True),
+        ("trace_id", 9, "bytes", True),
+        ("span_id", 10, "bytes", True),
+        ("observed_time_unix_nano", 11, "fixed64", True),
+        ("event_name", 12, "string", True),
     ],
     # -- metrics -----------------------------------------------------------------------
     "MetricsRequest": [("resource_metrics", 1, "ResourceMetrics", True)],
@@ -243,6 +277,10 @@ Event: Any = _CLASSES["Event"]
 Link: Any = _CLASSES["Link"]
 Status: Any = _CLASSES["Status"]
 LogsRequest: Any = _CLASSES["LogsRequest"]
+Span: Any = _CLASSES["Span"]
+SpanCols: Any = _CLASSES["SpanCols"]
+LogRecord: Any = _CLASSES["LogRecord"]
+LogCols: Any = _CLASSES["LogCols"]
 MetricsRequest: Any = _CLASSES["MetricsRequest"]
 
 

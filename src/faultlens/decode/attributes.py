@@ -18,25 +18,32 @@ arrays as lists; kvlists as objects; an empty AnyValue as ``null``.
 
 from __future__ import annotations
 
-import base64
-import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from faultlens.decode import _shadow
-from faultlens.errors import InvalidRequest
+from faultlens.decode._anyvalue import (
+    MAX_ANY_DEPTH,
+    SCALAR_ONEOFS,
+    S,
+    any_to_python,
+    double_str,
+    double_texts,
+    json_text,
+    parse_any,
+    scalar_text,
+    to_int,
+)
+from faultlens.decode._columns import Packed
+from faultlens.decode._kvfast import FastKV, kv_layout
 
 __all__ = ["MAX_ANY_DEPTH", "AttrGroups", "any_to_python", "decode_values", "json_text", "value_texts"]
-
-# Deeper AnyValue nesting than this is refused (upb refuses ~100 message levels anyway).
-MAX_ANY_DEPTH = 32
 
 # Value kinds, in the order their JSON texts are concatenated.
 _NULL, _STR, _BOOL, _INT, _DOUBLE, _OTHER = 0, 1, 2, 3, 4, 5
@@ -53,47 +60,10 @@ _STRINDEX = 6  # string_value_strindex: a profiles dictionary index, meaningless
 _TAG_KIND[0x40] = _STRINDEX
 _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'
 _QUOTES = pa.array(["", '"'], pa.string())
-# Arrow kernels convert Python str arguments slowly (~0.7 ms a call: it retries an import
-# each time), so every literal passed to pyarrow.compute is a prebuilt scalar.
-_S = {
-    t: pa.scalar(t, pa.string())
-    for t in ("", "{", "}", ",", "true", "false", ".0", "NaN", "Infinity", "-Infinity")
-}
-
-
-def any_to_python(value: AnyValue, depth: int = 0) -> Any:
-    """An AnyValue as a JSON-ready Python value (see the module docstring for the mapping)."""
-    kind = value.WhichOneof("value")
-    if kind == "string_value":
-        return value.string_value
-    if kind == "int_value":
-        return value.int_value
-    if kind == "bool_value":
-        return value.bool_value
-    if kind == "double_value":
-        d = value.double_value
-        if math.isfinite(d):
-            return d
-        return "NaN" if math.isnan(d) else ("Infinity" if d > 0 else "-Infinity")
-    if kind is None or kind == "string_value_strindex":
-        return None
-    if depth >= MAX_ANY_DEPTH:
-        raise InvalidRequest(f"attribute value nested deeper than {MAX_ANY_DEPTH} levels")
-    if kind == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode("ascii")
-    if kind == "array_value":
-        return [any_to_python(v, depth + 1) for v in value.array_value.values]
-    return {kv.key: any_to_python(kv.value, depth + 1) for kv in value.kvlist_value.values}
-
-
-def json_text(value: Any) -> str:
-    """Compact JSON of a value produced by :func:`any_to_python` (never NaN tokens)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def _parse_any(raw: bytes) -> AnyValue:
-    value: AnyValue = _shadow.parse(AnyValue, raw, "AnyValue")
-    return value
+_parse_any = parse_any
+# Up to this many KeyValues in a request part, decode them with plain Python.
+TINY = 48
+Path = Literal["auto", "wire", "tiny", "general"]
 
 
 @dataclass
@@ -192,73 +162,165 @@ def value_texts(raws: Sequence[bytes]) -> pa.Array:
     """Serialized AnyValues as text: a string as is, anything else as JSON, empty as null."""
     v = decode_values(raws)
     strings = pa.array(v.strings, pa.string())
-    bools = pc.if_else(pa.array(v.bools, pa.bool_()), _S["true"], _S["false"])
+    bools = pc.if_else(pa.array(v.bools, pa.bool_()), S["true"], S["false"])
     ints = pc.cast(pa.array(v.ints, pa.int64()), pa.string())
-    doubles = _double_texts(pa.array(v.doubles, pa.float64()))
+    doubles = double_texts(pa.array(v.doubles, pa.float64()))
     others = pa.array(v.others, pa.string())
     return _by_kind(v.kinds, [strings, bools, ints, doubles, others], None)
 
 
-def _varint(arr: np.ndarray, pos: np.ndarray, limit: np.ndarray, max_bytes: int) -> tuple[np.ndarray, ...]:
-    """Decode the varint at each ``pos`` (at most ``max_bytes`` long, before ``limit``).
-
-    Returns (value, size, ok); ``ok`` is False where the varint is longer or runs past
-    ``limit``, and then value/size are meaningless.
-    """
-    last = len(arr) - 1
-    value = np.zeros(len(pos), dtype=np.int64)
-    size = np.zeros(len(pos), dtype=np.int64)
-    done = np.zeros(len(pos), dtype=bool)
-    for i in range(max_bytes):
-        p = pos + i
-        inside = p < limit
-        b = arr[np.minimum(p, last)].astype(np.int64)
-        active = ~done & inside
-        value = np.where(active, value | ((b & 0x7F) << (7 * i)), value)
-        ends = active & (b < 0x80)
-        size = np.where(ends, i + 1, size)
-        done |= ends
-    return value, size, done
-
-
-def _kv_layout(arr: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Where each KeyValue's value lies, if every KeyValue is exactly ``key`` then ``value``.
-
-    Returns (value start, value length) or None when any KeyValue has another layout.
-    """
-    last = len(arr) - 1
-    if not len(arr) or bool(np.any(starts >= ends)):
-        return None
-    if not bool(np.all(arr[starts] == 0x0A)):
-        return None
-    klen, ksize, ok = _varint(arr, starts + 1, ends, 3)
-    if not bool(np.all(ok)):
-        return None
-    vtag = starts + 1 + ksize + klen
-    if bool(np.any(vtag >= ends)) or not bool(np.all(arr[np.minimum(vtag, last)] == 0x12)):
-        return None
-    vlen, vsize, ok = _varint(arr, vtag + 1, ends, 4)
-    vstart = vtag + 1 + vsize
-    if not bool(np.all(ok)) or not bool(np.all(vstart + vlen == ends)):
-        return None
-    return vstart, vlen
-
-
 class AttrGroups:
-    """The attributes of ``len(counts)`` items: item ``i`` owns the next ``counts[i]`` KeyValues.
+    """The attributes of many items: item ``i`` owns the next ``kvs.counts[i]`` KeyValues.
 
-    ``json`` holds one JSON object per item; :meth:`promote` picks one attribute per item
-    into a typed column. Raises :class:`InvalidRequest` on malformed bytes.
+    ``json`` holds one JSON object per item; :meth:`promote_many` picks one attribute per
+    item into typed columns. Raises :class:`InvalidRequest` on malformed bytes.
+
+    ``path`` picks the implementation: ``"wire"`` (:class:`FastKV`, from the wire bytes;
+    used for canonical KeyValues, i.e. all of them in practice), ``"tiny"`` (plain Python,
+    for a few KeyValues), ``"general"`` (any KeyValues, via upb and Arrow kernels).
+    ``"auto"`` chooses; all give the same result, which the tests check.
     """
 
-    def __init__(self, kvs: Sequence[bytes], counts: Sequence[int] | np.ndarray) -> None:
-        self.counts = np.asarray(counts, dtype=np.int64)
+    def __init__(self, kvs: Packed, *, path: Path = "auto") -> None:
+        self.counts = kvs.counts
         self.n_groups = len(self.counts)
-        n = len(kvs)
+        if len(kvs) != int(self.counts.sum()):
+            raise ValueError(f"{len(kvs)} KeyValues but counts add up to {int(self.counts.sum())}")
         self._group_of: np.ndarray | None = None
+        self._impl: FastKV | _General | _Tiny
+        if path == "auto":
+            path = "tiny" if len(kvs) <= TINY else "wire"
+        if path == "tiny":
+            self._impl = _Tiny(kvs.items(), self.counts)
+        elif path == "wire":
+            self._impl = FastKV.build(kvs) or _General(kvs.items(), self.counts)
+        else:
+            self._impl = _General(kvs.items(), self.counts)
+        self.json: pa.Array = self._impl.json
+
+    @classmethod
+    def of(
+        cls, kvs: Sequence[bytes], counts: Sequence[int] | np.ndarray, *, path: Path = "auto"
+    ) -> AttrGroups:
+        """From a list of serialized KeyValues and how many of them each item owns."""
+        return cls(Packed.of(kvs, counts), path=path)
+
+    def promote(self, keys: Sequence[str], typ: pa.DataType) -> pa.Array:
+        """One column of ``typ`` with, per item, the value of the first of ``keys`` it has.
+
+        Strings are taken as is (other scalars as their text); int columns take ints and
+        strings of digits; values that do not fit the type are null.
+        """
+        return self.promote_many([(keys, typ)])[0]
+
+    def promote_many(self, specs: Sequence[tuple[Sequence[str], pa.DataType]]) -> list[pa.Array]:
+        """:meth:`promote` for several columns at once (one pass over the KeyValues)."""
+        wanted: list[str] = []
+        where: dict[str, list[tuple[int, int]]] = {}
+        for spec, (keys, _) in enumerate(specs):
+            for prio, key in enumerate(keys):
+                if key not in where:
+                    where[key] = []
+                    wanted.append(key)
+                where[key].append((spec, prio))
+        kv_want = self._impl.key_ids(wanted) if self.n_groups else np.zeros(0, dtype=np.int64)
+        chosen = _choose(kv_want, [where[k] for k in wanted], self._groups(), len(specs), self.n_groups)
+        # one values() call for all text columns and one for all int columns
+        taken: dict[int, pa.Array] = {}
+        n = self.n_groups
+        for as_int in (False, True):
+            rows = [i for i, (_, typ) in enumerate(specs) if pa.types.is_integer(typ) == as_int]
+            if rows:
+                values = self._impl.values(chosen[rows].ravel(), as_int)
+                taken.update((row, values.slice(j * n, n)) for j, row in enumerate(rows))
+        out: list[pa.Array] = []
+        for row, (_, typ) in enumerate(specs):
+            col = taken[row]
+            if pa.types.is_integer(typ) and typ != pa.int64():
+                bits = typ.bit_width - 1
+                fits = pc.and_(
+                    pc.greater_equal(col, pa.scalar(-(2**bits), pa.int64())),
+                    pc.less_equal(col, pa.scalar(2**bits - 1, pa.int64())),
+                )
+                col = pc.if_else(fits, col, pa.scalar(None, pa.int64())).cast(typ)
+            out.append(col)
+        return out
+
+    def _groups(self) -> np.ndarray:
+        if self._group_of is None:
+            self._group_of = np.repeat(np.arange(self.n_groups, dtype=np.int64), self.counts)
+        return self._group_of
+
+
+def _choose(
+    kv_want: np.ndarray,
+    want_specs: Sequence[Sequence[tuple[int, int]]],
+    group_of: np.ndarray,
+    n_specs: int,
+    n_groups: int,
+) -> np.ndarray:
+    """Per spec and item, the index of the chosen KeyValue (-1 where none).
+
+    ``kv_want[j]`` is the wanted key of KeyValue ``j`` (-1: none); ``want_specs[w]`` lists
+    the (spec, priority) pairs key ``w`` serves. Lower priority wins; among equal keys the
+    last one wins, as when building a dict.
+    """
+    chosen = np.full((n_specs, n_groups), -1, dtype=np.int64)
+    pos = np.flatnonzero(kv_want >= 0)
+    if not len(pos):
+        return chosen
+    pair_count = np.array([len(p) for p in want_specs], dtype=np.int64)
+    pair_start = np.cumsum(pair_count) - pair_count
+    pairs = np.array([pair for p in want_specs for pair in p], dtype=np.int64).reshape(-1, 2)
+    w = kv_want[pos]
+    hits = pair_count[w]
+    kv = np.repeat(pos, hits)
+    row = np.repeat(pair_start[w], hits) + (np.arange(len(kv)) - np.repeat(np.cumsum(hits) - hits, hits))
+    spec, prio, group = pairs[row, 0], pairs[row, 1], group_of[kv]
+    order = np.lexsort((-kv, prio, group, spec))
+    spec, group, kv = spec[order], group[order], kv[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (spec[1:] != spec[:-1]) | (group[1:] != group[:-1])
+    chosen[spec[first], group[first]] = kv[first]
+    return chosen
+
+
+class _Tiny:
+    """A few KeyValues (a resource, some events): plain Python beats numpy's fixed costs."""
+
+    def __init__(self, kvs: Sequence[bytes], counts: np.ndarray) -> None:
+        parsed = [_shadow.parse(KeyValue, raw, "attribute") for raw in kvs]
+        self._keys = [kv.key for kv in parsed]
+        self._values = [any_to_python(kv.value) for kv in parsed]
+        self._scalar = [kv.value.WhichOneof("value") in SCALAR_ONEOFS for kv in parsed]
+        texts = []
+        start = 0
+        for count in counts.tolist():
+            end = start + count
+            texts.append(json_text(dict(zip(self._keys[start:end], self._values[start:end], strict=True))))
+            start = end
+        self.json = pa.array(texts, pa.string())
+
+    def key_ids(self, wanted: Sequence[str]) -> np.ndarray:
+        index = {k: i for i, k in enumerate(wanted)}
+        return np.array([index.get(k, -1) for k in self._keys], dtype=np.int64)
+
+    def values(self, chosen: np.ndarray, as_int: bool) -> pa.Array:
+        picked = [self._values[i] if i >= 0 and self._scalar[i] else None for i in chosen.tolist()]
+        if as_int:
+            return pa.array([to_int(v) for v in picked], pa.int64())
+        return pa.array([scalar_text(v) for v in picked], pa.string())
+
+
+class _General:
+    """Any KeyValues (empty keys, repeated fields...): parsed with upb, JSON built by Arrow."""
+
+    def __init__(self, kvs: Sequence[bytes], counts: np.ndarray) -> None:
+        self.counts = counts
+        self.n_groups = len(counts)
         self._as_str: pa.Array | None = None
         self._as_int: pa.Array | None = None
-        if n == 0:
+        if not kvs:
             self.json: pa.Array = pa.array(["{}"] * self.n_groups, pa.string())
             self._key_ids = np.zeros(0, dtype=np.int32)
             self._unique_keys: list[str] = []
@@ -269,15 +331,14 @@ class AttrGroups:
         self._unique_keys = key_arr.dictionary.to_pylist()
         self._key_ids = key_arr.indices.to_numpy(zero_copy_only=False)
         self._values = values
-        key_json = pa.array([json_text(k) + ":" for k in self._unique_keys], pa.string()).take(
-            key_arr.indices
-        )
+        key_texts = pa.array([json_text(k) + ":" for k in self._unique_keys], pa.string())
+        key_json = key_texts.take(key_arr.indices)
         text, quote = self._value_json()
-        kv_json = pc.binary_join_element_wise(key_json, quote, text, quote, _S[""])
+        kv_json = pc.binary_join_element_wise(key_json, quote, text, quote, S[""])
         offsets = np.zeros(self.n_groups + 1, dtype=np.int32)
         np.cumsum(self.counts, out=offsets[1:])
         grouped = pa.ListArray.from_arrays(pa.array(offsets), kv_json)
-        self.json = pc.binary_join_element_wise(_S["{"], pc.binary_join(grouped, _S[","]), _S["}"], _S[""])
+        self.json = pc.binary_join_element_wise(S["{"], pc.binary_join(grouped, S[","]), S["}"], S[""])
 
     # -- splitting KeyValues into keys and values ---------------------------------------
 
@@ -288,10 +349,10 @@ class AttrGroups:
         starts = ends - lens
         buf = b"".join(kvs)
         arr = np.frombuffer(buf, dtype=np.uint8)
-        layout = _kv_layout(arr, starts, ends)
+        layout = kv_layout(arr, starts, ends)
         if layout is None:
             return self._split_slow(kvs)
-        vstart, vlen = layout
+        _, _, vstart, vlen = layout
         cols = _shadow.parse(_shadow.KeyValueCols, buf, "attribute")
         keys: list[str] = cols.key[:]
         raw_values = cols.value[:]
@@ -318,9 +379,12 @@ class AttrGroups:
         strings = pa.array(v.strings, pa.string())
         if for_json:
             strings = _escape_strings(strings, v.strings)
-        bools = pc.if_else(pa.array(v.bools, pa.bool_()), _S["true"], _S["false"])
+        bools = pc.if_else(pa.array(v.bools, pa.bool_()), S["true"], S["false"])
         ints = pc.cast(pa.array(v.ints, pa.int64()), pa.string())
-        doubles = _double_texts(pa.array(v.doubles, pa.float64()))
+        if for_json:
+            doubles = double_texts(pa.array(v.doubles, pa.float64()))
+        else:  # promoted text: the same spelling as the other paths (Python's repr)
+            doubles = pa.array([double_str(d) for d in v.doubles], pa.string())
         others = pa.array(v.others if for_json else [None] * len(v.others), pa.string())
         return [strings, bools, ints, doubles, others]
 
@@ -334,84 +398,18 @@ class AttrGroups:
         quote = _QUOTES.take(pa.array(quoted.astype(np.int8)))
         return _by_kind(kinds, self._texts(for_json=True), "null"), quote
 
-    # -- promoted columns ---------------------------------------------------------------
+    # -- promoted columns -----------------------------------------------------------------
 
-    def promote(self, keys: Sequence[str], typ: pa.DataType) -> pa.Array:
-        """One column of ``typ`` with, per item, the value of the first of ``keys`` it has.
+    def key_ids(self, wanted: Sequence[str]) -> np.ndarray:
+        """Per KeyValue, the index in ``wanted`` of its key, or -1."""
+        index = {k: i for i, k in enumerate(wanted)}
+        lut = np.array([index.get(k, -1) for k in self._unique_keys] + [-1], dtype=np.int64)
+        return lut[self._key_ids.astype(np.int64)] if len(self._key_ids) else np.zeros(0, dtype=np.int64)
 
-        Strings are taken as is (other scalars as their text); int columns take ints and
-        strings of digits; values that do not fit the type are null.
-        """
-        return self.promote_many([(keys, typ)])[0]
-
-    def promote_many(self, specs: Sequence[tuple[Sequence[str], pa.DataType]]) -> list[pa.Array]:
-        """:meth:`promote` for several columns at once (one pass over the KeyValues)."""
-        n = self.n_groups
-        chosen = self._choose_many([keys for keys, _ in specs])  # (len(specs), n): KeyValue or -1
-        str_rows = [i for i, (_, typ) in enumerate(specs) if not pa.types.is_integer(typ)]
-        int_rows = [i for i, (_, typ) in enumerate(specs) if pa.types.is_integer(typ)]
-        taken: dict[int, pa.Array] = {}
-        for rows, source in ((str_rows, self._strs), (int_rows, self._ints)):
-            if not rows:
-                continue
-            flat = chosen[rows].ravel()
-            col = source().take(pa.array(flat, mask=flat < 0, type=pa.int64()))
-            for j, row in enumerate(rows):
-                taken[row] = col.slice(j * n, n)
-        out: list[pa.Array] = []
-        for i, (_, typ) in enumerate(specs):
-            col = taken[i]
-            if pa.types.is_integer(typ) and typ != pa.int64():
-                bits = typ.bit_width - 1
-                fits = pc.and_(
-                    pc.greater_equal(col, pa.scalar(-(2**bits), pa.int64())),
-                    pc.less_equal(col, pa.scalar(2**bits - 1, pa.int64())),
-                )
-                col = pc.if_else(fits, col, pa.scalar(None, pa.int64())).cast(typ)
-            out.append(col)
-        return out
-
-    def _choose_many(self, key_lists: Sequence[Sequence[str]]) -> np.ndarray:
-        """Per spec and item, the index of the KeyValue chosen (-1 where none).
-
-        Earlier keys of a spec win over later ones; among equal keys the last one wins,
-        as when building a dict.
-        """
-        chosen = np.full((len(key_lists), self.n_groups), -1, dtype=np.int64)
-        rank: dict[str, list[tuple[int, int]]] = {}
-        for spec, keys in enumerate(key_lists):
-            for prio, key in enumerate(keys):
-                rank.setdefault(key, []).append((spec, prio))
-        # (key id, spec, priority) for every wanted key present, sorted by key id
-        wanted = [(uid, sp, pr) for uid, k in enumerate(self._unique_keys) for sp, pr in rank.get(k, ())]
-        if not wanted:
-            return chosen
-        table = np.array(wanted, dtype=np.int64)
-        kv_uid = self._key_ids.astype(np.int64)
-        lo = np.searchsorted(table[:, 0], kv_uid, side="left")
-        hits = np.searchsorted(table[:, 0], kv_uid, side="right") - lo
-        pos = np.repeat(np.arange(len(kv_uid)), hits)
-        if not len(pos):
-            return chosen
-        starts = np.cumsum(hits) - hits
-        row = np.repeat(lo, hits) + (np.arange(len(pos)) - np.repeat(starts, hits))
-        spec, prio, group = table[row, 1], table[row, 2], self._groups()[pos]
-        order = np.lexsort((-pos, prio, group, spec))
-        spec, group, pos = spec[order], group[order], pos[order]
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = (spec[1:] != spec[:-1]) | (group[1:] != group[:-1])
-        chosen[spec[first], group[first]] = pos[first]
-        return chosen
-
-    def value_at(self, keys: Sequence[str]) -> list[str | None]:
-        """Like :meth:`promote` to a string column, as a Python list."""
-        result: list[str | None] = self.promote(keys, pa.string()).to_pylist()
-        return result
-
-    def _groups(self) -> np.ndarray:
-        if self._group_of is None:
-            self._group_of = np.repeat(np.arange(self.n_groups, dtype=np.int64), self.counts)
-        return self._group_of
+    def values(self, chosen: np.ndarray, as_int: bool) -> pa.Array:
+        """Values of the KeyValues at ``chosen`` (-1: null), as text or as int64."""
+        source = self._ints() if as_int else self._strs()
+        return source.take(pa.array(chosen, mask=chosen < 0, type=pa.int64()))
 
     def _strs(self) -> pa.Array:
         if self._as_str is None:
@@ -459,21 +457,3 @@ def _escape_strings(arr: pa.Array, strings: Sequence[str]) -> pa.Array:
     where = np.flatnonzero(needs.to_numpy(zero_copy_only=False))
     escaped = pa.array([json_text(strings[int(i)])[1:-1] for i in where], pa.string())
     return pc.replace_with_mask(arr, needs, escaped)
-
-
-def _double_texts(arr: pa.Array) -> pa.Array:
-    """Shortest round-trip text; whole numbers keep ``.0``; NaN/inf as NaN/Infinity/-Infinity."""
-    text = pc.cast(arr, pa.string())
-    if not len(arr):
-        return text
-    whole = pc.match_substring_regex(text, r"^-?\d+$")
-    text = pc.if_else(whole, pc.binary_join_element_wise(text, _S[".0"], _S[""]), text)
-    finite = pc.is_finite(arr)
-    if pc.all(finite).as_py():
-        return text
-    named = pc.if_else(
-        pc.is_nan(arr),
-        _S["NaN"],
-        pc.if_else(pc.greater(arr, pa.scalar(0.0)), _S["Infinity"], _S["-Infinity"]),
-    )
-    return pc.if_else(finite, text, named)

@@ -1,35 +1,40 @@
 """Serialized ``ExportLogsServiceRequest`` to one Arrow table of :data:`LOG_SCHEMA`.
 
-Same approach as :mod:`faultlens.decode.spans`: one ``attrgetter`` call per record,
-attributes and bodies decoded in bulk, validation on numpy arrays.
+Same approach as :mod:`faultlens.decode.spans`: the fields of all records read with one
+parse (:mod:`faultlens.decode._columns`), attributes and bodies decoded in bulk,
+validation on numpy arrays.
 """
 
 from __future__ import annotations
-
-from operator import attrgetter
 
 import numpy as np
 import pyarrow as pa
 
 from faultlens.decode import _shadow
-from faultlens.decode._common import I64_MAX, Owners, Rejections, flatten
+from faultlens.decode._columns import Field, Layout, read_columns, read_one_by_one
+from faultlens.decode._common import I64_MAX, Owners, Rejections
 from faultlens.decode.attributes import AttrGroups, value_texts
 from faultlens.decode.schema import EXCEPTION_COLUMNS, LOG_SCHEMA
 
-__all__ = ["decode_logs"]
+__all__ = ["LOG_LAYOUT", "decode_logs"]
 
-_GET = attrgetter(
-    "time_unix_nano",
-    "observed_time_unix_nano",
-    "severity_number",
-    "severity_text",
-    "body",
-    "trace_id",
-    "span_id",
-    "flags",
-    "event_name",
-    "attributes",
-    "dropped_attributes_count",
+LOG_LAYOUT = Layout(
+    cols=_shadow.LogCols,
+    record=_shadow.LogRecord,
+    what="log record",
+    fields=(
+        Field("time_unix_nano", "number", "fixed64", 0),
+        Field("observed_time_unix_nano", "number", "fixed64", 0),
+        Field("severity_number", "number", "uint64", 0),
+        Field("severity_text", "value", "string", ""),
+        Field("body", "message"),
+        Field("trace_id", "value"),
+        Field("span_id", "value"),
+        Field("flags", "number", "fixed32", 0),
+        Field("event_name", "value", "string", ""),
+        Field("attributes", "repeated"),
+        Field("dropped_attributes_count", "number", "uint64", 0),
+    ),
 )
 _I32_MAX = 2**31 - 1
 _PROMOTED = [((attr,), pa.string()) for _, attr in EXCEPTION_COLUMNS] + [(("error.type",), pa.string())]
@@ -39,23 +44,24 @@ def decode_logs(data: bytes) -> tuple[pa.Table, int, str]:
     """Decode a serialized logs request: (table of accepted records, rejected count, first reason)."""
     req = _shadow.parse(_shadow.LogsRequest, data, "logs request")
     owners = Owners()
-    records: list[object] = []
+    records: list[bytes] = []
     for rl in req.resource_logs:
         owners.resources.append(rl.resource)
         for sl in rl.scope_logs:
-            batch = sl.log_records
+            batch = sl.log_records[:]
             owners.add_scope(sl.scope, len(batch))
             records.extend(batch)
     n = len(records)
     if n == 0:
         return LOG_SCHEMA.empty_table(), 0, ""
-    (time, observed, severity, severity_text, body, trace_id, span_id, flags, event_name, attrs, dropped) = (
-        zip(*map(_GET, records), strict=True)
+    f = read_columns(LOG_LAYOUT, records) or read_one_by_one(LOG_LAYOUT, records)
+    trace_id, span_id = f["trace_id"], f["span_id"]
+    times, observed_times, severities = (
+        f["time_unix_nano"],
+        f["observed_time_unix_nano"],
+        f["severity_number"],
     )
-    times = np.array(time, dtype=np.uint64)
-    observed_times = np.array(observed, dtype=np.uint64)
     effective = np.where(times != 0, times, observed_times)
-    severities = np.array(severity, dtype=np.int64)
 
     rej = Rejections("log record", n)
     tid_len = np.fromiter(map(len, trace_id), dtype=np.int64, count=n)
@@ -72,9 +78,9 @@ def decode_logs(data: bytes) -> tuple[pa.Table, int, str]:
         observed_times > I64_MAX, lambda i: f"observed_time_unix_nano {observed_times[i]} is out of range"
     )
 
-    attr_groups = AttrGroups(*flatten(attrs))
+    attr_groups = AttrGroups(f["attributes"])
     exc_type, exc_message, exc_stack, error_type = attr_groups.promote_many(_PROMOTED)
-    known_severity = (severities >= 0) & (severities <= 24)
+    known_severity = severities <= 24
     cols: dict[str, pa.Array] = {
         "time_unix_nano": pa.array(np.where(effective <= I64_MAX, effective, 0).astype(np.int64)),
         "observed_time_unix_nano": pa.array(
@@ -83,19 +89,19 @@ def decode_logs(data: bytes) -> tuple[pa.Table, int, str]:
         "severity_number": pa.array(
             np.where(known_severity, severities, 0).astype(np.int8), mask=~known_severity
         ),
-        "severity_text": pa.array(severity_text, pa.string()),
-        "body": value_texts(body),
+        "severity_text": pa.array(f["severity_text"], pa.string()),
+        "body": value_texts(f["body"]),
         "trace_id": pa.array(trace_id, pa.binary(), mask=tid_len == 0),
         "span_id": pa.array(span_id, pa.binary(), mask=sid_len == 0),
-        "flags": pa.array(flags, pa.int64()),
-        "event_name": pa.array(event_name, pa.string()),
+        "flags": pa.array(f["flags"].astype(np.int64)),
+        "event_name": pa.array(f["event_name"], pa.string()),
         "exception_type": exc_type,
         "exception_message": exc_message,
         "exception_stacktrace": exc_stack,
         "error_type": error_type,
         "attributes": attr_groups.json,
         "dropped_attributes_count": pa.array(
-            np.minimum(np.array(dropped, dtype=np.int64), _I32_MAX).astype(np.int32)
+            np.minimum(f["dropped_attributes_count"], _I32_MAX).astype(np.int32)
         ),
     }
     keep = rej.keep

@@ -81,7 +81,7 @@ def decode_metrics(data: bytes) -> tuple[pa.Table, int, str]:
         return METRIC_SCHEMA.empty_table(), rows.rejected, _with_total(rows.first, total)
     # Points were appended scope by scope, so counting them per scope lays them out as Owners expects.
     owners.items_per_scope = np.bincount(rows.scope_of_row, minlength=len(owners.scopes)).tolist()
-    attr_groups = AttrGroups(rows.attrs, rows.attr_counts)
+    attr_groups = AttrGroups.of(rows.attrs, rows.attr_counts)
     arrays = {name: pa.array(values, METRIC_SCHEMA.field(name).type) for name, values in rows.cols.items()}
     arrays["attributes"] = attr_groups.json
     arrays.update(owners.columns())

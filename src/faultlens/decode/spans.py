@@ -1,43 +1,46 @@
 """Serialized ``ExportTraceServiceRequest`` to one Arrow table of :data:`SPAN_SCHEMA`.
 
-Span fields are read once per span with one ``attrgetter`` call (all fields in C), the
+The fields of all spans are read with one parse (:mod:`faultlens.decode._columns`), the
 attributes of all spans go through :class:`AttrGroups` together, and validation runs on
 numpy arrays. Rejected spans are dropped with one ``Table.filter`` at the end.
 """
 
 from __future__ import annotations
 
-from operator import attrgetter
-
 import numpy as np
 import pyarrow as pa
 
 from faultlens.decode import _shadow
+from faultlens.decode._columns import Field, Layout, Packed, read_columns, read_one_by_one
 from faultlens.decode._common import I64_MAX, Owners, Rejections, flatten
 from faultlens.decode.attributes import AttrGroups
 from faultlens.decode.schema import EVENT_TYPE, EXCEPTION_COLUMNS, LINK_TYPE, SPAN_SCHEMA, SPAN_SEMCONV
 
-__all__ = ["decode_spans"]
+__all__ = ["SPAN_LAYOUT", "decode_spans"]
 
-_FIELDS = (
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "trace_state",
-    "flags",
-    "name",
-    "kind",
-    "start_time_unix_nano",
-    "end_time_unix_nano",
-    "attributes",
-    "dropped_attributes_count",
-    "events",
-    "dropped_events_count",
-    "links",
-    "dropped_links_count",
-    "status",
+SPAN_LAYOUT = Layout(
+    cols=_shadow.SpanCols,
+    record=_shadow.Span,
+    what="span",
+    fields=(
+        Field("trace_id", "value"),
+        Field("span_id", "value"),
+        Field("trace_state", "value", "string", ""),
+        Field("parent_span_id", "value"),
+        Field("name", "value", "string", ""),
+        Field("kind", "number", "uint64", 0),
+        Field("start_time_unix_nano", "number", "fixed64", 0),
+        Field("end_time_unix_nano", "number", "fixed64", 0),
+        Field("attributes", "repeated"),
+        Field("dropped_attributes_count", "number", "uint64", 0),
+        Field("events", "repeated"),
+        Field("dropped_events_count", "number", "uint64", 0),
+        Field("links", "repeated"),
+        Field("dropped_links_count", "number", "uint64", 0),
+        Field("status", "message"),
+        Field("flags", "number", "fixed32", 0),
+    ),
 )
-_GET = attrgetter(*_FIELDS)
 _ZERO16 = bytes(16)
 _ZERO8 = bytes(8)
 _MAX_KIND = 5
@@ -49,72 +52,54 @@ def decode_spans(data: bytes) -> tuple[pa.Table, int, str]:
     """Decode a serialized trace request: (table of accepted spans, rejected count, first reason)."""
     req = _shadow.parse(_shadow.TraceRequest, data, "trace request")
     owners = Owners()
-    spans: list[object] = []
+    records: list[bytes] = []
     for rs in req.resource_spans:
         owners.resources.append(rs.resource)
         for ss in rs.scope_spans:
-            batch = ss.spans
+            batch = ss.spans[:]
             owners.add_scope(ss.scope, len(batch))
-            spans.extend(batch)
-    n = len(spans)
+            records.extend(batch)
+    n = len(records)
     if n == 0:
         return SPAN_SCHEMA.empty_table(), 0, ""
-    (
-        trace_id,
-        span_id,
-        parent,
-        trace_state,
-        flags,
-        name,
-        kind,
-        start,
-        end,
-        attrs,
-        dropped_attrs,
-        events,
-        dropped_events,
-        links,
-        dropped_links,
-        status,
-    ) = zip(*map(_GET, spans), strict=True)
-
-    starts = np.array(start, dtype=np.uint64)
-    ends = np.array(end, dtype=np.uint64)
-    kinds = np.array(kind, dtype=np.int64)
+    f = read_columns(SPAN_LAYOUT, records) or read_one_by_one(SPAN_LAYOUT, records)
+    trace_id, span_id, parent = f["trace_id"], f["span_id"], f["parent_span_id"]
+    starts, ends, kinds = f["start_time_unix_nano"], f["end_time_unix_nano"], f["kind"]
     rej = _validate(n, trace_id, span_id, parent, starts, ends, kinds)
     starts_i = np.where(starts <= I64_MAX, starts, 0).astype(np.int64)
     ends_i = np.where(ends <= I64_MAX, ends, 0).astype(np.int64)
+    known_kind = kinds <= _MAX_KIND
 
     cols: dict[str, pa.Array] = {
         "trace_id": pa.array(trace_id, pa.binary()),
         "span_id": pa.array(span_id, pa.binary()),
         "parent_span_id": _nullable_ids(parent),
-        "trace_state": pa.array(trace_state, pa.string()),
-        "flags": pa.array(flags, pa.int64()),
-        "name": pa.array(name, pa.string()),
-        "kind": pa.array(np.where((kinds >= 0) & (kinds <= _MAX_KIND), kinds, 0).astype(np.int8)),
+        "trace_state": pa.array(f["trace_state"], pa.string()),
+        "flags": pa.array(f["flags"].astype(np.int64)),
+        "name": pa.array(f["name"], pa.string()),
+        "kind": pa.array(np.where(known_kind, kinds, 0).astype(np.int8)),
         "start_time_unix_nano": pa.array(starts_i),
         "end_time_unix_nano": pa.array(ends_i),
         "duration_ns": pa.array(np.where(ends_i >= starts_i, ends_i - starts_i, 0)),
     }
-    cols.update(_status(status))
-    attr_groups = AttrGroups(*flatten(attrs))
-    for (col, _, _), arr in zip(
-        SPAN_SEMCONV, attr_groups.promote_many([(keys, typ) for _, typ, keys in SPAN_SEMCONV]), strict=True
-    ):
+    cols.update(_status(f["status"]))
+    attr_groups = AttrGroups(f["attributes"])
+    promoted = attr_groups.promote_many([(keys, typ) for _, typ, keys in SPAN_SEMCONV])
+    for (col, _, _), arr in zip(SPAN_SEMCONV, promoted, strict=True):
         cols[col] = arr
-    ev_col, exc_cols = _events(events, n)
+    ev_col, exc_cols = _events(f["events"])
     cols.update(exc_cols)
     cols["attributes"] = attr_groups.json
     cols["events"] = ev_col
-    cols["links"] = _links(links)
-    cols["dropped_attributes_count"] = _count32(dropped_attrs)
-    cols["dropped_events_count"] = _count32(dropped_events)
-    cols["dropped_links_count"] = _count32(dropped_links)
+    cols["links"] = _links(f["links"])
+    cols["dropped_attributes_count"] = _count32(f["dropped_attributes_count"])
+    cols["dropped_events_count"] = _count32(f["dropped_events_count"])
+    cols["dropped_links_count"] = _count32(f["dropped_links_count"])
 
     keep = rej.keep
     if keep is not None:
-        cols = {k: v.filter(pa.array(keep)) for k, v in cols.items()}
+        mask = pa.array(keep)
+        cols = {k: v.filter(mask) for k, v in cols.items()}
     cols.update(owners.columns(keep))
     table = pa.Table.from_arrays([cols[f.name] for f in SPAN_SCHEMA], schema=SPAN_SCHEMA)
     return table, rej.count, rej.first
@@ -122,9 +107,9 @@ def decode_spans(data: bytes) -> tuple[pa.Table, int, str]:
 
 def _validate(
     n: int,
-    trace_id: tuple[bytes, ...],
-    span_id: tuple[bytes, ...],
-    parent: tuple[bytes, ...],
+    trace_id: list[bytes],
+    span_id: list[bytes],
+    parent: list[bytes],
     starts: np.ndarray,
     ends: np.ndarray,
     kinds: np.ndarray,
@@ -147,11 +132,17 @@ def _validate(
         ends < starts,
         lambda i: f"end_time_unix_nano {ends[i]} is before start_time_unix_nano {starts[i]}",
     )
-    rej.check((kinds < 0) | (kinds > _MAX_KIND), lambda i: f"kind {kinds[i]} is not a SpanKind (0..5)")
+    rej.check(kinds > _MAX_KIND, lambda i: f"kind {_as_int32(int(kinds[i]))} is not a SpanKind (0..5)")
     return rej
 
 
-def _nullable_ids(ids: tuple[bytes, ...]) -> pa.Array:
+def _as_int32(v: int) -> int:
+    """A varint read as uint64 back to the int32 the sender meant."""
+    v &= 2**32 - 1
+    return v - 2**32 if v >= 2**31 else v
+
+
+def _nullable_ids(ids: list[bytes]) -> pa.Array:
     arr = pa.array(ids, pa.binary())
     empty = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)) == 0
     if not empty.any():
@@ -159,11 +150,11 @@ def _nullable_ids(ids: tuple[bytes, ...]) -> pa.Array:
     return pa.array([i or None for i in ids], pa.binary())
 
 
-def _count32(values: tuple[int, ...]) -> pa.Array:
-    return pa.array(np.minimum(np.array(values, dtype=np.int64), _I32_MAX).astype(np.int32))
+def _count32(values: np.ndarray) -> pa.Array:
+    return pa.array(np.minimum(values, _I32_MAX).astype(np.int32))
 
 
-def _status(status: tuple[bytes, ...]) -> dict[str, pa.Array]:
+def _status(status: list[bytes]) -> dict[str, pa.Array]:
     n = len(status)
     codes = np.zeros(n, dtype=np.int64)
     messages = [""] * n
@@ -178,13 +169,14 @@ def _status(status: tuple[bytes, ...]) -> dict[str, pa.Array]:
     }
 
 
-def _events(events: tuple[object, ...], n: int) -> tuple[pa.Array, dict[str, pa.Array]]:
+def _events(events: Packed) -> tuple[pa.Array, dict[str, pa.Array]]:
     """The events list column and the exception columns from each span's first exception event."""
-    raws, counts = flatten(events)
+    raws, counts = events.items(), events.counts
+    n = len(counts)
     offsets = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(counts, out=offsets[1:])
     parsed = [_shadow.parse(_shadow.Event, raw, "span event") for raw in raws]
-    ev_attrs = AttrGroups(*flatten([e.attributes for e in parsed]))
+    ev_attrs = AttrGroups.of(*flatten([e.attributes for e in parsed]))
     names = [e.name for e in parsed]
     struct = pa.StructArray.from_arrays(
         [
@@ -210,12 +202,12 @@ def _events(events: tuple[object, ...], n: int) -> tuple[pa.Array, dict[str, pa.
     return column, exc_cols
 
 
-def _links(links: tuple[object, ...]) -> pa.Array:
-    raws, counts = flatten(links)
-    offsets = np.zeros(len(links) + 1, dtype=np.int32)
+def _links(links: Packed) -> pa.Array:
+    raws, counts = links.items(), links.counts
+    offsets = np.zeros(len(counts) + 1, dtype=np.int32)
     np.cumsum(counts, out=offsets[1:])
     parsed = [_shadow.parse(_shadow.Link, raw, "span link") for raw in raws]
-    link_attrs = AttrGroups(*flatten([lk.attributes for lk in parsed]))
+    link_attrs = AttrGroups.of(*flatten([lk.attributes for lk in parsed]))
     struct = pa.StructArray.from_arrays(
         [
             pa.array([lk.trace_id for lk in parsed], pa.binary()),

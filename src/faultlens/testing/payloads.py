@@ -84,7 +84,12 @@ def service_names(services: int) -> list[str]:
 
 
 def any_value(v: Any) -> AnyValue:
-    """A Python value as an AnyValue: str, bool, int, float, bytes, list and dict nest freely."""
+    """A Python value as an AnyValue: str, bool, int, float, bytes, list and dict nest freely.
+
+    ``None`` is the empty AnyValue (decoded as null).
+    """
+    if v is None:
+        return AnyValue()
     if isinstance(v, AnyValue):
         return v
     if isinstance(v, bool):

@@ -1,0 +1,102 @@
+"""Decode benchmark: items/s turned from OTLP bytes into Arrow tables, per signal.
+
+Side by side with the raw upb ``ParseFromString`` rate of the same bytes (the floor of
+any Python decoder) and, for traces, the OTLP/JSON path. Requests come from
+:mod:`faultlens.testing.payloads`: 1,000 spans over 5 services with ~15 attributes each,
+1,000 log records, and ~1,000 metric points of every kind.
+
+Times are CPU time of this process (``time.process_time``), best of ``--repeat`` runs,
+so other work on a shared machine disturbs the figures less.
+
+    python bench/decode.py
+    python bench/decode.py --spans 5000 --repeat 30
+
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import time
+from collections.abc import Callable
+from typing import Any
+
+from faultlens.decode import decode_request
+from faultlens.decode.parse import REQUEST_TYPES
+from faultlens.testing.payloads import (
+    build_logs_request,
+    build_metrics_request,
+    build_trace_request,
+    to_otlp_json,
+)
+from faultlens.types import Signal
+
+BASE_NS = 1_700_000_000_000_000_000
+
+
+def best_seconds(fn: Callable[[], Any], repeat: int) -> float:
+    fn()  # warm up caches and lazy imports
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.process_time()
+        fn()
+        best = min(best, time.process_time() - start)
+    return best
+
+
+def measure(signal: Signal, body: bytes, items: int, repeat: int, as_json: bool = False) -> dict[str, Any]:
+    cls = REQUEST_TYPES[signal]
+    decode_s = best_seconds(lambda: decode_request(signal, body, json=as_json), repeat)
+    out = {
+        "items": items,
+        "bytes": len(body),
+        "decode_ms": round(decode_s * 1e3, 2),
+        "decode_items_per_s": round(items / decode_s),
+    }
+    if not as_json:
+        parse_s = best_seconds(lambda: cls.FromString(body), repeat)
+        out["parse_only_items_per_s"] = round(items / parse_s)
+        out["decode_vs_parse"] = round(parse_s / decode_s, 3)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spans", type=int, default=1000)
+    parser.add_argument("--attrs", type=int, default=15)
+    parser.add_argument("--services", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--freeze-gc", action="store_true", help="gc.freeze() first, as a server may")
+    args = parser.parse_args()
+    if args.freeze_gc:
+        gc.collect()
+        gc.freeze()
+    traces = build_trace_request(
+        n_spans=args.spans, services=args.services, attrs_per_span=args.attrs, base_time_ns=BASE_NS
+    )
+    logs = build_logs_request(n_records=args.spans, services=args.services, base_time_ns=BASE_NS)
+    points_per_metric = max(args.spans // (7 * args.services), 1)
+    metrics = build_metrics_request(
+        services=args.services, points_per_metric=points_per_metric, base_time_ns=BASE_NS
+    )
+    n_points = 7 * args.services * points_per_metric
+    result = {
+        "bench": "decode",
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "repeat": args.repeat,
+        "traces": measure(Signal.TRACES, traces.SerializeToString(), args.spans, args.repeat),
+        "traces_json": measure(
+            Signal.TRACES, to_otlp_json(traces), args.spans, max(args.repeat // 4, 3), as_json=True
+        ),
+        "logs": measure(Signal.LOGS, logs.SerializeToString(), args.spans, args.repeat),
+        "metrics": measure(Signal.METRICS, metrics.SerializeToString(), n_points, args.repeat),
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
