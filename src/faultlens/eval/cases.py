@@ -94,7 +94,18 @@ def baseline_ranges(
         for p in normal:
             trace.extend(_subtract(p.time_range, holes))
     metric = _subtract(TimeRange(start - policy.metric_lookback_minutes * NS_PER_MIN, start), holes)
-    return window, sorted(trace, key=lambda r: r.start_ns), metric
+    return window, _union(trace), _union(metric)
+
+
+def _union(ranges: Sequence[TimeRange]) -> list[TimeRange]:
+    """Sorted, non-overlapping ranges covering the same time (so no row is read twice)."""
+    out: list[TimeRange] = []
+    for r in sorted(ranges, key=lambda r: r.start_ns):
+        if out and r.start_ns <= out[-1].end_ns:
+            out[-1] = TimeRange(out[-1].start_ns, max(out[-1].end_ns, r.end_ns))
+        else:
+            out.append(r)
+    return out
 
 
 class _DayTables:
@@ -167,15 +178,34 @@ class CaseBuilder:
 
     def case(self, fault: Fault, day_faults: Sequence[Fault], normal: Sequence[NormalPeriod]) -> Case:
         window, trace_base, metric_base = baseline_ranges(fault, day_faults, normal, self.policy)
-        day = self._day(fault.day)
-        current = Observations(
-            _select(day.spans, "start_time_unix_nano", [window]),
-            _select(day.logs, "time_unix_nano", [window]),
-            _select(day.metrics, "time_unix_nano", [window]),
-        )
-        baseline = Observations(
-            _select(day.spans, "start_time_unix_nano", trace_base),
-            _select(day.logs, "time_unix_nano", trace_base),
-            _select(day.metrics, "time_unix_nano", metric_base),
-        )
+        if self.cache_dir is None:
+            # No cache: read only the ranges this case needs (fast for a few faults).
+            current = self._read([window], [window])
+            baseline = self._read(trace_base, metric_base)
+        else:
+            day = self._day(fault.day)
+            current = Observations(
+                _select(day.spans, "start_time_unix_nano", [window]),
+                _select(day.logs, "time_unix_nano", [window]),
+                _select(day.metrics, "time_unix_nano", [window]),
+            )
+            baseline = Observations(
+                _select(day.spans, "start_time_unix_nano", trace_base),
+                _select(day.logs, "time_unix_nano", trace_base),
+                _select(day.metrics, "time_unix_nano", metric_base),
+            )
         return Case(fault, window, tuple(trace_base), tuple(metric_base), current, baseline)
+
+    def _read(self, trace_ranges: Sequence[TimeRange], metric_ranges: Sequence[TimeRange]) -> Observations:
+        ds = self.dataset
+        spans = [r for tr in trace_ranges for r in ds.spans(tr)]
+        logs = [r for tr in trace_ranges for r in ds.logs(tr)]
+        # Metric files hold whole days: read their hull once, then keep the ranges.
+        metrics = metrics_table(ds.metrics(_hull(metric_ranges))) if metric_ranges else metrics_table([])
+        return Observations(
+            spans_table(spans), logs_table(logs), _select(metrics, "time_unix_nano", metric_ranges)
+        )
+
+
+def _hull(ranges: Sequence[TimeRange]) -> TimeRange:
+    return TimeRange(min(r.start_ns for r in ranges), max(r.end_ns for r in ranges))

@@ -25,6 +25,7 @@ from faultlens.graph.propagation import (
     has_flagged_descendant,
     origin_counts,
     propagation_chains,
+    strongest_descendant,
     trace_error_paths,
 )
 
@@ -50,5 +51,6 @@ __all__ = [
     "origin_counts",
     "propagation_chains",
     "span_frame",
+    "strongest_descendant",
     "trace_error_paths",
 ]

@@ -1,0 +1,127 @@
+"""A small synthetic system for RCA tests: front -> a -> {b, c}, with logs and pod metrics.
+
+Each request is one trace: front's server span, its call span into a, a's server span, and
+a's call spans into b and c (client span, then the callee's server span). Server spans log
+at code locations (``B#1``, ``B#2`` ...). Knobs change one thing at a time, so a test can
+inject exactly one kind of fault and check that it is found, with the right reason.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from faultlens.decode.schema import LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA
+from faultlens.rca import Observations
+from faultlens.store.testing import log_row, metric_row, span_row
+
+MS = 1_000_000
+MIN = 60_000_000_000
+PODS = {
+    "front": "front-7d9f8c6b5d-aaaaa",
+    "a": "a-7d9f8c6b5d-bbbbb",
+    "b": "b-7d9f8c6b5d-ccccc",
+    "c": "c-7d9f8c6b5d-ddddd",
+}
+
+
+@dataclass(frozen=True)
+class Knobs:
+    b_locations: tuple[str, ...] = ("B#1", "B#2")  # what b logs per request
+    front_error_log: bool = False  # front logs an ERROR when it sees a bad answer
+    c_extra_ns: int = 0  # exclusive time added in c
+    ab_gap_ns: int = 0  # time added on the call a -> b, outside b's own span
+    b_status_error: bool = False  # b's span fails, and a and front pass it on
+    cpu_c: float = 5.0  # c's CPU utilisation (%)
+
+
+def _span(
+    trace: int, span: int, parent: int | None, svc: str, name: str, start: int, dur: int, **kw: object
+) -> dict:
+    return span_row(
+        trace,
+        span,
+        parent,
+        start=start,
+        duration=dur,
+        name=name,
+        kind=0,
+        service_name=svc,
+        k8s_pod_name=PODS[svc],
+        **kw,
+    )
+
+
+def _log(trace: int, span: int, svc: str, t: int, loc: str, sev: int = 9) -> dict:
+    return log_row(
+        time=t,
+        trace=trace,
+        span=span,
+        service_name=svc,
+        k8s_pod_name=PODS[svc],
+        severity_number=sev,
+        severity_text="ERROR" if sev >= 17 else "INFO",
+        body=f"{loc} did something 42",
+        attributes=json.dumps({"code.location": loc}),
+    )
+
+
+def observations(n: int, t0: int, k: Knobs, *, first_trace: int = 1, minutes: int = 3) -> Observations:
+    spans: list[dict] = []
+    logs: list[dict] = []
+    step = minutes * MIN // n
+    for i in range(n):
+        tr = first_trace + i
+        t = t0 + i * step
+        jitter = (i * 7919) % 5 * MS // 10
+        b_dur, c_dur = 5 * MS + jitter, 8 * MS + jitter + k.c_extra_ns
+        ab_call = b_dur + MS + k.ab_gap_ns
+        ac_call = c_dur + MS
+        a_dur = ab_call + ac_call + 2 * MS
+        fa_call = a_dur + MS
+        f_dur = fa_call + 2 * MS
+        err = {"status_code": 2} if k.b_status_error else {}
+        spans += [
+            _span(tr, 1, None, "front", "GET /home", t, f_dur, **err),
+            _span(tr, 2, 1, "front", "HTTP GET", t + MS, fa_call),
+            _span(tr, 3, 2, "a", "/api/a", t + MS, a_dur, **err),
+            _span(tr, 4, 3, "a", "HTTP GET", t + 2 * MS, ab_call),
+            _span(tr, 5, 4, "b", "/api/b", t + 2 * MS + k.ab_gap_ns // 2, b_dur, **err),
+            _span(tr, 6, 3, "a", "HTTP POST", t + 3 * MS + ab_call, ac_call),
+            _span(tr, 7, 6, "c", "/api/c", t + 3 * MS + ab_call, c_dur),
+        ]
+        logs += [
+            _log(tr, 1, "front", t, "F#1"),
+            _log(tr, 3, "a", t + MS, "A#1"),
+            _log(tr, 7, "c", t + 4 * MS, "C#1"),
+        ]
+        logs += [_log(tr, 5, "b", t + 3 * MS, loc) for loc in k.b_locations]
+        if k.front_error_log:
+            logs.append(_log(tr, 1, "front", t + f_dur, "F#9", sev=17))
+    metrics = [
+        metric_row(
+            name="container.cpu.usage.rate",
+            time=t0 + m * MIN,
+            value=v,
+            metric_unit="%",
+            service_name=svc,
+            k8s_pod_name=PODS[svc],
+        )
+        for m in range(minutes)
+        for svc, v in (("front", 10.0), ("a", 6.0 + m % 2), ("b", 4.0), ("c", k.cpu_c + m % 2))
+    ]
+    return Observations(
+        pa.Table.from_pylist(spans, schema=SPAN_SCHEMA),
+        pa.Table.from_pylist(logs, schema=LOG_SCHEMA),
+        pa.Table.from_pylist(metrics, schema=METRIC_SCHEMA),
+    )
+
+
+def baseline() -> Observations:
+    return observations(300, 0, Knobs(), minutes=10)
+
+
+def window(k: Knobs) -> Observations:
+    return observations(120, 20 * MIN, k, first_trace=100_000)

@@ -1,0 +1,69 @@
+"""rank_root_causes finds a known culprit, with the right reason, for each kind of fault."""
+
+from __future__ import annotations
+
+import pytest
+
+from faultlens.rca import RcaConfig, Reason, rank_root_causes
+
+from .synth import PODS, Knobs, baseline, window
+
+BASE = baseline()
+
+
+def _top(k: Knobs):
+    result = rank_root_causes(window(k), BASE, RcaConfig())
+    assert result.candidates, "no candidate at all"
+    return result
+
+
+def test_no_change_gives_no_strong_candidate() -> None:
+    result = rank_root_causes(window(Knobs()), BASE)
+    assert all(c.score < 0.2 for c in result.candidates)
+
+
+def test_missing_log_statement_is_blamed_on_the_service_not_its_reacting_caller() -> None:
+    result = _top(Knobs(b_locations=("B#1",), front_error_log=True))
+    top = result.candidates[0]
+    assert (top.service, top.reason, top.operation) == ("b", Reason.LOG_PATTERN, "/api/b")
+    assert "missing B#2" in top.evidence[0]
+
+
+def test_new_log_statement_is_found() -> None:
+    top = _top(Knobs(b_locations=("B#1", "B#2", "B#7"))).candidates[0]
+    assert (top.service, top.reason) == ("b", Reason.LOG_PATTERN)
+    assert "new B#7" in top.evidence[0]
+
+
+def test_slow_execution_is_blamed_on_the_slow_pod_not_its_callers() -> None:
+    top = _top(Knobs(c_extra_ns=60_000_000)).candidates[0]
+    assert (top.service, top.reason, top.pod) == ("c", Reason.SLOW_EXECUTION, PODS["c"])
+
+
+def test_time_added_on_calls_into_a_service_blames_the_callee() -> None:
+    top = _top(Knobs(ab_gap_ns=200_000_000)).candidates[0]
+    assert (top.service, top.reason, top.pod) == ("b", Reason.SLOW_CALLS_INTO, PODS["b"])
+
+
+def test_cpu_saturation_names_the_pod_and_the_figures() -> None:
+    top = _top(Knobs(cpu_c=95.0)).candidates[0]
+    assert (top.service, top.reason, top.pod) == ("c", Reason.CPU_SATURATION, PODS["c"])
+    assert "96% vs baseline" in top.evidence[0] and "robust z" in top.evidence[0]
+
+
+def test_error_origin_is_the_deepest_failing_span() -> None:
+    top = _top(Knobs(b_status_error=True)).candidates[0]
+    assert (top.service, top.reason, top.operation) == ("b", Reason.ERROR_ORIGIN, "/api/b")
+
+
+@pytest.mark.parametrize("knobs", [Knobs(b_locations=("B#1",)), Knobs(c_extra_ns=60_000_000)])
+def test_ranking_is_deterministic(knobs: Knobs) -> None:
+    a = rank_root_causes(window(knobs), BASE)
+    b = rank_root_causes(window(knobs), BASE)
+    assert a.candidates == b.candidates
+
+
+def test_empty_window_and_baseline_give_no_candidates() -> None:
+    empty = window(Knobs())
+    empty = type(empty)(empty.spans.slice(0, 0), empty.logs.slice(0, 0), empty.metrics.slice(0, 0))
+    assert rank_root_causes(empty, empty).candidates == ()
