@@ -14,10 +14,13 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from faultlens.analysis.runtime import AnalysisConsumer, build_analysis
 from faultlens.api import ApiServer, HealthState, create_app
-from faultlens.config.model import Config
+from faultlens.config.model import Config, ExporterConfig
+from faultlens.export import Exporter
+from faultlens.pipeline.base import BatchConsumer
 from faultlens.pipeline.fanout import Fanout
 from faultlens.receive import Receivers
 from faultlens.selfmetrics import SelfMetrics
@@ -50,6 +53,7 @@ class FaultlensServer:
         self._receivers: Receivers | None = None
         self.analysis: AnalysisConsumer | None = None
         self.analysis_store: DuckDBAnalysisStore | None = None
+        self.exporters: list[Exporter] = []
         self._stopped = False
 
     async def start(self) -> list[Listener]:
@@ -60,7 +64,13 @@ class FaultlensServer:
         if cfg.analysis.enabled:
             self.analysis_store = DuckDBAnalysisStore(store.path)
             self.analysis = build_analysis(cfg.analysis, self.analysis_store, self.metrics)
-        best_effort = [self.analysis] if self.analysis is not None else []
+        self.exporters = [
+            Exporter(self._with_queue_dir(e), metrics=self.metrics) for e in cfg.pipeline.exporters
+        ]
+        best_effort: list[BatchConsumer] = [*self.exporters]
+        if self.analysis is not None:
+            best_effort.append(self.analysis)
+        self.health.add_details("exporters", self._exporter_details)
         self._fanout = Fanout(required=[self._writer], best_effort=best_effort, metrics=self.metrics)
         self._fanout.start()
         self._retention = RetentionTask(store, cfg.store, self.metrics)
@@ -80,6 +90,37 @@ class FaultlensServer:
             listeners.append(Listener("otlp-http", cfg.receivers.http.host, ports.http))
         self.health.set_ready("receivers")
         return listeners
+
+    def _with_queue_dir(self, exporter: ExporterConfig) -> ExporterConfig:
+        """A disk queue without an explicit directory lives beside the store's data."""
+        if "directory" in exporter.queue.model_fields_set:
+            return exporter
+        queue = exporter.queue.model_copy(update={"directory": self.config.store.data_dir / "export"})
+        return exporter.model_copy(update={"queue": queue})
+
+    def _exporter_details(self) -> dict[str, Any]:
+        """Per destination: breaker, queue depth and bytes, oldest item age, counts, last error."""
+        out: dict[str, Any] = {}
+        for exporter in self.exporters:
+            h = exporter.health()
+            out[h.destination] = {
+                "healthy": h.healthy,
+                "endpoint": h.endpoint,
+                "protocol": h.protocol,
+                "breaker": h.breaker.value,
+                "degraded": h.degraded,
+                "queue_batches": h.queue_batches,
+                "queue_items": h.queue_items,
+                "queue_bytes": h.queue_bytes,
+                "oldest_item_age_s": h.oldest_item_age_s,
+                "sent_items": h.sent_items,
+                "failed_items": h.failed_items,
+                "retried_requests": h.retried_requests,
+                "dropped_items": h.dropped_items,
+                "dropped_by_reason": dict(h.dropped_by_reason),
+                "last_error": h.last_error,
+            }
+        return out
 
     async def shutdown(self) -> None:
         """Stop in reverse order within ``shutdown_timeout_s``; safe to call twice."""

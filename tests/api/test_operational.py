@@ -55,6 +55,7 @@ def test_readyz_flips_with_component_state(served: Served) -> None:
         "status": "not ready",
         "components": {"receivers": "not started", "store": "not started"},
         "reasons": ["receivers: not started", "store: not started"],
+        "details": {},
     }
 
     health.set_ready("store")
@@ -65,6 +66,7 @@ def test_readyz_flips_with_component_state(served: Served) -> None:
         "status": "ready",
         "components": {"receivers": "ok", "store": "ok"},
         "reasons": [],
+        "details": {},
     }
 
     health.set_not_ready("store", "store closed for shutdown")
@@ -72,6 +74,23 @@ def test_readyz_flips_with_component_state(served: Served) -> None:
     assert response.status_code == 503
     assert response.json()["reasons"] == ["store: store closed for shutdown"]
     health.set_ready("store")
+
+
+def test_readyz_reports_details_without_letting_them_decide_readiness(served: Served) -> None:
+    health = HealthState(["store"])
+    health.set_ready("store")
+    health.add_details("exporters", lambda: {"downstream": {"breaker": "open", "queue_items": 7}})
+    health.add_details("broken", lambda: 1 // 0)
+    server = ApiServer(create_app(served.store, SelfMetrics(), health), host="127.0.0.1", port=0)
+    server.start()
+    try:
+        response = httpx.get(f"{server.url}/readyz", timeout=10)
+    finally:
+        server.shutdown()
+    assert response.status_code == 200
+    details = response.json()["details"]
+    assert details["exporters"] == {"downstream": {"breaker": "open", "queue_items": 7}}
+    assert "by zero" in details["broken"]["error"]
 
 
 def test_health_state_starts_declared_components_not_ready() -> None:

@@ -219,6 +219,7 @@ def create_app(
             status="ready" if r.ready else "not ready",
             components={name: reason or "ok" for name, reason in sorted(r.components.items())},
             reasons=r.reasons,
+            details=r.details,
         )
         return JSONResponse(body.model_dump(), status_code=200 if r.ready else 503)
 

@@ -8,9 +8,13 @@ then sends traffic only to a server whose components are all ready.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 NOT_STARTED = "not started"
 
@@ -20,6 +24,9 @@ class Readiness:
     """A snapshot: each component maps to ``None`` when ready, else the reason it is not."""
 
     components: dict[str, str | None]
+    # Figures that inform but do not decide readiness (e.g. each export destination's
+    # breaker and queue: a dead destination queues to disk, the server stays ready).
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ready(self) -> bool:
@@ -42,6 +49,12 @@ class HealthState:
     def __init__(self, components: Iterable[str] = ()) -> None:
         self._lock = threading.Lock()
         self._reasons: dict[str, str | None] = dict.fromkeys(components, NOT_STARTED)
+        self._details: dict[str, Callable[[], Any]] = {}
+
+    def add_details(self, name: str, provider: Callable[[], Any]) -> None:
+        """Report ``provider()`` under ``name`` in every readiness snapshot."""
+        with self._lock:
+            self._details[name] = provider
 
     def set_ready(self, component: str) -> None:
         with self._lock:
@@ -55,4 +68,13 @@ class HealthState:
 
     def readiness(self) -> Readiness:
         with self._lock:
-            return Readiness(dict(self._reasons))
+            reasons = dict(self._reasons)
+            providers = dict(self._details)
+        details: dict[str, Any] = {}
+        for name, provider in providers.items():
+            try:
+                details[name] = provider()
+            except Exception as e:  # a broken provider must not break /readyz
+                log.exception("readiness details %r failed", name)
+                details[name] = {"error": str(e)}
+        return Readiness(reasons, details)

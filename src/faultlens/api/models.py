@@ -275,6 +275,12 @@ class ReadinessResponse(_Body):
     status: str = Field(description="'ready' or 'not ready'.")
     components: dict[str, str] = Field(description="Each component: 'ok' or why it is not ready.")
     reasons: list[str] = Field(description="'<component>: <reason>' for every component not ready.")
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Figures that inform but do not decide readiness, e.g. `exporters`: per "
+        "destination the breaker state, queue depth/bytes, oldest item age, sent/failed/retried/dropped "
+        "counts, last error.",
+    )
 
 
 class ErrorResponse(_Body):

@@ -6,32 +6,15 @@ error that names its path rather than a silently ignored setting.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|s|m|h|d)?\s*$")
-_UNIT_S = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+from faultlens.durations import Seconds, parse_duration_s
+from faultlens.export.config import ExporterConfig
 
-
-def parse_duration_s(value: Any) -> float:
-    """Accept ``90``, ``"90s"``, ``"5m"``, ``"168h"``, ``"7d"``; return seconds."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or a string such as '30s', '5m', '7d'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNIT_S[m.group(2) or "s"]
-    else:
-        raise ValueError(f"not a duration: {value!r} (use e.g. '30s', '5m', '7d')")
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
-
-
-Seconds = Annotated[float, BeforeValidator(parse_duration_s)]
+__all__ = ["Config", "ExporterConfig", "PipelineConfig", "Seconds", "parse_duration_s"]
 
 
 class _Section(BaseModel):
@@ -140,10 +123,30 @@ class AnalysisConfig(_Section):
         return self
 
 
+class PipelineConfig(_Section):
+    """Where received data goes besides the store, in the spirit of the Collector's pipelines.
+
+    Each exporter forwards the signals it lists to one OTLP destination through its own
+    disk queue, retry and circuit breaker. Exporters are best-effort consumers of the
+    fan-out: a slow or dead destination never blocks ingest, the store or the others.
+    A disk queue whose ``directory`` is not set lives in ``<store.data_dir>/export``.
+    """
+
+    exporters: list[ExporterConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> PipelineConfig:
+        names = [e.name for e in self.exporters]
+        if len(set(names)) != len(names):
+            raise ValueError(f"exporter names must be unique (they name queue files): {names}")
+        return self
+
+
 class Config(_Section):
     receivers: ReceiversConfig = ReceiversConfig()
     admission: AdmissionConfig = AdmissionConfig()
     store: StoreConfig = StoreConfig()
     api: ApiConfig = ApiConfig()
     analysis: AnalysisConfig = AnalysisConfig()
+    pipeline: PipelineConfig = PipelineConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from faultlens.config.model import Seconds
+from faultlens.durations import Seconds
 from faultlens.errors import ConfigError
 from faultlens.types import Signal
 
