@@ -6,7 +6,8 @@ we want to see. The median of the last ``history`` windows ignores up to half of
 being odd, and flagged values are stored clipped to the edge of normal, so a fault does
 not teach the baseline that it is normal (until ``accept_shift_after`` windows in a row,
 when a lasting level shift is accepted). With ``seasonal``, each hour of the day also
-keeps its own history, used once it has enough values.
+keeps its own history of raw values (so a recurring peak becomes that hour's normal),
+used once it has enough values.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class _Series:
     values: deque[float]
     hourly: dict[int, deque[float]] = field(default_factory=dict)
     streak: int = 0  # anomalous windows in a row
+    streak_values: list[float] = field(default_factory=list)  # their raw values
     last_window_ns: int = -1
 
 
@@ -92,16 +94,31 @@ class AnomalyDetector:
                 if anomaly is not None:
                     out.append(anomaly)
                     s.streak += 1
+                    s.streak_values.append(ob.value)
                     if s.streak < c.accept_shift_after:
                         edge = base.expected + np.sign(ob.value - base.expected) * c.threshold * base.spread
                         learn = float(edge)
+                    else:  # a lasting level shift: the recent level becomes the baseline
+                        s.values.clear()
+                        s.values.extend(s.streak_values[:-1])
+                        s.streak, s.streak_values = 0, []
                 else:
-                    s.streak = 0
+                    s.streak, s.streak_values = 0, []
             s.values.append(learn)
-            if c.seasonal:
+            if c.seasonal:  # the hour's own history learns raw values: recurring peaks are its point
                 hour = _hour(ob.window_start_ns)
-                s.hourly.setdefault(hour, deque(maxlen=c.history)).append(learn)
+                s.hourly.setdefault(hour, deque(maxlen=c.history)).append(ob.value)
         return out
+
+    def rewind(self) -> None:
+        """Accept the next window of every series even if it is older than the last one seen.
+
+        For training on a separate (e.g. fault-free) period before replaying a timeline:
+        the histories stay, only the window-order guard is reset.
+        """
+        for s in self._series.values():
+            s.last_window_ns = -1
+            s.streak, s.streak_values = 0, []
 
     def _baseline(self, key: SeriesKey, s: _Series, window_start_ns: int | None) -> Baseline | None:
         c = self.config
@@ -128,7 +145,11 @@ class AnomalyDetector:
         if score < c.threshold:
             return None
         scale = max(abs(base.expected), c.abs_floor.get(ob.key.kind, 0.0))
-        if scale > 0 and abs(diff) / scale < c.min_relative_change:
+        # Symmetric in ratio: +100% up corresponds to -50% down (a drop cannot pass -100%).
+        needed = c.min_relative_change
+        if direction is Direction.DOWN:
+            needed = needed / (1.0 + needed)
+        if scale > 0 and abs(diff) / scale < needed:
             return None
         return Anomaly(
             key=ob.key,
@@ -154,6 +175,7 @@ class AnomalyDetector:
                     "values": list(s.values),
                     "hourly": {str(h): list(v) for h, v in s.hourly.items()},
                     "streak": s.streak,
+                    "streak_values": list(s.streak_values),
                     "last_window_ns": s.last_window_ns,
                 }
                 for k, s in self._series.items()
@@ -170,6 +192,7 @@ class AnomalyDetector:
                 deque(item["values"], maxlen=n),
                 {int(h): deque(v, maxlen=n) for h, v in item["hourly"].items()},
                 int(item["streak"]),
+                list(item.get("streak_values", [])),
                 int(item["last_window_ns"]),
             )
 

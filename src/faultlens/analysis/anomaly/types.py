@@ -151,7 +151,8 @@ class DetectorConfig:
     ``history``: windows kept per series (rolling median / MAD over them).
     ``warmup``: values a series needs before it may be judged.
     ``threshold``: robust z-score (|x - median| / (1.4826 MAD)) to flag.
-    ``min_relative_change``: and the change must be at least this fraction of the median.
+    ``min_relative_change``: and the change must be at least this fraction of the median
+    (for drops, the same ratio: 1.0 means x2 up or /2 down).
     ``relative_floor``: the spread is at least this fraction of the median.
     ``min_volume``: per kind, the volume a window needs to be judged (quiet windows are not).
     ``accept_shift_after``: after this many anomalous windows in a row, the new level is
@@ -162,7 +163,7 @@ class DetectorConfig:
     history: int = 30
     warmup: int = 4
     threshold: float = 5.0
-    min_relative_change: float = 0.5
+    min_relative_change: float = 1.0
     relative_floor: float = 0.1
     min_volume: dict[SeriesKind, float] = field(default_factory=_default_min_volume)
     abs_floor: dict[SeriesKind, float] = field(default_factory=_default_abs_floor)

@@ -5,7 +5,7 @@
     anomaly ──related to a live group?──yes──> join it
                     │ no
                     └──> new forming group
-    forming group ──enough anomalies, or one strong one──> OPEN incident
+    forming group ──anomalies of enough series over enough windows (or one strong one)──> OPEN
     forming group ──no new member for join_gap windows──> dropped (noise, never reported)
     OPEN ──no new member for resolve_after windows──> RESOLVED
 
@@ -80,13 +80,17 @@ class IncidentTracker:
                 if g.services & near:
                     target = g
                     break
+            supporting = a.key.kind in c.supporting_kinds
+            if target is None and supporting:
+                continue  # evidence for an incident, never the start of one
             if target is None:
                 target = _Group(_group_id(a), [], set(), a.window_start_ns, a.window_start_ns)
                 self._groups.append(target)
             if len(target.members) < c.max_members:
                 target.members.append(a)
             target.services.update(a.key.services)
-            target.series.add(a.key)
+            if not supporting:
+                target.series.add(a.key)
             target.last_ns = max(target.last_ns, a.window_start_ns)
             target.first_ns = min(target.first_ns, a.window_start_ns)
             touched.add(target.id)
@@ -115,7 +119,12 @@ class IncidentTracker:
 
     def _qualifies(self, g: _Group) -> bool:
         c = self.config
-        return len(g.series) >= c.open_min_anomalies or max(a.score for a in g.members) >= c.open_score
+        leading = [a for a in g.members if a.key.kind not in c.supporting_kinds]
+        if not leading:
+            return False
+        windows = len({a.window_start_ns for a in leading})
+        enough = len(g.series) >= c.open_min_anomalies and windows >= c.open_min_windows
+        return enough or (c.open_score is not None and max(a.score for a in leading) >= c.open_score)
 
     def _expire(self) -> list[Incident]:
         c = self.config
@@ -185,7 +194,7 @@ class IncidentTracker:
                     first_ns=int(d["first_ns"]),
                     last_ns=int(d["last_ns"]),
                     opened_ns=d["opened_ns"],
-                    series={a.key for a in members},
+                    series={a.key for a in members if a.key.kind not in self.config.supporting_kinds},
                 )
             )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from faultlens.analysis.anomaly.types import Anomaly
+from faultlens.analysis.anomaly.types import Anomaly, SeriesKind
 
 
 class IncidentState(enum.StrEnum):
@@ -27,10 +27,13 @@ class IncidentConfig:
     ``join_gap_windows``: an anomaly joins an incident (or a forming group) whose latest
     anomaly is at most this many windows earlier, if their services are the same or
     within ``graph_hops`` of each other in the service graph.
-    ``open_min_anomalies`` / ``open_min_services`` / ``open_score``: a forming group opens an
-    incident once it holds that many anomalies over that many distinct series... or as soon
-    as one anomaly scores ``open_score`` or more. Groups that never qualify fade after
-    ``join_gap_windows`` and are not reported.
+    ``open_min_anomalies`` / ``open_min_windows`` / ``open_score``: a forming group opens an
+    incident once it holds anomalies of that many distinct series spread over that many
+    distinct windows (persistence), or as soon as one anomaly scores ``open_score`` or more
+    (when set). Groups that never qualify fade after ``join_gap_windows`` and are not reported.
+    ``supporting_kinds``: anomalies of these kinds (by default resource metrics, which are
+    noisy on their own) join related live groups as evidence but never start a group nor
+    count towards opening one.
     ``resolve_after_windows``: an open incident resolves after this many windows without a
     new member.
     """
@@ -39,14 +42,16 @@ class IncidentConfig:
     join_gap_windows: int = 2
     graph_hops: int = 1
     open_min_anomalies: int = 2
-    open_score: float = 12.0
+    open_min_windows: int = 2
+    open_score: float | None = None
     resolve_after_windows: int = 3
     max_members: int = 500
+    supporting_kinds: frozenset[SeriesKind] = frozenset({SeriesKind.RESOURCE})
 
     def __post_init__(self) -> None:
         if self.window_ns <= 0 or self.join_gap_windows < 0 or self.resolve_after_windows < 1:
             raise ValueError("incidents: window_ns > 0, join_gap_windows >= 0, resolve_after_windows >= 1")
-        if self.open_min_anomalies < 1 or self.graph_hops < 0:
+        if self.open_min_anomalies < 1 or self.open_min_windows < 1 or self.graph_hops < 0:
             raise ValueError("incidents: open_min_anomalies >= 1 and graph_hops >= 0")
 
 

@@ -1,0 +1,87 @@
+"""Incidents open from related anomalies, stay apart when unrelated, resolve when quiet."""
+
+from __future__ import annotations
+
+import json
+
+from faultlens.analysis.anomaly import Anomaly, Direction, SeriesKey, SeriesKind
+from faultlens.analysis.incidents import IncidentConfig, IncidentState, IncidentTracker, graph_from_edges
+from faultlens.analysis.red import EdgeWindow
+from faultlens.analysis.sketch import QuantileSketch
+
+W = 60_000_000_000
+GRAPH = {"front": {"orders", "users"}, "orders": {"db"}}
+
+
+def anomaly(kind: SeriesKind, service: str, window: int, score: float = 8.0, peer: str = "") -> Anomaly:
+    return Anomaly(SeriesKey(kind, service, "op", peer), window * W, W, 2.0, 1.0, score, Direction.UP, "x")
+
+
+def test_related_anomalies_open_one_incident_and_it_resolves_after_quiet_windows() -> None:
+    tr = IncidentTracker(IncidentConfig(resolve_after_windows=2))
+    up = tr.update(0, [anomaly(SeriesKind.LATENCY_P99, "orders", 0)], GRAPH)
+    assert not up.opened  # one ordinary anomaly is not an incident yet
+    up = tr.update(W, [anomaly(SeriesKind.LATENCY_P90, "front", 1)], GRAPH)
+    assert len(up.opened) == 1
+    inc = up.opened[0]
+    assert inc.state is IncidentState.OPEN
+    assert inc.services == ("front", "orders")
+    assert inc.start_ns == 0 and len(inc.anomalies) == 2
+    assert tr.advance(2 * W).resolved == ()
+    done = tr.advance(3 * W).resolved
+    assert [i.id for i in done] == [inc.id]
+    assert done[0].state is IncidentState.RESOLVED and done[0].resolved_ns == 2 * W
+
+
+def test_unrelated_services_make_separate_groups_and_lone_noise_fades() -> None:
+    tr = IncidentTracker()
+    up = tr.update(
+        0,
+        [anomaly(SeriesKind.LATENCY_P99, "orders", 0), anomaly(SeriesKind.LATENCY_P99, "billing", 0)],
+        GRAPH,
+    )
+    assert not up.opened
+    for w in range(1, 6):
+        assert not tr.advance(w * W)
+    assert tr.open_incidents == []
+
+
+def test_one_strong_anomaly_opens_alone_and_ids_are_stable() -> None:
+    def run() -> str:
+        tr = IncidentTracker(IncidentConfig(open_score=30))
+        return tr.update(5 * W, [anomaly(SeriesKind.ERROR_RATE, "db", 5, score=40)]).opened[0].id
+
+    assert run() == run()
+
+
+def test_single_window_blips_do_not_open_and_resource_anomalies_only_support() -> None:
+    tr = IncidentTracker()
+    two_series_one_window = [
+        anomaly(SeriesKind.LATENCY_P99, "orders", 0),
+        anomaly(SeriesKind.ERROR_RATE, "orders", 0),
+    ]
+    assert not tr.update(0, two_series_one_window, GRAPH).opened  # needs persistence over 2 windows
+    assert not tr.update(W, [anomaly(SeriesKind.RESOURCE, "orders", 1)], GRAPH).opened  # evidence only
+    up = tr.update(2 * W, [anomaly(SeriesKind.LATENCY_P90, "front", 2)], GRAPH)
+    assert len(up.opened) == 1
+    assert {a.key.kind for a in up.opened[0].anomalies} >= {SeriesKind.RESOURCE, SeriesKind.LATENCY_P90}
+    lone = IncidentTracker()
+    assert not lone.update(0, [anomaly(SeriesKind.RESOURCE, "x", 0, score=99)]).opened
+    assert not lone.update(W, [anomaly(SeriesKind.RESOURCE, "x", 1, score=99)]).opened
+
+
+def test_state_round_trip() -> None:
+    tr = IncidentTracker()
+    tr.update(
+        0, [anomaly(SeriesKind.LATENCY_P99, "orders", 0), anomaly(SeriesKind.ERROR_RATE, "orders", 0)], GRAPH
+    )
+    clone = IncidentTracker()
+    clone.import_state(json.loads(json.dumps(tr.export_state())))
+    assert clone.open_incidents == tr.open_incidents
+    nxt = [anomaly(SeriesKind.LATENCY_P90, "front", 1)]
+    assert clone.update(W, nxt, GRAPH) == tr.update(W, nxt, GRAPH)
+
+
+def test_graph_from_edge_windows() -> None:
+    e = EdgeWindow("front", "orders", 0, W, 3, 0, 1.0, QuantileSketch())
+    assert graph_from_edges([e]) == {"front": {"orders"}}
