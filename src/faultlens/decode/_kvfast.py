@@ -43,11 +43,6 @@ __all__ = ["FastKV", "kv_layout", "varint"]
 # kinds of value
 _NULL, _STR, _BOOL, _INT, _DOUBLE, _PY = 0, 1, 2, 3, 4, 5
 
-_ESCAPE = np.zeros(256, dtype=np.uint8)
-_ESCAPE[:0x20] = 1
-_ESCAPE[ord('"')] = 1
-_ESCAPE[ord("\\")] = 1
-
 _CONSTANTS = [b"{", b",", b"}", b'"', b'":', b":", b"true", b"false", b"null", b""]
 _OPEN, _COMMA, _CLOSE, _QUOTE, _QCOLON, _COLON, _TRUE, _FALSE, _NULLTXT, _EMPTY = range(len(_CONSTANTS))
 _CONST_ARRAY = pa.array(_CONSTANTS, pa.binary())
@@ -158,8 +153,9 @@ class FastKV:
         kind[(tag == 0x21) & (vlen == 9)] = _DOUBLE
 
         # -- texts and keys that need JSON escaping go through Python -------------------
+        needs = (arr < 0x20) | (arr == 0x22) | (arr == 0x5C)  # control, '"', '\\'
         esc = np.zeros(len(arr) + 1, dtype=np.int32)
-        np.cumsum(np.take(_ESCAPE, arr), dtype=np.int32, out=esc[1:])
+        np.cumsum(needs, dtype=np.int32, out=esc[1:])
         key_escape = esc[kend] > esc[kstart]
         text_escape = (kind == _STR) & (esc[ends] > esc[pstart])
         kind[text_escape] = _PY
