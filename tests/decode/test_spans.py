@@ -233,3 +233,45 @@ def test_big_request_round_trips_counts() -> None:
     batch = decode(req)
     assert batch.accepted == 2000
     assert len(set(batch.table.column("span_id").to_pylist())) == 2000
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"name": "\x00\ufffe\x00"},  # the string terminator
+        {"flags": 2**32 - 1},  # the fixed32 terminator
+        {"trace_state": "\x00\ufffe\x00"},
+    ],
+)
+def test_a_value_equal_to_a_column_terminator_falls_back_to_reading_spans_one_by_one(
+    overrides: dict[str, Any],
+) -> None:
+    from faultlens.decode._columns import read_columns
+    from faultlens.decode.spans import SPAN_LAYOUT
+
+    req = one_span_request(good_span(**overrides))
+    req.resource_spans[0].scope_spans[0].spans.append(good_span(span_id=b"\x05" * 8, parent_span_id=SID))
+    records = [s.SerializeToString() for s in req.resource_spans[0].scope_spans[0].spans]
+    assert read_columns(SPAN_LAYOUT, records) is None
+    rows = decode(req).table.to_pylist()
+    field, value = next(iter(overrides.items()))
+    assert rows[0][field] == value
+    assert rows[1]["parent_span_id"] == SID and rows[1]["name"] == "GET /cart"
+
+
+def test_a_field_repeated_inside_a_span_keeps_the_last_value_like_protobuf() -> None:
+    span = good_span(name="first").SerializeToString() + Span(name="second", kind=3).SerializeToString()
+    assert Span.FromString(span).name == "second"
+    body = _frame(1, _frame(2, _frame(2, span)))  # request > resource_spans > scope_spans > span
+    rows = decode_request(Signal.TRACES, body, json=False).table.to_pylist()
+    assert [(r["name"], r["kind"], r["span_id"]) for r in rows] == [("second", 3, SID)]
+
+
+def _frame(field: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field, by hand (the library would merge the duplicates)."""
+    size, out = len(payload), bytearray([field << 3 | 2])
+    while size >= 0x80:
+        out.append(size & 0x7F | 0x80)
+        size >>= 7
+    out.append(size)
+    return bytes(out) + payload

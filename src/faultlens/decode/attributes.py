@@ -1,19 +1,23 @@
 """Attributes of many items decoded together: KeyValue bytes to JSON objects and columns.
 
 Why in bulk: reading one attribute through upb costs about a microsecond in Python, and
-a 1,000-span request carries 15,000 of them. :class:`AttrGroups` takes the raw
-``KeyValue`` bytes of every item of a request (spans, events, resources...), checks with
-numpy that each one has the canonical layout ``key, value``, parses all keys and all
-values with one upb call each (see :mod:`faultlens.decode._shadow`), and builds the JSON
-objects and the promoted columns with Arrow kernels. Anything unusual (an empty key, a
-field repeated inside a KeyValue, a oneof set twice) sends the whole request down a
-slower path that parses each KeyValue with the real OTLP classes; both paths give the
-same result.
+a 1,000-span request carries 15,000 of them. :class:`AttrGroups` takes the serialized
+``KeyValue``s of every item of a request part (spans, events, resources...) and builds
+one JSON object per item plus the promoted (semantic-convention) columns. Three
+implementations give the same result (the tests compare them):
+
+- *wire* (:mod:`faultlens.decode._kvfast`): the JSON is assembled from the wire bytes
+  with numpy and one Arrow ``take``; used for large inputs of canonical KeyValues, which
+  is what every OTLP encoder writes.
+- *tiny*: plain Python per KeyValue; cheaper below a few hundred KeyValues.
+- *general*: any KeyValues (an empty key, a field repeated inside a KeyValue...), parsed
+  with upb, JSON built with Arrow kernels; the wire path falls back to it.
 
 JSON encoding of an AnyValue: string, bool, int and double as JSON values (doubles that
 are whole keep a ``.0``; NaN and infinities become the strings ``"NaN"``, ``"Infinity"``,
 ``"-Infinity"`` so the JSON stays valid); bytes as a base64 string (as OTLP/JSON does);
-arrays as lists; kvlists as objects; an empty AnyValue as ``null``.
+arrays as lists; kvlists as objects; an empty AnyValue as ``null``. Keys repeated within
+one item keep the last value, as a protobuf map or a dict would.
 """
 
 from __future__ import annotations
