@@ -26,6 +26,7 @@ from faultlens.receive import Receivers
 from faultlens.selfmetrics import SelfMetrics
 from faultlens.store import DuckDBStore, RetentionTask, StoreConsumer, open_store
 from faultlens.store.analysis_duckdb import DuckDBAnalysisStore
+from faultlens.store.window import WindowReader
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,13 @@ class FaultlensServer:
         self.health.set_ready("store")
         listeners: list[Listener] = []
         if cfg.api.enabled:
-            app = create_app(store, self.metrics, self.health, analysis=self.analysis_store)
+            app = create_app(
+                store,
+                self.metrics,
+                self.health,
+                analysis=self.analysis_store,
+                windows=WindowReader.for_store(store),
+            )
             self._api = ApiServer(app, cfg.api.host, cfg.api.port)
             await asyncio.to_thread(self._api.start)
             listeners.append(Listener("api", cfg.api.host, self._api.port))

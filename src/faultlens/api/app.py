@@ -32,6 +32,7 @@ from faultlens.errors import StoreError, UnsupportedQuery
 from faultlens.selfmetrics import CONTENT_TYPE_LATEST, SelfMetrics
 from faultlens.store.analysis_base import AnalysisReader
 from faultlens.store.base import LogQuery, MetricQuery, StoreReader, TraceQuery
+from faultlens.store.window import WindowReader
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +58,18 @@ def _limit(default: int) -> object:
 
 
 def create_app(
-    reader: StoreReader, metrics: SelfMetrics, health: HealthState, analysis: AnalysisReader | None = None
+    reader: StoreReader,
+    metrics: SelfMetrics,
+    health: HealthState,
+    analysis: AnalysisReader | None = None,
+    windows: WindowReader | None = None,
 ) -> FastAPI:
     """The API over ``reader``; ``/metrics`` renders ``metrics``; ``/readyz`` reads ``health``.
 
     With ``analysis``, the analysis endpoints (errors, templates, RED, anomalies, incidents)
-    are served too (:mod:`faultlens.api.analysis_routes`).
+    are served too (:mod:`faultlens.api.analysis_routes`). With ``windows``, the service
+    graph and root-cause endpoints are (:mod:`faultlens.api.rca_routes`; the incident RCA
+    route needs ``analysis`` as well).
     """
     app = FastAPI(
         title="faultlens query API",
@@ -74,6 +81,10 @@ def create_app(
         from faultlens.api.analysis_routes import analysis_router
 
         app.include_router(analysis_router(analysis), responses=_ERRORS)
+    if windows is not None:
+        from faultlens.api.rca_routes import rca_router
+
+        app.include_router(rca_router(windows, analysis), responses=_ERRORS)
 
     @app.get("/api/v1/services", responses=_ERRORS, tags=["query"])
     def services() -> m.ServicesResponse:

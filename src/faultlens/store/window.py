@@ -1,0 +1,236 @@
+"""Read a stretch of time back from the store as decoded tables: the input of graph and rca.
+
+:func:`read_window` (or :class:`WindowReader`, when one reader serves many calls) returns
+the spans, log records and metric points of a half-open time range as Arrow tables of
+exactly the :mod:`faultlens.decode.schema` schemas, the same tables the pipeline decoded,
+so :func:`faultlens.graph.build_service_graph` and :func:`faultlens.rca.rank_root_causes`
+see stored data as they would see live batches.
+
+- **Which rows**: spans by start time, log records and metric points by their time,
+  ``start_ns <= t < end_ns``, ordered by that time (then by id columns where there are
+  any), so the same stored data always gives the same tables in the same order.
+- **Bounded**: each signal is counted first, in the same snapshot (one transaction), and a
+  window holding more than ``max_rows`` rows of any one signal is refused with
+  :class:`~faultlens.errors.UnsupportedQuery` naming the count and the limit; it is never
+  cut short or sampled, which would silently answer another question.
+- **Where from**: through a cursor of the store's own connection (:meth:`WindowReader.for_store`,
+  reads run beside the writer under DuckDB's MVCC), or through a read-only connection to a
+  store file that no process holds open (:func:`open_read_only`, for ``faultlens rca
+  --data-dir``). DuckDB lets only one process open a file for writing; when a server holds
+  it, :func:`open_read_only` says so and names the process.
+
+Every value reaches SQL as a bound parameter; only column and table names (from the
+schemas) are spliced in, quoted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from faultlens.errors import StoreError, UnsupportedQuery
+from faultlens.store._schema import DATA_TABLES, quote
+from faultlens.store.duckdb_store import DB_FILENAME, DuckDBStore
+from faultlens.types import Signal, TimeRange
+
+__all__ = [
+    "ALL_SIGNALS",
+    "DEFAULT_MAX_ROWS",
+    "TelemetryWindow",
+    "WindowReader",
+    "open_read_only",
+    "read_window",
+]
+
+DEFAULT_MAX_ROWS = 1_000_000
+"""Rows of one signal a window may hold (about 1 GB of spans in memory at the most)."""
+
+ALL_SIGNALS: frozenset[Signal] = frozenset(Signal)
+
+# Tie-breakers after the time column, so that equal times still come back in one order.
+_TIEBREAK: dict[Signal, tuple[str, ...]] = {
+    Signal.TRACES: ("trace_id", "span_id"),
+    Signal.LOGS: ("observed_time_unix_nano", "trace_id", "span_id"),
+    Signal.METRICS: ("metric_name", "service_name"),
+}
+_LOCK_PID = re.compile(r"\(PID (\d+)\)")
+
+CursorFactory = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryWindow:
+    """What the store holds in ``time_range``: one table per signal (empty if not read).
+
+    The tables have exactly the schemas of :mod:`faultlens.decode.schema` (``SPAN_SCHEMA``,
+    ``LOG_SCHEMA``, ``METRIC_SCHEMA``); a signal that was not asked for is an empty table.
+    """
+
+    time_range: TimeRange
+    spans: pa.Table
+    logs: pa.Table
+    metrics: pa.Table
+
+    def table(self, signal: Signal) -> pa.Table:
+        return {Signal.TRACES: self.spans, Signal.LOGS: self.logs, Signal.METRICS: self.metrics}[signal]
+
+
+def _format_ns(ns: int) -> str:
+    """Unix nanoseconds as RFC 3339 (UTC) for messages; out-of-range values as integers."""
+    try:
+        when = datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return str(ns)
+    frac = ns % 1_000_000_000
+    text = when.strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{text}.{frac:09d}".rstrip("0").rstrip(".") + "Z"
+
+
+def _select_sql(signal: Signal) -> tuple[str, str]:
+    """(count query, select query) of one signal's rows in ``[?, ?)``."""
+    table, schema, time_column = DATA_TABLES[signal]
+    t = quote(time_column)
+    where = f"WHERE {t} >= ? AND {t} < ?"
+    columns = ", ".join(quote(f.name) for f in schema)
+    order = ", ".join(quote(c) for c in (time_column, *_TIEBREAK[signal]))
+    return (
+        f"SELECT count(*) FROM {quote(table)} {where}",
+        f"SELECT {columns} FROM {quote(table)} {where} ORDER BY {order}",
+    )
+
+
+class WindowReader:
+    """Reads :class:`TelemetryWindow` values through cursors from ``cursor()``.
+
+    Thread-safe when the cursor factory is (each call uses a cursor of its own).
+    ``max_rows`` bounds every signal of every read (see the module docstring).
+    """
+
+    def __init__(self, cursor: CursorFactory, *, max_rows: int = DEFAULT_MAX_ROWS) -> None:
+        if max_rows < 1:
+            raise ValueError("max_rows must be at least 1")
+        self._cursor = cursor
+        self.max_rows = max_rows
+
+    @classmethod
+    def for_store(cls, store: DuckDBStore, *, max_rows: int = DEFAULT_MAX_ROWS) -> WindowReader:
+        """A reader over an open store, through cursors of the store's own connection.
+
+        :class:`DuckDBStore` has no public way to run a query of one's own, so this opens a
+        cursor on its connection the way the store itself does (``DuckDBStore._cursor``):
+        one cursor per call, DuckDB errors turned into :class:`StoreError`.
+        """
+
+        @contextmanager
+        def cursor() -> Iterator[duckdb.DuckDBPyConnection]:
+            try:
+                cur = store._con.cursor()
+            except duckdb.Error as e:
+                raise StoreError(f"the store is not usable: {e}") from e
+            try:
+                yield cur
+            finally:
+                cur.close()
+
+        return cls(cursor, max_rows=max_rows)
+
+    def read(self, time_range: TimeRange, signals: frozenset[Signal] = ALL_SIGNALS) -> TelemetryWindow:
+        """The rows of ``signals`` in ``time_range``, in one snapshot of the store.
+
+        Raises :class:`UnsupportedQuery` when a signal holds more than ``max_rows`` rows in
+        the range (nothing is read then), :class:`StoreError` when the store fails.
+        """
+        bounds = [time_range.start_ns, time_range.end_ns]
+        tables: dict[Signal, pa.Table] = {}
+        with self._cursor() as cur:
+            try:
+                cur.execute("BEGIN TRANSACTION")
+                try:
+                    wanted = [s for s in Signal if s in signals]
+                    for signal in wanted:
+                        count_sql, _ = _select_sql(signal)
+                        rows = cur.sql(count_sql, params=bounds).fetchall()
+                        count = int(rows[0][0]) if rows else 0
+                        if count > self.max_rows:
+                            raise UnsupportedQuery(
+                                f"the window {_format_ns(time_range.start_ns)} .. "
+                                f"{_format_ns(time_range.end_ns)} holds {count:,} {signal.item_name}, "
+                                f"more than the {self.max_rows:,} a window may hold; "
+                                "narrow the time range"
+                            )
+                    for signal in wanted:
+                        _, select_sql = _select_sql(signal)
+                        tables[signal] = self._table(cur, signal, select_sql, bounds)
+                finally:
+                    cur.execute("COMMIT")
+            except duckdb.Error as e:
+                raise StoreError(f"reading a window from the store failed: {e}") from e
+        empty = {s: DATA_TABLES[s][1].empty_table() for s in Signal}
+        got = {**empty, **tables}
+        return TelemetryWindow(time_range, got[Signal.TRACES], got[Signal.LOGS], got[Signal.METRICS])
+
+    @staticmethod
+    def _table(cur: duckdb.DuckDBPyConnection, signal: Signal, sql: str, bounds: list[int]) -> pa.Table:
+        schema: pa.Schema = DATA_TABLES[signal][1]
+        relation = cur.sql(sql, params=bounds)
+        table: pa.Table = relation.to_arrow_table()
+        # DuckDB reports every column nullable; the cast restores the schema's exact fields.
+        return table.cast(schema)
+
+
+def read_window(
+    store: DuckDBStore,
+    time_range: TimeRange,
+    *,
+    signals: frozenset[Signal] = ALL_SIGNALS,
+    max_rows: int = DEFAULT_MAX_ROWS,
+) -> TelemetryWindow:
+    """The spans, logs and metric points of ``time_range`` in ``store`` (see :class:`WindowReader`)."""
+    return WindowReader.for_store(store, max_rows=max_rows).read(time_range, signals)
+
+
+@contextmanager
+def open_read_only(data_dir: Path, *, max_rows: int = DEFAULT_MAX_ROWS) -> Iterator[WindowReader]:
+    """A reader over the store in ``data_dir``, opened read-only for the ``with`` block.
+
+    Raises :class:`StoreError` when there is no store there, or when another process (a
+    running ``faultlens serve``) holds the file: DuckDB lets a file be open for writing in
+    one process only, and then in no other, not even read-only.
+    """
+    path = Path(data_dir) / DB_FILENAME
+    if not path.is_file():
+        raise StoreError(f"no faultlens store in {data_dir} (no {DB_FILENAME})")
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as e:
+        text = str(e)
+        if "lock" in text.lower():
+            pid = _LOCK_PID.search(text)
+            holder = f"process {pid.group(1)}" if pid else "another process"
+            raise StoreError(
+                f"the store {path} is locked by {holder} (a running faultlens server?); "
+                "query that server instead (--server URL), or stop it first"
+            ) from e
+        if "different configuration" in text:
+            raise StoreError(f"the store {path} is already open for writing in this process") from e
+        raise StoreError(f"cannot open the store {path} read-only: {e}") from e
+
+    @contextmanager
+    def cursor() -> Iterator[duckdb.DuckDBPyConnection]:
+        cur = con.cursor()
+        try:
+            yield cur
+        finally:
+            cur.close()
+
+    try:
+        yield WindowReader(cursor, max_rows=max_rows)
+    finally:
+        con.close()
