@@ -1,11 +1,29 @@
-"""Store benchmark: insert rows/s by flush size, and query latency with 1M spans stored.
+"""Store benchmark: the write path against a bare insert, query latency, writer memory.
 
-Spans look like real ones: 10 spans per trace, 10 services, 50 operations, ~15
-attributes per span as JSON, times increasing as they would in production. Everything
-goes through :meth:`DuckDBStore.write` (data, trace index and catalog in one transaction).
+Spans are real decoded requests: ``build_trace_request`` (1,000 spans, 5 services, ~15
+attributes per span) through ``decode_request``, exactly what the pipeline hands the store.
+Building and decoding is slow in Python, so ``--unique-spans`` of them are built once and
+then copied with every trace and span id changed (XOR with a per-copy salt, which keeps
+parent links) and times shifted, as many times as a section needs.
 
-    python bench/store.py              # 1M spans (about a minute)
-    python bench/store.py --spans 200000
+Sections (all by default; pick with ``--sections``):
+
+- ``insert``: :meth:`DuckDBStore.write` (data, trace index and catalog in one transaction)
+  for flushes of 1k, 10k, 100k and 122,880 rows (one DuckDB row group), and in the same
+  run, interleaved, the baseline: a bare ``INSERT INTO t SELECT * FROM arrow`` into a
+  table with the same columns and no index. Each is repeated ``--repeats`` times; the
+  median is reported as rows/s (wall) and CPU us/row (process CPU: all DuckDB threads
+  count), and ``store/bare`` ratios say what the store's extras cost.
+- ``query``: ``--spans`` spans written in ``--fill-flush`` row flushes, then ``get_trace``
+  p50/p95 over 300 random traces and ``find_traces`` p50 per query shape, plus reads
+  during a 100k-span write (do they wait for it?).
+- ``feed``: a separate process runs a :class:`StoreConsumer` with the default
+  :class:`StoreConfig` and feeds it ``--feed-rate`` spans/s (1,000-span batches) for
+  ``--feed-seconds``; it reports peak RSS (VmHWM), RSS before the feed, CPU us/span and
+  what the store holds at the end.
+
+    python bench/store.py                          # everything, ~10 minutes on 2 cores
+    python bench/store.py --sections insert --repeats 1
 
 Prints one JSON object.
 """
@@ -17,85 +35,107 @@ import json
 import os
 import platform
 import random
+import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from faultlens.config.model import StoreConfig
+from faultlens.decode import decode_request
 from faultlens.decode.base import DecodedBatch
-from faultlens.decode.schema import SPAN_SCHEMA
-from faultlens.store import DuckDBStore, TraceQuery
+from faultlens.selfmetrics import SelfMetrics
+from faultlens.store import DuckDBStore, StoreConsumer, TraceQuery
+from faultlens.testing.payloads import build_trace_request
 from faultlens.types import Signal, TimeRange
 
-SPANS_PER_TRACE = 10
-SERVICES = [f"service-{i}" for i in range(10)]
-OPERATIONS = [f"GET /api/v1/resource-{i}" for i in range(50)]
+REQUEST_SPANS = 1_000
+SERVICES = 5
+T0 = 1_700_000_000 * 10**9
+INSERT_FLUSHES = {1_000: 50_000, 10_000: 100_000, 100_000: 400_000, 122_880: 491_520}
 
 
-def span_table(n: int, first_span: int, t0_ns: int) -> tuple[pa.Table, list[bytes]]:
-    """``n`` spans in ``n / 10`` traces starting at ``t0_ns``, one span every microsecond."""
-    traces = [os.urandom(16) for _ in range(n // SPANS_PER_TRACE)]
-    span_ids = [os.urandom(8) for _ in range(n)]
-    trace_col, parent_col, start_col, end_col, dur_col, status_col = [], [], [], [], [], []
-    service_col, name_col, attr_col = [], [], []
-    for i in range(n):
-        k = i % SPANS_PER_TRACE
-        g = first_span + i
-        trace_col.append(traces[i // SPANS_PER_TRACE])
-        parent_col.append(None if k == 0 else span_ids[i - 1])
-        start = t0_ns + i * 1_000
-        duration = 50_000 + (g * 7919) % 2_000_000
-        start_col.append(start)
-        end_col.append(start + duration)
-        dur_col.append(duration)
-        status_col.append(2 if g % 97 == 0 else 0)
-        service_col.append(SERVICES[(g // SPANS_PER_TRACE + k) % len(SERVICES)])
-        name_col.append(OPERATIONS[g % len(OPERATIONS)])
-        attr_col.append(
-            json.dumps(
-                {
-                    "http.request.method": "GET",
-                    "http.route": OPERATIONS[g % len(OPERATIONS)],
-                    "http.response.status_code": 500 if g % 97 == 0 else 200,
-                    "url.full": f"http://svc/api/v1/resource-{g % 50}?id={g}",
-                    "server.address": "svc",
-                    "server.port": 8080,
-                    "user_agent.original": "bench/1.0",
-                    "net.peer.ip": "10.0.0.1",
-                    "thread.id": g % 64,
-                    "thread.name": "worker",
-                    "code.function": "handle",
-                    "code.namespace": "app.handlers",
-                    "request.id": g,
-                    "tenant": f"t{g % 5}",
-                    "retry": False,
-                }
-            )
+# --- realistic spans -------------------------------------------------------------------------
+
+
+def build_pool(unique_spans: int, seed: int = 0) -> pa.Table:
+    """``unique_spans`` decoded spans, requests spaced 20 ms apart from ``T0``."""
+    tables = []
+    for i in range(max(1, unique_spans // REQUEST_SPANS)):
+        req = build_trace_request(
+            REQUEST_SPANS, services=SERVICES, seed=seed + i, base_time_ns=T0 + i * 20_000_000
         )
-    columns: dict[str, Any] = {
-        "trace_id": trace_col,
-        "span_id": span_ids,
-        "parent_span_id": parent_col,
-        "name": name_col,
-        "kind": [2] * n,
-        "start_time_unix_nano": start_col,
-        "end_time_unix_nano": end_col,
-        "duration_ns": dur_col,
-        "status_code": status_col,
-        "service_name": service_col,
-        "http_method": ["GET"] * n,
-        "attributes": attr_col,
-        "resource_attributes": ['{"service.name": "svc", "k8s.pod.name": "pod-1"}'] * n,
-    }
-    arrays = [
-        pa.array(columns[f.name], f.type) if f.name in columns else pa.nulls(n, f.type) for f in SPAN_SCHEMA
-    ]
-    return pa.Table.from_arrays(arrays, schema=SPAN_SCHEMA), traces
+        tables.append(decode_request(Signal.TRACES, req.SerializeToString(), json=False).table)
+    return pa.concat_tables(tables).combine_chunks()
+
+
+def _salted(ids: pa.Array, salt: int) -> pa.Array:
+    """Fixed-width binary ids with their first 8 bytes XORed with ``salt``; nulls kept."""
+    n = len(ids)
+    if n == 0 or ids.null_count == n:
+        return ids
+    width = pc.max(pc.binary_length(ids)).as_py()
+    filled = pc.fill_null(ids, pa.scalar(b"\0" * width, pa.binary())) if ids.null_count else ids
+    offsets = np.frombuffer(filled.buffers()[1], dtype=np.int32, count=n + 1, offset=filled.offset * 4)
+    data = np.frombuffer(filled.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    if len(data) != n * width:
+        raise ValueError("ids are not all of one width")
+    values = data.reshape(n, width).copy()
+    values[:, :8] ^= np.frombuffer(salt.to_bytes(8, "little"), dtype=np.uint8)
+    out = pa.Array.from_buffers(
+        pa.binary(), n, [None, pa.py_buffer(np.arange(n + 1, dtype=np.int32) * width), pa.py_buffer(values)]
+    )
+    return pc.if_else(pc.is_valid(ids), out, pa.scalar(None, pa.binary())) if ids.null_count else out
+
+
+def copy_of(pool: pa.Table, k: int, shift_ns: int) -> pa.Table:
+    """Copy ``k`` of the pool: new trace and span ids, times ``k * shift_ns`` later."""
+    salt = ((k + 1) * 0x9E3779B97F4A7C15) % 2**64
+    t = pool
+    for name in ("trace_id", "span_id", "parent_span_id"):
+        i = t.schema.get_field_index(name)
+        t = t.set_column(i, t.schema.field(i), _salted(t.column(name).combine_chunks(), salt))
+    for name in ("start_time_unix_nano", "end_time_unix_nano"):
+        i = t.schema.get_field_index(name)
+        t = t.set_column(i, t.schema.field(i), pc.add(t.column(name), k * shift_ns))
+    return t.combine_chunks()
+
+
+class Spans:
+    """An endless supply of distinct, time-increasing spans cut from copies of a pool."""
+
+    def __init__(self, pool: pa.Table) -> None:
+        self.pool = pool
+        first, last = pc.min_max(pool.column("start_time_unix_nano")).values()
+        self.shift_ns = last.as_py() - first.as_py() + 1_000_000_000
+        self._k = 0
+        self._current = pool.slice(0, 0)
+        self._offset = 0
+
+    def take(self, rows: int) -> pa.Table:
+        parts = []
+        while rows:
+            if self._offset == self._current.num_rows:
+                self._current, self._offset = copy_of(self.pool, self._k, self.shift_ns), 0
+                self._k += 1
+            n = min(rows, self._current.num_rows - self._offset)
+            parts.append(self._current.slice(self._offset, n))
+            self._offset += n
+            rows -= n
+        return pa.concat_tables(parts).combine_chunks()
+
+
+# --- measuring ---------------------------------------------------------------------------------
 
 
 def percentiles(samples_s: list[float]) -> dict[str, float]:
@@ -108,102 +148,265 @@ def percentiles(samples_s: list[float]) -> dict[str, float]:
     }
 
 
-def timed(fn: Any, *args: Any) -> float:
+def timed(fn: Callable[..., Any], *args: Any) -> float:
     started = time.perf_counter()
     fn(*args)
     return time.perf_counter() - started
 
 
-def bench_inserts(path: Path, flush_rows: int, total: int) -> dict[str, Any]:
-    tables = [
-        span_table(flush_rows, i * flush_rows, 10**18 + i * flush_rows * 1_000)[0]
-        for i in range(total // flush_rows)
-    ]
+def run_flushes(write: Callable[[pa.Table], None], tables: list[pa.Table]) -> tuple[float, float]:
+    """Wall and process-CPU seconds to write ``tables`` one after the other."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    for t in tables:
+        write(t)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def store_writes(path: Path, tables: list[pa.Table]) -> tuple[float, float]:
     store = DuckDBStore(path)
     try:
-        seconds = sum(timed(store.write, [DecodedBatch(Signal.TRACES, t)]) for t in tables)
+        return run_flushes(lambda t: store.write([DecodedBatch(Signal.TRACES, t)]), tables)
     finally:
         store.close()
-    return {
+
+
+def bare_inserts(path: Path, tables: list[pa.Table]) -> tuple[float, float]:
+    """The baseline: the same columns in a plain table (DuckDB's default compression, no
+    index, nothing derived), one ``INSERT ... SELECT *`` per flush."""
+    con = duckdb.connect(str(path))
+    try:
+        con.register("_schema", tables[0].slice(0, 0))
+        con.execute("CREATE TABLE t AS SELECT * FROM _schema")
+        con.unregister("_schema")
+
+        def insert(t: pa.Table) -> None:
+            con.register("_batch", t)
+            con.execute("INSERT INTO t SELECT * FROM _batch")
+            con.unregister("_batch")
+
+        return run_flushes(insert, tables)
+    finally:
+        con.close()
+
+
+def bench_inserts(tmp: Path, spans: Spans, flush_rows: int, total: int, repeats: int) -> dict[str, Any]:
+    tables = [spans.take(flush_rows) for _ in range(total // flush_rows)]
+    runs: dict[str, list[tuple[float, float]]] = {"store": [], "bare": []}
+    for r in range(repeats):
+        for name, fn in (("store", store_writes), ("bare", bare_inserts)):
+            path = tmp / f"insert-{flush_rows}-{name}-{r}.duckdb"
+            runs[name].append(fn(path, tables))
+            for p in (path, path.with_name(path.name + ".wal")):
+                p.unlink(missing_ok=True)
+    out: dict[str, Any] = {"flush_rows": flush_rows, "rows": total, "repeats": repeats}
+    for name, samples in runs.items():
+        wall = statistics.median(s[0] for s in samples)
+        cpu = statistics.median(s[1] for s in samples)
+        out[name] = {
+            "rows_per_s": round(total / wall),
+            "cpu_us_per_row": round(cpu * 1e6 / total, 2),
+            "runs_cpu_us_per_row": [round(s[1] * 1e6 / total, 2) for s in samples],
+        }
+    out["store_over_bare_cpu"] = round(out["store"]["cpu_us_per_row"] / out["bare"]["cpu_us_per_row"], 2)
+    out["store_over_bare_wall"] = round(out["bare"]["rows_per_s"] / out["store"]["rows_per_s"], 2)
+    return out
+
+
+def bench_queries(tmp: Path, spans: Spans, total: int, flush_rows: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    store = DuckDBStore(tmp / "full.duckdb")
+    all_traces: list[bytes] = []
+    first_start: int | None = None
+    wall = cpu = 0.0
+    for _ in range(total // flush_rows):
+        table = spans.take(flush_rows)
+        if first_start is None:
+            first_start = pc.min(table.column("start_time_unix_nano")).as_py()
+        all_traces += pc.unique(table.column("trace_id")).to_pylist()
+        w, c = run_flushes(lambda t: store.write([DecodedBatch(Signal.TRACES, t)]), [table])
+        wall, cpu = wall + w, cpu + c
+    last_start = pc.max(table.column("start_time_unix_nano")).as_py()
+    stored = store.stats().spans
+    out["fill"] = {
+        "spans": stored,
         "flush_rows": flush_rows,
-        "rows": total,
-        "rows_per_s": round(total / seconds),
-        "seconds": round(seconds, 2),
+        "rows_per_s": round(stored / wall),
+        "cpu_us_per_row": round(cpu * 1e6 / stored, 2),
+        "file_bytes_per_span": round((tmp / "full.duckdb").stat().st_size / stored, 1),
     }
+
+    rng = random.Random(1)
+    picks = [rng.choice(all_traces) for _ in range(300)]
+    for t in picks[:20]:  # warm up
+        store.get_trace(t)
+    out["get_trace"] = percentiles([timed(store.get_trace, t) for t in picks])
+    assert all(store.get_trace(t) is not None for t in picks[:5])
+
+    cur = store._con.cursor()  # bench only: the plain scan that get_trace avoids
+    scan = [
+        timed(lambda t: cur.execute("SELECT * FROM spans WHERE trace_id = ?", [t]).fetchall(), t)
+        for t in picks[:30]
+    ]
+    cur.close()
+    out["get_trace_plain_scan_for_comparison"] = percentiles(scan)
+
+    assert first_start is not None
+    span_ns = last_start - first_start
+    queries = {
+        "all_limit20": TraceQuery(),
+        "service": TraceQuery(service="checkout"),
+        "service_op_error": TraceQuery(service="frontend", status_error=True),
+        "min_duration_100ms": TraceQuery(min_duration_ns=100_000_000),
+        "last_10pct_time": TraceQuery(time_range=TimeRange(last_start - span_ns // 10, last_start + 1)),
+    }
+    out["find_traces"] = {
+        name: percentiles([timed(store.find_traces, q) for _ in range(10)]) for name, q in queries.items()
+    }
+
+    # Reads while a 100k-row write is in progress: do they wait for it?
+    table = spans.take(100_000)
+    during: list[float] = []
+    writing = threading.Event()
+
+    def write() -> None:
+        writing.set()
+        store.write([DecodedBatch(Signal.TRACES, table)])
+        writing.clear()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    writing.wait()
+    while writing.is_set():
+        during.append(timed(store.get_trace, rng.choice(all_traces)))
+    writer.join()
+    out["get_trace_during_100k_write"] = {"reads": len(during), **(percentiles(during) if during else {})}
+    store.close()
+    return out
+
+
+# --- the writer under a steady feed (run in a process of its own) ------------------------------
+
+
+def _rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def feed_child(rate: int, seconds: float, data_dir: Path, settings: list[str]) -> dict[str, Any]:
+    """In this process: a StoreConsumer on the default config fed ``rate`` spans/s."""
+    pool = build_pool(10 * REQUEST_SPANS, seed=7)  # 10 requests; copies give distinct ids
+    requests = [pool.slice(i * REQUEST_SPANS, REQUEST_SPANS) for i in range(10)]
+    shift = 10 * 20_000_000
+    config = StoreConfig(data_dir=data_dir)
+    store = DuckDBStore(data_dir / "faultlens.duckdb")
+    for setting in settings:  # experiments only: e.g. "SET checkpoint_threshold='64MB'"
+        store._con.execute(setting)
+    consumer = StoreConsumer(store, config, SelfMetrics())
+    consumer.start()
+    rss_before = _rss_kib("VmRSS")
+    per_s = rate / REQUEST_SPANS
+    started = time.monotonic()
+    cpu0 = time.process_time()
+    sent = 0
+    max_queued = 0
+    while (now := time.monotonic() - started) < seconds:
+        due = int(now * per_s) + 1
+        while sent < due:
+            k = sent
+            batch = copy_of(requests[k % 10], k // 10 + 1, shift)
+            consumer.consume(DecodedBatch(Signal.TRACES, batch))
+            sent += 1
+        max_queued = max(max_queued, consumer.queued_rows)
+        time.sleep(max(0.0, (sent / per_s) - (time.monotonic() - started)))
+    consumer.shutdown()
+    cpu = time.process_time() - cpu0
+    stored = store.stats().spans
+    store.close()
+    return {
+        "rate_spans_per_s": rate,
+        "seconds": seconds,
+        "spans_sent": sent * REQUEST_SPANS,
+        "spans_stored": stored,
+        "flush_rows": config.flush_rows,
+        "flush_interval_s": config.flush_interval,
+        "max_queued_rows": max_queued,
+        "rss_before_feed_mib": round(rss_before / 1024, 1),
+        "peak_rss_mib": round(_rss_kib("VmHWM") / 1024, 1),
+        "cpu_us_per_span": round(cpu * 1e6 / max(1, stored), 2),
+        "maxrss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def bench_feed(tmp: Path, rate: int, seconds: float, settings: list[str]) -> dict[str, Any]:
+    data_dir = tmp / "feed"
+    data_dir.mkdir()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            *[a for setting in settings for a in ("--duckdb-setting", setting)],
+            "--feed-child",
+            str(data_dir),
+            "--feed-rate",
+            str(rate),
+            "--feed-seconds",
+            str(seconds),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", default="insert,query,feed")
+    parser.add_argument("--unique-spans", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--spans", type=int, default=1_000_000)
+    parser.add_argument("--fill-flush", type=int, default=StoreConfig().flush_rows)
+    parser.add_argument("--feed-rate", type=int, default=10_000)
+    parser.add_argument("--feed-seconds", type=float, default=60.0)
+    parser.add_argument("--feed-child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--duckdb-setting", action="append", default=[], help="SQL run on the feed's store")
     args = parser.parse_args()
+    if args.feed_child is not None:
+        print(json.dumps(feed_child(args.feed_rate, args.feed_seconds, args.feed_child, args.duckdb_setting)))
+        return
+    sections = set(args.sections.split(","))
     out: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "duckdb": duckdb.__version__}
+        "machine": {
+            "cpus": os.cpu_count(),
+            "loadavg_1m_at_start": round(os.getloadavg()[0], 2),
+            "python": platform.python_version(),
+            "duckdb": duckdb.__version__,
+            "pyarrow": pa.__version__,
+        }
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        out["insert"] = [
-            bench_inserts(Path(tmp) / "small.duckdb", 1_000, 100_000),
-            bench_inserts(Path(tmp) / "large.duckdb", 100_000, 500_000),
-        ]
-
-        # Fill a store with --spans spans in 100k-row flushes, then query it.
-        store = DuckDBStore(Path(tmp) / "full.duckdb")
-        all_traces: list[bytes] = []
-        t0 = 10**18
-        flush = 100_000
-        fill = 0.0
-        for i in range(args.spans // flush):
-            table, traces = span_table(flush, i * flush, t0 + i * flush * 1_000)
-            all_traces += traces
-            fill += timed(store.write, [DecodedBatch(Signal.TRACES, table)])
-        out["fill"] = {"spans": store.stats().spans, "rows_per_s": round(args.spans / fill)}
-
-        rng = random.Random(1)
-        picks = [rng.choice(all_traces) for _ in range(300)]
-        for t in picks[:20]:  # warm up
-            store.get_trace(t)
-        samples = [timed(store.get_trace, t) for t in picks]
-        assert all(len(store.get_trace(t).spans) == SPANS_PER_TRACE for t in picks[:5])  # type: ignore[union-attr]
-        out["get_trace"] = percentiles(samples)
-
-        # The same lookup without the index: what the trace index buys.
-        cur = store._con.cursor()  # bench only: the plain scan get_trace avoids
-        scan = [
-            timed(lambda t: cur.execute("SELECT * FROM spans WHERE trace_id = ?", [t]).fetchall(), t)
-            for t in picks[:50]
-        ]
-        cur.close()
-        out["get_trace_plain_scan_for_comparison"] = percentiles(scan)
-
-        end = t0 + args.spans * 1_000
-        queries = {
-            "all_limit20": TraceQuery(),
-            "service": TraceQuery(service="service-3"),
-            "service_op_error": TraceQuery(service="service-3", operation=OPERATIONS[7], status_error=True),
-            "min_duration_1.9ms": TraceQuery(min_duration_ns=1_900_000),
-            "last_10pct_time": TraceQuery(time_range=TimeRange(end - args.spans * 100, end)),
-        }
-        out["find_traces"] = {
-            name: percentiles([timed(store.find_traces, q) for _ in range(10)]) for name, q in queries.items()
-        }
-
-        # Reads while a 100k-row write is in progress: do they wait for it?
-        table, _ = span_table(flush, args.spans, end)
-        during: list[float] = []
-        writing = threading.Event()
-
-        def write() -> None:
-            writing.set()
-            store.write([DecodedBatch(Signal.TRACES, table)])
-            writing.clear()
-
-        writer = threading.Thread(target=write)
-        writer.start()
-        writing.wait()
-        while writing.is_set():
-            during.append(timed(store.get_trace, rng.choice(all_traces)))
-        writer.join()
-        out["get_trace_during_100k_write"] = {"reads": len(during), **(percentiles(during) if during else {})}
-        store.close()
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        if sections & {"insert", "query"}:
+            started = time.perf_counter()
+            spans = Spans(build_pool(args.unique_spans))
+            out["pool"] = {
+                "unique_spans": spans.pool.num_rows,
+                "arrow_bytes_per_span": round(spans.pool.nbytes / spans.pool.num_rows),
+                "build_and_decode_s": round(time.perf_counter() - started, 1),
+            }
+        if "insert" in sections:
+            out["insert"] = [
+                bench_inserts(tmp, spans, flush, total, args.repeats)
+                for flush, total in INSERT_FLUSHES.items()
+            ]
+        if "query" in sections:
+            out.update(bench_queries(tmp, spans, args.spans, args.fill_flush))
+        if "feed" in sections:
+            out["feed"] = bench_feed(tmp, args.feed_rate, args.feed_seconds, args.duckdb_setting)
+        out["machine"]["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(out, indent=2))
 
 

@@ -121,12 +121,29 @@ def duckdb_type(t: pa.DataType) -> str:
     raise StoreError(f"no DuckDB type for Arrow type {t}")
 
 
-def column_ddl(f: pa.Field) -> str:
-    return f"{quote(f.name)} {duckdb_type(f.type)}" + ("" if f.nullable else " NOT NULL")
+# Columns stored with a compression chosen here rather than by DuckDB's per-segment
+# analysis. The item attributes (a few hundred bytes of JSON per span or log record,
+# nearly all distinct) cost the most to insert of any column; DuckDB's default for them
+# (DICT_FSST) is measured at ~3.7 us/row against ~2.2 us/row for ZSTD, and ZSTD stores
+# them in a third of the space. Everything else keeps DuckDB's choice. It applies to
+# tables and columns created from now on; an existing file keeps what it has.
+COLUMN_COMPRESSION: dict[tuple[str, str], str] = {
+    ("spans", "attributes"): "zstd",
+    ("logs", "attributes"): "zstd",
+}
+
+
+def column_ddl(f: pa.Field, table: str | None = None) -> str:
+    compression = COLUMN_COMPRESSION.get((table, f.name)) if table is not None else None
+    return (
+        f"{quote(f.name)} {duckdb_type(f.type)}"
+        + (f" USING COMPRESSION {compression}" if compression else "")
+        + ("" if f.nullable else " NOT NULL")
+    )
 
 
 def table_ddl(table: str, schema: pa.Schema) -> str:
-    columns = ",\n    ".join(column_ddl(f) for f in schema)
+    columns = ",\n    ".join(column_ddl(f, table) for f in schema)
     return f"CREATE TABLE IF NOT EXISTS {quote(table)} (\n    {columns}\n)"
 
 

@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from faultlens.decode.base import DecodedBatch
 from faultlens.errors import StoreError
+from faultlens.store._derive import log_trace_index_rows, operation_rows, service_rows, trace_index_rows
 from faultlens.store._rows import (
     LOG_COLUMNS,
     METRIC_COLUMNS,
@@ -95,24 +96,20 @@ def _index_logs_sql(source: str) -> str:
 
 
 _UPSERT_OPERATIONS = """
-    INSERT INTO operations
-    SELECT service_name, coalesce(name, ''), coalesce(kind, 0), max(start_time_unix_nano)
-    FROM _batch
-    WHERE service_name IS NOT NULL
-    GROUP BY ALL
+    INSERT INTO operations SELECT * FROM _operations
     ON CONFLICT DO UPDATE SET last_seen = greatest(last_seen, excluded.last_seen)
 """
 
+_UPSERT_SERVICE_NAMES = """
+    INSERT INTO service_names SELECT service, ?, last_seen FROM _services
+    ON CONFLICT DO UPDATE SET last_seen = greatest(last_seen, excluded.last_seen)
+"""
 
-def _upsert_service_names_sql(time_column: str) -> str:
-    return f"""
-        INSERT INTO service_names
-        SELECT service_name, ?, max({quote(time_column)})
-        FROM _batch
-        WHERE service_name IS NOT NULL
-        GROUP BY service_name
-        ON CONFLICT DO UPDATE SET last_seen = greatest(last_seen, excluded.last_seen)
-    """
+# Per-database settings, applied on open (they hold for every connection to the file).
+# The embedded database shares the process with ingest: its memory stays bounded (beyond
+# the limit DuckDB spills to a temporary directory beside the file or fails the statement,
+# which the writer retries); a checkpoint then compresses what the WAL holds.
+DEFAULT_MEMORY_LIMIT = "512MB"
 
 
 def _time_conditions(column: str, time_range: TimeRange | None) -> tuple[list[str], list[Any]]:
@@ -198,21 +195,34 @@ class DuckDBStore:
                 raise
 
     def _insert(self, cur: duckdb.DuckDBPyConnection, signal: Signal, table: pa.Table) -> None:
+        """The batch as it came, then its derived rows (computed in Arrow, see ``_derive``).
+
+        The batch is not sorted: a flush holds the items that arrived within one flush
+        interval, so each row group's time range is already narrow and its zonemap prunes
+        time filters as well as a sorted one would; sorting ~60 wide columns cost more CPU
+        than the insert itself (measured in bench/store.py).
+        """
         name, _, time_column = DATA_TABLES[signal]
+        registered = ["_batch"]
         cur.register("_batch", table)
         try:
-            # Sorting each flush by time keeps the table time-ordered, so zonemaps prune.
-            cur.execute(
-                f"INSERT INTO {quote(name)} BY NAME SELECT * FROM _batch ORDER BY {quote(time_column)}"
-            )
+            cur.execute(f"INSERT INTO {quote(name)} BY NAME SELECT * FROM _batch")
             if signal is Signal.TRACES:
-                cur.execute(_index_spans_sql("_batch"))
+                cur.register("_trace_rows", trace_index_rows(table))
+                cur.register("_operations", operation_rows(table))
+                registered += ["_trace_rows", "_operations"]
+                cur.execute("INSERT INTO trace_index SELECT * FROM _trace_rows")
                 cur.execute(_UPSERT_OPERATIONS)
             elif signal is Signal.LOGS:
-                cur.execute(_index_logs_sql("_batch"))
-            cur.execute(_upsert_service_names_sql(time_column), [signal.value])
+                cur.register("_trace_rows", log_trace_index_rows(table))
+                registered.append("_trace_rows")
+                cur.execute("INSERT INTO log_trace_index SELECT * FROM _trace_rows")
+            cur.register("_services", service_rows(table, time_column))
+            registered.append("_services")
+            cur.execute(_UPSERT_SERVICE_NAMES, [signal.value])
         finally:
-            cur.unregister("_batch")
+            for view in registered:
+                cur.unregister(view)
 
     # --- retention -----------------------------------------------------------------------
 
