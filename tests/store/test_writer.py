@@ -285,3 +285,36 @@ def test_with_a_real_store_data_lands_and_is_queryable(tmp_path: Path, metrics: 
     finally:
         consumer.shutdown(WAIT_S)
         store.close()
+
+
+def test_a_queue_full_in_bytes_refuses_even_below_the_row_bound(make: Make) -> None:
+    one = spans(3)
+    consumer = make(config(queue_max_rows=10_000, queue_max_bytes=one.table.nbytes * 2))
+    consumer.consume(one)
+    consumer.consume(spans(3))  # exactly at the byte bound is fine
+    assert consumer.queued_bytes == one.table.nbytes * 2
+    with pytest.raises(Overloaded, match="bytes"):
+        consumer.consume(spans(3))
+
+
+def test_written_batches_give_their_bytes_back(make: Make, fake: FakeStore) -> None:
+    consumer = make(config(flush_rows=1))
+    consumer.start()
+    consumer.consume(spans(4))
+    consumer.consume(logs(2))
+    assert consumer.flush(WAIT_S)
+    assert consumer.queued_bytes == 0
+    assert fake.rows() == 6
+
+
+def test_bytes_of_batches_dropped_at_shutdown_are_given_back(make: Make) -> None:
+    consumer = make(config())  # never started: shutdown drains in the caller's thread
+    consumer.consume(spans(3))
+    consumer.shutdown(timeout_s=0.0)
+    assert consumer.queued_bytes == 0
+
+
+def test_the_default_queue_bounds_bytes_and_flushes_a_row_group() -> None:
+    defaults = StoreConfig()
+    assert defaults.flush_rows == 122_880  # one DuckDB row group: written compressed, directly
+    assert defaults.queue_max_bytes <= 256 * 2**20

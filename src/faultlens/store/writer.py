@@ -5,16 +5,19 @@
     consume(batch) ──> pending[signal] ──(flush_rows reached, or flush_interval elapsed,
       (never blocks;    bounded by        or flush()/shutdown())──> writer thread
        Overloaded       queue_max_rows                              concat per signal
-       when full)       (pending + in-flight)                       store.write(), retried
+       when full)       and queue_max_bytes
+                        (pending + in-flight)                       store.write(), retried
                                                                      │
                                                   store_written_items ┴ dropped_items{store_error}
 
 DuckDB inserts Arrow several times faster in large inserts than in small ones (DESIGN.md:
 ~140k rows/s at 1k rows, ~600k rows/s at 100k rows), so small requests are coalesced into
-one insert per signal. Rows count against the bound until they are written, so the bound
-is on memory actually held. Every accepted row ends up written, or counted in
-``faultlens_dropped_items_total{consumer="store"}`` with reason ``store_error`` (the store
-kept failing) or ``shutdown_timeout`` (shutdown ran out of time) and logged.
+one insert per signal. Rows and their Arrow bytes count against the bounds until they are
+written, so the bound is on memory actually held: a decoded span is ~1.2 KB of Arrow, so a
+row bound alone would let a million spans hold over a gigabyte. Every accepted row ends up
+written, or counted in ``faultlens_dropped_items_total{consumer="store"}`` with reason
+``store_error`` (the store kept failing) or ``shutdown_timeout`` (shutdown ran out of
+time) and logged.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ class StoreConsumer:
         self._flush_rows = config.flush_rows
         self._flush_interval_s = config.flush_interval
         self._queue_max_rows = config.queue_max_rows
+        self._queue_max_bytes = config.queue_max_bytes
         self._retry_after_s = retry_after_s
         self._write_attempts = write_attempts
         self._retry_backoff_s = retry_backoff_s
@@ -82,6 +86,7 @@ class StoreConsumer:
         self._pending: dict[Signal, list[DecodedBatch]] = {}
         self._pending_rows = 0
         self._inflight_rows = 0
+        self._queued_bytes = 0  # Arrow bytes of the pending and in-flight batches
         self._oldest_pending: float | None = None  # clock() when the oldest pending batch came
         self._accepted_batches = 0  # sequence numbers, so flush() knows what it waits for
         self._done_batches = 0
@@ -99,6 +104,12 @@ class StoreConsumer:
         with self._cond:
             return self._pending_rows + self._inflight_rows
 
+    @property
+    def queued_bytes(self) -> int:
+        """Arrow bytes of the rows accepted and not yet written."""
+        with self._cond:
+            return self._queued_bytes
+
     # --- the BatchConsumer edge ------------------------------------------------------------
 
     def consume(self, batch: DecodedBatch) -> None:
@@ -106,6 +117,7 @@ class StoreConsumer:
         rows = batch.accepted
         if rows == 0:
             return
+        size = batch.table.nbytes
         with self._cond:
             if self._stopping:
                 raise Overloaded("the store writer is shutting down", self._retry_after_s)
@@ -114,8 +126,14 @@ class StoreConsumer:
                 raise Overloaded(
                     f"store queue full ({queued} of {self._queue_max_rows} rows waiting)", self._retry_after_s
                 )
+            if queued and self._queued_bytes + size > self._queue_max_bytes:
+                raise Overloaded(
+                    f"store queue full ({self._queued_bytes} of {self._queue_max_bytes} bytes waiting)",
+                    self._retry_after_s,
+                )
             self._pending.setdefault(batch.signal, []).append(batch)
             self._pending_rows += rows
+            self._queued_bytes += size
             self._accepted_batches += 1
             first = self._oldest_pending is None
             if first:
@@ -208,6 +226,7 @@ class StoreConsumer:
                 self._pending, self._pending_rows, self._oldest_pending = {}, 0, None
                 self._inflight_rows += rows
             batches = sum(len(v) for v in taken.values())
+            taken_bytes = sum(b.table.nbytes for v in taken.values() for b in v)
             try:
                 for signal, parts in taken.items():
                     try:
@@ -218,6 +237,7 @@ class StoreConsumer:
             finally:
                 with self._cond:
                     self._inflight_rows -= rows
+                    self._queued_bytes -= taken_bytes
                     self._done_batches += batches
                     self._set_gauge()
                     self._cond.notify_all()
@@ -272,6 +292,7 @@ class StoreConsumer:
         with self._cond:
             leftover, self._pending = self._pending, {}
             self._pending_rows, self._oldest_pending = 0, None
+            self._queued_bytes -= sum(b.table.nbytes for v in leftover.values() for b in v)
             self._done_batches += sum(len(v) for v in leftover.values())
             self._set_gauge()
             self._cond.notify_all()
