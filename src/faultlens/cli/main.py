@@ -43,9 +43,10 @@ def config_show(
 
 def _register_optional_commands() -> None:
     # Subcommands whose modules import heavy dependencies register themselves lazily.
-    from faultlens.cli import replay, serve  # noqa: F401
+    from faultlens.cli import rca, replay, serve  # noqa: F401
 
     replay.register(app)
+    rca.register(app)
 
 
 def main() -> None:
