@@ -28,6 +28,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from faultlens.store.window import DEFAULT_MAX_ROWS
+
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 _NOW = re.compile(r"^\s*now\s*(?:([+-])\s*(.+))?$", re.IGNORECASE)
 
@@ -157,7 +159,7 @@ def rca(
     json_output: Annotated[bool, typer.Option("--json", help="Print the API's JSON body.")] = False,
     max_rows: Annotated[
         int, typer.Option(min=1, help="With --data-dir: refuse windows with more rows of one signal.")
-    ] = 1_000_000,
+    ] = DEFAULT_MAX_ROWS,
 ) -> None:
     """Rank the root-cause candidates of what changed in a window compared with a baseline."""
     from faultlens.api.rca_routes import RangeProblem, RcaResponse, RcaSettings, analyse, resolve_ranges

@@ -49,8 +49,8 @@ __all__ = [
     "read_window",
 ]
 
-DEFAULT_MAX_ROWS = 1_000_000
-"""Rows of one signal a window may hold (about 1 GB of spans in memory at the most)."""
+DEFAULT_MAX_ROWS = 500_000
+"""Rows of one signal a window may hold (spans take about 1 kB each in memory)."""
 
 ALL_SIGNALS: frozenset[Signal] = frozenset(Signal)
 
@@ -99,11 +99,7 @@ def _select_sql(signal: Signal) -> tuple[str, str]:
     t = quote(time_column)
     where = f"WHERE {t} >= ? AND {t} < ?"
     columns = ", ".join(quote(f.name) for f in schema)
-    order = ", ".join(quote(c) for c in (time_column, *_TIEBREAK[signal]))
-    return (
-        f"SELECT count(*) FROM {quote(table)} {where}",
-        f"SELECT {columns} FROM {quote(table)} {where} ORDER BY {order}",
-    )
+    return f"SELECT count(*) FROM {quote(table)} {where}", f"SELECT {columns} FROM {quote(table)} {where}"
 
 
 class WindowReader:
@@ -178,9 +174,12 @@ class WindowReader:
 
     @staticmethod
     def _table(cur: duckdb.DuckDBPyConnection, signal: Signal, sql: str, bounds: list[int]) -> pa.Table:
-        schema: pa.Schema = DATA_TABLES[signal][1]
-        relation = cur.sql(sql, params=bounds)
-        table: pa.Table = relation.to_arrow_table()
+        _, schema, time_column = DATA_TABLES[signal]
+        table: pa.Table = cur.sql(sql, params=bounds).to_arrow_table()
+        # Sorted here rather than by ORDER BY: the store's DuckDB runs under a small memory
+        # limit that a sort of a wide window overflows; Arrow sorts outside it (and stably).
+        keys = [(c, "ascending") for c in (time_column, *_TIEBREAK[signal])]
+        table = table.sort_by(keys)
         # DuckDB reports every column nullable; the cast restores the schema's exact fields.
         return table.cast(schema)
 
