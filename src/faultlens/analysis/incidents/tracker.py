@@ -73,7 +73,9 @@ class IncidentTracker:
         undirected = _undirected(graph)
         touched: set[str] = set()
         opened: list[_Group] = []
-        for a in sorted(anomalies, key=lambda x: (-x.score, x.key)):
+        # Leading anomalies first (they form groups), strongest first; supporting ones after.
+        ranked = sorted(anomalies, key=lambda x: (x.key.kind in c.supporting_kinds, -x.score, x.key))
+        for a in ranked:
             near = _neighbourhood(set(a.key.services), undirected, c.graph_hops)
             target = None
             for g in sorted(self._live(a.window_start_ns), key=lambda g: (g.opened_ns is None, -g.last_ns)):
@@ -88,12 +90,13 @@ class IncidentTracker:
                 self._groups.append(target)
             if len(target.members) < c.max_members:
                 target.members.append(a)
+            touched.add(target.id)
+            if supporting:
+                continue  # evidence only: it neither widens, extends nor keeps a group alive
             target.services.update(a.key.services)
-            if not supporting:
-                target.series.add(a.key)
+            target.series.add(a.key)
             target.last_ns = max(target.last_ns, a.window_start_ns)
             target.first_ns = min(target.first_ns, a.window_start_ns)
-            touched.add(target.id)
             if target.opened_ns is None and self._qualifies(target):
                 target.opened_ns = window_start_ns
                 opened.append(target)
@@ -145,7 +148,8 @@ class IncidentTracker:
 
     def _snapshot(self, g: _Group) -> Incident:
         members = tuple(sorted(g.members, key=lambda a: (a.window_start_ns, -a.score, a.key)))
-        top = max(members, key=lambda a: (a.score, a.key))
+        leading = [a for a in members if a.key.kind not in self.config.supporting_kinds] or list(members)
+        top = max(leading, key=lambda a: (a.score, a.key))
         more = f" (+{len(members) - 1} more)" if len(members) > 1 else ""
         return Incident(
             id=g.id,
