@@ -85,3 +85,14 @@ def test_state_round_trip() -> None:
 def test_graph_from_edge_windows() -> None:
     e = EdgeWindow("front", "orders", 0, W, 3, 0, 1.0, QuantileSketch())
     assert graph_from_edges([e]) == {"front": {"orders"}}
+
+
+def test_endless_resource_noise_does_not_keep_an_incident_open() -> None:
+    tr = IncidentTracker(IncidentConfig(resolve_after_windows=2))
+    tr.update(0, [anomaly(SeriesKind.LATENCY_P99, "orders", 0)], GRAPH)
+    assert tr.update(W, [anomaly(SeriesKind.LATENCY_P90, "orders", 1)], GRAPH).opened
+    resolved = []
+    for w in range(2, 6):
+        resolved += tr.update(w * W, [anomaly(SeriesKind.RESOURCE, "orders", w)], GRAPH).resolved
+    assert len(resolved) == 1
+    assert tr.open_incidents == []
