@@ -24,6 +24,7 @@ PODS = {
     "a": "a-7d9f8c6b5d-bbbbb",
     "b": "b-7d9f8c6b5d-ccccc",
     "c": "c-7d9f8c6b5d-ddddd",
+    "d": "d-7d9f8c6b5d-eeeee",
 }
 
 
@@ -35,6 +36,9 @@ class Knobs:
     ab_gap_ns: int = 0  # time added on the call a -> b, outside b's own span
     b_status_error: bool = False  # b's span fails, and a and front pass it on
     cpu_c: float = 5.0  # c's CPU utilisation (%)
+    b_new_every: int = 0  # when > 0, every n-th request b also logs B#7 (a partial change)
+    d_every: int = 0  # when > 0, every n-th request c also calls d (a small service)
+    cd_gap_ns: int = 0  # time added on the call c -> d, outside d's own span
 
 
 def _span(
@@ -76,7 +80,9 @@ def observations(n: int, t0: int, k: Knobs, *, first_trace: int = 1, minutes: in
         tr = first_trace + i
         t = t0 + i * step
         jitter = (i * 7919) % 5 * MS // 10
-        b_dur, c_dur = 5 * MS + jitter, 8 * MS + jitter + k.c_extra_ns
+        calls_d = bool(k.d_every) and i % k.d_every == 0
+        cd_call = 2 * MS + k.cd_gap_ns if calls_d else 0
+        b_dur, c_dur = 5 * MS + jitter, 8 * MS + jitter + k.c_extra_ns + cd_call
         ab_call = b_dur + MS + k.ab_gap_ns
         ac_call = c_dur + MS
         a_dur = ab_call + ac_call + 2 * MS
@@ -98,6 +104,15 @@ def observations(n: int, t0: int, k: Knobs, *, first_trace: int = 1, minutes: in
             _log(tr, 7, "c", t + 4 * MS, "C#1"),
         ]
         logs += [_log(tr, 5, "b", t + 3 * MS, loc) for loc in k.b_locations]
+        if k.b_new_every and i % k.b_new_every == 0:
+            logs.append(_log(tr, 5, "b", t + 3 * MS, "B#7"))
+        if calls_d:
+            d_start = t + 4 * MS + ab_call
+            spans += [
+                _span(tr, 8, 7, "c", "HTTP GET", d_start, cd_call),
+                _span(tr, 9, 8, "d", "/api/d", d_start + k.cd_gap_ns // 2, MS + jitter),
+            ]
+            logs.append(_log(tr, 9, "d", d_start + MS, "D#1"))
         if k.front_error_log:
             logs.append(_log(tr, 1, "front", t + f_dur, "F#9", sev=17))
     metrics = [
@@ -119,9 +134,18 @@ def observations(n: int, t0: int, k: Knobs, *, first_trace: int = 1, minutes: in
     )
 
 
-def baseline() -> Observations:
-    return observations(300, 0, Knobs(), minutes=10)
+def baseline(k: Knobs | None = None) -> Observations:
+    return observations(300, 0, k or Knobs(), minutes=10)
 
 
-def window(k: Knobs) -> Observations:
-    return observations(120, 20 * MIN, k, first_trace=100_000)
+def window(k: Knobs, n: int = 120) -> Observations:
+    return observations(n, 20 * MIN, k, first_trace=100_000)
+
+
+def concat(*parts: Observations) -> Observations:
+    """One stretch of time made of several (e.g. baseline minutes with different workloads)."""
+    return Observations(
+        pa.concat_tables([p.spans for p in parts]),
+        pa.concat_tables([p.logs for p in parts]),
+        pa.concat_tables([p.metrics for p in parts]),
+    )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from faultlens.rca import RcaConfig, Reason, rank_root_causes
+from faultlens.rca import BaselineModel, Observations, RcaConfig, Reason, rank_root_causes
 
-from .synth import PODS, Knobs, baseline, window
+from .synth import MIN, PODS, Knobs, baseline, concat, observations, window
 
 BASE = baseline()
 
@@ -67,3 +67,42 @@ def test_empty_window_and_baseline_give_no_candidates() -> None:
     empty = window(Knobs())
     empty = type(empty)(empty.spans.slice(0, 0), empty.logs.slice(0, 0), empty.metrics.slice(0, 0))
     assert rank_root_causes(empty, empty).candidates == ()
+
+
+def _drifting_baseline() -> Observations:
+    """Ten baseline minutes; b's requests take one branch (B#3 logged or not) per minute."""
+    minutes = []
+    for m in range(10):
+        locs = ("B#1", "B#2", "B#3") if m % 2 else ("B#1", "B#2")
+        minutes.append(observations(30, m * MIN, Knobs(b_locations=locs), first_trace=1 + 30 * m, minutes=1))
+    return concat(*minutes)
+
+
+def test_return_to_a_pattern_usual_in_some_baseline_minutes_is_not_blamed() -> None:
+    base = _drifting_baseline()
+    k = Knobs(b_locations=("B#1", "B#2", "B#3"), c_extra_ns=60_000_000)
+    result = rank_root_causes(window(k), base, RcaConfig())
+    assert result.candidates[0].service == "c"
+    assert all(c.score < 0.1 for c in result.candidates if c.service == "b")
+    # the pooled share alone (half of the baseline without B#3) would blame b strongly
+    pooled = rank_root_causes(window(k), base, RcaConfig(baseline_model=BaselineModel.POOLED))
+    assert max(c.score for c in pooled.candidates if c.service == "b") > 0.3
+
+
+def test_a_pattern_that_never_drifts_is_still_a_change() -> None:
+    base = _drifting_baseline()
+    top = rank_root_causes(window(Knobs(b_locations=("B#1",))), base, RcaConfig()).candidates[0]
+    assert (top.service, top.reason) == ("b", Reason.LOG_PATTERN)
+    assert "missing B#2" in top.evidence[0]
+
+
+def test_small_but_unanimous_slow_calls_outrank_a_weaker_larger_change() -> None:
+    base = baseline(Knobs(d_every=10))
+    # 11 calls into d, every one delayed by 1 s; half of b's 110 requests log a new statement
+    k = Knobs(d_every=10, cd_gap_ns=1_000_000_000, b_new_every=2)
+    result = rank_root_causes(window(k, n=110), base, RcaConfig())
+    top = result.candidates[0]
+    assert (top.service, top.reason, top.pod) == ("d", Reason.SLOW_CALLS_INTO, PODS["d"])
+    assert "11 of 11" in top.evidence[0]
+    b = next(c for c in result.candidates if c.service == "b")
+    assert b.reason is Reason.LOG_PATTERN and "new B#7" in b.evidence[0]

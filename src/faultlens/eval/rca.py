@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from faultlens.datasets.nezha import NezhaDataset
-from faultlens.eval.baselines import baro, largest_latency_increase, tracerca
+from faultlens.eval.baselines import baro, largest_latency_increase, microrank, tracerca
 from faultlens.eval.cases import Case, CaseBuilder, WindowPolicy
 from faultlens.eval.metrics import accuracy_at, average_at, pessimistic_rank
 from faultlens.rca.model import Observations, RcaConfig, RcaResult
@@ -139,6 +139,7 @@ def summarise(cases: Sequence[CaseResult]) -> dict[str, Any]:
 DEFAULT_BASELINES: dict[str, Method] = {
     "baro": baro,
     "tracerca": tracerca,
+    "microrank": microrank,
     "largest_latency_increase": largest_latency_increase,
 }
 

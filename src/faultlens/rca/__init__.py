@@ -13,7 +13,16 @@ in their trace, and measures each group's changed share; :mod:`.resources` adds 
 memory utilisation rises; :mod:`.rank` ranks services by their strongest finding.
 """
 
-from faultlens.rca.model import Candidate, Finding, Observations, RcaConfig, RcaResult, Reason
+from faultlens.rca.model import BaselineModel, Candidate, Finding, Observations, RcaConfig, RcaResult, Reason
 from faultlens.rca.rank import rank_root_causes
 
-__all__ = ["Candidate", "Finding", "Observations", "RcaConfig", "RcaResult", "Reason", "rank_root_causes"]
+__all__ = [
+    "BaselineModel",
+    "Candidate",
+    "Finding",
+    "Observations",
+    "RcaConfig",
+    "RcaResult",
+    "Reason",
+    "rank_root_causes",
+]

@@ -10,7 +10,7 @@ import pyarrow as pa
 from faultlens.graph.model import ServiceGraph
 from faultlens.graph.propagation import PropagationChain
 
-__all__ = ["Candidate", "Finding", "Observations", "RcaConfig", "RcaResult", "Reason"]
+__all__ = ["BaselineModel", "Candidate", "Finding", "Observations", "RcaConfig", "RcaResult", "Reason"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,22 @@ class Reason(enum.StrEnum):
     SLOW_CALLS_INTO = "slow_calls_into"  # time added on calls into a pod (network, queueing)
     CPU_SATURATION = "cpu_saturation"  # a pod's CPU utilisation rose above its normal range
     MEMORY_PRESSURE = "memory_pressure"  # a pod's memory utilisation rose above its normal range
+
+
+class BaselineModel(enum.StrEnum):
+    """How the baseline's share of a group's affected spans becomes what a window may show.
+
+    - ``POOLED``: the share over all baseline spans.
+    - ``ENVELOPE``: at least the highest share any baseline minute showed (at its lower
+      confidence bound); one disturbed baseline minute then hides a fault.
+    - ``SPREAD``: the pooled share plus ``confidence_z`` times how much the true share
+      varies between baseline minutes (beyond sampling noise): workload drift widens the
+      allowance of patterns that drift, and only theirs.
+    """
+
+    POOLED = "pooled"
+    ENVELOPE = "envelope"
+    SPREAD = "spread"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +109,8 @@ class RcaConfig:
     - ``explain_ratio``: a changed span is taken to pass on a change from below only when
       some span below it changed at least this fraction as strongly (1: a weaker change
       deep in the trace never explains away a stronger one above it).
-    - ``minute_envelope``: judge shares against the highest share any baseline minute
-      showed, not only the pooled one (robust to drifting workloads, but a baseline minute
-      that is itself disturbed then hides the fault; off by default, see docs/evaluation.md).
+    - ``baseline_model``: what share of a group's spans the baseline allows a window
+      (:class:`BaselineModel`; see docs/evaluation.md for each model's figures).
     - ``slow_quantile`` / ``min_excess_ns``: a span is slow when its time exceeds this
       quantile of its baseline by at least that much.
     - ``min_baseline_spans``: groups with fewer baseline spans are not judged on latency.
@@ -104,7 +119,7 @@ class RcaConfig:
 
     confidence_z: float = 2.0
     explain_ratio: float = 1.0
-    minute_envelope: bool = False
+    baseline_model: BaselineModel = BaselineModel.SPREAD
     slow_quantile: float = 0.95
     min_excess_ns: float = 2e6
     min_baseline_spans: int = 5

@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from faultlens.graph.frame import F64, I64, B, SpanFrame
 from faultlens.graph.propagation import strongest_descendant
-from faultlens.rca.model import Finding, RcaConfig, Reason
+from faultlens.rca.model import BaselineModel, Finding, RcaConfig, Reason
 from faultlens.rca.stats import count_surprise
 
 __all__ = ["SpanEvidence", "call_spans", "span_evidence", "wilson_lower"]
@@ -107,25 +107,51 @@ def _ms(ns: float) -> str:
 NS_PER_MIN = 60_000_000_000
 
 
-def baseline_share(k_total: float, n_total: float, per_minute: list[tuple[int, int]], z: float) -> float:
-    """The affected share the baseline allows: the pooled share, or more if some baseline
-    minute showed more (at that minute's lower confidence bound).
+def baseline_share(
+    k_total: float,
+    n_total: float,
+    per_minute: list[tuple[int, int]],
+    model: BaselineModel = BaselineModel.POOLED,
+    z: float = 2.0,
+) -> float:
+    """The affected share the baseline allows a window (see :class:`BaselineModel`).
 
-    Why the per-minute envelope: workloads drift (which branch a request takes depends on
-    its data), so a share that swings between minutes is normal however rare it is on
-    average. A window must exceed what any normal minute showed, not only the mean.
+    ``per_minute`` holds (affected, total) of each baseline minute. Pooled: the share over
+    all baseline spans (smoothed by half a span). Envelope: at least the highest minute's
+    share at its lower confidence bound. Spread: the pooled share plus ``z`` times the
+    spread of the minutes' shares around it beyond what their sampling explains.
     """
     pooled = (k_total + 0.5) / (n_total + 1)
-    if not per_minute or z <= 0:
+    if model is BaselineModel.POOLED or len(per_minute) == 0:
         return pooled
     k = np.asarray([p[0] for p in per_minute], dtype=np.float64)
     n = np.asarray([p[1] for p in per_minute], dtype=np.float64)
-    return max(pooled, float(wilson_lower(k, n, z).max()))
+    if model is BaselineModel.ENVELOPE:
+        return max(pooled, float(wilson_lower(k, n, z).max()))
+    return min(pooled + z * minute_spread(k, n, pooled), 1.0)
 
 
-def _envelope_z(cfg: RcaConfig) -> float:
-    """The z of the per-minute envelope, or 0 (pooled share only) when it is off."""
-    return cfg.confidence_z if cfg.minute_envelope else 0.0
+def minute_spread(k: F64, n: F64, share: float) -> float:
+    """Standard deviation of the true per-minute share around ``share``, beyond sampling.
+
+    Method of moments (as in random-effects meta-analysis): the mean squared deviation of
+    the minutes' shares from ``share``, minus the binomial variance each minute's share
+    would have if every minute had the same true share; 0 with fewer than two minutes.
+    Why: which branch a request takes depends on its data, and workloads drift minute by
+    minute, so a pattern whose share swings between normal minutes is normal at any share
+    within its swing; one that never swings is judged on its sampling noise alone.
+    """
+    keep = n > 0
+    k, n = k[keep], n[keep]
+    if k.size < 2:
+        return 0.0
+    dev = float(np.sum((k / n - share) ** 2)) / (k.size - 1)
+    noise = float(np.mean(share * (1.0 - share) / n))
+    return float(np.sqrt(max(dev - noise, 0.0)))
+
+
+def _baseline_model(cfg: RcaConfig) -> tuple[BaselineModel, float]:
+    return cfg.baseline_model, cfg.confidence_z
 
 
 def _minute_counts(
@@ -155,7 +181,7 @@ def _log_family(
     base: SpanFrame,
     base_sigs: list[str],
     usual: dict[tuple[str, str], str],
-    z: float,
+    model: tuple[BaselineModel, float],
 ) -> _Family:
     ops = frame.operations
     keys: list[tuple[object, ...]] = [
@@ -183,7 +209,7 @@ def _log_family(
         bt = b_tot.get(op, 0)
         tested[g] = bt > 0
         per_minute = [(sig_min.get((op, sig, m), 0), op_min[(op, m)]) for m in minutes_of.get(op, [])]
-        share[g] = baseline_share(b_pairs.get((op, sig), 0), bt, per_minute, z)
+        share[g] = baseline_share(b_pairs.get((op, sig), 0), bt, per_minute, *model)
         have = set(sig.split("|")) if sig else set()
         norm = usual.get(op, "")
         norm_set = set(norm.split("|")) if norm else set()
@@ -244,7 +270,9 @@ def _threshold_family(
             (int(np.count_nonzero(b[mins == m] > thr)), int(np.count_nonzero(mins == m)))
             for m in np.unique(mins)
         ]
-        share = baseline_share(float(np.count_nonzero(b > thr)), float(b.size), per_minute, _envelope_z(cfg))
+        share = baseline_share(
+            float(np.count_nonzero(b > thr)), float(b.size), per_minute, *_baseline_model(cfg)
+        )
         thresholds[k] = (thr, share, float(np.median(b)))
     pairs: dict[tuple[int, int], int] = {}
     for i in np.nonzero(rows)[0].tolist():
@@ -265,7 +293,7 @@ def _threshold_family(
     return _Family(reason, group, affected, np.asarray(shares, dtype=np.float64), labels, details)
 
 
-def _error_family(frame: SpanFrame, base: SpanFrame, z: float) -> _Family | None:
+def _error_family(frame: SpanFrame, base: SpanFrame, model: tuple[BaselineModel, float]) -> _Family | None:
     if not frame.error.any():
         return None
     b_ops = [base.operations[o] for o in base.operation.tolist()]
@@ -281,7 +309,7 @@ def _error_family(frame: SpanFrame, base: SpanFrame, z: float) -> _Family | None
     for g, (o, p) in enumerate(labels):
         assert isinstance(o, int) and isinstance(p, int)
         op = frame.operations[o]
-        shares[g] = baseline_share(b_err.get(op, 0), b_tot.get(op, 0), per_min.get(op, []), z)
+        shares[g] = baseline_share(b_err.get(op, 0), b_tot.get(op, 0), per_min.get(op, []), *model)
         out.append((op[0], op[1], frame.pods[p]))
     details = ["failed"] * len(labels)
     return _Family(Reason.ERROR_ORIGIN, group, frame.error.copy(), shares, out, details)
@@ -372,7 +400,9 @@ def span_evidence(
     svc_key = np.asarray([svc_index[s] for s in frame.services], dtype=np.int64)
     b_svc_key = np.asarray([svc_index[s] for s in base.services], dtype=np.int64)
 
-    families: list[_Family] = [_log_family(frame, signatures, base, base_signatures, usual, _envelope_z(cfg))]
+    families: list[_Family] = [
+        _log_family(frame, signatures, base, base_signatures, usual, _baseline_model(cfg))
+    ]
     if frame.n and base.n:
         families.append(
             _threshold_family(
@@ -408,7 +438,7 @@ def span_evidence(
                 cfg,
             )
         )
-    err = _error_family(frame, base, _envelope_z(cfg))
+    err = _error_family(frame, base, _baseline_model(cfg))
     if err is not None:
         families.append(err)
 
