@@ -35,13 +35,15 @@ S = 1_000_000_000
 W = 60 * S
 T0 = (time.time_ns() // W - 120) * W  # two hours ago, on a window boundary
 PROTOBUF = {"content-type": "application/x-protobuf"}
+NORMAL = range(0, 6)  # windows of a healthy baseline (the detector warms up on 4)
+FAULT = range(6, 8)  # then windows where most traces fail
 
 
 def window_payloads(i: int, error_ratio: float) -> tuple[bytes, bytes]:
     """Spans and logs of window ``i`` after T0 (all items end inside that window)."""
     end = T0 + (i + 1) * W
-    traces = build_trace_request(300, services=3, seed=i, error_ratio=error_ratio, base_time_ns=end)
-    logs = build_logs_request(150, services=3, seed=i, base_time_ns=end)
+    traces = build_trace_request(200, services=3, seed=i, error_ratio=error_ratio, base_time_ns=end)
+    logs = build_logs_request(100, services=3, seed=i, base_time_ns=end)
     return traces.SerializeToString(), logs.SerializeToString()
 
 
@@ -110,8 +112,8 @@ def test_errors_templates_red_anomalies_and_an_incident_reach_the_api_and_surviv
 ) -> None:
     srv = Running(data_dir)
     try:
-        srv.send(range(0, 8), error_ratio=0.02)  # a normal baseline
-        srv.send(range(8, 11), error_ratio=0.9)  # then most traces fail
+        srv.send(NORMAL, error_ratio=0.02)  # a baseline
+        srv.send(FAULT, error_ratio=0.9)  # then most traces fail
         assert srv.analysis.drain(30, close_windows=True)
 
         groups = srv.get("/api/v1/errors")["groups"]
@@ -129,9 +131,9 @@ def test_errors_templates_red_anomalies_and_an_incident_reach_the_api_and_surviv
         incidents = srv.get("/api/v1/incidents")["incidents"]
         assert incidents, "no incident opened"
         detail = srv.get(f"/api/v1/incidents/{incidents[0]['id']}")
-        assert detail["anomalies"] and detail["start_unix_nano"] >= T0 + 7 * W
+        assert detail["anomalies"] and detail["start_unix_nano"] >= T0 + (FAULT.start - 1) * W
         metrics = srv.api.get("/metrics").text
-        assert 'faultlens_analysis_processed_items_total{signal="traces"} 3300.0' in metrics
+        assert 'faultlens_analysis_processed_items_total{signal="traces"} 1600.0' in metrics
         counts_before = {g["group_id"]: g["count"] for g in srv.get("/api/v1/errors", limit=1000)["groups"]}
         template_ids = {(t["service"], t["template"]): t["template_id"] for t in templates}
         series_before = len(srv.analysis.engine.detector)
@@ -143,7 +145,7 @@ def test_errors_templates_red_anomalies_and_an_incident_reach_the_api_and_surviv
         engine = again.analysis.engine
         assert len(engine.grouper) == len(counts_before)
         assert len(engine.detector) == series_before
-        again.send(range(11, 12), error_ratio=0.9)
+        again.send(range(FAULT.stop, FAULT.stop + 1), error_ratio=0.9)
         assert again.analysis.drain(30)
         after = {g["group_id"]: g["count"] for g in again.get("/api/v1/errors", limit=1000)["groups"]}
         grew = [gid for gid in counts_before if after.get(gid, 0) > counts_before[gid]]
@@ -223,7 +225,7 @@ def _summary(engine: AnalysisEngine, work: list[DecodedBatch]) -> tuple[Any, ...
 
 @pytest.fixture(scope="module")
 def replay_batches() -> list[DecodedBatch]:
-    return batches(range(0, 8), 0.02) + batches(range(8, 11), 0.9)
+    return batches(NORMAL, 0.02) + batches(FAULT, 0.9)
 
 
 def test_data_time_decides_not_the_wall_clock(replay_batches: list[DecodedBatch]) -> None:
@@ -235,13 +237,13 @@ def test_data_time_decides_not_the_wall_clock(replay_batches: list[DecodedBatch]
 
 def test_engine_state_round_trips(replay_batches: list[DecodedBatch]) -> None:
     first = AnalysisEngine()
-    for b in replay_batches[:12]:
+    for b in replay_batches[:10]:
         first.process(b)
     state = first.export_state()
     second = AnalysisEngine()
     assert second.restore(state) == ["engine", "errors", "templates", "anomalies", "incidents"]
     assert len(second.detector) == len(first.detector)
-    rest = replay_batches[12:]
+    rest = replay_batches[10:]
     anomalies, _, groups = _summary(first, rest)
     anomalies2, incidents2, groups2 = _summary(second, rest)
     assert groups2 == groups  # groups go on counting exactly
@@ -293,6 +295,7 @@ def test_incident_webhook_retries_then_delivers(
     metrics = SelfMetrics()
     engine = AnalysisEngine()
     opened = [i for b in replay_batches for i in engine.process(b).opened]
+    opened += engine.close_all().opened
     assert opened
     notifier = WebhookNotifier(WebhookConfig(url=url), metrics)
     notifier.notify("incident.opened", opened[0])

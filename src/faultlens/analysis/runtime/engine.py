@@ -80,7 +80,12 @@ class EngineConfig:
     this part of it (see :class:`~.windows.Segments`). ``max_future_ns``: an item time more
     than this ahead of the wall clock does not move data time (one bad timestamp must not
     close every window); it is still analysed. ``recent_spans``: span ids kept to correlate
-    error logs with spans that came in earlier batches.
+    error logs with spans that came in earlier batches. ``resource_opens_incidents``: when
+    false (the default), anomalies of resource gauges (CPU, memory, network, pod-level
+    metrics) never open an incident on their own: an incident starts from what callers feel
+    (requests, errors, latency, calls between services, error logs), and resource anomalies
+    of the services involved (or their neighbours) join it as evidence. Resource gauges are
+    many and noisy; alone they would page someone for every busy minute.
     """
 
     window_ns: int = 60 * SECOND_NS
@@ -88,6 +93,7 @@ class EngineConfig:
     min_coverage: float = 0.75
     max_future_ns: int = 3600 * SECOND_NS
     recent_spans: int = 200_000
+    resource_opens_incidents: bool = False
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     incidents: IncidentConfig | None = None  # None: the defaults, with this window length
     grouper: GrouperConfig | None = None  # None: the defaults, with buckets of the window length
@@ -332,7 +338,24 @@ class AnalysisEngine:
                 obs.append(Observation(key, start, wn, float(data.error_logs.get(svc, 0))))
         found = self.detector.observe(obs)
         out.anomalies.extend(found)
-        self._track(self.tracker.update(start, found, self.graph), out)
+        self._track(self.tracker.update(start, self._incident_evidence(found), self.graph), out)
+
+    def _incident_evidence(self, found: list[Anomaly]) -> list[Anomaly]:
+        """The anomalies the incident tracker sees (see ``resource_opens_incidents``)."""
+        if self.config.resource_opens_incidents:
+            return found
+        symptoms = [a for a in found if a.key.kind is not SeriesKind.RESOURCE]
+        involved = {s for a in symptoms for s in a.key.services}
+        involved.update(s for inc in self.tracker.open_incidents for s in inc.services)
+        if not involved:
+            return []
+        near = set(involved)
+        for caller, callees in self.graph.items():
+            if caller in involved:
+                near.update(callees)
+            elif callees & involved:
+                near.add(caller)
+        return symptoms + [a for a in found if a.key.kind is SeriesKind.RESOURCE and a.key.service in near]
 
     def _track(self, update: Any, out: _Collect) -> None:
         for inc in update.opened:
