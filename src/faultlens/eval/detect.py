@@ -115,6 +115,10 @@ def evaluate(
             incidents = store.incidents(IncidentQuery(limit=1_000_000))
             anomalies = len(store.anomalies(AnomalyQuery(limit=10_000_000)))
             dropped = running.server.metrics.dropped_items
+            late = {
+                "logs_and_points_after_their_window_was_judged": analysis.engine.late_items,
+                "spans_after_their_red_window_closed": analysis.engine.red.counters.late_spans,
+            }
         finally:
             running.stop()
 
@@ -178,6 +182,7 @@ def evaluate(
         "anomalies": anomalies,
         "replay": summary.as_dict(),
         "analysis_dropped_items": _dropped(dropped),
+        "analysis_late_items": late,
         "process_cpu_s": round(cpu_s, 1),
         "wall_s": round(time.perf_counter() - wall, 1),
         "per_fault": per_fault,

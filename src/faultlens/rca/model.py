@@ -107,8 +107,10 @@ class RcaConfig:
       share (2.0 ~ 97.7 %); it is what keeps a 3-call operation from outranking a
       300-call one.
     - ``explain_ratio``: a changed span is taken to pass on a change from below only when
-      some span below it changed at least this fraction as strongly (1: a weaker change
-      deep in the trace never explains away a stronger one above it).
+      some span below it changed at least this fraction as strongly (0.5: strengths are
+      shares of different populations, so a caller whose every request hits a callee's
+      faulty branch may show more than the callee; 0 lets any weak shift deep in a trace
+      explain everything above it).
     - ``baseline_model``: what share of a group's spans the baseline allows a window
       (:class:`BaselineModel`; see docs/evaluation.md for each model's figures).
     - ``slow_quantile`` / ``min_excess_ns``: a span is slow when its time exceeds this
@@ -118,7 +120,7 @@ class RcaConfig:
     """
 
     confidence_z: float = 2.0
-    explain_ratio: float = 1.0
+    explain_ratio: float = 0.5
     baseline_model: BaselineModel = BaselineModel.SPREAD
     slow_quantile: float = 0.95
     min_excess_ns: float = 2e6
