@@ -362,6 +362,12 @@ def bench_feed(tmp: Path, rate: int, seconds: float, settings: list[str]) -> dic
     return result
 
 
+def progress(result: dict[str, Any]) -> dict[str, Any]:
+    """Each finished part on stderr at once, so that a run cut short still says something."""
+    print(json.dumps(result), file=sys.stderr, flush=True)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sections", default="insert,query,feed")
@@ -398,14 +404,13 @@ def main() -> None:
                 "build_and_decode_s": round(time.perf_counter() - started, 1),
             }
         if "insert" in sections:
-            out["insert"] = [
-                bench_inserts(tmp, spans, flush, total, args.repeats)
-                for flush, total in INSERT_FLUSHES.items()
-            ]
+            out["insert"] = []
+            for flush, total in INSERT_FLUSHES.items():
+                out["insert"].append(progress(bench_inserts(tmp, spans, flush, total, args.repeats)))
         if "query" in sections:
-            out.update(bench_queries(tmp, spans, args.spans, args.fill_flush))
+            out.update(progress(bench_queries(tmp, spans, args.spans, args.fill_flush)))
         if "feed" in sections:
-            out["feed"] = bench_feed(tmp, args.feed_rate, args.feed_seconds, args.duckdb_setting)
+            out["feed"] = progress(bench_feed(tmp, args.feed_rate, args.feed_seconds, args.duckdb_setting))
         out["machine"]["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(out, indent=2))
 
