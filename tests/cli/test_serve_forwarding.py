@@ -74,6 +74,9 @@ def test_forwards_while_storing_and_survives_a_backend_outage(tmp_path: Path) ->
         assert dest["queue_items"] == 300, dest
         assert dest["last_error"]
         assert httpx.get(f"{server.api}/readyz").status_code == 200  # a dead destination is not unreadiness
+        deadline = time.monotonic() + 20
+        while server.stats()["spans"] < 500 and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert server.stats()["spans"] == 500  # the store got everything meanwhile
 
         backend.start()
