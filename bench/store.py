@@ -54,6 +54,7 @@ import pyarrow.compute as pc
 from faultlens.config.model import StoreConfig
 from faultlens.decode import decode_request
 from faultlens.decode.base import DecodedBatch
+from faultlens.errors import Overloaded
 from faultlens.selfmetrics import SelfMetrics
 from faultlens.store import DuckDBStore, StoreConsumer, TraceQuery
 from faultlens.testing.payloads import build_trace_request
@@ -310,16 +311,24 @@ def feed_child(rate: int, seconds: float, data_dir: Path, settings: list[str]) -
     started = time.monotonic()
     cpu0 = time.process_time()
     sent = 0
+    refused = 0
     max_queued = 0
     while (now := time.monotonic() - started) < seconds:
         due = int(now * per_s) + 1
         while sent < due:
             k = sent
-            batch = copy_of(requests[k % 10], k // 10 + 1, shift)
-            consumer.consume(DecodedBatch(Signal.TRACES, batch))
+            batch = DecodedBatch(Signal.TRACES, copy_of(requests[k % 10], k // 10 + 1, shift))
+            while True:  # a refused batch is retried after a pause, as an OTLP client would
+                try:
+                    consumer.consume(batch)
+                    break
+                except Overloaded:
+                    refused += 1
+                    time.sleep(0.1)
             sent += 1
         max_queued = max(max_queued, consumer.queued_rows)
         time.sleep(max(0.0, (sent / per_s) - (time.monotonic() - started)))
+    fed_s = time.monotonic() - started
     consumer.shutdown()
     cpu = time.process_time() - cpu0
     stored = store.stats().spans
@@ -332,6 +341,8 @@ def feed_child(rate: int, seconds: float, data_dir: Path, settings: list[str]) -
         "flush_rows": config.flush_rows,
         "flush_interval_s": config.flush_interval,
         "max_queued_rows": max_queued,
+        "refusals": refused,
+        "achieved_spans_per_s": round(sent * REQUEST_SPANS / fed_s),
         "rss_before_feed_mib": round(rss_before / 1024, 1),
         "peak_rss_mib": round(_rss_kib("VmHWM") / 1024, 1),
         "cpu_us_per_span": round(cpu * 1e6 / max(1, stored), 2),
