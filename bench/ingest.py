@@ -1,15 +1,42 @@
-"""End-to-end ingest benchmark: spans stored per second by one ``faultlens serve`` process.
+"""End-to-end ingest benchmark: spans stored per second by one ``faultlens serve``.
 
 A load generator in its own process sends pre-built, pre-serialized OTLP requests (1,000
 spans each, ~15 attributes per span, several services per request) over gRPC and
-OTLP/HTTP protobuf, with and without gzip. Throughput is counted in the store (through
-``/api/v1/stats``), not at the sender. In the same run the raw protobuf parse rate of the
-same payload is measured, so the result is also reported as a ratio to it. A second phase
-sustains a fixed rate (default 10,000 spans/s) and samples the server's peak RSS.
+OTLP/HTTP protobuf, with and without gzip, to a real ``faultlens serve`` started for each
+scenario. Each scenario runs once per decode placement (``--decode-workers``, default
+``0,1,2``: 0 decodes on the event loop, N > 0 in N worker processes), interleaved, so the
+placements are compared side by side in one run on the same machine load.
 
-    python bench/ingest.py            # short run (about a minute)
-    python bench/ingest.py --full     # the issue's figures: more requests, 60 s sustained
+What each scenario reports, and how it is measured:
 
+- ``spans_stored_per_s``: spans counted in the store (``/api/v1/stats``) divided by the
+  time from the sender's first request to the first poll (every 50 ms) that sees all of
+  them stored. This is end to end: it includes the store's coalescing delay (up to
+  ``store.flush_interval``, 1 s) at the end, so short runs understate the steady rate.
+- ``server_cpu_s_per_100k_spans``: user+system CPU of the server process **and its child
+  processes** (decode workers) over the same window; ``server_main_cpu_s`` and
+  ``server_workers_cpu_s`` split it.
+- ``server_main_peak_rss_mib``: the main process's peak RSS (sampled every 50 ms);
+  ``server_tree_peak_rss_mib``: the peak of the sum over main and workers (counts shared
+  library pages once per process, so it overstates); ``server_tree_peak_pss_mib``: the
+  peak of the summed PSS (shared pages split between processes; sampled every 0.5 s).
+- ``client_cpu_s``: the load generator's CPU, which competes for the same cores.
+- ``load_average``: the 1-minute load average before and after, because the machine may
+  be shared: read every figure beside it.
+- ``ratio_to_raw_parse`` / ``ratio_to_decode``: spans stored per second over the rate at
+  which this process parses the same payload with upb alone / decodes it to Arrow with
+  ``decode_request``, measured in the same run (wall clock, one core).
+
+Then a sustained phase per placement: a paced sender at ``--rate`` spans/s (default 10,000)
+over gRPC for 10 s (60 s with ``--full``), reporting the achieved stored rate and the peak
+RSS (main and tree). The issue's targets: >= 50,000 spans/s stored over gRPC without
+compression, and peak RSS < 250 MiB while sustaining 10,000 spans/s (checked on the tree).
+
+    python bench/ingest.py                       # short run, placements 0,1,2
+    python bench/ingest.py --full                # the issue's figures: more requests, 60 s
+    python bench/ingest.py --decode-workers 0,2 --only grpc,sustained --repeat 3
+
+With ``--repeat N`` every figure is the median of N runs (all runs are kept in ``runs``).
 Prints one JSON object.
 """
 
@@ -21,6 +48,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import statistics
 import sys
 import tempfile
 import threading
@@ -39,6 +67,13 @@ from faultlens.testing.process import ServerProcess, start_server
 
 TRACE_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 SPANS_PER_REQUEST = 1000
+MIB = 2**20
+SCENARIOS = [
+    ("grpc", "grpc", False),
+    ("grpc+gzip", "grpc", True),
+    ("http-protobuf", "http", False),
+    ("http-protobuf+gzip", "http", True),
+]
 
 
 def build_payloads(count: int) -> list[bytes]:
@@ -70,6 +105,7 @@ def _sender(spec: LoadSpec, payloads: list[bytes], results: Any) -> None:
     lock = threading.Lock()
     next_index = [0]
     retries = [0]
+    errors: list[str] = []
     start = time.monotonic()
 
     def take() -> int | None:
@@ -95,79 +131,155 @@ def _sender(spec: LoadSpec, payloads: list[bytes], results: Any) -> None:
         while (i := take()) is not None:
             while True:
                 try:
-                    call(bodies[i % len(bodies)], timeout=60)
+                    call(bodies[i % len(bodies)], timeout=120)
                     break
                 except grpc.RpcError as e:
                     if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED):
-                        retries[0] += 1
+                        with lock:
+                            retries[0] += 1
                         time.sleep(0.05)
                         continue
-                    raise
+                    errors.append(f"{e.code()}: {e.details()}")
+                    break
         channel.close()
 
     def http_worker() -> None:
         headers = {"Content-Type": "application/x-protobuf"}
         if spec.gzip:
             headers["Content-Encoding"] = "gzip"
-        with httpx.Client(base_url=spec.target, timeout=60) as client:
+        with httpx.Client(base_url=spec.target, timeout=120) as client:
             while (i := take()) is not None:
                 while True:
                     r = client.post("/v1/traces", content=bodies[i % len(bodies)], headers=headers)
                     if r.status_code == 200:
                         break
                     if r.status_code in (429, 503):
-                        retries[0] += 1
+                        with lock:
+                            retries[0] += 1
                         time.sleep(0.05)
                         continue
-                    raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
+                    errors.append(f"HTTP {r.status_code}: {r.text[:200]}")
+                    break
 
     worker = grpc_worker if spec.transport == "grpc" else http_worker
     threads = [threading.Thread(target=worker) for _ in range(spec.concurrency)]
-    t0 = time.monotonic()
+    cpu0 = time.process_time()
+    first_send = time.time()  # wall clock: the parent compares it with its own
+    start = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    results.put({"send_seconds": time.monotonic() - t0, "retries": retries[0]})
+    results.put(
+        {
+            "first_send_epoch": first_send,
+            "send_seconds": time.monotonic() - start,
+            "retries": retries[0],
+            "errors": errors[:5],
+            "client_cpu_s": time.process_time() - cpu0,
+        }
+    )
 
 
-def _sender_main(spec: LoadSpec, results: Any) -> None:
-    _sender(spec, build_payloads(spec.payload_count), results)
+def _sender_main(spec: LoadSpec, ready: Any, go: Any, results: Any) -> None:
+    payloads = build_payloads(spec.payload_count)
+    ready.set()
+    go.wait()
+    _sender(spec, payloads, results)
 
 
 # --- measurement -----------------------------------------------------------------------------
 
 
-class RssSampler(threading.Thread):
+class TreeSampler(threading.Thread):
+    """Peak RSS of the server (main) and of its process tree; peak summed PSS, less often."""
+
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.proc = psutil.Process(pid)
-        self.peak = 0
+        self.peak_main = 0
+        self.peak_tree = 0
+        self.peak_tree_pss = 0
         self.stop_event = threading.Event()
 
     def run(self) -> None:
+        n = 0
         while not self.stop_event.is_set():
             try:
-                self.peak = max(self.peak, self.proc.memory_info().rss)
+                procs = [self.proc, *self.proc.children(recursive=True)]
+                rss = [_rss(p) for p in procs]
+                self.peak_main = max(self.peak_main, rss[0])
+                self.peak_tree = max(self.peak_tree, sum(rss))
+                if n % 10 == 0:
+                    self.peak_tree_pss = max(self.peak_tree_pss, sum(_pss(p) for p in procs))
             except psutil.Error:
                 return
+            n += 1
             self.stop_event.wait(0.05)
 
 
-def _cpu_seconds(pid: int) -> float:
-    t = psutil.Process(pid).cpu_times()
-    return float(t.user + t.system)
+def _rss(p: psutil.Process) -> int:
+    try:
+        return int(p.memory_info().rss)
+    except psutil.Error:
+        return 0
+
+
+def _pss(p: psutil.Process) -> int:
+    try:
+        return int(getattr(p.memory_full_info(), "pss", 0))
+    except psutil.Error:
+        return 0
+
+
+class TreeCpu:
+    """CPU seconds of a process and its children, per pid, between two readings.
+
+    A child that exits between readings loses its last CPU (psutil cannot read a dead
+    process); decode workers live as long as the server, so this does not happen here.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.proc = psutil.Process(pid)
+        self.start = self._read()
+
+    def _read(self) -> dict[int, float]:
+        out = {}
+        for p in [self.proc, *self.proc.children(recursive=True)]:
+            try:
+                t = p.cpu_times()
+                out[p.pid] = float(t.user + t.system)
+            except psutil.Error:
+                pass
+        return out
+
+    def delta(self) -> tuple[float, float]:
+        """(main, children) CPU seconds since construction."""
+        now = self._read()
+        main = now.get(self.proc.pid, 0.0) - self.start.get(self.proc.pid, 0.0)
+        children = sum(v - self.start.get(pid, 0.0) for pid, v in now.items() if pid != self.proc.pid)
+        return main, children
 
 
 def run_scenario(
-    name: str, transport: str, use_gzip: bool, requests: int, rate: float | None, payload_count: int
+    name: str,
+    transport: str,
+    use_gzip: bool,
+    requests: int,
+    rate: float | None,
+    payload_count: int,
+    workers: int,
+    server_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    env = {**(server_env or {}), "FAULTLENS_RECEIVERS__DECODE_WORKERS": str(workers)}
     with tempfile.TemporaryDirectory(prefix="faultlens-bench-") as tmp:
-        server = start_server(Path(tmp) / "data", "--log-level", "warning")
+        server = start_server(Path(tmp) / "data", "--log-level", "warning", env=env)
         try:
-            return _measure(server, name, transport, use_gzip, requests, rate, payload_count)
+            result = _measure(server, name, transport, use_gzip, requests, rate, payload_count)
         finally:
             server.stop()
+    result["decode_workers"] = workers
+    return result
 
 
 def _measure(
@@ -185,30 +297,30 @@ def _measure(
     spec = LoadSpec(transport, use_gzip, target, requests, 4 if rate is None else 2, rate, payload_count)
     expected = requests * SPANS_PER_REQUEST
     ctx = mp.get_context("spawn")
-    results = ctx.Queue()
-    sampler = RssSampler(server.proc.pid)
-    sampler.start()
-    cpu0 = _cpu_seconds(server.proc.pid)
-    t0 = time.monotonic()
-    sender = ctx.Process(target=_sender_main, args=(spec, results))
+    results, ready, go = ctx.Queue(), ctx.Event(), ctx.Event()
+    sender = ctx.Process(target=_sender_main, args=(spec, ready, go, results))
     sender.start()
+    ready.wait(300)  # the sender builds its payloads before the clock starts
+    load_before = os.getloadavg()[0]
+    sampler = TreeSampler(server.proc.pid)
+    sampler.start()
+    cpu = TreeCpu(server.proc.pid)
+    go.set()
     stored = 0
-    deadline = t0 + max(120.0, 3 * requests * SPANS_PER_REQUEST / (rate or 20_000))
+    deadline = time.monotonic() + max(180.0, 4 * expected / (rate or 10_000))
     while time.monotonic() < deadline:
         stored = server.stats()["spans"]
         if stored >= expected:
             break
-        time.sleep(0.1)
-    elapsed = time.monotonic() - t0
-    cpu = _cpu_seconds(server.proc.pid) - cpu0
-    sender.join(30)
-    sent = results.get(timeout=30) if not results.empty() else {}
+        time.sleep(0.05)
+    done_epoch = time.time()
+    main_cpu, worker_cpu = cpu.delta()
     sampler.stop_event.set()
     sampler.join()
-    # The sender process spends its first second or so building payloads; subtract that
-    # by measuring from its own send start where available.
-    send_seconds = float(sent.get("send_seconds", elapsed))
-    wall = min(elapsed, send_seconds + 0.1) if stored >= expected else elapsed
+    sender.join(60)
+    sent = results.get(timeout=30) if not results.empty() else {}
+    wall = done_epoch - float(sent.get("first_send_epoch", done_epoch))
+    total_cpu = main_cpu + worker_cpu
     return {
         "scenario": name,
         "transport": transport,
@@ -218,72 +330,146 @@ def _measure(
         "complete": stored >= expected,
         "seconds": round(wall, 3),
         "spans_stored_per_s": round(stored / wall) if wall > 0 else None,
-        "server_cpu_s_per_100k_spans": round(cpu / stored * 100_000, 3) if stored else None,
-        "server_peak_rss_mib": round(sampler.peak / 2**20, 1),
+        "server_cpu_s_per_100k_spans": round(total_cpu / stored * 100_000, 3) if stored else None,
+        "server_main_cpu_s": round(main_cpu, 2),
+        "server_workers_cpu_s": round(worker_cpu, 2),
+        "server_main_peak_rss_mib": round(sampler.peak_main / MIB, 1),
+        "server_tree_peak_rss_mib": round(sampler.peak_tree / MIB, 1),
+        "server_tree_peak_pss_mib": round(sampler.peak_tree_pss / MIB, 1),
+        "client_cpu_s": round(float(sent.get("client_cpu_s", 0.0)), 2),
         "client_retries": sent.get("retries"),
+        "client_errors": sent.get("errors"),
         "target_rate_spans_per_s": rate,
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
 
-def raw_parse_rate(payloads: list[bytes], seconds: float = 2.0) -> float:
+def _rate(payloads: list[bytes], fn: Any, seconds: float) -> tuple[float, float]:
+    """(spans per wall second, spans per CPU second) of ``fn`` over the payloads."""
     n = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     while time.perf_counter() - t0 < seconds:
         for p in payloads:
-            ExportTraceServiceRequest.FromString(p)
+            fn(p)
             n += SPANS_PER_REQUEST
-    return n / (time.perf_counter() - t0)
+    return n / (time.perf_counter() - t0), n / max(1e-9, time.process_time() - c0)
 
 
-def decode_rate(payloads: list[bytes], seconds: float = 2.0) -> float:
+def parse_rates(payloads: list[bytes], seconds: float = 2.0) -> dict[str, int]:
     from faultlens.decode import decode_request
     from faultlens.types import Signal
 
-    n = 0
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        for p in payloads:
-            n += decode_request(Signal.TRACES, p, json=False).accepted
-    return n / (time.perf_counter() - t0)
+    raw_wall, raw_cpu = _rate(payloads, ExportTraceServiceRequest.FromString, seconds)
+    dec_wall, dec_cpu = _rate(payloads, lambda p: decode_request(Signal.TRACES, p, json=False), seconds)
+    return {
+        "raw_protobuf_parse_spans_per_s": round(raw_wall),
+        "raw_protobuf_parse_spans_per_cpu_s": round(raw_cpu),
+        "decode_to_arrow_spans_per_s": round(dec_wall),
+        "decode_to_arrow_spans_per_cpu_s": round(dec_cpu),
+    }
+
+
+_MEDIAN_KEYS = (
+    "seconds",
+    "spans_stored_per_s",
+    "server_cpu_s_per_100k_spans",
+    "server_main_cpu_s",
+    "server_workers_cpu_s",
+    "server_main_peak_rss_mib",
+    "server_tree_peak_rss_mib",
+    "server_tree_peak_pss_mib",
+    "client_cpu_s",
+)
+
+
+def _median(runs: list[dict[str, Any]], rates: dict[str, int]) -> dict[str, Any]:
+    out = dict(runs[0])
+    for key in _MEDIAN_KEYS:
+        values = [r[key] for r in runs if r.get(key) is not None]
+        out[key] = round(statistics.median(values), 3) if values else None
+    out["complete"] = all(r["complete"] for r in runs)
+    out["load_average"] = [r["load_average"] for r in runs]
+    out["repeats"] = len(runs)
+    stored = out["spans_stored_per_s"]
+    out["ratio_to_raw_parse"] = round(stored / rates["raw_protobuf_parse_spans_per_s"], 3) if stored else None
+    out["ratio_to_decode"] = round(stored / rates["decode_to_arrow_spans_per_s"], 3) if stored else None
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full", action="store_true", help="longer runs: the figures for the issue")
-    ap.add_argument("--only", help="run only scenarios whose name contains this")
+    ap.add_argument("--only", help="comma-separated scenario names to run, e.g. grpc,http-protobuf,sustained")
+    ap.add_argument("--decode-workers", default="0,1,2", help="placements to compare, e.g. 0,1,2")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per figure; the median is reported")
+    ap.add_argument("--requests", type=int, help="requests of 1,000 spans per scenario")
+    ap.add_argument("--rate", type=float, default=10_000.0, help="sustained phase, spans/s")
+    ap.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the server, e.g. FAULTLENS_ANALYSIS__ENABLED=false",
+    )
+    ap.add_argument("--sustain-seconds", type=float, help="sustained phase length (10 s; 60 s with --full)")
     args = ap.parse_args()
-    requests = 400 if args.full else 100
-    sustain_s = 60 if args.full else 10
+    server_env = dict(kv.split("=", 1) for kv in args.server_env)
+    placements = [int(w) for w in args.decode_workers.split(",") if w.strip()]
+    requests = args.requests or (400 if args.full else 100)
+    sustain_s = args.sustain_seconds or (60.0 if args.full else 10.0)
     payload_count = 20
+    load_start = os.getloadavg()
     payloads = build_payloads(payload_count)
-    raw = raw_parse_rate(payloads)
-    decoded = decode_rate(payloads)
-    scenarios = [
-        ("grpc", "grpc", False),
-        ("grpc+gzip", "grpc", True),
-        ("http-protobuf", "http", False),
-        ("http-protobuf+gzip", "http", True),
-    ]
-    results = []
-    for name, transport, gz in scenarios:
-        if args.only and args.only not in name:
-            continue
-        r = run_scenario(name, transport, gz, requests, None, payload_count)
-        r["ratio_to_raw_parse"] = round(r["spans_stored_per_s"] / raw, 3) if r["spans_stored_per_s"] else None
-        results.append(r)
-    sustained = None
-    if not args.only or "sustained" in args.only:
-        rate = 10_000.0
-        sustained = run_scenario(
-            "sustained-grpc", "grpc", False, int(rate * sustain_s / SPANS_PER_REQUEST), rate, payload_count
+    rates = parse_rates(payloads)
+    only = set(args.only.split(",")) if args.only else None
+    scenarios = [s for s in SCENARIOS if only is None or s[0] in only]
+    run_sustained = only is None or "sustained" in only
+    raw_runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for _ in range(args.repeat):
+        for name, transport, gz in scenarios:
+            for workers in placements:  # interleaved: each placement sees the same load
+                r = run_scenario(name, transport, gz, requests, None, payload_count, workers, server_env)
+                raw_runs.setdefault((name, workers), []).append(r)
+        if run_sustained:
+            n = int(args.rate * sustain_s / SPANS_PER_REQUEST)
+            for workers in placements:
+                r = run_scenario(
+                    "sustained-grpc", "grpc", False, n, args.rate, payload_count, workers, server_env
+                )
+                raw_runs.setdefault(("sustained-grpc", workers), []).append(r)
+    configurations = []
+    for workers in placements:
+        results = [_median(raw_runs[(name, workers)], rates) for name, _, _ in scenarios]
+        sustained = _median(raw_runs[("sustained-grpc", workers)], rates) if run_sustained else None
+        if sustained is not None:
+            sustained["achieved_spans_stored_per_s"] = sustained.pop("spans_stored_per_s")
+        grpc_plain = next((r for r in results if r["scenario"] == "grpc"), None)
+        configurations.append(
+            {
+                "decode_workers": workers,
+                "scenarios": results,
+                "sustained": sustained,
+                "targets": {
+                    "grpc_spans_stored_per_s_min": 50_000,
+                    "grpc_met": bool(grpc_plain and (grpc_plain["spans_stored_per_s"] or 0) >= 50_000),
+                    "sustained_peak_rss_mib_max": 250,
+                    "sustained_main_met": bool(
+                        sustained and sustained["complete"] and sustained["server_main_peak_rss_mib"] < 250
+                    ),
+                    "sustained_tree_met": bool(
+                        sustained and sustained["complete"] and sustained["server_tree_peak_rss_mib"] < 250
+                    ),
+                },
+            }
         )
-    grpc_plain = next((r for r in results if r["scenario"] == "grpc"), None)
     out = {
         "benchmark": "ingest",
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
+            "load_average_start": [round(x, 2) for x in load_start],
+            "load_average_end": [round(x, 2) for x in os.getloadavg()],
         },
         "payload": {
             "spans_per_request": SPANS_PER_REQUEST,
@@ -291,18 +477,14 @@ def main() -> None:
             "services_per_request": 5,
             "request_bytes": len(payloads[0]),
         },
-        "raw_protobuf_parse_spans_per_s": round(raw),
-        "decode_to_arrow_spans_per_s": round(decoded),
-        "scenarios": results,
-        "sustained": sustained,
-        "targets": {
-            "grpc_spans_stored_per_s_min": 50_000,
-            "grpc_met": bool(grpc_plain and (grpc_plain["spans_stored_per_s"] or 0) >= 50_000),
-            "sustained_peak_rss_mib_max": 250,
-            "sustained_met": bool(
-                sustained and sustained["complete"] and sustained["server_peak_rss_mib"] < 250
-            ),
-        },
+        "requests_per_scenario": requests,
+        "server_env": server_env,
+        "repeat": args.repeat,
+        **rates,
+        "configurations": configurations,
+        "runs": {f"{name}/workers={w}": runs for (name, w), runs in raw_runs.items()}
+        if args.repeat > 1
+        else None,
     }
     json.dump(out, sys.stdout, indent=2)
     sys.stdout.write("\n")

@@ -42,6 +42,7 @@ from faultlens.pipeline.base import BatchConsumer
 from faultlens.receive.accounting import Accounting, RefusalReason
 from faultlens.receive.admission import Admission
 from faultlens.receive.auth import BearerAuth
+from faultlens.receive.decode_pool import DecodePool
 from faultlens.selfmetrics import SelfMetrics
 from faultlens.types import Signal, Transport
 
@@ -60,6 +61,7 @@ class Ingest:
         *,
         decode_in_thread: bool = False,
         gate: Admission | None = None,
+        pool: DecodePool | None = None,
     ) -> None:
         self.max_request_bytes = receivers.max_request_bytes
         self.auth = BearerAuth(receivers.auth)
@@ -67,6 +69,7 @@ class Ingest:
         self.consumer = consumer
         self.metrics = metrics
         self.decode_in_thread = decode_in_thread
+        self.pool = pool
         self._accounting = {t: Accounting(metrics, t) for t in Transport}
 
     def accounting(self, transport: Transport) -> Accounting:
@@ -99,7 +102,9 @@ class Ingest:
 
     async def _decode(self, signal: Signal, body: bytes, *, json: bool) -> DecodedBatch:
         started = time.perf_counter()
-        if self.decode_in_thread:
+        if self.pool is not None:
+            batch = await self.pool.decode(signal, body, json=json)
+        elif self.decode_in_thread:
             batch = await asyncio.to_thread(decode_request, signal, body, json=json)
         else:
             batch = decode_request(signal, body, json=json)

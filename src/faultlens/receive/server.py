@@ -33,6 +33,7 @@ import uvicorn
 
 from faultlens.config.model import AdmissionConfig, ReceiversConfig
 from faultlens.pipeline.base import BatchConsumer
+from faultlens.receive.decode_pool import DecodePool
 from faultlens.receive.grpc_server import create_grpc_server
 from faultlens.receive.http_server import OtlpHttpApp
 from faultlens.receive.ingest import Ingest
@@ -79,7 +80,14 @@ class Receivers:
         decode_in_thread: bool = False,
     ) -> None:
         self._config = receivers
-        self.ingest = Ingest(receivers, admission, consumer, metrics, decode_in_thread=decode_in_thread)
+        self.pool = (
+            DecodePool(receivers.decode_workers, retry_after_s=admission.retry_after)
+            if receivers.decode_workers > 0
+            else None
+        )
+        self.ingest = Ingest(
+            receivers, admission, consumer, metrics, decode_in_thread=decode_in_thread, pool=self.pool
+        )
         self._grpc: Any = None
         self._http: _EmbeddedUvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -101,6 +109,8 @@ class Receivers:
         if self._ports is not None:
             return self._ports
         try:
+            if self.pool is not None:
+                await self.pool.start()
             grpc_port = await self._start_grpc() if self._config.grpc.enabled else None
             http_port = await self._start_http() if self._config.http.enabled else None
         except BaseException:
@@ -161,6 +171,8 @@ class Receivers:
 
     async def _stop(self, timeout_s: float) -> None:
         await asyncio.gather(self._stop_grpc(timeout_s), self._stop_http(timeout_s))
+        if self.pool is not None:  # after the servers: requests in flight still decode
+            await self.pool.shutdown(min(timeout_s, 5.0))
 
     async def _stop_grpc(self, timeout_s: float) -> None:
         if self._grpc is not None:
