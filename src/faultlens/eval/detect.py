@@ -131,6 +131,12 @@ def evaluate(
         fault_zone |= {w for w in data_windows if lo <= w < hi + COOLDOWN_MINUTES * MINUTE_NS}
         fault_zone |= set(range(lo - lo % wn, hi + COOLDOWN_MINUTES * MINUTE_NS, wn))
         hits = sorted((i for i in incidents if lo <= i.opened_ns < hi), key=lambda i: i.opened_ns)
+        # An incident opened earlier (a previous fault nearby) that took anomalies of this window.
+        joined = [
+            i.id
+            for i in incidents
+            if i.opened_ns < lo and any(lo <= a.window_start_ns < hi for a in i.anomalies)
+        ]
         first = hits[0] if hits else None
         delay = None if first is None else (first.opened_ns + wn + lateness_ns - f.inject_time_ns) / NS_PER_S
         per_fault.append(
@@ -143,6 +149,7 @@ def evaluate(
                 "delay_s": None if delay is None else round(max(delay, 0.0), 1),
                 "within_target": delay is not None and delay <= TARGET_DELAY_S,
                 "incident": None if first is None else first.id,
+                "joined_earlier_incident": joined[0] if joined and first is None else None,
                 "incident_services": [] if first is None else list(first.services),
                 "root_service_in_incident": bool(first and f.service in first.services),
                 "title": None if first is None else first.title,
@@ -168,6 +175,9 @@ def evaluate(
         "detected": detected,
         "detected_within_3_min": within,
         "detection_rate": round(detected / len(per_fault), 3) if per_fault else None,
+        "missed_but_joined_an_earlier_open_incident": sum(
+            1 for p in per_fault if p["joined_earlier_incident"] is not None
+        ),
         "mean_delay_s": round(sum(delays) / len(delays), 1) if delays else None,
         "max_delay_s": max(delays) if delays else None,
         "false_incidents": len(false_opened),

@@ -84,7 +84,7 @@ class EngineConfig:
     false (the default), anomalies of resource gauges (CPU, memory, network, pod-level
     metrics) never open an incident on their own: an incident starts from what callers feel
     (requests, errors, latency, calls between services, error logs), and resource anomalies
-    of the services involved (or their neighbours) join it as evidence. Resource gauges are
+    of the services involved (or their neighbours) in the same window join it as evidence. Resource gauges are
     many and noisy; alone they would page someone for every busy minute.
     """
 
@@ -341,12 +341,16 @@ class AnalysisEngine:
         self._track(self.tracker.update(start, self._incident_evidence(found), self.graph), out)
 
     def _incident_evidence(self, found: list[Anomaly]) -> list[Anomaly]:
-        """The anomalies the incident tracker sees (see ``resource_opens_incidents``)."""
+        """The anomalies the incident tracker sees (see ``resource_opens_incidents``).
+
+        Resource anomalies go along only in a window that also has a symptom, and only for
+        the services of those symptoms and their neighbours: so they neither open incidents
+        nor keep one open through a quiet stretch after the symptoms stopped.
+        """
         if self.config.resource_opens_incidents:
             return found
         symptoms = [a for a in found if a.key.kind is not SeriesKind.RESOURCE]
         involved = {s for a in symptoms for s in a.key.services}
-        involved.update(s for inc in self.tracker.open_incidents for s in inc.services)
         if not involved:
             return []
         near = set(involved)
