@@ -5,28 +5,37 @@ status encoding); :class:`Ingest` owns what is the same for both: the bearer-tok
 admission, decoding once, handing the batch to the :class:`BatchConsumer`, and the
 counters. Keeping it here is what makes gRPC and HTTP answer the same request the same way.
 
-Decode placement: decoding runs **on the event loop**, not in a thread. Decoding is Python
-plus upb and numpy and holds the GIL nearly all the time, so a thread pool adds a hand-off
-and GIL contention with the loop thread without adding parallelism. Measured with the server
-in one process and 8 concurrent clients in another (grpc.aio / httpx; 1,000-span, 188 kB
-protobuf requests; two runs of 5-6 s per cell, interleaved), on a 2-core machine shared
-with other work (load average 3-8):
+Decode placement (``receivers.decode_workers``; default 0, on the loop). Three placements
+exist: on the event loop (default); in a thread (``decode_in_thread=True``, kept for
+measuring: decoding holds the GIL, so a thread only adds a hand-off and contention, 15-60 %
+more CPU per span in the earlier measurement); and in N worker processes
+(:class:`~faultlens.receive.decode_pool.DecodePool`, ``decode_workers = N``), where the loop
+only moves bytes and Arrow IPC. Measured with ``bench/ingest.py`` (a real ``faultlens
+serve``, the sender in its own process, 1,000-span 518 kB requests, 30 per run, medians of
+three interleaved runs) on the 2-core machine while it was shared (load average 3-16):
 
-=========  ===============================  ===============================
-transport  on the loop                      in a thread (``asyncio.to_thread``)
-=========  ===============================  ===============================
-gRPC       25-37 us CPU/span; 28-40k span/s  31-50 us CPU/span; 23-30k span/s
-HTTP       30-39 us CPU/span; 15-16k span/s  35-44 us CPU/span; 17-18k span/s
-=========  ===============================  ===============================
+=========  =========  ==================  =====================  ================================
+placement  transport  spans stored / s    server CPU s / 100k     peak RSS MiB: main / tree (PSS)
+=========  =========  ==================  =====================  ================================
+loop       gRPC       3,941               14.1                    324 / 324 (250)
+1 worker   gRPC       4,447               13.7 (workers 4.4)      315 / 452 (322)
+2 workers  gRPC       3,388               12.6 (workers 5.2)      328 / 565 (374)
+loop       HTTP       3,785               13.8                    322 / 322 (229)
+1 worker   HTTP       4,008               14.7 (workers 4.5)      323 / 440 (318)
+2 workers  HTTP       5,316               11.8 (workers 4.7)      324 / 572 (405)
+=========  =========  ==================  =====================  ================================
 
-Server CPU per span, the figure that bounds spans/s once the server is CPU-bound, is 15-60 %
-higher with the thread in every run. Wall-clock spans/s is noisy on a shared machine; over
-HTTP the thread came out ~10 % ahead, but there the pure-Python HTTP client in the other
-process, not the server, was the limit (server at ~0.5 core). Decoding alone is ~25-30 us
-per span of that (measured directly), so the decoder, not the placement, decides
-throughput. A request being decoded delays the others by its decode time (~30 ms per 1,000
-spans today); the size limit bounds that delay. ``decode_in_thread=True`` is kept to
-measure again if the decoder moves to code that releases the GIL.
+Sustained 10,000 spans/s over gRPC for 10 s: achieved 7,091 / 7,009 / 8,554 spans/s
+stored with 0 / 1 / 2 workers, peak RSS main 440 / 476 / 498 MiB, tree 440 / 595 / 733 MiB.
+
+Why the default stays 0: moving decode out does not lower the CPU per span (the IPC costs
+about what the loop saved in hand-offs), the throughput differences are within the noise
+of a shared machine, and each worker adds ~60 MiB PSS (~120 MiB RSS) against a 250 MiB
+budget. Decode is also not the main process's largest cost: with two workers the main
+process still spends ~70 us CPU per span (gRPC/HTTP, the store writer, the analysis
+consumer) against ~50 us per span of decode in the workers, so the main process stays the
+bottleneck. Workers pay off on a machine with spare cores, where the loop is saturated
+by decode; measure there with ``bench/ingest.py --decode-workers 0,1,2``.
 """
 
 from __future__ import annotations
