@@ -27,6 +27,9 @@ loop       HTTP       3,785               13.8                    322 / 322 (229
 
 Sustained 10,000 spans/s over gRPC for 10 s: achieved 7,091 / 7,009 / 8,554 spans/s
 stored with 0 / 1 / 2 workers, peak RSS main 440 / 476 / 498 MiB, tree 440 / 595 / 733 MiB.
+A second, single run (load average 4-7; 0 vs 2 workers): gRPC 6,406 vs 5,159 spans/s and
+8.6 vs 11.7 CPU s / 100k; HTTP 4,384 vs 3,917 spans/s; sustained 5,259 vs 7,999 spans/s,
+tree RSS 410 vs 669 MiB. The spread between runs is larger than between placements.
 
 Why the default stays 0: moving decode out does not lower the CPU per span (the IPC costs
 about what the loop saved in hand-offs), the throughput differences are within the noise
