@@ -21,25 +21,47 @@ Policy (:class:`WindowPolicy`), the same for every method evaluated:
   learnt as "normal" before an incident.
 - **Metric baseline**: the ``metric_lookback_minutes`` before the window, minus horizons
   (pod metrics cover the whole day, one row a minute).
+
+Where the rows come from is the one thing that varies: by default the directory is read
+directly (records turned into tables by :mod:`faultlens.eval.tables`); with a ``source``
+(:class:`StoreSource`) they are read back from a faultlens store that the directory was
+replayed into over OTLP, so that every method sees what the pipeline decoded and stored.
+:func:`needed_ranges` says which stretches of time such a replay must cover.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from faultlens.datasets.nezha import Fault, NezhaDataset, NormalPeriod
+from faultlens.decode.schema import LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA
 from faultlens.eval.tables import logs_table, metrics_table, spans_table
 from faultlens.rca.model import Observations
-from faultlens.types import TimeRange
+from faultlens.types import Signal, TimeRange
 
-__all__ = ["Case", "CaseBuilder", "WindowPolicy", "baseline_ranges"]
+if TYPE_CHECKING:
+    from faultlens.store.duckdb_store import DuckDBStore
+
+__all__ = [
+    "Case",
+    "CaseBuilder",
+    "ObservationSource",
+    "StoreSource",
+    "WindowPolicy",
+    "baseline_ranges",
+    "needed_ranges",
+]
+
+ObservationSource = Callable[[Sequence[TimeRange], Sequence[TimeRange]], Observations]
+"""``(trace/log ranges, metric ranges) -> Observations``: where a case's rows come from."""
 
 NS_PER_MIN = 60_000_000_000
 
@@ -104,6 +126,26 @@ def baseline_ranges(
     return window, _union(trace), _union(metric)
 
 
+def needed_ranges(
+    dataset: NezhaDataset, faults: Sequence[Fault], policy: WindowPolicy
+) -> tuple[list[TimeRange], list[TimeRange]]:
+    """The spans/logs ranges and the metric ranges the cases of ``faults`` read, each a union.
+
+    Every window is in both; trace baselines in the first, metric baselines in the second.
+    A replay of exactly these ranges holds every row :class:`CaseBuilder` will ask for.
+    """
+    trace: list[TimeRange] = []
+    metric: list[TimeRange] = []
+    for day in sorted({f.day for f in faults}):
+        day_faults = dataset.faults(day)
+        normal = dataset.normal_periods(day)
+        for fault in [f for f in faults if f.day == day]:
+            window, trace_base, metric_base = baseline_ranges(fault, day_faults, normal, policy)
+            trace += [window, *trace_base]
+            metric += [window, *metric_base]
+    return _union(trace), _union(metric)
+
+
 def _union(ranges: Sequence[TimeRange]) -> list[TimeRange]:
     """Sorted, non-overlapping ranges covering the same time (so no row is read twice)."""
     out: list[TimeRange] = []
@@ -156,15 +198,59 @@ def _select(table: pa.Table, column: str, ranges: Sequence[TimeRange]) -> pa.Tab
     return table.filter(mask)
 
 
+class StoreSource:
+    """Rows read back from a faultlens store (:func:`faultlens.store.window.read_window`).
+
+    Each range is read on its own (so the row bound applies per range) and the tables are
+    concatenated; the ranges from :func:`baseline_ranges` are disjoint, so no row twice.
+    """
+
+    def __init__(self, store: DuckDBStore) -> None:
+        self.store = store
+
+    def __call__(self, trace_ranges: Sequence[TimeRange], metric_ranges: Sequence[TimeRange]) -> Observations:
+        from faultlens.store.window import read_window
+
+        traces = frozenset({Signal.TRACES, Signal.LOGS})
+        spans: list[pa.Table] = []
+        logs: list[pa.Table] = []
+        metrics: list[pa.Table] = []
+        for r in trace_ranges:
+            w = read_window(self.store, r, signals=traces)
+            spans.append(w.spans)
+            logs.append(w.logs)
+        for r in metric_ranges:
+            metrics.append(read_window(self.store, r, signals=frozenset({Signal.METRICS})).metrics)
+        return Observations(
+            _concat(spans, Signal.TRACES), _concat(logs, Signal.LOGS), _concat(metrics, Signal.METRICS)
+        )
+
+
+def _concat(tables: list[pa.Table], signal: Signal) -> pa.Table:
+    if tables:
+        return pa.concat_tables(tables)
+    schema = {Signal.TRACES: SPAN_SCHEMA, Signal.LOGS: LOG_SCHEMA, Signal.METRICS: METRIC_SCHEMA}[signal]
+    return schema.empty_table()
+
+
 class CaseBuilder:
-    """Builds :class:`Case` values for the faults of a Nezha-layout directory."""
+    """Builds :class:`Case` values for the faults of a Nezha-layout directory.
+
+    The dataset always gives the labels (faults, normal periods); the rows come from
+    ``source`` when given (and ``cache_dir`` is then unused), else from the dataset.
+    """
 
     def __init__(
-        self, dataset: NezhaDataset, policy: WindowPolicy | None = None, cache_dir: Path | None = None
+        self,
+        dataset: NezhaDataset,
+        policy: WindowPolicy | None = None,
+        cache_dir: Path | None = None,
+        source: ObservationSource | None = None,
     ) -> None:
         self.dataset = dataset
         self.policy = policy or WindowPolicy()
         self.cache_dir = cache_dir
+        self.source = source
         self._days: dict[dt.date, _DayTables] = {}
 
     def _day(self, day: dt.date) -> _DayTables:
@@ -185,7 +271,10 @@ class CaseBuilder:
 
     def case(self, fault: Fault, day_faults: Sequence[Fault], normal: Sequence[NormalPeriod]) -> Case:
         window, trace_base, metric_base = baseline_ranges(fault, day_faults, normal, self.policy)
-        if self.cache_dir is None:
+        if self.source is not None:
+            current = self.source([window], [window])
+            baseline = self.source(trace_base, metric_base)
+        elif self.cache_dir is None:
             # No cache: read only the ranges this case needs (fast for a few faults).
             current = self._read([window], [window])
             baseline = self._read(trace_base, metric_base)

@@ -32,6 +32,14 @@ def register(app: typer.Typer) -> None:
         cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Cache parsed days here.")] = None,
         limit: Annotated[int | None, typer.Option("--limit", help="Only the first N faults.")] = None,
         lodo: Annotated[bool, typer.Option("--lodo", help="Add the leave-one-day-out check.")] = False,
+        via_pipeline: Annotated[
+            bool,
+            typer.Option(
+                "--via-pipeline",
+                help="Replay the needed minutes over OTLP/gRPC through an in-process server "
+                "and read each case back from its store.",
+            ),
+        ] = False,
     ) -> None:
         """AC@1/3/5 and Avg@5 of faultlens and the baselines on every labelled fault of DIR."""
         from faultlens.eval.rca import _table, evaluate
@@ -44,6 +52,7 @@ def register(app: typer.Typer) -> None:
             cache_dir=cache_dir,
             limit=limit,
             lodo=lodo,
+            via_pipeline=via_pipeline,
             progress=None if as_json else lambda s: typer.echo(s, err=True),
         )
         typer.echo(json.dumps(asdict(report), indent=2, default=str) if as_json else _table(report))

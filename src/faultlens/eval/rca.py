@@ -6,6 +6,14 @@ our ranking and every baseline on the same tables, and report AC@1/3/5 and Avg@5
 service level (ties against the method, :mod:`faultlens.eval.metrics`), per fault type
 and per day, with the time each method took per incident (data loading excluded).
 
+``--via-pipeline`` takes the rows from the real pipeline instead of reading the directory:
+an in-process :class:`~faultlens.server.FaultlensServer` (temp data dir, free ports, the
+analysis off) is sent the minutes the cases need (:func:`faultlens.eval.cases.needed_ranges`)
+over OTLP/gRPC at full speed, the evaluation waits until the store holds every accepted
+item, and each case's tables are read back with :func:`faultlens.store.window.read_window`
+(:class:`faultlens.eval.cases.StoreSource`). Windows, baselines, methods and metrics are
+the same in both modes.
+
 ``--lodo`` adds a leave-one-day-out check of our two main knobs: for each day, the
 setting that scores best on the other days is chosen, and its score on the held-out day
 reported.
@@ -14,21 +22,32 @@ reported.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import heapq
+import itertools
 import json
 import sys
+import tempfile
+import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from faultlens.datasets.nezha import NezhaDataset
+from faultlens.datasets.nezha import Fault, NezhaDataset
 from faultlens.eval.baselines import baro, largest_latency_increase, microrank, tracerca
-from faultlens.eval.cases import Case, CaseBuilder, WindowPolicy
+from faultlens.eval.cases import Case, CaseBuilder, StoreSource, WindowPolicy, needed_ranges
 from faultlens.eval.metrics import accuracy_at, average_at, pessimistic_rank
 from faultlens.rca.model import Observations, RcaConfig, RcaResult
 from faultlens.rca.rank import rank_root_causes
+from faultlens.types import Signal, TimeRange
+
+if TYPE_CHECKING:
+    from faultlens.datasets.records import Record
+    from faultlens.server import FaultlensServer
 
 __all__ = ["CaseResult", "EvalReport", "evaluate", "main", "ours_scores", "summarise"]
 
@@ -71,6 +90,7 @@ class EvalReport:
     cases: tuple[CaseResult, ...]
     summary: dict[str, Any]
     lodo: dict[str, Any] = field(default_factory=dict)
+    data_path: dict[str, Any] = field(default_factory=dict)
 
 
 def _run_case(case: Case, cfg: RcaConfig, baselines: Mapping[str, Method]) -> CaseResult:
@@ -191,14 +211,40 @@ def evaluate(
     cache_dir: Path | None = None,
     limit: int | None = None,
     lodo: bool = False,
+    via_pipeline: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> EvalReport:
-    """Run every method on every labelled fault under ``root`` (the first ``limit`` if given)."""
+    """Run every method on every labelled fault under ``root`` (the first ``limit`` if given).
+
+    With ``via_pipeline`` the rows come through a real server (see the module docstring).
+    """
+    dataset = NezhaDataset(root)
+    faults = dataset.faults()[:limit] if limit is not None else dataset.faults()
+    if not via_pipeline:
+        builder = CaseBuilder(dataset, policy, cache_dir)
+        return _evaluate(builder, faults, config, baselines, lodo, progress, {"source": "direct read"})
+    say = progress or (lambda _: None)
+    with (
+        tempfile.TemporaryDirectory(prefix="faultlens-eval-rca-") as tmp,
+        _server(Path(tmp)) as (server, port),
+    ):
+        assert server.store is not None
+        data_path = _replay_needed(dataset, faults, policy or WindowPolicy(), server, port, say)
+        builder = CaseBuilder(dataset, policy, source=StoreSource(server.store))
+        return _evaluate(builder, faults, config, baselines, lodo, progress, data_path)
+
+
+def _evaluate(
+    builder: CaseBuilder,
+    faults: Sequence[Fault],
+    config: RcaConfig | None,
+    baselines: Mapping[str, Method] | None,
+    lodo: bool,
+    progress: Callable[[str], None] | None,
+    data_path: dict[str, Any],
+) -> EvalReport:
     cfg = config or RcaConfig()
     methods = DEFAULT_BASELINES if baselines is None else baselines
-    dataset = NezhaDataset(root)
-    builder = CaseBuilder(dataset, policy, cache_dir)
-    faults = dataset.faults()[:limit] if limit is not None else dataset.faults()
     results: list[CaseResult] = []
     kept: list[Case] = []
     for case in builder.cases(faults):
@@ -208,11 +254,127 @@ def evaluate(
         if progress is not None:
             r = results[-1]
             progress(f"{r.inject_time} {r.service} {r.fault_type}: rank {r.methods[OURS].rank}")
-    return EvalReport(tuple(results), summarise(results), _lodo(kept, cfg) if lodo else {})
+    return EvalReport(tuple(results), summarise(results), _lodo(kept, cfg) if lodo else {}, data_path)
+
+
+PIPELINE_PATH = "OTLP/gRPC -> receivers -> decode -> store"
+# Far beyond the age of any labelled data (2e9 s is ~63 years), so retention keeps it all.
+_RETENTION_S = 2e9
+
+
+@contextmanager
+def _server(data_dir: Path) -> Iterator[tuple[FaultlensServer, int]]:
+    """A FaultlensServer on its own event-loop thread: free ports, no API, no analysis."""
+    from faultlens.config.model import Config
+    from faultlens.server import FaultlensServer
+
+    config = Config.model_validate(
+        {
+            "store": {
+                "data_dir": str(data_dir),
+                "retention": _RETENTION_S,
+                "retention_check_interval": 86400,
+            },
+            "receivers": {"grpc": {"port": 0}, "http": {"port": 0}},
+            "api": {"enabled": False},
+            "admission": {"memory_soft_limit_mib": None},
+            "analysis": {"enabled": False},
+            "log_level": "warning",
+        }
+    )
+    server = FaultlensServer(config, shutdown_timeout_s=120)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="eval-rca-server", daemon=True)
+    thread.start()
+    try:
+        listeners = asyncio.run_coroutine_threadsafe(server.start(), loop).result(60)
+        yield server, next(ln.port for ln in listeners if ln.name == "otlp-grpc")
+    finally:
+        asyncio.run_coroutine_threadsafe(server.shutdown(), loop).result(300)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def _records(
+    dataset: NezhaDataset, trace: Sequence[TimeRange], metric: Sequence[TimeRange]
+) -> Iterator[Record]:
+    """Spans and logs of ``trace``, metric rows of ``metric``, merged in (about) time order.
+
+    The ranges are sorted and disjoint, so chaining them keeps each stream in order and
+    sends no row twice.
+    """
+    spans = itertools.chain.from_iterable(dataset.spans(r) for r in trace)
+    logs = itertools.chain.from_iterable(dataset.logs(r) for r in trace)
+    metrics = itertools.chain.from_iterable(dataset.metrics(r) for r in metric)
+    return heapq.merge(spans, logs, metrics, key=lambda r: r.time_ns)
+
+
+def _replay_needed(
+    dataset: NezhaDataset,
+    faults: Sequence[Fault],
+    policy: WindowPolicy,
+    server: FaultlensServer,
+    port: int,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """Send the ranges the cases read to ``server`` and wait until its store holds them all."""
+    from faultlens.datasets import ReplayOptions, make_sender
+    from faultlens.datasets.otlp import OtlpConverter
+    from faultlens.datasets.replay import Replayer
+    from faultlens.types import Transport
+
+    assert server.store is not None
+    trace, metric = needed_ranges(dataset, faults, policy)
+    minutes = sum(r.duration_ns for r in trace) / 60e9, sum(r.duration_ns for r in metric) / 60e9
+    say(f"replaying {minutes[0]:.0f} min of spans/logs and {minutes[1]:.0f} min of metrics over OTLP/gRPC")
+    sender = make_sender(f"http://127.0.0.1:{port}", Transport.GRPC, timeout_s=60)
+    everything = trace + metric
+    hull = (
+        TimeRange(min(r.start_ns for r in everything), max(r.end_ns for r in everything))
+        if everything
+        else None
+    )
+    replayer = Replayer(sender, OtlpConverter(pod_nodes=dataset.pod_nodes(hull)), ReplayOptions(speed=None))
+    try:
+        summary = replayer.run(_records(dataset, trace, metric))
+    finally:
+        sender.close()
+    if summary.aborted:
+        raise RuntimeError(f"the replay was aborted: {summary.aborted}")
+    accepted = {s: summary.counts[s].accepted for s in Signal}
+    t0 = time.perf_counter()
+    while True:
+        st = server.store.stats()
+        stored = {Signal.TRACES: st.spans, Signal.LOGS: st.logs, Signal.METRICS: st.metric_points}
+        if all(stored[s] >= accepted[s] for s in Signal):
+            break
+        if time.perf_counter() - t0 > 600:
+            raise RuntimeError(f"the store holds {stored} of the accepted {accepted} after 10 minutes")
+        time.sleep(0.2)
+    waited = time.perf_counter() - t0
+    say(f"replayed {summary.items} items in {summary.elapsed_s:.0f} s; stored after {waited:.1f} s more")
+    return {
+        "source": PIPELINE_PATH,
+        "trace_minutes": round(minutes[0], 1),
+        "metric_minutes": round(minutes[1], 1),
+        "stored": {s.value: stored[s] for s in Signal},
+        "replay": summary.as_dict(),
+        "store_wait_s": round(waited, 1),
+    }
 
 
 def _table(report: EvalReport) -> str:
-    lines = ["method                      AC@1   AC@3   AC@5  Avg@5  s/incident"]
+    lines = []
+    path = report.data_path
+    if path.get("source") == PIPELINE_PATH:
+        counts = path["stored"]
+        lines.append(
+            f"data went through {PIPELINE_PATH}: {counts['traces']} spans, {counts['logs']} log records, "
+            f"{counts['metrics']} data points stored, read back with store.window.read_window "
+            f"(replay {path['replay']['elapsed_s']:.0f} s, store wait {path['store_wait_s']} s)"
+        )
+    lines.append("method                      AC@1   AC@3   AC@5  Avg@5  s/incident")
     for m, s in report.summary.items():
         o = s["overall"]
         lines.append(
@@ -236,12 +398,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--cache-dir", type=Path, default=None, help="cache parsed days as Parquet here")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N faults")
     p.add_argument("--lodo", action="store_true", help="add the leave-one-day-out check")
+    p.add_argument(
+        "--via-pipeline",
+        action="store_true",
+        help="replay the needed minutes through an in-process server and read the cases from its store",
+    )
     args = p.parse_args(argv)
     report = evaluate(
         args.dir,
         cache_dir=args.cache_dir,
         limit=args.limit,
         lodo=args.lodo,
+        via_pipeline=args.via_pipeline,
         progress=None if args.json else lambda s: print(s, file=sys.stderr),
     )
     if args.json:
