@@ -128,7 +128,7 @@ def main() -> None:
                     server.stop()
 
     def median(name: str) -> float:
-        return statistics.median(x["server_cpu_s_per_100k_spans"] for x in results[name])
+        return round(statistics.median(x["server_cpu_s_per_100k_spans"] for x in results[name]), 3)
 
     base, full = median("ingest_only"), median("ingest_and_analysis")
     print(
