@@ -29,8 +29,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from faultlens.analysis.errors.model import Category, ClassificationSource, Erro
 from faultlens.analysis.incidents.types import Incident, IncidentState, Severity
 from faultlens.analysis.sketch import QuantileSketch
 from faultlens.errors import StoreError
+from faultlens.store._connection import SharedConnection
 from faultlens.store.analysis_base import (
     AnalysisResults,
     AnomalyQuery,
@@ -235,7 +236,7 @@ class DuckDBAnalysisStore:
         except duckdb.Error as e:
             raise StoreError(f"cannot open the analysis tables in {self.path}: {e}") from e
         self._lock = threading.Lock()
-        self._closed = False
+        self._db = SharedConnection(self._con, "analysis store", self.path)
         try:
             self._migrate()
         except (duckdb.Error, StoreError) as e:
@@ -269,28 +270,10 @@ class DuckDBAnalysisStore:
 
     def close(self) -> None:
         with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            try:
-                self._con.close()
-            except duckdb.Error as e:
-                raise StoreError(f"closing the analysis tables at {self.path}: {e}") from e
+            self._db.close()
 
-    @contextmanager
-    def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        if self._closed:
-            raise StoreError("the analysis store is closed")
-        try:
-            cur = self._con.cursor()
-        except duckdb.Error as e:
-            raise StoreError(f"the analysis store is not usable: {e}") from e
-        try:
-            yield cur
-        except duckdb.Error as e:
-            raise StoreError(f"analysis store query failed: {e}") from e
-        finally:
-            cur.close()
+    def _cursor(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        return self._db.cursor()
 
     # --- writing ---------------------------------------------------------------------------
 

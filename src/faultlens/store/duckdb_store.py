@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import pyarrow as pa
 
 from faultlens.decode.base import DecodedBatch
 from faultlens.errors import StoreError
+from faultlens.store._connection import SharedConnection
 from faultlens.store._derive import log_trace_index_rows, operation_rows, service_rows, trace_index_rows
 from faultlens.store._rows import (
     LOG_COLUMNS,
@@ -148,36 +148,21 @@ class DuckDBStore:
             self._con.close()
             raise StoreError(f"cannot configure the store at {self.path}: {e}") from e
         self._write_lock = threading.Lock()
-        self._closed = False
+        self._db = SharedConnection(self._con, "store", self.path)
 
     # --- lifecycle -----------------------------------------------------------------------
 
     def close(self) -> None:
         """Checkpoint and close the file. Safe to call twice; any later call raises StoreError."""
         with self._write_lock:
-            if self._closed:
-                return
-            self._closed = True
-            try:
-                self._con.close()
-            except duckdb.Error as e:
-                raise StoreError(f"closing the store at {self.path}: {e}") from e
+            self._db.close()
 
-    @contextmanager
-    def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A cursor of its own for one call, so that concurrent calls never share state."""
-        if self._closed:
-            raise StoreError("the store is closed")
-        try:
-            cur = self._con.cursor()
-        except duckdb.Error as e:
-            raise StoreError(f"the store is not usable: {e}") from e
-        try:
-            yield cur
-        except duckdb.Error as e:
-            raise StoreError(f"store query failed: {e}") from e
-        finally:
-            cur.close()
+    def cursor(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+        """A cursor of its own, for read queries that other parts of faultlens run on this
+        file (``store.window``); DuckDB errors become :class:`StoreError`."""
+        return self._db.cursor()
+
+    _cursor = cursor
 
     # --- writing -------------------------------------------------------------------------
 

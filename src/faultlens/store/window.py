@@ -36,6 +36,7 @@ import duckdb
 import pyarrow as pa
 
 from faultlens.errors import StoreError, UnsupportedQuery
+from faultlens.store._connection import SharedConnection
 from faultlens.store._schema import DATA_TABLES, quote
 from faultlens.store.duckdb_store import DB_FILENAME, DuckDBStore
 from faultlens.types import Signal, TimeRange
@@ -117,25 +118,8 @@ class WindowReader:
 
     @classmethod
     def for_store(cls, store: DuckDBStore, *, max_rows: int = DEFAULT_MAX_ROWS) -> WindowReader:
-        """A reader over an open store, through cursors of the store's own connection.
-
-        :class:`DuckDBStore` has no public way to run a query of one's own, so this opens a
-        cursor on its connection the way the store itself does (``DuckDBStore._cursor``):
-        one cursor per call, DuckDB errors turned into :class:`StoreError`.
-        """
-
-        @contextmanager
-        def cursor() -> Iterator[duckdb.DuckDBPyConnection]:
-            try:
-                cur = store._con.cursor()
-            except duckdb.Error as e:
-                raise StoreError(f"the store is not usable: {e}") from e
-            try:
-                yield cur
-            finally:
-                cur.close()
-
-        return cls(cursor, max_rows=max_rows)
+        """A reader over an open store, one cursor of the store's connection per read."""
+        return cls(store.cursor, max_rows=max_rows)
 
     def read(self, time_range: TimeRange, signals: frozenset[Signal] = ALL_SIGNALS) -> TelemetryWindow:
         """The rows of ``signals`` in ``time_range``, in one snapshot of the store.
@@ -221,15 +205,8 @@ def open_read_only(data_dir: Path, *, max_rows: int = DEFAULT_MAX_ROWS) -> Itera
             raise StoreError(f"the store {path} is already open for writing in this process") from e
         raise StoreError(f"cannot open the store {path} read-only: {e}") from e
 
-    @contextmanager
-    def cursor() -> Iterator[duckdb.DuckDBPyConnection]:
-        cur = con.cursor()
-        try:
-            yield cur
-        finally:
-            cur.close()
-
+    db = SharedConnection(con, "store", path)
     try:
-        yield WindowReader(cursor, max_rows=max_rows)
+        yield WindowReader(db.cursor, max_rows=max_rows)
     finally:
-        con.close()
+        db.close()

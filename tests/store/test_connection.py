@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from faultlens.errors import StoreError
+from faultlens.store._connection import SharedConnection
+
+
+def _db(tmp_path: Path) -> SharedConnection:
+    path = tmp_path / "x.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE t (v INTEGER)")
+    return SharedConnection(con, "test store", path)
+
+
+def test_a_failed_query_is_a_store_error_naming_what_failed(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    with pytest.raises(StoreError, match="test store query failed"), db.cursor() as cur:
+        cur.execute("SELECT * FROM no_such_table")
+    with db.cursor() as cur:  # the connection is still usable afterwards
+        assert cur.execute("SELECT count(*) FROM t").fetchone() == (0,)
+
+
+def test_threads_use_cursors_of_one_connection_at_once(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    with db.cursor() as cur:
+        cur.execute("INSERT INTO t SELECT range FROM range(1000)")
+    sums: list[int] = []
+
+    def read() -> None:
+        for _ in range(20):
+            with db.cursor() as c:
+                row = c.execute("SELECT sum(v) FROM t").fetchone()
+                assert row is not None
+                sums.append(int(row[0]))
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sums == [499500] * 80
+
+
+def test_close_is_idempotent_and_later_cursors_are_refused(tmp_path: Path) -> None:
+    db = _db(tmp_path)
+    db.close()
+    db.close()
+    assert db.closed
+    with pytest.raises(StoreError, match="the test store is closed"), db.cursor():
+        pass
