@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from faultlens.eval.baselines._slow import slow_spans
 from faultlens.graph.frame import SpanFrame, span_frame
 from faultlens.rca.model import Observations
 
@@ -87,16 +88,7 @@ def microrank(current: Observations, baseline: Observations) -> dict[str, float]
     cur, base = span_frame(current.spans), span_frame(baseline.spans)
     if cur.n == 0 or base.n == 0:
         return {}
-    stats: dict[tuple[str, str], tuple[float, float]] = {}
-    for k, op in enumerate(base.operations):
-        d = base.duration[base.operation == k].astype(np.float64)
-        if d.size >= 2:
-            stats[op] = (float(d.mean()), float(d.std()))
-    limit = np.full(len(cur.operations), np.inf)
-    for k, op in enumerate(cur.operations):
-        if op in stats:
-            limit[k] = stats[op][0] + 3 * stats[op][1]
-    slow = cur.duration > limit[cur.operation]
+    slow = slow_spans(cur, base)
     bad_trace = np.zeros(len(cur.trace_ids), dtype=bool)
     bad_trace[cur.trace[slow]] = True
     in_bad = bad_trace[cur.trace]

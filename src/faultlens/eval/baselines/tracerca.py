@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from faultlens.eval.baselines._slow import slow_spans
 from faultlens.graph.frame import span_frame
 from faultlens.rca.model import Observations
 
@@ -22,16 +23,7 @@ def tracerca(current: Observations, baseline: Observations) -> dict[str, float]:
     cur, base = span_frame(current.spans), span_frame(baseline.spans)
     if cur.n == 0 or base.n == 0:
         return {}
-    stats: dict[tuple[str, str], tuple[float, float]] = {}
-    for k, op in enumerate(base.operations):
-        d = base.duration[base.operation == k].astype(np.float64)
-        if d.size >= 2:
-            stats[op] = (float(d.mean()), float(d.std()))
-    limit = np.full(len(cur.operations), np.inf)
-    for k, op in enumerate(cur.operations):
-        if op in stats:
-            limit[k] = stats[op][0] + 3 * stats[op][1]
-    anomalous = cur.duration > limit[cur.operation]
+    anomalous = slow_spans(cur, base)
     n_traces = len(cur.trace_ids)
     bad_trace = np.zeros(n_traces, dtype=bool)
     bad_trace[cur.trace[anomalous]] = True
