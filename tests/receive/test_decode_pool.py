@@ -132,7 +132,12 @@ async def _killed_worker(pool: DecodePool) -> None:
         os.kill(pid, signal.SIGSTOP)
     body = traces(3).SerializeToString()
     pending = asyncio.ensure_future(pool.decode(Signal.TRACES, body, json=False))
-    await asyncio.sleep(0.05)
+    # Kill only once a worker holds the request: a worker killed before the request is in its
+    # socket never saw it, and the pool then (rightly) sends it to a replacement instead.
+    deadline = time.monotonic() + 10
+    while len(pool._idle) == len(victims) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)  # the small request frame fits the socket buffer at once
     for pid in victims:
         os.kill(pid, signal.SIGKILL)
     with pytest.raises(WorkerLost) as lost:
