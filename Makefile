@@ -4,6 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP_RUN  := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
+# The native span decoder (faultlens.decode._native) is compiled by pip install: a change
+# to setup.py or to its C sources reinstalls.
+NATIVE_SRC := $(wildcard src/faultlens/decode/native/*.c src/faultlens/decode/native/*.h)
 
 .PHONY: run test lint bench install clean
 
@@ -11,11 +14,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP_RUN): $(BIN)/python pyproject.toml
+$(STAMP_RUN): $(BIN)/python pyproject.toml setup.py $(NATIVE_SRC)
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-$(STAMP_TEST): $(BIN)/python pyproject.toml
+$(STAMP_TEST): $(BIN)/python pyproject.toml setup.py $(NATIVE_SRC)
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(STAMP_RUN)
 
