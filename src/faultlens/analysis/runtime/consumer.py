@@ -4,9 +4,16 @@
 
     Fanout ──consume(batch)──> queue (bounded in items) ──> worker thread
        (best effort)       full: Overloaded, the        │ engine.process(queued batches of one signal, merged)
-                           fan-out counts the drop     │ store.write_results(step): one transaction
-                           for "analysis" only         │ webhook.notify(opened/resolved)
+                           fan-out counts the drop     │ results kept, merged, for up to write_interval
+                           for "analysis" only         │ store.write_results(merged steps): one transaction
+                                                       │ webhook.notify(opened/resolved)
                                                        └ every state_interval: save core state
+
+Results are written at most every ``write_interval_s`` (and at once when an incident opens
+or resolves, when :meth:`drain` waits, before the state is saved and at shutdown): one
+store transaction costs tens of milliseconds whatever its size, so writing after every
+request would cost more than analysing it. Merging steps keeps what the store ends up
+holding the same (:func:`merge_results`).
 
 The queue is bounded in items (spans + log records + points), so a slow analysis costs a
 bounded amount of memory and never slows ingest: when it is full, :meth:`consume` raises
@@ -26,18 +33,20 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 import pyarrow as pa
 
+from faultlens.analysis.errors import ErrorGroup
 from faultlens.analysis.incidents import Incident
 from faultlens.analysis.runtime.engine import AnalysisEngine, Step
 from faultlens.decode.base import DecodedBatch
 from faultlens.errors import Overloaded
 from faultlens.selfmetrics import SelfMetrics
-from faultlens.store.analysis_base import AnalysisWriter
+from faultlens.store.analysis_base import AnalysisResults, AnalysisWriter
 
-__all__ = ["CONSUMER", "AnalysisConsumer", "IncidentNotifier"]
+__all__ = ["CONSUMER", "AnalysisConsumer", "IncidentNotifier", "merge_results"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +75,7 @@ class AnalysisConsumer:
         *,
         queue_max_items: int = 500_000,
         state_interval_s: float = 30.0,
+        write_interval_s: float = 2.0,
         coalesce_items: int = 20_000,
         notifier: IncidentNotifier | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -77,6 +87,7 @@ class AnalysisConsumer:
         self._metrics = metrics
         self._queue_max = queue_max_items
         self._state_interval_s = state_interval_s
+        self._write_interval_s = write_interval_s
         self._coalesce = coalesce_items
         self._notifier = notifier
         self._clock = clock
@@ -85,7 +96,11 @@ class AnalysisConsumer:
         self._queued_items = 0
         self._engine_lock = threading.Lock()  # the engine is used by one thread at a time
         self._accepted = 0  # batches, so drain() knows what it waits for
-        self._done = 0
+        self._done = 0  # batches analysed (or dropped) whose results are written
+        self._analysed = 0  # batches analysed (or dropped), results written or not
+        self._flush_wanted = 0  # drain() calls waiting for the results to be written
+        self._unwritten: list[Step] = []  # under _engine_lock
+        self._unwritten_since: float | None = None
         self._stopping = False
         self._deadline: float | None = None
         self._thread: threading.Thread | None = None
@@ -155,10 +170,16 @@ class AnalysisConsumer:
         """
         with self._cond:
             target = self._accepted
-            if not self._cond.wait_for(lambda: self._done >= target, timeout_s):
-                return False
+            self._flush_wanted += 1
+            self._cond.notify_all()
+            try:
+                if not self._cond.wait_for(lambda: self._done >= target, timeout_s):
+                    return False
+            finally:
+                self._flush_wanted -= 1
         if close_windows:
             with self._engine_lock:
+                self._write_unwritten()
                 self._persist(self.engine.close_all())
         return True
 
@@ -170,29 +191,41 @@ class AnalysisConsumer:
     # --- the worker ------------------------------------------------------------------------
 
     def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._stopping and not self._save_due():
-                    self._cond.wait(self._until_save())
-                if self._stopping and (not self._queue or self._past_deadline()):
-                    return
-                taken = self._take_locked()
-            if not taken:
-                with self._engine_lock:
-                    self._save_state()
-                continue
-            batch = _coalesce([b for b, _ in taken])
-            try:
-                with self._engine_lock:
-                    self._analyse(batch, taken[0][1])
-                    if self._save_due():
-                        self._save_state()
-            finally:
+        try:
+            while True:
                 with self._cond:
-                    self._queued_items -= batch.accepted
-                    self._done += len(taken)
-                    self._metrics.queue_items.labels(consumer=CONSUMER).set(self._queued_items)
-                    self._cond.notify_all()
+                    while (
+                        not self._queue
+                        and not self._stopping
+                        and not self._save_due()
+                        and not self._write_due()
+                    ):
+                        self._cond.wait(self._until_due())
+                    if self._stopping and (not self._queue or self._past_deadline()):
+                        return
+                    taken = self._take_locked()
+                if not taken:
+                    with self._engine_lock:
+                        self._write_unwritten()
+                        if self._save_due():
+                            self._save_state()
+                    continue
+                batch = _coalesce([b for b, _ in taken])
+                try:
+                    with self._engine_lock:
+                        self._analyse(batch, taken[0][1])
+                finally:
+                    with self._cond:
+                        self._queued_items -= batch.accepted
+                        self._analysed += len(taken)
+                        self._metrics.queue_items.labels(consumer=CONSUMER).set(self._queued_items)
+                        write = self._write_due()
+                    if write:
+                        with self._engine_lock:
+                            self._write_unwritten()
+        finally:
+            with self._engine_lock:
+                self._write_unwritten()
 
     def _take_locked(self) -> list[tuple[DecodedBatch, float]]:
         """The next batch and the queued batches of the same signal right behind it, up to
@@ -207,6 +240,21 @@ class AnalysisConsumer:
             taken.append(self._queue.popleft())
             items += batch.accepted
         return taken
+
+    def _write_due(self) -> bool:
+        """Whether the kept results should be written now (caller holds ``_cond``)."""
+        if self._done >= self._analysed:
+            return False
+        if self._flush_wanted and not self._queue:
+            return True
+        since = self._unwritten_since
+        return since is None or self._stopping or self._clock() - since >= self._write_interval_s
+
+    def _until_due(self) -> float:
+        wait = self._until_save()
+        if self._unwritten_since is not None:
+            wait = min(wait, max(0.01, self._unwritten_since + self._write_interval_s - self._clock()))
+        return wait
 
     def _past_deadline(self) -> bool:
         return self._deadline is not None and self._clock() >= self._deadline
@@ -225,7 +273,31 @@ class AnalysisConsumer:
         m.analysis_processed_items.labels(signal=batch.signal.value).inc(batch.accepted)
         if self.engine.watermark_ns > 0:
             m.analysis_watermark_seconds.set(self.engine.watermark_ns / 1e9)
-        self._persist(step)
+        if not (step.results or step.opened or step.resolved):
+            return
+        self._unwritten.append(step)
+        if self._unwritten_since is None:
+            self._unwritten_since = self._clock()
+        if step.opened or step.resolved:  # incident news goes out without waiting
+            self._write_unwritten()
+
+    def _write_unwritten(self) -> None:
+        """Write the kept steps as one (caller holds ``_engine_lock``); marks them done."""
+        with self._cond:
+            analysed = self._analysed
+        steps, self._unwritten = self._unwritten, []
+        self._unwritten_since = None
+        if steps:
+            self._persist(
+                Step(
+                    merge_results([s.results for s in steps]),
+                    tuple(i for s in steps for i in s.opened),
+                    tuple(i for s in steps for i in s.resolved),
+                )
+            )
+        with self._cond:
+            self._done = max(self._done, analysed)
+            self._cond.notify_all()
 
     def _persist(self, step: Step) -> None:
         m = self._metrics
@@ -256,6 +328,7 @@ class AnalysisConsumer:
         return self._clock() - self._last_save >= self._state_interval_s
 
     def _save_state(self) -> None:
+        self._write_unwritten()  # the saved state never runs ahead of the stored results
         self._last_save = self._clock()
         try:
             for name, part in self.engine.export_state().items():
@@ -281,6 +354,7 @@ class AnalysisConsumer:
             self._done += len(left)
             self._metrics.queue_items.labels(consumer=CONSUMER).set(0)
             self._cond.notify_all()
+            self._analysed += len(left)
         for batch, _ in left:
             self._metrics.dropped_items.labels(batch.signal.value, CONSUMER, "shutdown_timeout").inc(
                 batch.accepted
@@ -298,3 +372,38 @@ def _coalesce(batches: list[DecodedBatch]) -> DecodedBatch:
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         table = pa.concat_tables([b.table for b in batches], promote_options="default")
     return DecodedBatch(batches[0].signal, table)
+
+
+def merge_results(parts: list[AnalysisResults]) -> AnalysisResults:
+    """One :class:`AnalysisResults` that leaves the store as ``parts`` written in order would.
+
+    Windows, template counts and changes, anomalies and templates seen are appended (the
+    store adds the lines of repeated templates, and keeps the first row of an anomaly id).
+    Incidents are appended in order too: the store keeps the last snapshot of an id, whose
+    members hold the earlier ones'. An error group is its last snapshot with the time
+    buckets of every snapshot (a later count of a bucket replaces an earlier one), because
+    each snapshot only carries the buckets its own batch touched.
+    """
+    if len(parts) == 1:
+        return parts[0]
+    groups: dict[str, ErrorGroup] = {}
+    buckets: dict[str, dict[int, int]] = {}
+    for part in parts:
+        for g in part.error_groups:
+            groups[g.group_id] = g
+            buckets.setdefault(g.group_id, {}).update(g.buckets)
+    return AnalysisResults(
+        error_groups=tuple(
+            g
+            if len(buckets[gid]) == len(g.buckets)
+            else replace(g, buckets=tuple(sorted(buckets[gid].items())))
+            for gid, g in groups.items()
+        ),
+        templates=tuple(t for p in parts for t in p.templates),
+        template_windows=tuple(w for p in parts for w in p.template_windows),
+        template_changes=tuple(c for p in parts for c in p.template_changes),
+        red_windows=tuple(w for p in parts for w in p.red_windows),
+        edge_windows=tuple(e for p in parts for e in p.edge_windows),
+        anomalies=tuple(a for p in parts for a in p.anomalies),
+        incidents=tuple(i for p in parts for i in p.incidents),
+    )
