@@ -69,3 +69,56 @@ def test_grouping_accuracy_on_loghub(datasets_dir: Path) -> None:
     assert set(result["systems"]) == set(GA_FLOORS)
     for system, floor in GA_FLOORS.items():
         assert result["systems"][system]["ga"] >= floor, (system, result["systems"][system])
+
+
+def _loghub_lines(datasets_dir: Path) -> list[str]:
+    from faultlens.analysis.templates.evaluate import load_system
+
+    files = sorted((datasets_dir / "loghub-2k").glob("*/*_2k.log_structured.csv.gz"))
+    if not files:
+        pytest.skip("loghub-2k not present")
+    lines: list[str] = []
+    for f in files:
+        lines += load_system(f)[0][:600]
+    return lines
+
+
+def _replay(drain: Drain, lines: list[str], *, many: bool) -> list[tuple[int, str, bool, bool]]:
+    if many:
+        matches = [m for i in range(0, len(lines), 500) for m in drain.add_many(lines[i : i + 500])]
+    else:
+        matches = [drain.add(line) for line in lines]
+    return [(m.cluster_id, m.template, m.created, m.template_changed) for m in matches]
+
+
+def test_the_line_cache_and_batch_masking_change_no_result(datasets_dir: Path) -> None:
+    """Every loghub system, in order, and again (repeats hit the cache), with small bounds so
+    that clusters are evicted and nodes fill up: the same matches and the same final state."""
+    lines = _loghub_lines(datasets_dir)
+    lines = lines + lines[::3]
+    small = {"max_clusters": 150, "max_children": 8}
+    plain = Drain(DrainConfig(line_cache=0, **small))
+    expected = _replay(plain, lines, many=False)
+    for config, many in (
+        (DrainConfig(**small), False),
+        (DrainConfig(**small), True),
+        (DrainConfig(line_cache=50, **small), True),  # a cache that is cleared often
+    ):
+        d = Drain(config)
+        assert _replay(d, lines, many=many) == expected
+        assert d.export_state() == plain.export_state()
+
+
+def test_a_repeated_line_joins_its_cluster_until_the_leaf_changes() -> None:
+    d = Drain()
+    a = d.add("job 1 of user alice done")
+    assert d.add("job 2 of user alice done") == type(a)(
+        a.cluster_id, "job <NUM> of user alice done", False, False
+    )
+    changed = d.add("job 3 of user bob done")  # generalises the cluster: the leaf changed
+    assert changed.template_changed and changed.template == "job <NUM> of user <*> done"
+    again = d.add("job 4 of user alice done")
+    assert (
+        again.cluster_id == a.cluster_id and again.template == changed.template and not again.template_changed
+    )
+    assert d.cluster(a.cluster_id).size == 4  # type: ignore[union-attr]

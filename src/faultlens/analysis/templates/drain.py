@@ -18,6 +18,13 @@ How a line is placed::
    every position where they differ into ``<*>``. Otherwise the line starts a new cluster.
 
 Cluster ids are small ints, stable for the life of the state (they survive export/import).
+
+Repeated lines are cheap: after masking, many lines are the same text (``user <NUM> logged
+in``). Each masked text remembers its leaf, the leaf's version and the cluster it joined;
+while that leaf is unchanged (no cluster added, removed or generalised there since), the
+same text joins the same cluster without changing it, so the walk and the comparison are
+skipped and the result is the one they would give. :meth:`Drain.add_many` also masks a
+whole batch of lines in one pass per rule (:func:`~.masking.mask_many`).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from faultlens.analysis.templates.masking import TEMPLATE_MASKS, MaskRule, mask
+from faultlens.analysis.templates.masking import TEMPLATE_MASKS, MaskRule, mask, mask_many
 
 WILDCARD = "<*>"
 _STATE_VERSION = 1
@@ -50,6 +57,8 @@ class DrainConfig:
     # Split tokens on these characters too (besides whitespace), keeping them as tokens.
     extra_delimiters: str = ""
     masks: tuple[MaskRule, ...] = TEMPLATE_MASKS
+    # Masked lines that remember their cluster (speed only; 0 turns it off).
+    line_cache: int = 20_000
 
     def __post_init__(self) -> None:
         if self.depth < 3:
@@ -78,6 +87,7 @@ class LogCluster:
 class _Node:
     children: dict[str, _Node] = field(default_factory=dict)
     clusters: list[LogCluster] = field(default_factory=list)
+    version: int = 0  # bumped when a cluster of this leaf is added, removed or generalised
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,19 +110,35 @@ class Drain:
         self._next_id = 1
         split = "".join(re.escape(c) for c in self.config.extra_delimiters)
         self._splitter = re.compile(f"([{split}])") if split else None
+        # masked line -> (leaf, leaf version, cluster, the Match a repeat of the line gets)
+        self._recent: dict[str, tuple[_Node, int, LogCluster, Match]] = {}
 
     # -- public ---------------------------------------------------------------------------
 
     def tokenize(self, line: str) -> list[str]:
         """Mask variables, then split on whitespace (and the extra delimiters, if any)."""
-        masked = mask(line.strip(), self.config.masks)
+        return self._split(mask(line.strip(), self.config.masks))
+
+    def _split(self, masked: str) -> list[str]:
         if self._splitter is not None:
             masked = self._splitter.sub(r" \1 ", masked)
         return masked.split()
 
     def add(self, line: str) -> Match:
         """Place ``line`` in a cluster (creating one if none is similar enough)."""
-        tokens = self.tokenize(line)
+        return self._add_masked(mask(line.strip(), self.config.masks))
+
+    def add_many(self, lines: Sequence[str]) -> list[Match]:
+        """``[self.add(line) for line in lines]``, in order, masking all the lines at once."""
+        masked = mask_many([line.strip() for line in lines], self.config.masks)
+        return [self._add_masked(m) for m in masked]
+
+    def _add_masked(self, masked: str) -> Match:
+        hit = self._recent.get(masked)
+        if hit is not None and hit[0].version == hit[1]:
+            hit[2].size += 1
+            return hit[3]
+        tokens = self._split(masked)
         leaf, path = self._leaf_for(tokens, create=True)
         assert leaf is not None
         cluster = self._best_match(leaf.clusters, tokens)
@@ -120,17 +146,42 @@ class Drain:
             cluster = LogCluster(self._next_id, tokens, 1, path)
             self._next_id += 1
             leaf.clusters.append(cluster)
+            leaf.version += 1
             self._clusters[cluster.cluster_id] = cluster
             if len(self._clusters) > self.config.max_clusters:
                 self._evict_smallest(keep=cluster.cluster_id)
-            return Match(cluster.cluster_id, cluster.template, True, True)
-        cluster.size += 1
-        changed = False
-        for i, (old, new) in enumerate(zip(cluster.tokens, tokens, strict=True)):
-            if old != new and old != WILDCARD:
-                cluster.tokens[i] = WILDCARD
-                changed = True
-        return Match(cluster.cluster_id, cluster.template, False, changed)
+            match = Match(cluster.cluster_id, cluster.template, True, True)
+        else:
+            cluster.size += 1
+            changed = False
+            for i, (old, new) in enumerate(zip(cluster.tokens, tokens, strict=True)):
+                if old != new and old != WILDCARD:
+                    cluster.tokens[i] = WILDCARD
+                    changed = True
+            if changed:
+                leaf.version += 1
+            match = Match(cluster.cluster_id, cluster.template, False, changed)
+        self._remember(masked, leaf, cluster, match)
+        return match
+
+    def _remember(self, masked: str, leaf: _Node, cluster: LogCluster, match: Match) -> None:
+        """The same masked line joins ``cluster`` again, unchanged, while ``leaf`` stays as it is now.
+
+        (It joined, or founded, the cluster, so every position where they differ is already
+        a wildcard: its similarity to the cluster is as it was and the cluster's wildcard
+        count only grew, so no other cluster of the unchanged leaf can beat it.)
+        """
+        limit = self.config.line_cache
+        if limit <= 0:
+            return
+        if len(self._recent) >= limit:
+            self._recent.clear()
+        repeat = (
+            match
+            if not (match.created or match.template_changed)
+            else Match(match.cluster_id, match.template, False, False)
+        )
+        self._recent[masked] = (leaf, leaf.version, cluster, repeat)
 
     def match(self, line: str) -> LogCluster | None:
         """The cluster ``line`` would join, without changing anything (None if it would be new)."""
@@ -228,4 +279,5 @@ class Drain:
         for key in victim.path:
             node = node.children[key]
         node.clusters.remove(victim)
+        node.version += 1
         del self._clusters[victim.cluster_id]

@@ -20,31 +20,59 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class MaskRule:
-    """Replace every match of ``pattern`` with ``placeholder``."""
+    """Replace every match of ``pattern`` with ``placeholder``.
+
+    ``requires`` and ``quick`` are optional cheap pre-checks, each a *necessary* condition
+    for ``pattern`` to match: a text holding none of the ``requires`` substrings, or in
+    which ``quick`` finds nothing, is left as it is without running ``pattern``. They only
+    save time (most rules do not apply to most lines); the result is the same.
+    """
 
     placeholder: str
     pattern: re.Pattern[str]
+    requires: tuple[str, ...] = ()
+    quick: re.Pattern[str] | None = None
+
+    def apply(self, text: str) -> str:
+        if self.requires and not any(r in text for r in self.requires):
+            return text
+        if self.quick is not None and self.quick.search(text) is None:
+            return text
+        return self.pattern.sub(self.placeholder, text)
 
 
-def _rule(placeholder: str, pattern: str, flags: int = 0) -> MaskRule:
-    return MaskRule(placeholder, re.compile(pattern, flags))
+def _rule(
+    placeholder: str, pattern: str, requires: tuple[str, ...] = (), quick: str | None = None
+) -> MaskRule:
+    return MaskRule(placeholder, re.compile(pattern), requires, None if quick is None else re.compile(quick))
 
 
 # Ordered: URLs before paths (a URL holds a path), UUIDs before hex, IPs before numbers.
-_URL_QUERY = _rule("?<QUERY>", r"(?<=[\w/])\?[^\s\"'<>]+")
-_EMAIL = _rule("<EMAIL>", r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
-_UUID = _rule("<UUID>", r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
-_IPV4 = _rule("<IP>", r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?(?![\w.])")
-_IPV6 = _rule("<IP>", r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}(?![\w:])")
-_HEX0X = _rule("<HEX>", r"\b0[xX][0-9a-fA-F]+\b")
+_URL_QUERY = _rule("?<QUERY>", r"(?<=[\w/])\?[^\s\"'<>]+", ("?",))
+_EMAIL = _rule("<EMAIL>", r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b", ("@",))
+_UUID = _rule(
+    "<UUID>",
+    r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b",
+    ("-",),
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-",
+)
+_IPV4 = _rule("<IP>", r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?(?![\w.])", (".",), r"\d\.\d")
+_IPV6 = _rule(
+    "<IP>", r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}(?![\w:])", (":",), r"[0-9a-fA-F]:[0-9a-fA-F]"
+)
+_HEX0X = _rule("<HEX>", r"\b0[xX][0-9a-fA-F]+\b", ("0x", "0X"))
 # Bare hex of 8+ chars with both a digit and a letter (trace ids, hashes, object addresses).
-_HEX = _rule("<HEX>", r"\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b")
-_WINPATH = _rule("<PATH>", r"\b[A-Za-z]:\\[^\s\"'<>:*?|]+")
-_PATH = _rule("<PATH>", r"(?<![\w.:/<>])(?:/[\w.@%+~-]+){2,}/?")
-_DQUOTE = _rule("<STR>", r"\"[^\"\n]*\"")
-_SQUOTE = _rule("<STR>", r"(?<!\w)'[^'\n]*'")
+_HEX = _rule(
+    "<HEX>", r"\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b", quick=r"[0-9a-fA-F]{8}"
+)
+_WINPATH = _rule("<PATH>", r"\b[A-Za-z]:\\[^\s\"'<>:*?|]+", (":\\",))
+_PATH = _rule("<PATH>", r"(?<![\w.:/<>])(?:/[\w.@%+~-]+){2,}/?", ("/",))
+_DQUOTE = _rule("<STR>", r"\"[^\"\n]*\"", ('"',))
+_SQUOTE = _rule("<STR>", r"(?<!\w)'[^'\n]*'", ("'",))
 # Numbers not glued to letters: 42, -3.5, 250ms, 12%, key=7, id:9, but not v2 or utf8.
-_NUM = _rule("<NUM>", r"(?<![\w.])[-+]?\d+(?:[.,]\d+)*(?:ns|us|µs|ms|s|m|h|d|[kKMGT]i?B|B|%)?(?![\w])")
+_NUM = _rule(
+    "<NUM>", r"(?<![\w.])[-+]?\d+(?:[.,]\d+)*(?:ns|us|µs|ms|s|m|h|d|[kKMGT]i?B|B|%)?(?![\w])", quick=r"\d"
+)
 
 FINGERPRINT_MASKS: tuple[MaskRule, ...] = (
     _URL_QUERY,
@@ -70,8 +98,27 @@ PLACEHOLDERS: frozenset[str] = frozenset(
 def mask(text: str, rules: Sequence[MaskRule] = FINGERPRINT_MASKS) -> str:
     """Return ``text`` with every variable part replaced by its placeholder."""
     for rule in rules:
-        text = rule.pattern.sub(rule.placeholder, text)
+        text = rule.apply(text)
     return text
+
+
+def mask_many(lines: Sequence[str], rules: Sequence[MaskRule] = FINGERPRINT_MASKS) -> list[str]:
+    """``[mask(line, rules) for line in lines]``, with each rule run once over all the lines.
+
+    The lines are joined with newlines and each rule substitutes over the whole text: no
+    pattern matches a newline, and each treats a newline like the start or end of the text
+    (its look-arounds and ``\b`` see a non-word character either way), so each line masks
+    as it would alone; a rule whose pre-check fails on the whole text is skipped for all of
+    them. Lines holding a newline themselves are masked one by one.
+    """
+    if len(lines) < 2:
+        return [mask(line, rules) for line in lines]
+    text = "\n".join(lines)
+    if text.count("\n") != len(lines) - 1:
+        return [mask(line, rules) for line in lines]
+    for rule in rules:
+        text = rule.apply(text)
+    return text.split("\n")
 
 
 def is_placeholder(token: str) -> bool:

@@ -76,19 +76,30 @@ class LogTemplateAnalyzer:
         """Mine every row's body (first line only), count it, and close due windows.
 
         Rows without a body are not mined (their match is None). An empty table closes nothing.
+        Each service's lines go to its Drain in row order, all at once (:meth:`Drain.add_many`).
         """
         services = logs.column("service_name").to_pylist()
         bodies = logs.column("body").to_pylist()
         times = logs.column("time_unix_nano").to_pylist()
-        matches: list[TemplateObservation | None] = []
-        for service, body, t in zip(services, bodies, times, strict=True):
-            if not body:
-                matches.append(None)
+        rows: dict[str, list[int]] = {}  # service -> its rows with a body, in order of first appearance
+        for i, (service, body) in enumerate(zip(services, bodies, strict=True)):
+            if body:
+                svc = service or UNKNOWN_SERVICE
+                got = rows.get(svc)
+                if got is None:
+                    rows[svc] = [i]
+                else:
+                    got.append(i)
+        matches: list[TemplateObservation | None] = [None] * len(bodies)
+        limit = self.config.max_body_chars
+        for svc, idx in rows.items():
+            drain = self.drain_for(svc)
+            if drain is None:
+                self.dropped_services_lines += len(idx)
                 continue
-            svc = service or UNKNOWN_SERVICE
-            first_line = body.split("\n", 1)[0]
-            m = self.add_line(svc, first_line)
-            matches.append(None if m is None else TemplateObservation(svc, m.cluster_id, m.template, int(t)))
+            found = drain.add_many([bodies[i].split("\n", 1)[0][:limit] for i in idx])
+            for i, m in zip(idx, found, strict=True):
+                matches[i] = TemplateObservation(svc, m.cluster_id, m.template, int(times[i]))
         windows, changes = self.counter.observe(m for m in matches if m is not None)
         return TemplateResult(tuple(matches), tuple(windows), tuple(changes))
 
