@@ -1,0 +1,63 @@
+"""Scoring of ``eval detect``: which incidents count as detections, delays, false incidents."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from faultlens.analysis.anomaly import Anomaly, Direction, SeriesKey, SeriesKind
+from faultlens.analysis.incidents import Incident, IncidentState, Severity
+from faultlens.datasets import Fault
+from faultlens.eval.detect import score
+
+S = 1_000_000_000
+M = 60 * S
+T0 = 1_700_000_040 * S - (1_700_000_040 * S) % M  # a minute boundary
+
+
+def _incident(name: str, opened_minute: int, members: tuple[int, ...] = ()) -> Incident:
+    anomalies = tuple(
+        Anomaly(
+            SeriesKey(SeriesKind.LATENCY_P90, "svc", name), T0 + m * M, M, 2.0, 1.0, 9.0, Direction.UP, "x"
+        )
+        for m in members
+    )
+    return Incident(
+        id=name,
+        state=IncidentState.RESOLVED,
+        severity=Severity.LOW,
+        start_ns=T0 + opened_minute * M,
+        end_ns=T0 + (opened_minute + 1) * M,
+        opened_ns=T0 + opened_minute * M,
+        resolved_ns=T0 + (opened_minute + 2) * M,
+        services=("svc",),
+        anomalies=anomalies,
+        title=name,
+    )
+
+
+def _fault(minute: int, second: int = 20) -> Fault:
+    return Fault(dt.date(2023, 11, 14), T0 + minute * M + second * S, "svc-1-a", "svc", "exception")
+
+
+def test_detections_delays_absorbed_faults_and_false_incidents() -> None:
+    faults = [_fault(10), _fault(30), _fault(50)]
+    incidents = [
+        _incident("hit", 11),  # opened in the second minute of the first fault
+        _incident("early", 28, members=(28, 30, 31)),  # opened before the second fault, took its windows
+        _incident("false", 2),  # long before any fault
+        _incident("late", 54),  # past the fault window (injection minute + 3): a miss, not false
+    ]
+    data_windows = [T0 + m * M for m in range(70)]
+    span_windows = [T0 + m * M for m in (1, 2, 3, 10, 11, 12, 29, 30, 31)]
+    r = score(faults, incidents, data_windows, window_s=60, span_windows=span_windows)
+    hit, absorbed, missed = r["per_fault"]
+    assert hit["detected"] and hit["incident"] == "hit"
+    assert hit["delay_s"] == 60 + 60 + 10 - 20  # to the end of the opening window + lateness
+    assert not absorbed["detected"] and absorbed["joined_earlier_incident"] == "early"
+    assert not missed["detected"] and missed["joined_earlier_incident"] is None
+    assert r["detected_within_3_min"] == 1 and r["missed_but_joined_an_earlier_open_incident"] == 1
+    # Fault zones: injection minute .. +4 min, + 3 min cooldown -> 7 windows each.
+    assert r["fault_free_hours"] == round((70 - 3 * 7) / 60, 3)
+    assert r["false_incidents"] == 2  # "false" (minute 2) and "early" (minute 28)
+    assert r["false_incidents_with_spans"] == 1  # only minute 2 held spans
+    assert r["fault_free_hours_with_spans"] == round(4 / 60, 3)  # minutes 1, 2, 3 and 29
