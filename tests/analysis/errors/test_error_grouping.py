@@ -11,6 +11,7 @@ from faultlens.analysis.errors import (
     ErrorType,
     GrouperConfig,
     fingerprint,
+    fingerprints,
     message_template,
     normalise_type,
     top_frame,
@@ -147,3 +148,99 @@ def test_grouper_bounds_groups() -> None:
     g.add([ev(t=1, service="a"), ev(t=2, service="b"), ev(t=3, service="c")])
     assert len(g) == 2 and g.evicted_groups == 1
     assert {s.service for s in g.groups()} == {"b", "c"}
+
+
+_LANG_STACKS = {
+    "py": 'Traceback (most recent call last):\n  File "/app/shop/api.py", line 9, in handler\n'
+    '  File "/usr/lib/python3.11/site-packages/requests/api.py", line 3, in get\nValueError: x',
+    "go": "goroutine 1 [running]:\nruntime.panicmem()\n\t/usr/local/go/src/runtime/panic.go:260 +0x2c\n"
+    "main.(*Server).handle(0x0)\n\t/app/main.go:42 +0x1d",
+    "node": "TypeError: x\n    at process.tick (node:internal/process/task_queues:95:5)\n"
+    "    at getUser (/app/src/users.js:10:15)",
+    "net": "System.Exception: x\n   at System.Net.Http.HttpClient.Send()\n"
+    "   at Shop.Api.OrderController.Get(Int32 id) in /src/OrderController.cs:line 42",
+}
+
+
+def _varied_events() -> list[ErrorEvent]:
+    out = [
+        ErrorEvent(
+            0,
+            Signal.TRACES,
+            (ErrorReason.EXCEPTION,),
+            "svc-" + name,
+            exception_type="x." + name.upper() + "Error",
+            exception_message=f"order 12 for bob@example.com at /var/data/x.db took 35ms ({name})",
+            exception_stacktrace=stack,
+        )
+        for name, stack in _LANG_STACKS.items()
+    ]
+    out.append(
+        ErrorEvent(
+            0,
+            Signal.LOGS,
+            (ErrorReason.LOG_SEVERITY,),
+            "orders",
+            body='java.net.ConnectException: Connection refused to "db-1" 10.0.0.7:5432\n'
+            "\tat com.shop.Db.open(Db.java:10)",
+        )
+    )
+    out.append(ErrorEvent(0, Signal.TRACES, (ErrorReason.HTTP_STATUS,), "gw", http_status_code=503))
+    out.append(
+        ErrorEvent(
+            0, Signal.TRACES, (ErrorReason.GRPC_STATUS,), "gw", grpc_status_code=14, status_message="  \n"
+        )
+    )
+    return out
+
+
+def test_group_ids_do_not_change_between_versions() -> None:
+    """Stored groups are keyed by these ids: a faster fingerprint must give the same ones."""
+    got = [
+        (f.exception_type, f.message_template, f.top_frame, f.group_id)
+        for f in map(fingerprint, _varied_events())
+    ]
+    assert got == [
+        (
+            "PYError",
+            "order <NUM> for <EMAIL> at <PATH> took <NUM> (py)",
+            "/app/shop/api.py:handler",
+            "96a1de93f6b474ce",
+        ),
+        (
+            "GOError",
+            "order <NUM> for <EMAIL> at <PATH> took <NUM> (go)",
+            "main.(*Server).handle",
+            "533a02ec0ab603c2",
+        ),
+        (
+            "NODEError",
+            "order <NUM> for <EMAIL> at <PATH> took <NUM> (node)",
+            "getUser (/app/src/users.js)",
+            "c4a580ebb4b366cb",
+        ),
+        (
+            "NETError",
+            "order <NUM> for <EMAIL> at <PATH> took <NUM> (net)",
+            "Shop.Api.OrderController.Get",
+            "3eab1709af49ed22",
+        ),
+        (
+            "ConnectException",
+            "java.net.ConnectException: Connection refused to <STR> <IP>",
+            "com.shop.Db.open",
+            "d98be4e512c4141f",
+        ),
+        ("", "HTTP 503", "", "bd40d49c3ef5fbd2"),
+        ("", "gRPC 14", "", "e1ae85f2447e0de9"),
+    ]
+
+
+def test_fingerprints_of_a_batch_are_those_of_each_event() -> None:
+    events = (
+        _varied_events()
+        + [ev(i, msg=f"order {i} in bad state", line=i) for i in range(20)]
+        + _varied_events()
+    )
+    assert fingerprints(events) == [fingerprint(e) for e in events]
+    assert fingerprints([]) == []

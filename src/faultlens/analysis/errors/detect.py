@@ -37,55 +37,68 @@ GRPC_SERVER_ERROR_CODES: tuple[int, ...] = (2, 4, 12, 13, 14, 15)
 ERROR_SEVERITY_TEXT = r"(?i)^\s*(err|error\d?|fatal\d?|crit|critical|alert|emerg|emergency|panic|severe)\s*$"
 UNKNOWN_SERVICE = "unknown_service"
 
+# Typed Arrow scalars, made once: pyarrow converts a Python scalar argument on every call,
+# and each conversion tries to import ``dateutil`` (~0.25 ms when it is not installed).
+_I8_0 = pa.scalar(0, pa.int8())
+_CLIENT = pa.scalar(int(SpanKind.CLIENT), pa.int8())
+_STATUS_ERROR = pa.scalar(STATUS_ERROR, pa.int8())
+_SEVERITY_ERROR = pa.scalar(SEVERITY_ERROR, pa.int8())
+_HTTP_400 = pa.scalar(400, pa.int32())
+_HTTP_500 = pa.scalar(500, pa.int32())
+_GRPC_OK = pa.scalar(0, pa.int32())
+_EMPTY = pa.scalar("", pa.string())
+_FALSE = pa.scalar(False, pa.bool_())
+_GRPC_SERVER_ERRORS = pa.array(GRPC_SERVER_ERROR_CODES, pa.int32())
 
-def _fill(arr: pa.ChunkedArray | pa.Array, value: object) -> pa.ChunkedArray | pa.Array:
+
+def _fill(arr: pa.ChunkedArray | pa.Array, value: pa.Scalar) -> pa.ChunkedArray | pa.Array:
     return pc.fill_null(arr, value)
 
 
 def span_error_masks(spans: pa.Table) -> dict[ErrorReason, pa.ChunkedArray]:
     """One boolean column per reason, without nulls, aligned with ``spans``' rows."""
-    kind = _fill(spans.column("kind"), 0)
-    is_client = pc.equal(kind, int(SpanKind.CLIENT))
+    kind = _fill(spans.column("kind"), _I8_0)
+    is_client = pc.equal(kind, _CLIENT)
     http = spans.column("http_status_code")
     grpc = spans.column("rpc_grpc_status_code")
     http_err = pc.or_kleene(
-        pc.greater_equal(http, 500),
-        pc.and_kleene(is_client, pc.greater_equal(http, 400)),
+        pc.greater_equal(http, _HTTP_500),
+        pc.and_kleene(is_client, pc.greater_equal(http, _HTTP_400)),
     )
     grpc_err = pc.if_else(
         is_client,
-        pc.not_equal(grpc, 0),
-        pc.is_in(grpc, value_set=pa.array(GRPC_SERVER_ERROR_CODES, pa.int32())),
+        pc.not_equal(grpc, _GRPC_OK),
+        pc.is_in(grpc, value_set=_GRPC_SERVER_ERRORS),
     )
     etype = spans.column("error_type")
     masks = {
-        ErrorReason.SPAN_STATUS: pc.equal(spans.column("status_code"), STATUS_ERROR),
+        ErrorReason.SPAN_STATUS: pc.equal(spans.column("status_code"), _STATUS_ERROR),
         ErrorReason.EXCEPTION: pc.or_kleene(
             pc.is_valid(spans.column("exception_type")), pc.is_valid(spans.column("exception_message"))
         ),
         ErrorReason.HTTP_STATUS: http_err,
         ErrorReason.GRPC_STATUS: grpc_err,
-        ErrorReason.ERROR_TYPE: pc.and_kleene(pc.is_valid(etype), pc.not_equal(etype, "")),
+        ErrorReason.ERROR_TYPE: pc.and_kleene(pc.is_valid(etype), pc.not_equal(etype, _EMPTY)),
     }
-    return {reason: _fill(m, False) for reason, m in masks.items()}
+    return {reason: _fill(m, _FALSE) for reason, m in masks.items()}
 
 
 def log_error_masks(logs: pa.Table) -> dict[ErrorReason, pa.ChunkedArray]:
     """One boolean column per reason, without nulls, aligned with ``logs``' rows."""
-    number = _fill(logs.column("severity_number"), 0)
+    number = _fill(logs.column("severity_number"), _I8_0)
     by_text = pc.and_kleene(
-        pc.equal(number, 0),
+        pc.equal(number, _I8_0),
         pc.match_substring_regex(logs.column("severity_text"), ERROR_SEVERITY_TEXT),
     )
     etype = logs.column("error_type")
     masks = {
-        ErrorReason.LOG_SEVERITY: pc.or_kleene(pc.greater_equal(number, SEVERITY_ERROR), by_text),
+        ErrorReason.LOG_SEVERITY: pc.or_kleene(pc.greater_equal(number, _SEVERITY_ERROR), by_text),
         ErrorReason.EXCEPTION: pc.or_kleene(
             pc.is_valid(logs.column("exception_type")), pc.is_valid(logs.column("exception_message"))
         ),
-        ErrorReason.ERROR_TYPE: pc.and_kleene(pc.is_valid(etype), pc.not_equal(etype, "")),
+        ErrorReason.ERROR_TYPE: pc.and_kleene(pc.is_valid(etype), pc.not_equal(etype, _EMPTY)),
     }
-    return {reason: _fill(m, False) for reason, m in masks.items()}
+    return {reason: _fill(m, _FALSE) for reason, m in masks.items()}
 
 
 def _any(masks: dict[ErrorReason, pa.ChunkedArray]) -> pa.ChunkedArray:

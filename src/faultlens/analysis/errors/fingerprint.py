@@ -11,16 +11,22 @@ error does not reach the hash:
 - the top frame is the innermost frame of *application* code: frames of frameworks, the
   standard libraries and runtimes (:data:`FRAMEWORK_FRAMES`, data not code) are skipped, and
   line numbers are dropped, so a redeploy that shifts lines keeps the group.
+
+:func:`fingerprints` does a batch at once: the message templates of all its events are
+masked in one pass per rule (:func:`~faultlens.analysis.templates.masking.mask_many`), and
+what each stack-trace line says is remembered (stack traces repeat their frames).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from faultlens.analysis.errors.model import ErrorEvent
-from faultlens.analysis.templates.masking import FINGERPRINT_MASKS, mask
+from faultlens.analysis.templates.masking import FINGERPRINT_MASKS, mask, mask_many
 
 MAX_TEMPLATE_CHARS = 300
 
@@ -60,6 +66,7 @@ _TYPE_IN_TEXT = re.compile(
 _VOLATILE = re.compile(r"\$\d+|\$\$Lambda\$[^.]*|0x[0-9a-fA-F]+|\blambda\$(\w+)\$\d+|`\d+")
 
 
+@functools.lru_cache(maxsize=16_384)
 def is_framework_frame(frame: str) -> bool:
     return any(p.search(frame) for _, p in FRAMEWORK_FRAMES)
 
@@ -68,28 +75,46 @@ def _clean(frame: str) -> str:
     return _VOLATILE.sub(lambda m: f"lambda${m.group(1)}" if m.group(1) else "", frame)
 
 
+_NONE, _PY, _FRAME, _GO = range(4)
+_NODE_LINE_COL = re.compile(r":\d+:\d+\)?\s*$")
+
+
+@functools.lru_cache(maxsize=16_384)
+def _line_frame(line: str) -> tuple[int, str]:
+    """What one stack-trace line holds: a Python frame, a Java/.NET/Node frame, a Go function
+    (a frame only when the next line is its file), or nothing. Memoised: traces repeat lines."""
+    m = _PYTHON.match(line)
+    if m:
+        return _PY, f"{m.group(1)}:{m.group(2)}"
+    m = _JAVA_DOTNET.match(line)
+    if m and not _NODE_LINE_COL.search(line):
+        return _FRAME, _clean(m.group(1))
+    m = _NODE.match(line)
+    if m and line.lstrip().startswith("at "):
+        func, where = m.group(1), m.group(2)
+        return _FRAME, _clean(f"{func} ({where})" if func else where)
+    m = _GO_FUNC.match(line)
+    if m:
+        return _GO, _clean(m.group(1))
+    return _NONE, ""
+
+
+@functools.lru_cache(maxsize=16_384)
+def _is_go_file(line: str) -> bool:
+    return _GO_FILE.match(line) is not None
+
+
 def parse_frames(stacktrace: str) -> list[str]:
     """Frames of a Java, .NET, Python, Go or Node stack trace, innermost first, without line numbers."""
     lines = stacktrace.splitlines()
     python: list[str] = []
     out: list[str] = []
     for i, line in enumerate(lines):
-        m = _PYTHON.match(line)
-        if m:
-            python.append(f"{m.group(1)}:{m.group(2)}")
-            continue
-        m = _JAVA_DOTNET.match(line)
-        if m and not re.search(r":\d+:\d+\)?\s*$", line):
-            out.append(_clean(m.group(1)))
-            continue
-        m = _NODE.match(line)
-        if m and line.lstrip().startswith("at "):
-            func, where = m.group(1), m.group(2)
-            out.append(_clean(f"{func} ({where})" if func else where))
-            continue
-        m = _GO_FUNC.match(line)
-        if m and i + 1 < len(lines) and _GO_FILE.match(lines[i + 1]):
-            out.append(_clean(m.group(1)))
+        kind, frame = _line_frame(line)
+        if kind == _PY:
+            python.append(frame)
+        elif kind == _FRAME or (kind == _GO and i + 1 < len(lines) and _is_go_file(lines[i + 1])):
+            out.append(frame)
     # Python prints the innermost frame last.
     return list(reversed(python)) + out
 
@@ -125,10 +150,13 @@ def exception_type_of(event: ErrorEvent) -> str:
     return normalise_type(m.group(1)) if m else ""
 
 
+def _first_line(message: str) -> str:
+    return message.strip().split("\n", 1)[0]
+
+
 def message_template(message: str) -> str:
     """The first line of ``message`` with its variable parts masked."""
-    first = message.strip().split("\n", 1)[0]
-    return mask(first, FINGERPRINT_MASKS)[:MAX_TEMPLATE_CHARS]
+    return mask(_first_line(message), FINGERPRINT_MASKS)[:MAX_TEMPLATE_CHARS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,13 +172,26 @@ class Fingerprint:
 
 def fingerprint(event: ErrorEvent) -> Fingerprint:
     """The fingerprint of ``event``. Pure and stable across processes and versions of Python."""
+    return _fingerprint(event, message_template(event.message))
+
+
+def fingerprints(events: Sequence[ErrorEvent]) -> list[Fingerprint]:
+    """``[fingerprint(e) for e in events]``, with the message templates masked all at once."""
+    firsts = [_first_line(e.message) for e in events]
+    distinct = list(dict.fromkeys(firsts))
+    templates = dict(zip(distinct, mask_many(distinct, FINGERPRINT_MASKS), strict=True))
+    return [
+        _fingerprint(e, templates[first][:MAX_TEMPLATE_CHARS])
+        for e, first in zip(events, firsts, strict=True)
+    ]
+
+
+def _fingerprint(event: ErrorEvent, template: str) -> Fingerprint:
     etype = exception_type_of(event)
-    message = event.message
     if event.body and not event.exception_stacktrace and "\n" in event.body:
         stack: str | None = event.body  # a log body holding its stack trace
     else:
         stack = event.exception_stacktrace
-    template = message_template(message)
     if not template and event.http_status_code:
         template = f"HTTP {event.http_status_code}"
     if not template and event.grpc_status_code:

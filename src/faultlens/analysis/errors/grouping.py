@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from faultlens.analysis.errors.fingerprint import Fingerprint, fingerprint
+from faultlens.analysis.errors.fingerprint import Fingerprint, fingerprints
 from faultlens.analysis.errors.model import (
     Category,
     Classification,
@@ -105,8 +105,8 @@ class ErrorGrouper:
         """Fold ``events`` in; return snapshots of the groups they touched (in first-touch order)."""
         touched: dict[str, None] = {}
         cfg = self.config
-        for ev in events:
-            fp = fingerprint(ev)
+        batch = events if isinstance(events, list | tuple) else list(events)
+        for ev, fp in zip(batch, fingerprints(batch), strict=True):
             g = self._groups.get(fp.group_id)
             if g is None:
                 g = _Group(
