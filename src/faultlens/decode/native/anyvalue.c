@@ -7,24 +7,59 @@
 static const where_t KV_WHERE = {"attribute", "opentelemetry.proto.common.v1.KeyValue"};
 static const where_t ANY_WHERE = {"AnyValue", "opentelemetry.proto.common.v1.AnyValue"};
 
-void fl_attr_mode(attr_mode_t *m, size_t total_kvs) {
-    if (total_kvs <= FL_TINY) {
-        /* _Tiny: each KeyValue parsed by upb, then json.dumps of a dict */
-        m->dedup = 1;
-        m->arrow = 0;
-        m->kv_level = 0;
-        m->kv_where = KV_WHERE;
-        m->any_where = KV_WHERE;
-        m->fastkv_utf8 = 0;
-    } else {
-        /* FastKV: values parsed alone (parse_any), keys and texts checked as UTF-8 by Arrow */
-        m->dedup = 0;
-        m->arrow = 1;
+/* A varint of at most max bytes at *p, ending before end (faultlens.decode._kvfast.varint). */
+static int short_varint(const uint8_t **p, const uint8_t *end, int max, uint64_t *v) {
+    *v = 0;
+    for (int i = 0; i < max && *p + i < end; i++) {
+        (*v) |= (uint64_t)((*p)[i] & 0x7f) << (7 * i);
+        if (!((*p)[i] & 0x80)) {
+            *p += i + 1;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* kv_layout's test: exactly ``0a <len> key 12 <len> value`` (FastKV can take it). */
+static int kv_canonical(seg_t kv) {
+    const uint8_t *p = kv.p, *end = kv.p + kv.n;
+    /* the usual case: one-byte lengths */
+    if (kv.n >= 4 && p[0] == 0x0A && p[1] < 0x80 && p[1] + 4u <= kv.n && p[2 + p[1]] == 0x12 && p[3 + p[1]] < 0x80)
+        return p[1] + p[3 + p[1]] + 4u == kv.n;
+    uint64_t klen, vlen;
+    if (kv.n == 0 || p[0] != 0x0A) return 0;
+    p++;
+    if (!short_varint(&p, end, 3, &klen)) return 0;
+    if (klen >= (uint64_t)(end - p) || p[klen] != 0x12) return 0;
+    p += klen + 1;
+    if (!short_varint(&p, end, 4, &vlen)) return 0;
+    return vlen == (uint64_t)(end - p);
+}
+
+void fl_attr_mode(attr_mode_t *m, const seg_t *kvs, size_t total_kvs) {
+    int canonical = total_kvs > FL_TINY;
+    for (size_t i = 0; canonical && i < total_kvs; i++) canonical = kv_canonical(kvs[i]);
+    m->dedup = total_kvs <= FL_TINY;
+    m->arrow = !m->dedup;
+    m->kv_where = KV_WHERE;
+    if (canonical) {
+        /* FastKV: values parsed alone (parse_any); plain keys and texts checked as UTF-8
+         * by Arrow */
         m->kv_level = -1;
-        m->kv_where = KV_WHERE;
         m->any_where = ANY_WHERE;
         m->fastkv_utf8 = 1;
+    } else {
+        /* _Tiny, or _General for KeyValues FastKV cannot take: each KeyValue parsed by upb */
+        m->kv_level = 0;
+        m->any_where = KV_WHERE;
+        m->fastkv_utf8 = 0;
     }
+}
+
+static int needs_escape(seg_t s) {
+    for (uint32_t i = 0; i < s.n; i++)
+        if (s.p[i] < 0x20 || s.p[i] == '"' || s.p[i] == '\\') return 1;
+    return 0;
 }
 
 /* -- segment lists: the occurrences of a merged message, in order ------------------------- */
@@ -128,11 +163,10 @@ static void validate_msg(ctx_t *c, seg_t seg, int type, int level) {
     }
 }
 
-/* The current case is replaced: check what upb would have checked of it. */
+/* The current case is replaced: check what upb would have checked of it (strings are
+ * checked as they are read). */
 static void drop_case(ctx_t *c, anyv_t *a, int level) {
-    if (a->kind == AK_STR) {
-        if (!fl_utf8_valid(a->s.p, a->s.n)) fl_fail_pb(c, PB_UTF8);
-    } else if (a->kind == AK_ARRAY || a->kind == AK_KVLIST) {
+    if (a->kind == AK_ARRAY || a->kind == AK_KVLIST) {
         int type = a->kind == AK_ARRAY ? MT_ARRAY : MT_KVLIST;
         for (uint32_t i = 0; i < a->msgs.n; i++) validate_msg(c, segs_at(&a->msgs, i), type, level + 1);
         a->msgs.n = 0;
@@ -140,17 +174,27 @@ static void drop_case(ctx_t *c, anyv_t *a, int level) {
     }
 }
 
-/* Read an AnyValue (level: its upb nesting level) made of the segments segs, in order. */
-static void scan_any(ctx_t *c, const segs_t *segs, int level, anyv_t *a) {
+static const char FASTKV_UTF8[] = "malformed OTLP protobuf: invalid attribute: a key or value is not valid UTF-8";
+
+/* Read an AnyValue (level: its upb nesting level) made of the segments segs, in order.
+ * fastkv: a top-level value that FastKV reads (a lone plain string is checked by Arrow). */
+static void scan_any(ctx_t *c, const segs_t *segs, int level, anyv_t *a, int fastkv) {
     memset(a, 0, sizeof(*a));
     if (segs->n) enter_level(c, level);
+    int fields = 0;
     for (uint32_t k = 0; k < segs->n; k++) {
         cur_t r = cur_of(segs_at(segs, k));
         while (r.p < r.end) {
             uint32_t tag = rd_tag(c, &r);
+            fields++;
             switch (tag) {
                 case 0x0A: {
                     seg_t s = rd_bytes(c, &r);
+                    if (!fl_utf8_valid(s.p, s.n)) {
+                        if (fastkv && fields == 1 && r.p == r.end && segs->n == 1 && !needs_escape(s))
+                            fl_fail(c, FASTKV_UTF8);
+                        fl_fail_pb(c, PB_UTF8);
+                    }
                     drop_case(c, a, level);
                     a->kind = AK_STR;
                     a->s = s;
@@ -213,10 +257,13 @@ static void scan_any(ctx_t *c, const segs_t *segs, int level, anyv_t *a) {
 static void emit_kvs(ctx_t *c, buf_t *out, const seg_t *kvs, uint32_t n, int kv_level, int depth, int top,
                      const attr_mode_t *m, kvinfo_t *info);
 
-static void put_string(ctx_t *c, buf_t *out, seg_t s, int fastkv) {
+/* A JSON string value. Strings read by read_kv's fast path (a lone string, top-level or
+ * not) are checked as UTF-8 here, the others were checked when read. */
+static void put_string(ctx_t *c, buf_t *out, seg_t s, int top, const attr_mode_t *m) {
     buf_put_u8(c, out, '"');
     if (!fl_json_escape(c, out, s.p, s.n)) {
-        if (fastkv) fl_fail(c, "malformed OTLP protobuf: invalid attribute: a key or value is not valid UTF-8");
+        if (top && m->fastkv_utf8 && !needs_escape(s)) fl_fail(c, FASTKV_UTF8);
+        if (top) c->where = m->any_where;
         fl_fail_pb(c, PB_UTF8);
     }
     buf_put_u8(c, out, '"');
@@ -267,7 +314,7 @@ static void emit_any(ctx_t *c, buf_t *out, const anyv_t *a, int depth, int level
             BUF_LIT(c, out, "null");
             return;
         case AK_STR:
-            put_string(c, out, a->s, top && m->fastkv_utf8);
+            put_string(c, out, a->s, top, m);
             return;
         case AK_BOOL:
             if (a->u)
@@ -315,7 +362,7 @@ static void emit_any(ctx_t *c, buf_t *out, const anyv_t *a, int depth, int level
                 }
                 segs_t one = {NULL, 1, 0, rd_bytes(c, &r)};
                 anyv_t e;
-                scan_any(c, &one, level + 2, &e);
+                scan_any(c, &one, level + 2, &e, 0);
                 if (!first) buf_put_u8(c, out, ',');
                 first = 0;
                 emit_any(c, out, &e, depth + 1, level + 2, 0, m);
@@ -330,19 +377,21 @@ static void emit_any(ctx_t *c, buf_t *out, const anyv_t *a, int depth, int level
     emit_kvs(c, out, kvs, n, level + 2, depth + 1, 0, m, NULL);
 }
 
-static void parse_kv(ctx_t *c, seg_t kv, int level, seg_t *key, segs_t *values) {
+/* A KeyValue: its key (the last one; each checked as UTF-8 as upb reads it) and the
+ * occurrences of its value. top: an item's own attribute (attr_mode_t m applies). */
+_Noreturn static void bad_key(ctx_t *c, seg_t key, int top, const attr_mode_t *m);
+
+static void parse_kv(ctx_t *c, seg_t kv, int level, seg_t *key, segs_t *values, int top, const attr_mode_t *m) {
     enter_level(c, level);
     memset(values, 0, sizeof(*values));
     key->p = NULL;
     key->n = 0;
-    int have_key = 0;
     cur_t r = cur_of(kv);
     while (r.p < r.end) {
         uint32_t tag = rd_tag(c, &r);
         if (tag == 0x0A) {
-            if (have_key && !fl_utf8_valid(key->p, key->n)) fl_fail_pb(c, PB_UTF8);
             *key = rd_bytes(c, &r);
-            have_key = 1;
+            if (!fl_utf8_valid(key->p, key->n)) bad_key(c, *key, top, m);
         } else if (tag == 0x12) {
             segs_push(c, values, rd_bytes(c, &r));
         } else {
@@ -351,14 +400,85 @@ static void parse_kv(ctx_t *c, seg_t kv, int level, seg_t *key, segs_t *values) 
     }
 }
 
+_Noreturn static void bad_key(ctx_t *c, seg_t key, int top, const attr_mode_t *m) {
+    if (top && m->fastkv_utf8) {
+        /* FastKV: an escaped key is decoded by Python, a plain one checked by Arrow */
+        if (needs_escape(key)) fl_fail(c, "malformed OTLP protobuf: invalid attribute: a key is not valid UTF-8");
+        fl_fail(c, FASTKV_UTF8);
+    }
+    if (top) c->where = m->kv_where;
+    fl_fail_pb(c, PB_UTF8);
+}
+
+/* One KeyValue: its key, the occurrences of its value and the value read. The usual
+ * shape (one key, one value of one scalar field, lengths under 128 bytes) is read here
+ * directly; anything else by parse_kv and scan_any. Errors are reported from where
+ * the Python path would report them (attr_mode_t), so c->where is set on the way. */
+static void read_kv(ctx_t *c, seg_t kv, int kv_level, int top, const attr_mode_t *m, seg_t *key, segs_t *values,
+                    anyv_t *a) {
+    const uint8_t *p = kv.p;
+    uint32_t n = kv.n;
+    if (n >= 4 && p[0] == 0x0A && p[1] < 0x80 && p[1] + 4u <= n && p[2 + p[1]] == 0x12 && p[3 + p[1]] < 0x80 &&
+        p[1] + p[3 + p[1]] + 4u == n) {
+        uint32_t kl = p[1], vl = p[3 + kl];
+        const uint8_t *v = p + 4 + kl;
+        memset(a, 0, sizeof(*a));
+        int ok = 1;
+        if (vl == 0) {
+            a->kind = AK_NULL;
+        } else if (v[0] == 0x0A && vl >= 2 && v[1] < 0x80 && v[1] + 2u == vl) {
+            a->kind = AK_STR;
+            a->s.p = v + 2;
+            a->s.n = v[1];
+        } else if (v[0] == 0x10 && vl == 2 && v[1] < 0x80) {
+            a->kind = AK_BOOL;
+            a->u = v[1] != 0;
+        } else if (v[0] == 0x21 && vl == 9) {
+            a->kind = AK_DOUBLE;
+            memcpy(&a->d, v + 1, 8);
+        } else if (v[0] == 0x18 && vl >= 2 && vl <= 11 && v[vl - 1] < 0x80) {
+            uint64_t x = 0;
+            for (uint32_t i = 1; i < vl; i++) {
+                if (i < vl - 1 && !(v[i] & 0x80)) ok = 0; /* ends before the value does */
+                x |= (uint64_t)(v[i] & 0x7f) << (7 * (i - 1));
+            }
+            a->kind = AK_INT;
+            a->u = x;
+        } else {
+            ok = 0;
+        }
+        if (ok) {
+            enter_level(c, kv_level);
+            enter_level(c, kv_level + 1);
+            key->p = p + 2;
+            key->n = kl;
+            if (!top || m->dedup) {
+                /* every KeyValue is read before any is written: check now, as upb would */
+                if (!fl_utf8_valid(key->p, kl)) bad_key(c, *key, top, m);
+                if (a->kind == AK_STR && !fl_utf8_valid(a->s.p, a->s.n)) {
+                    if (top) c->where = m->any_where;
+                    fl_fail_pb(c, PB_UTF8);
+                }
+            }
+            /* else the key and a string are checked as they are written, before the next
+             * KeyValue is read (nothing in this one can fail after them) */
+            values->v = NULL;
+            values->n = 1;
+            values->cap = 0;
+            values->inl.p = v;
+            values->inl.n = vl;
+            return;
+        }
+    }
+    if (top) c->where = m->kv_where;
+    parse_kv(c, kv, kv_level, key, values, top, m);
+    if (top) c->where = m->any_where;
+    scan_any(c, values, kv_level + 1, a, top && m->fastkv_utf8);
+}
+
 static void put_key(ctx_t *c, buf_t *out, seg_t key, int top, const attr_mode_t *m) {
     buf_put_u8(c, out, '"');
-    if (!fl_json_escape(c, out, key.p, key.n)) {
-        if (top && m->fastkv_utf8)
-            fl_fail(c, "malformed OTLP protobuf: invalid attribute: a key or value is not valid UTF-8");
-        if (top) c->where = m->kv_where;
-        fl_fail_pb(c, PB_UTF8);
-    }
+    if (!fl_json_escape(c, out, key.p, key.n)) bad_key(c, key, top, m);
     BUF_LIT(c, out, "\":");
 }
 
@@ -434,14 +554,11 @@ static void emit_kvs(ctx_t *c, buf_t *out, const seg_t *kvs, uint32_t n, int kv_
             seg_t key;
             segs_t values;
             anyv_t a;
-            if (top) c->where = m->kv_where;
-            parse_kv(c, kvs[i], kv_level, &key, &values);
+            read_kv(c, kvs[i], kv_level, top, m, &key, &values, &a);
             if (top) {
-                c->where = m->any_where;
                 c->top_value = &values;
                 c->top_level = kv_level + 1;
             }
-            scan_any(c, &values, kv_level + 1, &a);
             if (i) buf_put_u8(c, out, ',');
             put_key(c, out, key, top, m);
             emit_any(c, out, &a, depth, kv_level + 1, top, m);
@@ -453,10 +570,7 @@ static void emit_kvs(ctx_t *c, buf_t *out, const seg_t *kvs, uint32_t n, int kv_
     }
     entry_t *e = fl_arena_alloc(c, (size_t)(n ? n : 1) * sizeof(entry_t));
     for (uint32_t i = 0; i < n; i++) {
-        if (top) c->where = m->kv_where;
-        parse_kv(c, kvs[i], kv_level, &e[i].key, &e[i].values);
-        if (top) c->where = m->any_where;
-        scan_any(c, &e[i].values, kv_level + 1, &e[i].a);
+        read_kv(c, kvs[i], kv_level, top, m, &e[i].key, &e[i].values, &e[i].a);
         if (info) set_info(&info[i], e[i].key, &e[i].a);
     }
     uint32_t *first = fl_arena_alloc(c, (size_t)(n ? n : 1) * 2 * sizeof(uint32_t));

@@ -52,7 +52,8 @@ typedef struct {
     int fastkv_utf8; /* bad UTF-8 in a top-level key or string: FastKV's message */
 } attr_mode_t;
 
-void fl_attr_mode(attr_mode_t *m, size_t total_kvs);
+/* The mode the Python path picks for an attribute set (all the KeyValues of a request part). */
+void fl_attr_mode(attr_mode_t *m, const seg_t *kvs, size_t total_kvs);
 
 /* Append the JSON object of one item's attributes (the KeyValue messages kvs[0:n]) to
  * out. info[i] (when info is not NULL) gets what promotion needs of KeyValue i. */

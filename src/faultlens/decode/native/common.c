@@ -137,8 +137,9 @@ PyObject *fl_buf_take(ctx_t *c, buf_t *b) {
     return o;
 }
 
+/* Grow a vector to twice *cap (16 when empty); with v == NULL, allocate *cap elements. */
 void *fl_vec_grow(ctx_t *c, void *v, size_t *cap, size_t elem) {
-    size_t n = *cap ? *cap * 2 : 16;
+    size_t n = v == NULL && *cap ? *cap : *cap ? *cap * 2 : 16;
     if (n > ((size_t)1 << 40) / elem) fl_fail(c, "request too large to decode");
     void *p = realloc(v, n * elem);
     if (p == NULL) fl_fail_nomem(c);

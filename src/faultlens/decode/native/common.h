@@ -97,9 +97,30 @@ static inline void buf_reserve(ctx_t *c, buf_t *b, size_t extra) {
     if (b->cap - b->len < extra) fl_buf_grow(c, b, extra);
 }
 
+/* Copy n bytes; short copies inline (two overlapping moves) rather than a memcpy call. */
+static inline void copy_bytes(uint8_t *dst, const uint8_t *src, size_t n) {
+    if (n >= 8 && n <= 16) {
+        uint64_t a, b;
+        memcpy(&a, src, 8);
+        memcpy(&b, src + n - 8, 8);
+        memcpy(dst, &a, 8);
+        memcpy(dst + n - 8, &b, 8);
+    } else if (n >= 4 && n < 8) {
+        uint32_t a, b;
+        memcpy(&a, src, 4);
+        memcpy(&b, src + n - 4, 4);
+        memcpy(dst, &a, 4);
+        memcpy(dst + n - 4, &b, 4);
+    } else if (n < 4) {
+        for (size_t i = 0; i < n; i++) dst[i] = src[i];
+    } else {
+        memcpy(dst, src, n);
+    }
+}
+
 static inline void buf_put(ctx_t *c, buf_t *b, const void *p, size_t n) {
     if (b->cap - b->len < n) fl_buf_grow(c, b, n);
-    if (n) memcpy(b->p + b->len, p, n);
+    copy_bytes(b->p + b->len, (const uint8_t *)p, n);
     b->len += n;
 }
 

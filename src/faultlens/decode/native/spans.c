@@ -33,6 +33,24 @@
 
 /* -- promotion specs ---------------------------------------------------------------------- */
 
+static inline uint64_t key_head(const uint8_t *p, uint32_t n) {
+    uint64_t v = 0;
+    if (n >= 8)
+        memcpy(&v, p, 8);
+    else
+        memcpy(&v, p, n);
+    return v;
+}
+
+static inline uint64_t key_tail(const uint8_t *p, uint32_t n) {
+    uint64_t v = 0;
+    if (n >= 8)
+        memcpy(&v, p + n - 8, 8);
+    else
+        memcpy(&v, p, n);
+    return v;
+}
+
 int fl_promoter_init(promoter_t *p, PyObject *specs) {
     memset(p, 0, sizeof(*p));
     for (int i = 0; i < FL_KEY_BUCKETS; i++) p->head[i] = -1;
@@ -79,6 +97,8 @@ int fl_promoter_init(promoter_t *p, PyObject *specs) {
                 }
                 memcpy(p->keys[k].p, key, (size_t)len);
                 p->keys[k].n = (uint32_t)len;
+                p->keys[k].head = key_head((const uint8_t *)key, (uint32_t)len);
+                p->keys[k].tail = key_tail((const uint8_t *)key, (uint32_t)len);
                 int bucket = len < FL_KEY_BUCKETS - 1 ? (int)len : FL_KEY_BUCKETS - 1;
                 p->next[k] = p->head[bucket];
                 p->head[bucket] = (int16_t)k;
@@ -110,8 +130,13 @@ void fl_promoter_free(promoter_t *p) {
 
 static inline int promoter_key(const promoter_t *p, seg_t key) {
     int bucket = key.n < FL_KEY_BUCKETS - 1 ? (int)key.n : FL_KEY_BUCKETS - 1;
-    for (int k = p->head[bucket]; k >= 0; k = p->next[k]) {
-        if (p->keys[k].n == key.n && memcmp(p->keys[k].p, key.p, key.n) == 0) return k;
+    int k = p->head[bucket];
+    if (k < 0) return -1;
+    uint64_t head = key_head(key.p, key.n), tail = key_tail(key.p, key.n);
+    for (; k >= 0; k = p->next[k]) {
+        if (p->keys[k].n == key.n && p->keys[k].head == head && p->keys[k].tail == tail &&
+            (key.n <= 16 || memcmp(p->keys[k].p + 8, key.p + 8, key.n - 16) == 0))
+            return k;
     }
     return -1;
 }
@@ -726,7 +751,7 @@ static void phase_plain(st_t *st) {
 static void phase_span_attrs(st_t *st) {
     ctx_t *c = &st->c;
     attr_mode_t mode;
-    fl_attr_mode(&mode, st->span_kvs.n);
+    fl_attr_mode(&mode, st->span_kvs.v, st->span_kvs.n);
     col_t *json = &st->cols[C_ATTRS];
     for (size_t i = 0; i < st->spans.n; i++) {
         const span_t *sp = &st->spans.v[i];
@@ -776,7 +801,7 @@ static void phase_events(st_t *st) {
     set_where(c, "span event", "faultlens.shadow.Event");
     for (size_t i = 0; i < st->events.n; i++) parse_event(st, &st->events.v[i]);
     attr_mode_t mode;
-    fl_attr_mode(&mode, st->ev_kvs.n);
+    fl_attr_mode(&mode, st->ev_kvs.v, st->ev_kvs.n);
     const promoter_t *exc = &st->dec->exception;
     col_t *k = st->cols;
     for (size_t i = 0; i < st->spans.n; i++) {
@@ -845,7 +870,7 @@ static void phase_links(st_t *st) {
     set_where(c, "span link", "faultlens.shadow.Link");
     for (size_t i = 0; i < st->links.n; i++) parse_link(st, &st->links.v[i]);
     attr_mode_t mode;
-    fl_attr_mode(&mode, st->lk_kvs.n);
+    fl_attr_mode(&mode, st->lk_kvs.v, st->lk_kvs.n);
     col_t *k = st->cols;
     for (size_t i = 0; i < st->spans.n; i++) {
         const span_t *sp = &st->spans.v[i];
@@ -909,7 +934,7 @@ static void phase_resources(st_t *st) {
     set_where(c, "resource", "faultlens.shadow.Resource");
     for (size_t i = 0; i < st->resources.n; i++) parse_resource(st, &st->resources.v[i]);
     attr_mode_t mode;
-    fl_attr_mode(&mode, st->res_kvs.n);
+    fl_attr_mode(&mode, st->res_kvs.v, st->res_kvs.n);
     const promoter_t *p = &st->dec->resource;
     for (size_t i = 0; i < st->resources.n; i++) {
         resource_t *res = &st->resources.v[i];
@@ -1050,7 +1075,7 @@ static void init_columns(st_t *st) {
     col_init(c, &k[C_SCOPE_NAME], CT_BIN, 0, n, n * 16);
     col_init(c, &k[C_SCOPE_VERSION], CT_BIN, 0, n, n * 8);
     col_init(c, &k[C_ATTRS], CT_BIN, 0, n, st->span_kv_bytes + st->span_kv_bytes / 4 + 2 * st->spans.n + 64);
-    col_init(c, &k[C_RES_ATTRS], CT_BIN, 0, n, n * 256);
+    col_init(c, &k[C_RES_ATTRS], CT_BIN, 0, n, n * 512);
     col_init(c, &k[C_DROP_ATTRS], CT_I32, 0, n, 0);
     col_init(c, &k[C_DROP_EVENTS], CT_I32, 0, n, 0);
     col_init(c, &k[C_DROP_LINKS], CT_I32, 0, n, 0);
@@ -1071,7 +1096,7 @@ static void init_columns(st_t *st) {
         if (d->span.is_int[s])
             col_init(c, &st->span_prom[s], CT_I32, 1, n, 0);
         else
-            col_init(c, &st->span_prom[s], CT_BIN, 1, n, 64);
+            col_init(c, &st->span_prom[s], CT_BIN, 1, n, n * 8);
     }
     for (int s = 0; s < d->exception.n_specs; s++) {
         if (d->exception.is_int[s])
@@ -1113,6 +1138,12 @@ static void st_free(st_t *st) {
  * apart from the setjmp caller so no local of that frame changes after setjmp. */
 static PyObject *run(st_t *st, Py_ssize_t n) {
     seg_t all = {st->data, (uint32_t)n};
+    /* first sizes from typical requests (~300-500 bytes a span, ~35 a KeyValue) */
+    size_t want_spans = (size_t)n / 400 + 16, want_kvs = (size_t)n / 40 + 64;
+    st->spans.v = fl_vec_grow(&st->c, NULL, &want_spans, sizeof(span_t));
+    st->spans.cap = want_spans;
+    st->span_kvs.v = fl_vec_grow(&st->c, NULL, &want_kvs, sizeof(seg_t));
+    st->span_kvs.cap = want_kvs;
     parse_request(st, all);
     if (st->spans.n == 0) Py_RETURN_NONE;
     set_where(&st->c, "span", "faultlens.shadow.SpanCols");

@@ -19,6 +19,7 @@ typedef struct {
     struct {
         char *p;
         uint32_t n;
+        uint64_t head, tail; /* the first and last 8 bytes (zero-padded when shorter) */
         uint8_t n_pairs;
         uint8_t spec[FL_MAX_PAIRS];
         uint8_t prio[FL_MAX_PAIRS];

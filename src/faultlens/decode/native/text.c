@@ -59,29 +59,36 @@ int fl_utf8_valid(const uint8_t *p, size_t n) {
 
 static const char HEX[] = "0123456789abcdef";
 
-int fl_json_escape(ctx_t *c, buf_t *out, const uint8_t *p, size_t n) {
+/* 1 for the bytes a JSON string cannot hold as they are (controls, '"', '\\') and for
+ * non-ASCII bytes (which need the UTF-8 check). */
+static const uint8_t SPECIAL[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
+/* From the first special byte on: escapes and the UTF-8 check, byte by byte. */
+static int escape_slow(ctx_t *c, buf_t *out, const uint8_t *p, size_t n) {
     size_t i = 0;
-    while (n - i >= 8) {
-        uint64_t x;
-        memcpy(&x, p + i, 8);
-        if (any_special(x)) break;
-        i += 8;
-    }
-    buf_put(c, out, p, i);
     while (i < n) {
         uint8_t b = p[i];
+        if (!SPECIAL[b]) {
+            size_t j = i + 1;
+            while (j < n && !SPECIAL[p[j]]) j++;
+            buf_put(c, out, p + i, j - i);
+            i = j;
+            continue;
+        }
         if (b >= 0x80) {
             size_t k = utf8_seq(p + i, n - i);
             if (k == 0) return 0;
             buf_put(c, out, p + i, k);
             i += k;
-            continue;
-        }
-        if (b >= 0x20 && b != '"' && b != '\\') {
-            size_t j = i + 1;
-            while (j < n && p[j] >= 0x20 && p[j] < 0x80 && p[j] != '"' && p[j] != '\\') j++;
-            buf_put(c, out, p + i, j - i);
-            i = j;
             continue;
         }
         char esc[6] = {'\\', 0, 0, 0, 0, 0};
@@ -120,6 +127,36 @@ int fl_json_escape(ctx_t *c, buf_t *out, const uint8_t *p, size_t n) {
         i++;
     }
     return 1;
+}
+
+int fl_json_escape(ctx_t *c, buf_t *out, const uint8_t *p, size_t n) {
+    /* plain ASCII (the usual case) is copied while it is checked, 8 bytes at a time */
+    buf_reserve(c, out, n + 8);
+    uint8_t *o = out->p + out->len;
+    size_t i = 0;
+    while (n - i >= 8) {
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        if (any_special(x)) break;
+        memcpy(o + i, &x, 8);
+        i += 8;
+    }
+    if (i < n && n - i < 8 && n >= 8) {
+        /* the rest: the last 8 bytes, overlapping what is done */
+        uint64_t x;
+        memcpy(&x, p + n - 8, 8);
+        if (!any_special(x)) {
+            memcpy(o + n - 8, &x, 8);
+            i = n;
+        }
+    }
+    for (; i < n; i++) {
+        uint8_t b = p[i];
+        if (SPECIAL[b]) break;
+        o[i] = b;
+    }
+    out->len += i;
+    return i == n ? 1 : escape_slow(c, out, p + i, n - i);
 }
 
 static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -175,57 +212,79 @@ const char *fl_nonfinite_name(double d) {
     return d > 0 ? "Infinity" : "-Infinity";
 }
 
-void fl_put_double_repr(ctx_t *c, buf_t *out, double d) {
-    buf_reserve(c, out, 32); /* repr is at most 24 characters: grow first, so s cannot leak */
-    char *s = PyOS_double_to_string(d, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
-    if (s == NULL) fl_fail_python(c);
-    size_t n = strlen(s);
-    if (n > 32) n = 32;
-    memcpy(out->p + out->len, s, n);
-    out->len += n;
-    PyMem_Free(s);
-}
+/* -- doubles ----------------------------------------------------------------------------------- */
 
-void fl_put_double_arrow(ctx_t *c, buf_t *out, double d) {
-    char *s = PyOS_double_to_string(d, 'r', 0, 0, NULL);
-    if (s == NULL) fl_fail_python(c);
-    /* repr's shortest digits and decimal exponent, laid out as Arrow does */
-    char digits[32];
-    int nd = 0, decpt = 0, neg = 0, seen_point = 0, exp10 = 0;
-    const char *q = s;
-    if (*q == '-') {
-        neg = 1;
-        q++;
+static const double P10[18] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,
+                               1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17};
+
+/* The shortest round-trip digits of a finite a >= 0 and its decimal point position
+ * (value = 0.DIGITS x 10^decpt), as repr() finds them.
+ *
+ * Fast path, exact: if m x 10^-k (m < 2^51) reads back as a, then a x 10^k rounds to m
+ * exactly (|a x 10^k - m| < m x 2^-53 < 1/2), and two such m at one k cannot both read
+ * back (10^-k > ulp(a)); so the first k that gives an integer m reading back gives the
+ * shortest digits. Otherwise Python's dtoa (PyOS_double_to_string 'r'). */
+static int shortest_digits(ctx_t *c, double a, char *digits, int *decpt) {
+    const double limit = 2251799813685248.0; /* 2^51 */
+    if (a < limit) {
+        for (int k = 0; k < 18; k++) {
+            double x = a * P10[k];
+            if (x >= limit) break;
+            double m = (double)(uint64_t)x;
+            if (m == x && m / P10[k] == a) {
+                uint64_t v = (uint64_t)m;
+                char tmp[24];
+                int t = 24;
+                do {
+                    tmp[--t] = (char)('0' + v % 10);
+                    v /= 10;
+                } while (v);
+                int nd = 24 - t;
+                memcpy(digits, tmp + t, (size_t)nd);
+                *decpt = nd - k;
+                while (nd > 1 && digits[nd - 1] == '0') nd--;
+                if (nd == 1 && digits[0] == '0') *decpt = 1;
+                return nd;
+            }
+        }
     }
+    char *s = PyOS_double_to_string(a, 'r', 0, 0, NULL);
+    if (s == NULL) fl_fail_python(c);
+    int nd = 0, pos = 0, seen_point = 0, exp10 = 0, lead = 1;
+    const char *q = s;
     for (; *q && *q != 'e'; q++) {
         if (*q == '.') {
             seen_point = 1;
             continue;
         }
-        if (nd < (int)sizeof(digits)) digits[nd++] = *q;
-        if (!seen_point) decpt++;
+        if (!seen_point) pos++;
+        if (lead && *q == '0') {
+            pos--; /* a leading zero moves the point, holds no digit */
+            continue;
+        }
+        lead = 0;
+        if (nd < 24) digits[nd++] = *q;
     }
     if (*q == 'e') exp10 = atoi(q + 1);
     PyMem_Free(s);
-    decpt += exp10;
-    int lead = 0;
-    while (lead < nd && digits[lead] == '0') lead++;
-    decpt -= lead;
-    int end = nd;
-    while (end > lead && digits[end - 1] == '0') end--;
-    const char *dg = digits + lead;
-    int n = end - lead;
-    if (n == 0) {
-        dg = "0";
-        n = 1;
-        decpt = 1;
+    while (nd > 1 && digits[nd - 1] == '0') nd--;
+    if (nd == 0) {
+        digits[nd++] = '0';
+        *decpt = 1;
+        return nd;
     }
+    *decpt = pos + exp10;
+    return nd;
+}
+
+/* Digits laid out: fixed notation when lo <= exponent < hi, else d.ddd e+X (at least
+ * min_exp exponent digits); whole numbers in fixed notation get ".0". */
+static void layout(ctx_t *c, buf_t *out, int neg, const char *dg, int n, int decpt, int lo, int hi, int min_exp) {
     char tmp[64];
     int t = 0;
     if (neg) tmp[t++] = '-';
     int e = decpt - 1;
-    int whole = 0;
-    if (e >= -6 && e < 10) {
+    if (e >= lo && e < hi) {
         if (decpt <= 0) {
             tmp[t++] = '0';
             tmp[t++] = '.';
@@ -234,7 +293,8 @@ void fl_put_double_arrow(ctx_t *c, buf_t *out, double d) {
         } else if (decpt >= n) {
             for (int i = 0; i < n; i++) tmp[t++] = dg[i];
             for (int i = n; i < decpt; i++) tmp[t++] = '0';
-            whole = 1;
+            tmp[t++] = '.';
+            tmp[t++] = '0';
         } else {
             for (int i = 0; i < decpt; i++) tmp[t++] = dg[i];
             tmp[t++] = '.';
@@ -246,11 +306,33 @@ void fl_put_double_arrow(ctx_t *c, buf_t *out, double d) {
             tmp[t++] = '.';
             for (int i = 1; i < n; i++) tmp[t++] = dg[i];
         }
-        t += snprintf(tmp + t, sizeof(tmp) - (size_t)t, "e%c%d", e < 0 ? '-' : '+', e < 0 ? -e : e);
-    }
-    if (whole) {
-        tmp[t++] = '.';
-        tmp[t++] = '0';
+        tmp[t++] = 'e';
+        tmp[t++] = e < 0 ? '-' : '+';
+        int a = e < 0 ? -e : e;
+        char ed[8];
+        int k = 0;
+        do {
+            ed[k++] = (char)('0' + a % 10);
+            a /= 10;
+        } while (a);
+        while (k < min_exp) ed[k++] = '0';
+        while (k) tmp[t++] = ed[--k];
     }
     buf_put(c, out, tmp, (size_t)t);
+}
+
+void fl_put_double_repr(ctx_t *c, buf_t *out, double d) {
+    char digits[32];
+    int decpt;
+    int n = shortest_digits(c, fabs(d), digits, &decpt);
+    /* repr: exponent when decpt <= -4 or decpt > 16, at least two exponent digits */
+    layout(c, out, signbit(d) != 0, digits, n, decpt, -4, 16, 2);
+}
+
+void fl_put_double_arrow(ctx_t *c, buf_t *out, double d) {
+    char digits[32];
+    int decpt;
+    int n = shortest_digits(c, fabs(d), digits, &decpt);
+    /* Arrow (double-conversion): fixed for exponents -6..9, exponent digits as needed */
+    layout(c, out, signbit(d) != 0, digits, n, decpt, -6, 10, 1);
 }
