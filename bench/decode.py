@@ -5,6 +5,12 @@ any Python decoder) and, for traces, the OTLP/JSON path. Requests come from
 :mod:`faultlens.testing.payloads`: 1,000 spans over 5 services with ~15 attributes each,
 1,000 log records, and ~1,000 metric points of every kind.
 
+``spans_native_vs_python`` decodes the same trace request with the native decoder
+(``decode_spans_native``, Arrow wrapping included) and the Python one
+(``decode_spans_python``), interleaved in one run: spans/s, CPU us per span (best and
+median of the rounds) and the ratio. ``traces`` goes through ``decode_request``, which
+uses the native decoder when it is built (``FAULTLENS_NATIVE_DECODE=0`` turns it off).
+
 Times are CPU time of this process (``time.process_time``), best of ``--repeat`` runs,
 so other work on a shared machine disturbs the figures less.
 
@@ -20,12 +26,14 @@ import argparse
 import gc
 import json
 import platform
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
 from faultlens.decode import decode_request
 from faultlens.decode.parse import REQUEST_TYPES
+from faultlens.decode.spans import NATIVE, decode_spans_native, decode_spans_python, native_available
 from faultlens.testing.payloads import (
     build_logs_request,
     build_metrics_request,
@@ -63,6 +71,39 @@ def measure(signal: Signal, body: bytes, items: int, repeat: int, as_json: bool 
     return out
 
 
+def native_vs_python(body: bytes, spans: int, repeat: int) -> dict[str, Any]:
+    """Both span decoders on the same bytes, rounds interleaved so load affects both alike."""
+    decoders: dict[str, Callable[[bytes], Any]] = {"python": decode_spans_python}
+    if native_available():
+        decoders["native"] = decode_spans_native
+    # a round lasts ~50 ms of CPU for either decoder
+    loops = {"python": max(1, 50_000 // (36 * spans)), "native": max(1, 50_000 // (3 * spans))}
+    times: dict[str, list[float]] = {name: [] for name in decoders}
+    for fn in decoders.values():
+        fn(body)  # warm up
+    for _ in range(repeat):
+        for name, fn in decoders.items():
+            start = time.process_time()
+            for _ in range(loops[name]):
+                fn(body)
+            times[name].append((time.process_time() - start) / loops[name])
+    out: dict[str, Any] = {"spans": spans, "bytes": len(body), "native_built": native_available()}
+    for name, ts in times.items():
+        best, median = min(ts), statistics.median(ts)
+        out[name] = {
+            "spans_per_s": round(spans / best),
+            "cpu_us_per_span": round(best / spans * 1e6, 2),
+            "median_spans_per_s": round(spans / median),
+            "median_cpu_us_per_span": round(median / spans * 1e6, 2),
+        }
+    if "native" in times:
+        out["native_speedup"] = round(min(times["python"]) / min(times["native"]), 1)
+        out["native_speedup_median"] = round(
+            statistics.median(times["python"]) / statistics.median(times["native"]), 1
+        )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=1000)
@@ -88,6 +129,8 @@ def main() -> None:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "repeat": args.repeat,
+        "decode_spans_uses_native": NATIVE,
+        "spans_native_vs_python": native_vs_python(traces.SerializeToString(), args.spans, args.repeat),
         "traces": measure(Signal.TRACES, traces.SerializeToString(), args.spans, args.repeat),
         "traces_json": measure(
             Signal.TRACES, to_otlp_json(traces), args.spans, max(args.repeat // 4, 3), as_json=True
