@@ -66,3 +66,35 @@ def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
     path.write_bytes(b"not a database" * 1000)
     with pytest.raises(StoreError, match="cannot open"):
         DuckDBStore(path)
+
+
+def test_the_store_writes_row_groups_of_its_own_size_and_shares_the_file_with_the_analysis(
+    tmp_path: Path,
+) -> None:
+    import pyarrow as pa
+
+    from faultlens.decode import decode_request
+    from faultlens.decode.base import DecodedBatch
+    from faultlens.store._connection import ROW_GROUP_SIZE
+    from faultlens.store.analysis_duckdb import DuckDBAnalysisStore
+    from faultlens.testing.payloads import build_trace_request
+    from faultlens.types import Signal
+
+    path = tmp_path / "x.duckdb"
+    store = DuckDBStore(path)
+    analysis = DuckDBAnalysisStore(path)  # same file, same process: one instance
+    one = decode_request(Signal.TRACES, build_trace_request(1024).SerializeToString(), json=False)
+    copies = 2 * ROW_GROUP_SIZE // 1024 + 1  # more than two groups' worth
+    store.write([DecodedBatch(Signal.TRACES, pa.concat_tables([one.table] * copies))])
+    with store.cursor() as cur:
+        groups = cur.execute(
+            "SELECT row_group_id, max(count) FROM pragma_storage_info('spans') "
+            "WHERE column_name = 'trace_id' GROUP BY ALL"
+        ).fetchall()
+    assert len(groups) >= 3
+    assert max(rows for _, rows in groups) <= ROW_GROUP_SIZE
+    analysis.close()
+    store.close()
+    reopened = DuckDBStore(path)
+    assert reopened.stats().spans == copies * 1024
+    reopened.close()

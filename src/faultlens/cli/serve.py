@@ -38,8 +38,10 @@ def _overrides(
 
 
 async def _run(config: Config) -> None:
+    from faultlens.arrowpool import use_server_pool
     from faultlens.server import FaultlensServer
 
+    use_server_pool()
     server = FaultlensServer(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -77,10 +77,11 @@ class StoreConfig(_Section):
     retention: Seconds = 7 * 86400.0
     retention_check_interval: Seconds = 300.0
     # Coalescing writer: flush when this many rows are waiting, or after flush_interval.
-    # 122,880 is one DuckDB row group: a flush that size is written compressed straight to
-    # the file (~40% less CPU per span than 100k rows; bench/store.py).
-    flush_rows: int = Field(default=122_880, gt=0)
-    flush_interval: Seconds = 1.0
+    # A flush of at least two row groups (store._connection.ROW_GROUP_SIZE, 10,240 rows) is
+    # compressed and written straight to the file; smaller ones cost ~2x the CPU per span
+    # (bench/store.py). At 10k spans/s the interval gives flushes of ~20k rows.
+    flush_rows: int = Field(default=40_960, gt=0)
+    flush_interval: Seconds = 2.0
     # Accepted but not yet written; past either bound, ingest gets a retryable refusal.
     # Decoded spans take ~1.2 KB of Arrow each, so bytes are the bound that matters.
     queue_max_rows: int = Field(default=1_000_000, gt=0)

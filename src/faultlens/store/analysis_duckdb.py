@@ -43,7 +43,7 @@ from faultlens.analysis.errors.model import Category, ClassificationSource, Erro
 from faultlens.analysis.incidents.types import Incident, IncidentState, Severity
 from faultlens.analysis.sketch import QuantileSketch
 from faultlens.errors import StoreError
-from faultlens.store._connection import SharedConnection
+from faultlens.store._connection import ALIAS, SharedConnection, open_store_file
 from faultlens.store.analysis_base import (
     AnalysisResults,
     AnomalyQuery,
@@ -232,11 +232,11 @@ class DuckDBAnalysisStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         try:
-            self._con = duckdb.connect(str(self.path))
+            self._con = open_store_file(self.path)
         except duckdb.Error as e:
             raise StoreError(f"cannot open the analysis tables in {self.path}: {e}") from e
         self._lock = threading.Lock()
-        self._db = SharedConnection(self._con, "analysis store", self.path)
+        self._db = SharedConnection(self._con, "analysis store", self.path, database=ALIAS)
         try:
             self._migrate()
         except (duckdb.Error, StoreError) as e:

@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from faultlens.decode.base import DecodedBatch
 from faultlens.errors import StoreError
-from faultlens.store._connection import SharedConnection
+from faultlens.store._connection import ALIAS, SharedConnection, open_store_file
 from faultlens.store._derive import log_trace_index_rows, operation_rows, service_rows, trace_index_rows
 from faultlens.store._rows import (
     LOG_COLUMNS,
@@ -110,7 +110,7 @@ _UPSERT_SERVICE_NAMES = """
 # which the writer retries). Measured under a 10k spans/s feed (bench/store.py): peak RSS
 # ~420 MiB with DuckDB's default (80% of RAM), ~360 MiB at 128MB, ~300 MiB at 64MB. The
 # setting is per database, so it also holds for other connections to the same file.
-MEMORY_LIMIT = "128MB"
+MEMORY_LIMIT = "64MB"
 
 
 def _time_conditions(column: str, time_range: TimeRange | None) -> tuple[list[str], list[Any]]:
@@ -129,7 +129,7 @@ class DuckDBStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         try:
-            self._con = duckdb.connect(str(self.path))
+            self._con = open_store_file(self.path)
         except duckdb.Error as e:
             raise StoreError(
                 f"cannot open the store at {self.path} (is another faultlens using it?): {e}"
@@ -148,7 +148,7 @@ class DuckDBStore:
             self._con.close()
             raise StoreError(f"cannot configure the store at {self.path}: {e}") from e
         self._write_lock = threading.Lock()
-        self._db = SharedConnection(self._con, "store", self.path)
+        self._db = SharedConnection(self._con, "store", self.path, database=ALIAS)
 
     # --- lifecycle -----------------------------------------------------------------------
 

@@ -201,7 +201,7 @@ def open_read_only(data_dir: Path, *, max_rows: int = DEFAULT_MAX_ROWS) -> Itera
                 f"the store {path} is locked by {holder} (a running faultlens server?); "
                 "query that server instead (--server URL), or stop it first"
             ) from e
-        if "different configuration" in text:
+        if "different configuration" in text or "already attached" in text:
             raise StoreError(f"the store {path} is already open for writing in this process") from e
         raise StoreError(f"cannot open the store {path} read-only: {e}") from e
 
