@@ -115,3 +115,21 @@ def test_empty_table_and_flush_twice_are_harmless() -> None:
 def test_config_rejects_settle_longer_than_lateness() -> None:
     with pytest.raises(ValueError, match="settle_ns"):
         RedConfig(allowed_lateness_ns=1 * S, settle_ns=2 * S)
+
+
+def test_a_window_fed_by_one_batch_reports_each_key_once() -> None:
+    """One batch, keys interleaved: each (service, operation, kind) is one window with all its
+    spans, latency and self time (raw rows of a single batch are reduced like merged ones)."""
+    spans = [Sp(i, None, "ab"[i % 2], "op", T0 + 1 + i / 10, dur_ms=10 + i) for i in range(1, 21)]
+    spans += [Sp(100 + i, i, "c", "call", T0 + 1 + i / 10, dur_ms=5) for i in range(2, 21, 2)]  # a -> c
+    agg = RedAggregator(cfg())
+    assert not agg.consume(table(spans))  # nothing closes yet: all in one batch of one window
+    out = agg.flush()
+    keys = [(w.service, w.operation, w.span_kind) for w in out.red]
+    assert sorted(keys) == sorted(set(keys)) == [("a", "op", 0), ("b", "op", 0), ("c", "call", 0)]
+    by = {w.service: w for w in out.red}
+    assert by["a"].requests == by["b"].requests == 10 and by["c"].requests == 10
+    for w in out.red:
+        assert w.latency.count == w.requests and w.self_time.count == w.requests
+    assert by["a"].self_time_sum_ns == pytest.approx(by["a"].duration_sum_ns - 10 * 5 * MS)
+    assert [(e.caller, e.callee, e.calls) for e in out.edges] == [("a", "c", 10)]

@@ -39,7 +39,7 @@ class KeyStats:
 class BucketRows:
     """Rows of per-(key, bucket) figures; append batches, compact now and then, finish once."""
 
-    __slots__ = ("_alpha", "_compact_at", "_gamma_ln", "_min_value", "_parts", "_rows")
+    __slots__ = ("_alpha", "_compact_at", "_compacted", "_gamma_ln", "_min_value", "_parts", "_rows")
 
     def __init__(self, alpha: float, *, min_value: float = 1e-9, compact_at: int = 65_536) -> None:
         self._alpha = alpha
@@ -48,6 +48,7 @@ class BucketRows:
         self._compact_at = compact_at
         self._parts: list[tuple[I64, I64, I64, F64, F64, F64]] = []
         self._rows = 0
+        self._compacted = True  # _parts is one part, sorted by code, one row per code (or none)
 
     def add(self, keys: I64, values: F64, errors: npt.NDArray[np.bool_] | None = None) -> None:
         """One row per value. ``keys`` must be below ``2**KEY_BITS``."""
@@ -62,6 +63,7 @@ class BucketRows:
         err = errors.astype(np.int64) if errors is not None else np.zeros(keys.size, dtype=np.int64)
         self._parts.append((code, np.ones(keys.size, dtype=np.int64), err, values, values, values))
         self._rows += keys.size
+        self._compacted = False
         if self._rows >= self._compact_at and len(self._parts) > 1:
             self._compact()
             if self._rows >= self._compact_at // 2:  # many distinct rows: compact less often
@@ -71,7 +73,9 @@ class BucketRows:
         return self._rows
 
     def _compact(self) -> tuple[I64, I64, I64, F64, F64, F64]:
-        if len(self._parts) == 1:
+        # A single part that came from add() is raw rows (unsorted, repeated codes): it is
+        # reduced too, else finish() would report a key once per run of rows.
+        if self._compacted:
             return self._parts[0]
         code = np.concatenate([p[0] for p in self._parts])
         order = np.argsort(code, kind="stable")
@@ -87,6 +91,7 @@ class BucketRows:
         )
         self._parts = [reduced]
         self._rows = int(reduced[0].size)
+        self._compacted = True
         return reduced
 
     def finish(self) -> list[KeyStats]:
