@@ -18,6 +18,7 @@ What the extension returns per column, in :data:`SPAN_SCHEMA` order:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
@@ -54,23 +55,43 @@ def decode_spans_native(data: bytes) -> tuple[pa.Table, int, str]:
     if out is None:
         return SPAN_SCHEMA.empty_table(), 0, ""
     rows, rejected, reason, entries = out
-    arrays = [_array(f.type, rows, e) for f, e in zip(SPAN_SCHEMA, entries, strict=True)]
+    arrays = [wrap(rows, entry) for wrap, entry in zip(_WRAPPERS, entries, strict=True)]
     return pa.Table.from_arrays(arrays, schema=SPAN_SCHEMA), rejected, reason
 
 
-def _buf(b: bytes | None) -> pa.Buffer | None:
-    return None if b is None else pa.py_buffer(b)
+_Wrap = Callable[[int, tuple[Any, ...]], pa.Array]
+_from_buffers = pa.Array.from_buffers
+_py_buffer = pa.py_buffer
 
 
-def _array(typ: pa.DataType, n: int, entry: tuple[Any, ...]) -> pa.Array:
+def _wrapper(typ: pa.DataType) -> _Wrap:
+    """How to turn one column entry of the extension into an array of ``typ`` (see above)."""
     if pa.types.is_list(typ):
-        offsets, m, children = entry
         struct_type = typ.value_type
-        kids = [_array(f.type, m, ch) for f, ch in zip(struct_type, children, strict=True)]
-        struct = pa.StructArray.from_buffers(struct_type, m, [None], children=kids)
-        return pa.ListArray.from_buffers(typ, n, [None, pa.py_buffer(offsets)], children=[struct])
-    if len(entry) == 4:
-        valid, nulls, offsets, data = entry
-        return pa.Array.from_buffers(typ, n, [_buf(valid), pa.py_buffer(offsets), pa.py_buffer(data)], nulls)
-    valid, nulls, values = entry
-    return pa.Array.from_buffers(typ, n, [_buf(valid), pa.py_buffer(values)], nulls)
+        kids = [_wrapper(f.type) for f in struct_type]
+
+        def wrap_list(n: int, entry: tuple[Any, ...]) -> pa.Array:
+            offsets, m, children = entry
+            arrays = [k(m, ch) for k, ch in zip(kids, children, strict=True)]
+            struct = pa.StructArray.from_buffers(struct_type, m, [None], children=arrays)
+            return pa.ListArray.from_buffers(typ, n, [None, _py_buffer(offsets)], children=[struct])
+
+        return wrap_list
+    if pa.types.is_string(typ) or pa.types.is_binary(typ):
+
+        def wrap_var(n: int, entry: tuple[Any, ...]) -> pa.Array:
+            valid, nulls, offsets, data = entry
+            bits = None if valid is None else _py_buffer(valid)
+            return _from_buffers(typ, n, [bits, _py_buffer(offsets), _py_buffer(data)], nulls)
+
+        return wrap_var
+
+    def wrap_fixed(n: int, entry: tuple[Any, ...]) -> pa.Array:
+        valid, nulls, values = entry
+        bits = None if valid is None else _py_buffer(valid)
+        return _from_buffers(typ, n, [bits, _py_buffer(values)], nulls)
+
+    return wrap_fixed
+
+
+_WRAPPERS = [_wrapper(f.type) for f in SPAN_SCHEMA]

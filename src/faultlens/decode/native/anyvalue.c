@@ -259,7 +259,7 @@ static void emit_kvs(ctx_t *c, buf_t *out, const seg_t *kvs, uint32_t n, int kv_
 
 /* A JSON string value. Strings read by read_kv's fast path (a lone string, top-level or
  * not) are checked as UTF-8 here, the others were checked when read. */
-static void put_string(ctx_t *c, buf_t *out, seg_t s, int top, const attr_mode_t *m) {
+FL_INLINE void put_string(ctx_t *c, buf_t *out, seg_t s, int top, const attr_mode_t *m) {
     buf_put_u8(c, out, '"');
     if (!fl_json_escape(c, out, s.p, s.n)) {
         if (top && m->fastkv_utf8 && !needs_escape(s)) fl_fail(c, FASTKV_UTF8);
@@ -307,7 +307,10 @@ static seg_t *list_entries(ctx_t *c, const segs_t *lists, int level, uint32_t *c
     return v;
 }
 
-static void emit_any(ctx_t *c, buf_t *out, const anyv_t *a, int depth, int level, int top, const attr_mode_t *m) {
+static void emit_container(ctx_t *c, buf_t *out, const anyv_t *a, int depth, int level, const attr_mode_t *m);
+
+/* The JSON of a value: scalars here, containers (bytes, arrays, kvlists) out of line. */
+FL_INLINE void emit_any(ctx_t *c, buf_t *out, const anyv_t *a, int depth, int level, int top, const attr_mode_t *m) {
     switch (a->kind) {
         case AK_NULL:
         case AK_STRINDEX:
@@ -339,8 +342,11 @@ static void emit_any(ctx_t *c, buf_t *out, const anyv_t *a, int depth, int level
             }
             return;
         default:
-            break;
+            emit_container(c, out, a, depth, level, m);
     }
+}
+
+static void emit_container(ctx_t *c, buf_t *out, const anyv_t *a, int depth, int level, const attr_mode_t *m) {
     if (depth >= FL_MAX_ANY_DEPTH) too_deep(c);
     if (a->kind == AK_BYTES) {
         buf_put_u8(c, out, '"');
@@ -414,7 +420,7 @@ _Noreturn static void bad_key(ctx_t *c, seg_t key, int top, const attr_mode_t *m
  * shape (one key, one value of one scalar field, lengths under 128 bytes) is read here
  * directly; anything else by parse_kv and scan_any. Errors are reported from where
  * the Python path would report them (attr_mode_t), so c->where is set on the way. */
-static void read_kv(ctx_t *c, seg_t kv, int kv_level, int top, const attr_mode_t *m, seg_t *key, segs_t *values,
+FL_INLINE void read_kv(ctx_t *c, seg_t kv, int kv_level, int top, const attr_mode_t *m, seg_t *key, segs_t *values,
                     anyv_t *a) {
     const uint8_t *p = kv.p;
     uint32_t n = kv.n;
@@ -476,13 +482,13 @@ static void read_kv(ctx_t *c, seg_t kv, int kv_level, int top, const attr_mode_t
     scan_any(c, values, kv_level + 1, a, top && m->fastkv_utf8);
 }
 
-static void put_key(ctx_t *c, buf_t *out, seg_t key, int top, const attr_mode_t *m) {
+FL_INLINE void put_key(ctx_t *c, buf_t *out, seg_t key, int top, const attr_mode_t *m) {
     buf_put_u8(c, out, '"');
     if (!fl_json_escape(c, out, key.p, key.n)) bad_key(c, key, top, m);
     BUF_LIT(c, out, "\":");
 }
 
-static void set_info(kvinfo_t *info, seg_t key, const anyv_t *a) {
+FL_INLINE void set_info(kvinfo_t *info, seg_t key, const anyv_t *a) {
     info->key = key;
     info->kind = a->kind;
     info->s = a->s;

@@ -23,6 +23,9 @@
 #include <stdint.h>
 #include <string.h>
 
+/* for the small functions of the per-KeyValue path: the calls cost more than their bodies */
+#define FL_INLINE static inline __attribute__((always_inline))
+
 #define FL_MAX_LEVEL 100    /* upb's nesting limit (messages and groups below the root) */
 #define FL_MAX_ANY_DEPTH 32 /* faultlens.decode._anyvalue.MAX_ANY_DEPTH */
 #define FL_TINY 256         /* faultlens.decode.attributes.TINY */

@@ -51,9 +51,14 @@ static inline uint64_t key_tail(const uint8_t *p, uint32_t n) {
     return v;
 }
 
+static inline uint32_t key_slot(uint32_t n, uint64_t head, uint64_t tail) {
+    uint64_t h = (head ^ (tail * 0x9E3779B97F4A7C15ULL) ^ n) * 0xFF51AFD7ED558CCDULL;
+    return (uint32_t)(h >> 56); /* FL_KEY_SLOTS == 256 */
+}
+
 int fl_promoter_init(promoter_t *p, PyObject *specs) {
     memset(p, 0, sizeof(*p));
-    for (int i = 0; i < FL_KEY_BUCKETS; i++) p->head[i] = -1;
+    for (int i = 0; i < FL_KEY_SLOTS; i++) p->slots[i] = -1;
     PyObject *seq = PySequence_Fast(specs, "promotion specs must be a sequence");
     if (seq == NULL) return -1;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -99,9 +104,9 @@ int fl_promoter_init(promoter_t *p, PyObject *specs) {
                 p->keys[k].n = (uint32_t)len;
                 p->keys[k].head = key_head((const uint8_t *)key, (uint32_t)len);
                 p->keys[k].tail = key_tail((const uint8_t *)key, (uint32_t)len);
-                int bucket = len < FL_KEY_BUCKETS - 1 ? (int)len : FL_KEY_BUCKETS - 1;
-                p->next[k] = p->head[bucket];
-                p->head[bucket] = (int16_t)k;
+                uint32_t slot = key_slot(p->keys[k].n, p->keys[k].head, p->keys[k].tail);
+                while (p->slots[slot] >= 0) slot = (slot + 1) % FL_KEY_SLOTS;
+                p->slots[slot] = (int16_t)k;
                 p->n_keys++;
             }
             if (p->keys[k].n_pairs == FL_MAX_PAIRS) {
@@ -129,16 +134,14 @@ void fl_promoter_free(promoter_t *p) {
 }
 
 static inline int promoter_key(const promoter_t *p, seg_t key) {
-    int bucket = key.n < FL_KEY_BUCKETS - 1 ? (int)key.n : FL_KEY_BUCKETS - 1;
-    int k = p->head[bucket];
-    if (k < 0) return -1;
     uint64_t head = key_head(key.p, key.n), tail = key_tail(key.p, key.n);
-    for (; k >= 0; k = p->next[k]) {
+    for (uint32_t slot = key_slot(key.n, head, tail);; slot = (slot + 1) % FL_KEY_SLOTS) {
+        int k = p->slots[slot];
+        if (k < 0) return -1;
         if (p->keys[k].n == key.n && p->keys[k].head == head && p->keys[k].tail == tail &&
             (key.n <= 16 || memcmp(p->keys[k].p + 8, key.p + 8, key.n - 16) == 0))
             return k;
     }
-    return -1;
 }
 
 /* chosen[s]: per promoted column, the KeyValue picked (-1: none). The first key in order
@@ -191,25 +194,25 @@ static void col_init(ctx_t *c, col_t *col, int type, int nullable, size_t rows, 
     }
 }
 
-static inline void col_valid(ctx_t *c, col_t *col, uint8_t v) {
+FL_INLINE void col_valid(ctx_t *c, col_t *col, uint8_t v) {
     if (col->nullable) buf_put_u8(c, &col->valid, v);
     col->rows++;
 }
 
 /* Close the current value of a binary column (its bytes already written to data). */
-static inline void col_commit(ctx_t *c, col_t *col) {
+FL_INLINE void col_commit(ctx_t *c, col_t *col) {
     if (col->data.len > FL_MAX_OUT) fl_fail(c, "request too large to decode: a column exceeds 2 GiB");
     int32_t off = (int32_t)col->data.len;
     buf_put(c, &col->off, &off, 4);
     col_valid(c, col, 1);
 }
 
-static inline void col_bin(ctx_t *c, col_t *col, const void *p, size_t n) {
+FL_INLINE void col_bin(ctx_t *c, col_t *col, const void *p, size_t n) {
     buf_put(c, &col->data, p, n);
     col_commit(c, col);
 }
 
-static inline void col_null(ctx_t *c, col_t *col) {
+FL_INLINE void col_null(ctx_t *c, col_t *col) {
     if (col->type == CT_BIN) {
         int32_t off = (int32_t)col->data.len;
         buf_put(c, &col->off, &off, 4);
@@ -221,17 +224,17 @@ static inline void col_null(ctx_t *c, col_t *col) {
     col_valid(c, col, 0);
 }
 
-static inline void col_i64(ctx_t *c, col_t *col, int64_t v) {
+FL_INLINE void col_i64(ctx_t *c, col_t *col, int64_t v) {
     buf_put(c, &col->data, &v, 8);
     col_valid(c, col, 1);
 }
 
-static inline void col_i32(ctx_t *c, col_t *col, int32_t v) {
+FL_INLINE void col_i32(ctx_t *c, col_t *col, int32_t v) {
     buf_put(c, &col->data, &v, 4);
     col_valid(c, col, 1);
 }
 
-static inline void col_i8(ctx_t *c, col_t *col, int8_t v) {
+FL_INLINE void col_i8(ctx_t *c, col_t *col, int8_t v) {
     buf_put(c, &col->data, &v, 1);
     col_valid(c, col, 1);
 }

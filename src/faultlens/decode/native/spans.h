@@ -8,7 +8,7 @@
 #define FL_MAX_SPECS 32
 #define FL_MAX_KEYS 64
 #define FL_MAX_PAIRS 8
-#define FL_KEY_BUCKETS 65 /* keys by length; every length from 64 up shares the last */
+#define FL_KEY_SLOTS 256 /* hash slots for the keys (at most FL_MAX_KEYS, so never full) */
 
 /* Promoted columns: for each, attribute keys in order of preference, and whether the
  * column is int32 (else string). Built from the tuples schema.py declares. */
@@ -24,8 +24,7 @@ typedef struct {
         uint8_t spec[FL_MAX_PAIRS];
         uint8_t prio[FL_MAX_PAIRS];
     } keys[FL_MAX_KEYS];
-    int16_t head[FL_KEY_BUCKETS];
-    int16_t next[FL_MAX_KEYS];
+    int16_t slots[FL_KEY_SLOTS]; /* open addressing on (length, first and last 8 bytes) */
 } promoter_t;
 
 typedef struct decoder {

@@ -22,19 +22,6 @@ static inline size_t utf8_seq(const uint8_t *p, size_t n) {
     return (b1 & 0xC0) == 0x80 ? 4 : 0;
 }
 
-#define ONES 0x0101010101010101ULL
-#define HIGHS 0x8080808080808080ULL
-
-/* Nonzero when one of the 8 bytes is non-ASCII (for the UTF-8 check). */
-static inline uint64_t any_high(uint64_t x) { return x & HIGHS; }
-
-/* Nonzero when one of the 8 bytes is non-ASCII, a control character, '"' or '\\'. */
-static inline uint64_t any_special(uint64_t x) {
-    uint64_t q = x ^ (ONES * 0x22), b = x ^ (ONES * 0x5C);
-    return (x & HIGHS) | ((x - ONES * 0x20) & ~x & HIGHS) | ((q - ONES) & ~q & HIGHS) |
-           ((b - ONES) & ~b & HIGHS);
-}
-
 int fl_utf8_valid(const uint8_t *p, size_t n) {
     size_t i = 0;
     while (i < n) {
@@ -61,7 +48,7 @@ static const char HEX[] = "0123456789abcdef";
 
 /* 1 for the bytes a JSON string cannot hold as they are (controls, '"', '\\') and for
  * non-ASCII bytes (which need the UTF-8 check). */
-static const uint8_t SPECIAL[256] = {
+const uint8_t FL_SPECIAL[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
@@ -72,14 +59,13 @@ static const uint8_t SPECIAL[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
 
-/* From the first special byte on: escapes and the UTF-8 check, byte by byte. */
-static int escape_slow(ctx_t *c, buf_t *out, const uint8_t *p, size_t n) {
+int fl_json_escape_slow(ctx_t *c, buf_t *out, const uint8_t *p, size_t n) {
     size_t i = 0;
     while (i < n) {
         uint8_t b = p[i];
-        if (!SPECIAL[b]) {
+        if (!FL_SPECIAL[b]) {
             size_t j = i + 1;
-            while (j < n && !SPECIAL[p[j]]) j++;
+            while (j < n && !FL_SPECIAL[p[j]]) j++;
             buf_put(c, out, p + i, j - i);
             i = j;
             continue;
@@ -127,36 +113,6 @@ static int escape_slow(ctx_t *c, buf_t *out, const uint8_t *p, size_t n) {
         i++;
     }
     return 1;
-}
-
-int fl_json_escape(ctx_t *c, buf_t *out, const uint8_t *p, size_t n) {
-    /* plain ASCII (the usual case) is copied while it is checked, 8 bytes at a time */
-    buf_reserve(c, out, n + 8);
-    uint8_t *o = out->p + out->len;
-    size_t i = 0;
-    while (n - i >= 8) {
-        uint64_t x;
-        memcpy(&x, p + i, 8);
-        if (any_special(x)) break;
-        memcpy(o + i, &x, 8);
-        i += 8;
-    }
-    if (i < n && n - i < 8 && n >= 8) {
-        /* the rest: the last 8 bytes, overlapping what is done */
-        uint64_t x;
-        memcpy(&x, p + n - 8, 8);
-        if (!any_special(x)) {
-            memcpy(o + n - 8, &x, 8);
-            i = n;
-        }
-    }
-    for (; i < n; i++) {
-        uint8_t b = p[i];
-        if (SPECIAL[b]) break;
-        o[i] = b;
-    }
-    out->len += i;
-    return i == n ? 1 : escape_slow(c, out, p + i, n - i);
 }
 
 static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
