@@ -41,6 +41,7 @@ class QuantileSketch:
 
     __slots__ = (
         "_counts",
+        "_cum",
         "_gamma_ln",
         "_max",
         "_min",
@@ -62,6 +63,7 @@ class QuantileSketch:
         self.max_buckets = int(max_buckets)
         self._gamma_ln = math.log((1.0 + alpha) / (1.0 - alpha))
         self._counts: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._cum: npt.NDArray[np.int64] | None = None  # cumsum of _counts, kept until they change
         self._offset = 0  # bucket index of _counts[0]
         self._zero = 0
         self._sum = 0.0
@@ -106,6 +108,7 @@ class QuantileSketch:
         self._add_indices(self.bucket_indices(pos), pw)
 
     def _add_indices(self, idx: npt.NDArray[np.int64], weights: npt.NDArray[np.int64] | None) -> None:
+        self._cum = None
         lo, hi = int(idx.min()), int(idx.max())
         self._ensure_range(lo, hi)
         rel = idx - self._offset
@@ -115,6 +118,7 @@ class QuantileSketch:
         self._counts += add.astype(np.int64)
 
     def _ensure_range(self, lo: int, hi: int) -> None:
+        self._cum = None
         if self._counts.size == 0:
             new_lo, new_hi = lo, hi
         else:
@@ -145,11 +149,18 @@ class QuantileSketch:
         self._sum += other._sum
         self._min = min(self._min, other._min)
         self._max = max(self._max, other._max)
-        if other._counts.size == 0 or not other._counts.any():
+        if other._counts.size == 0:
             return
-        nz = np.nonzero(other._counts)[0]
-        idx = nz.astype(np.int64) + other._offset
-        self._add_indices(idx, other._counts[nz])
+        nz = np.flatnonzero(other._counts)
+        if nz.size == 0:
+            return
+        first, last = int(nz[0]), int(nz[-1])
+        lo, hi = first + other._offset, last + other._offset
+        self._ensure_range(lo, hi)
+        if lo >= self._offset:  # no bucket to fold: add the other's range in place
+            self._counts[lo - self._offset : hi - self._offset + 1] += other._counts[first : last + 1]
+        else:
+            self._add_indices(nz.astype(np.int64) + other._offset, other._counts[nz])
 
     @classmethod
     def from_buckets(
@@ -173,6 +184,50 @@ class QuantileSketch:
             out._add_indices(np.asarray(indices, dtype=np.int64), np.asarray(counts, dtype=np.int64))
         return out
 
+    @classmethod
+    def from_dense(
+        cls,
+        alpha: float,
+        offset: int,
+        counts: npt.NDArray[np.int64],
+        *,
+        zero_count: int = 0,
+        total: float = 0.0,
+        minimum: float = math.inf,
+        maximum: float = -math.inf,
+        min_value: float = 1e-9,
+        max_buckets: int = 2048,
+    ) -> QuantileSketch:
+        """A sketch whose bucket ``offset + i`` holds ``counts[i]`` (taken as it is, not copied).
+
+        Same as :meth:`from_buckets` with every index of the range, without its work; a range
+        wider than ``max_buckets`` goes through :meth:`from_buckets` (which collapses it).
+        """
+        if counts.size > max_buckets:
+            idx = np.flatnonzero(counts)
+            return cls.from_buckets(
+                alpha,
+                idx.astype(np.int64) + offset,
+                counts[idx],
+                zero_count=zero_count,
+                total=total,
+                minimum=minimum,
+                maximum=maximum,
+                min_value=min_value,
+            )
+        out = cls.__new__(cls)
+        out.alpha = float(alpha)
+        out.min_value = float(min_value)
+        out.max_buckets = int(max_buckets)
+        out._gamma_ln = math.log((1.0 + alpha) / (1.0 - alpha))
+        out._counts = counts if counts.size else np.zeros(0, dtype=np.int64)
+        out._cum = None
+        out._offset = int(offset) if counts.size else 0
+        out._zero = int(zero_count)
+        out._sum = float(total)
+        out._min, out._max = float(minimum), float(maximum)
+        return out
+
     def copy(self) -> QuantileSketch:
         out = QuantileSketch(self.alpha, min_value=self.min_value, max_buckets=self.max_buckets)
         out._counts = self._counts.copy()
@@ -182,9 +237,16 @@ class QuantileSketch:
 
     # -- queries -----------------------------------------------------------------------------
 
+    def _cumulative(self) -> npt.NDArray[np.int64]:
+        cum = self._cum
+        if cum is None:
+            cum = self._cum = np.cumsum(self._counts)
+        return cum
+
     @property
     def count(self) -> int:
-        return self._zero + int(self._counts.sum())
+        cum = self._cumulative()
+        return self._zero + (int(cum[-1]) if cum.size else 0)
 
     @property
     def sum(self) -> float:
@@ -212,7 +274,7 @@ class QuantileSketch:
         rank = q * (n - 1)
         if rank < self._zero:
             return 0.0
-        cum = np.cumsum(self._counts)
+        cum = self._cumulative()
         pos = int(np.searchsorted(cum, rank - self._zero, side="right"))
         pos = min(pos, self._counts.size - 1)
         i = pos + self._offset
@@ -251,6 +313,7 @@ class QuantileSketch:
             raise ValueError("not a faultlens sketch (bad magic or version)")
         out = cls(alpha, min_value=min_value, max_buckets=int(max_buckets))
         out._counts = np.frombuffer(data, dtype="<i8", offset=_HEADER.size).astype(np.int64)
+        out._cum = None
         out._offset, out._zero, out._sum, out._min, out._max = int(offset), int(zero), total, lo, hi
         return out
 
@@ -275,6 +338,7 @@ class QuantileSketch:
             float(data["alpha"]), min_value=float(data["min_value"]), max_buckets=int(data["max_buckets"])
         )
         out._counts = np.asarray(data["counts"], dtype=np.int64)
+        out._cum = None
         out._offset = int(data["offset"])
         out._zero = int(data["zero"])
         out._sum = float(data["sum"])

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 from collections import deque
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -273,32 +274,36 @@ class RedAggregator:
                 windows.extend(widx[cross].tolist())
                 durs.extend(duration[cross].tolist())
                 errs.extend(err[cross].tolist())
-            # Parents from earlier batches, or not seen yet (the child then waits).
+            # Parents from earlier batches (looked up for all at once), or not seen yet (the
+            # child then waits for its parent).
             rest = np.nonzero(has_parent & ~in_batch)[0]
             if rest.size:
-                index_get = self._index.get
-                wait_cur = self._waiting.current(wm)
-                for p, s, d, e, w in zip(
-                    parents[rest].tolist(),
-                    svc[rest].tolist(),
-                    duration[rest].tolist(),
-                    err[rest].tolist(),
-                    widx[rest].tolist(),
-                    strict=True,
-                ):
-                    ps = index_get(p)
-                    if ps is None:
+                ps = _lookup(self._index, parents[rest])
+                found = ps >= 0
+                cross = found & (ps != svc[rest])
+                if cross.any():
+                    hit = rest[cross]
+                    callers.extend(ps[cross].tolist())
+                    callees.extend(svc[hit].tolist())
+                    windows.extend(widx[hit].tolist())
+                    durs.extend(duration[hit].tolist())
+                    errs.extend(err[hit].tolist())
+                wait = rest[~found]
+                if wait.size:
+                    wait_cur = self._waiting.current(wm)
+                    for p, s, d, e, w in zip(
+                        parents[wait].tolist(),
+                        svc[wait].tolist(),
+                        duration[wait].tolist(),
+                        err[wait].tolist(),
+                        widx[wait].tolist(),
+                        strict=True,
+                    ):
                         kids = wait_cur.get(p)
                         if kids is None:
                             wait_cur[p] = [(s, d, e, w)]
                         else:
                             kids.append((s, d, e, w))
-                    elif ps != s:
-                        callers.append(ps)
-                        callees.append(s)
-                        windows.append(w)
-                        durs.append(d)
-                        errs.append(e)
         self._index.current(wm).update(zip(key_list, svc_list, strict=True))
         if not has_parent.any():
             return callers, callees, windows, durs, errs
@@ -308,8 +313,10 @@ class RedAggregator:
         uniq, inv = np.unique(parents[sel], return_inverse=True)
         sums = np.bincount(inv, weights=duration[sel])
         ct = self._child_time.current(wm)
-        for p, t in zip(uniq.tolist(), sums.tolist(), strict=True):
-            ct[p] = ct.get(p, 0.0) + t
+        parent_list = uniq.tolist()
+        if ct:
+            sums += np.fromiter(map(ct.get, parent_list, repeat(0.0)), dtype=np.float64, count=uniq.size)
+        ct.update(zip(parent_list, sums.tolist(), strict=True))
         return callers, callees, windows, durs, errs
 
     def _add_edges(
@@ -384,8 +391,10 @@ class RedAggregator:
             for gen in gens:
                 common = gen.keys() & position.keys()
                 if common:
-                    idx = np.fromiter((position[k] for k in common), dtype=np.int64, count=len(common))
-                    child[idx] += np.fromiter((gen[k] for k in common), dtype=np.float64, count=len(common))
+                    idx = np.fromiter(map(position.__getitem__, common), dtype=np.int64, count=len(common))
+                    child[idx] += np.fromiter(
+                        map(gen.__getitem__, common), dtype=np.float64, count=len(common)
+                    )
         self_time = np.maximum(duration - child, 0.0)
         if widx.size == 0:
             return
@@ -453,6 +462,22 @@ class RedAggregator:
         _, evicted_ids = self._index.expire(watermark_ns)
         self.counters.evicted_spans += sum(len(g) for g in evicted_ids)
         self._child_time.expire(watermark_ns)
+
+
+def _lookup(index: Generations[int], keys: npt.NDArray[np.uint64]) -> I64:
+    """``index.get(k)`` for every key (-1 when absent; values are >= 0), newest generation first."""
+    out = np.full(keys.size, -1, dtype=np.int64)
+    todo = np.arange(keys.size)
+    for gen in index.generations():
+        if not gen:
+            continue
+        got = np.fromiter(map(gen.get, keys[todo].tolist(), repeat(-1)), dtype=np.int64, count=todo.size)
+        hit = got >= 0
+        out[todo[hit]] = got[hit]
+        todo = todo[~hit]
+        if not todo.size:
+            break
+    return out
 
 
 @functools.lru_cache(maxsize=64)

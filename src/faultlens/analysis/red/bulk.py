@@ -95,33 +95,49 @@ class BucketRows:
         return reduced
 
     def finish(self) -> list[KeyStats]:
-        """Figures and a sketch per key, in key order. The rows stay as they were."""
+        """Figures and a sketch per key, in key order. The rows stay as they were.
+
+        Every key's dense bucket range is laid out in one array at once (each sketch holds
+        its own slice of it), so a key costs a few object creations, not a sketch build.
+        """
         if not self._parts:
             return []
         code, count, err, total, lo, hi = self._compact()
         keys = code >> _BUCKET_BITS
         buckets = (code & ((1 << _BUCKET_BITS) - 1)) - _BUCKET_OFFSET
         starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-        ends = np.r_[starts[1:], keys.size]
+        n_keys = starts.size
+        per_key = np.diff(np.r_[starts, keys.size])
         k_count = np.add.reduceat(count, starts).tolist()
         k_err = np.add.reduceat(err, starts).tolist()
         k_total = np.add.reduceat(total, starts).tolist()
         k_lo = np.minimum.reduceat(lo, starts).tolist()
         k_hi = np.maximum.reduceat(hi, starts).tolist()
+        is_zero = buckets == -_BUCKET_OFFSET
+        k_zero = np.add.reduceat(np.where(is_zero, count, 0), starts).tolist()
+        # Rows are sorted by (key, bucket): a key's log buckets are its rows after the zero one.
+        row_key = np.repeat(np.arange(n_keys), per_key)
+        big = np.iinfo(np.int64).max
+        b_lo = np.minimum.reduceat(np.where(is_zero, big, buckets), starts)
+        b_hi = np.maximum.reduceat(np.where(is_zero, -big, buckets), starts)
+        has = b_lo != big
+        width = np.where(has, b_hi - b_lo + 1, 0)
+        offsets = np.r_[0, np.cumsum(width)[:-1]]
+        dense = np.zeros(int(width.sum()), dtype=np.int64)
+        logb = ~is_zero
+        dense[(offsets[row_key] + buckets - b_lo[row_key])[logb]] = count[logb]
         out: list[KeyStats] = []
-        for i, (s, e) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
-            b = buckets[s:e]
-            c = count[s:e]
-            is_zero = b == -_BUCKET_OFFSET
-            sketch = QuantileSketch.from_buckets(
+        key_list = keys[starts].tolist()
+        for i, (off, w, b0) in enumerate(zip(offsets.tolist(), width.tolist(), b_lo.tolist(), strict=True)):
+            sketch = QuantileSketch.from_dense(
                 self._alpha,
-                b[~is_zero],
-                c[~is_zero],
-                zero_count=int(c[is_zero].sum()),
+                b0 if w else 0,
+                dense[off : off + w],
+                zero_count=k_zero[i],
                 total=k_total[i],
                 minimum=k_lo[i],
                 maximum=k_hi[i],
                 min_value=self._min_value,
             )
-            out.append(KeyStats(int(keys[s]), int(k_count[i]), int(k_err[i]), float(k_total[i]), sketch))
+            out.append(KeyStats(key_list[i], int(k_count[i]), int(k_err[i]), float(k_total[i]), sketch))
         return out
