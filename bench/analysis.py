@@ -10,6 +10,11 @@ same run, alternating the two servers ``--rounds`` times.
 
     python bench/analysis.py              # ~100k spans per round
     python bench/analysis.py --spans 300000
+    python bench/analysis.py --py-spy /tmp/prof   # also profile the analysing server (py-spy
+                                                  # on PATH or in the venv): collapsed stacks
+
+The analysis writes its results at most every ``write_interval`` (2 s), so each server gets
+``--settle`` seconds after its last item before its CPU is read (both alike).
 
 Prints one JSON object.
 """
@@ -21,7 +26,10 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -68,9 +76,29 @@ def _cpu(pid: int) -> float:
     return float(t.user + t.system)
 
 
-def measure(server: ServerProcess, work: list[tuple[str, bytes, int]], analysis: bool) -> dict[str, Any]:
+def _py_spy(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(exe).exists():
+        raise SystemExit("--py-spy needs py-spy (pip install py-spy)")
+    return subprocess.Popen(
+        [exe, "record", "--pid", str(pid), "--rate", "200", "--format", "raw", "--threads", "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def measure(
+    server: ServerProcess,
+    work: list[tuple[str, bytes, int]],
+    analysis: bool,
+    settle_s: float = 2.5,
+    profile: Path | None = None,
+) -> dict[str, Any]:
     spans = sum(n for _, _, n in work)
     items_expected = None
+    spy = _py_spy(server.proc.pid, profile) if profile is not None else None
+    if spy is not None:
+        time.sleep(1.0)  # py-spy attaches
     with httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=60) as otlp:
         cpu0 = _cpu(server.proc.pid)
         started = time.perf_counter()
@@ -93,9 +121,13 @@ def measure(server: ServerProcess, work: list[tuple[str, bytes, int]], analysis:
             if done:
                 break
             time.sleep(0.05)
-        cpu = _cpu(server.proc.pid) - cpu0
         elapsed = time.perf_counter() - started
+        time.sleep(settle_s)  # the last results are written up to write_interval later
+        cpu = _cpu(server.proc.pid) - cpu0
         dropped = _metric(api.get("/metrics").text, "faultlens_dropped_items_total")
+    if spy is not None:
+        spy.send_signal(2)  # SIGINT: py-spy writes its profile and exits
+        spy.wait(30)
     return {
         "spans": spans,
         "items": items_expected,
@@ -112,6 +144,10 @@ def main() -> None:
     ap.add_argument("--spans", type=int, default=100_000, help="spans per round (default 100000)")
     ap.add_argument("--minutes", type=int, default=10, help="data time the spans cover (default 10)")
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds per server (default 2)")
+    ap.add_argument(
+        "--settle", type=float, default=2.5, help="seconds after the last item before CPU is read"
+    )
+    ap.add_argument("--py-spy", type=Path, help="profile the analysing server into PREFIX-<round>.txt")
     args = ap.parse_args()
     work = payloads(args.spans, args.minutes)
     results: dict[str, list[dict[str, Any]]] = {"ingest_only": [], "ingest_and_analysis": []}
@@ -123,7 +159,10 @@ def main() -> None:
             ):
                 server = start_server(Path(tmp) / f"{name}-{r}", "--log-level", "warning", env=env)
                 try:
-                    results[name].append(measure(server, work, analysis=not env))
+                    profile = None
+                    if args.py_spy is not None and not env:
+                        profile = args.py_spy.with_name(f"{args.py_spy.name}-{r}.txt")
+                    results[name].append(measure(server, work, not env, args.settle, profile))
                 finally:
                     server.stop()
 
