@@ -10,7 +10,7 @@ Data flow of one :meth:`RedAggregator.consume` call::
           ├─> span buffer: span key -> service          (generations of data time)
           ├─> parent lookup ─ found ─> edge (caller svc -> callee svc) if the services differ
           │                 └ missing ─> waiting children, resolved when the parent arrives
-          ├─> child time per parent key                 (for exclusive time)
+          ├─> child time: per row for parents in the batch, per parent key for the others
           └─> settle queue ─ after settle_ns ─> self time = duration - child time
     watermark (max span end seen, or advance(now)) ─> close windows ─> ClosedWindows
 
@@ -62,8 +62,21 @@ class _SettleChunk:
     widx: I64  # window index (end time // window length)
     rest: I64  # service, operation and kind packed (see _pack)
     duration: F64
+    child: F64  # time of the children that came in the same batch
     end: I64
     min_end: int
+
+    def select(self, sel: npt.NDArray[np.bool_]) -> _SettleChunk:
+        end = self.end[sel]
+        return _SettleChunk(
+            self.keys[sel],
+            self.widx[sel],
+            self.rest[sel],
+            self.duration[sel],
+            self.child[sel],
+            end,
+            int(end.min()),
+        )
 
 
 _NAME_BITS = 22
@@ -168,7 +181,7 @@ class RedAggregator:
         rest = _pack(svc, op, kind)
         self._add_red(widx[on_time], rest[on_time], err[on_time], duration[on_time])
 
-        edges = self._join_parents(keys, parents, svc, duration, err, widx)
+        edges, child = self._join_parents(keys, parents, svc, duration, err, widx)
         self._add_edges(*edges)
         if on_time.any():
             self._settle.append(
@@ -177,6 +190,7 @@ class RedAggregator:
                     widx[on_time],
                     rest[on_time],
                     duration[on_time],
+                    child[on_time],
                     end[on_time],
                     int(end[on_time].min()),
                 )
@@ -234,8 +248,12 @@ class RedAggregator:
         duration: F64,
         err: npt.NDArray[np.bool_],
         widx: I64,
-    ) -> tuple[list[int], list[int], list[int], list[float], list[bool]]:
-        """Record the batch's spans, find each child's caller, wake children waiting for them."""
+    ) -> tuple[tuple[list[int], list[int], list[int], list[float], list[bool]], F64]:
+        """Record the batch's spans, find each child's caller, wake children waiting for them.
+
+        Returns the edges and, per row, the summed duration of its children in this batch
+        (children in other batches are summed per parent key in ``_child_time``).
+        """
         wm = self._watermark
         callers: list[int] = []
         callees: list[int] = []
@@ -260,13 +278,19 @@ class RedAggregator:
                             errs.append(e)
 
         has_parent = parents != 0
+        child = np.zeros(keys.size, dtype=np.float64)
         if has_parent.any():
             # Parents inside this batch: a sorted join in numpy, no Python per span.
             order = np.argsort(keys)
             sorted_keys = keys[order]
             pos = np.minimum(np.searchsorted(sorted_keys, parents), keys.size - 1)
             in_batch = has_parent & (sorted_keys[pos] == parents)
-            parent_svc = np.where(in_batch, svc[order[pos]], -1)
+            parent_row = order[pos]
+            parent_svc = np.where(in_batch, svc[parent_row], -1)
+            if in_batch.any():
+                child = np.bincount(
+                    parent_row[in_batch], weights=duration[in_batch], minlength=keys.size
+                ).astype(np.float64)
             cross = in_batch & (parent_svc != svc)
             if cross.any():
                 callers.extend(parent_svc[cross].tolist())
@@ -305,11 +329,14 @@ class RedAggregator:
                         else:
                             kids.append((s, d, e, w))
         self._index.current(wm).update(zip(key_list, svc_list, strict=True))
+        edges = (callers, callees, windows, durs, errs)
         if not has_parent.any():
-            return callers, callees, windows, durs, errs
-        sel = np.nonzero(has_parent)[0]
+            return edges, child
+        sel = np.nonzero(has_parent & ~in_batch)[0]
+        if not sel.size:
+            return edges, child
 
-        # Time spent in children, summed per parent, for the parents' exclusive time.
+        # Time spent in children whose parent is in another batch, summed per parent key.
         uniq, inv = np.unique(parents[sel], return_inverse=True)
         sums = np.bincount(inv, weights=duration[sel])
         ct = self._child_time.current(wm)
@@ -317,7 +344,7 @@ class RedAggregator:
         if ct:
             sums += np.fromiter(map(ct.get, parent_list, repeat(0.0)), dtype=np.float64, count=uniq.size)
         ct.update(zip(parent_list, sums.tolist(), strict=True))
-        return callers, callees, windows, durs, errs
+        return edges, child
 
     def _add_edges(
         self, callers: list[int], callees: list[int], windows: list[int], durs: list[float], errs: list[bool]
@@ -363,27 +390,17 @@ class RedAggregator:
                 continue
             ready = chunk.end <= horizon_ns
             if not ready.all():
-                rest = ~ready
-                kept.append(
-                    _SettleChunk(
-                        chunk.keys[rest],
-                        chunk.widx[rest],
-                        chunk.rest[rest],
-                        chunk.duration[rest],
-                        chunk.end[rest],
-                        int(chunk.end[rest].min()),
-                    )
-                )
-            self._add_self_time(
-                chunk.keys[ready], chunk.widx[ready], chunk.rest[ready], chunk.duration[ready]
-            )
+                kept.append(chunk.select(~ready))
+                chunk = chunk.select(ready)
+            self._add_self_time(chunk)
         kept.extend(self._settle)
         self._settle = kept
 
-    def _add_self_time(self, keys: npt.NDArray[np.uint64], widx: I64, rest: I64, duration: F64) -> None:
+    def _add_self_time(self, chunk: _SettleChunk) -> None:
+        keys, widx, rest = chunk.keys, chunk.widx, chunk.rest
         if keys.size == 0:
             return
-        child = np.zeros(keys.size, dtype=np.float64)
+        child = chunk.child.copy()
         gens = [g for g in self._child_time.generations() if g]
         if gens:
             klist = keys.tolist()
@@ -395,7 +412,7 @@ class RedAggregator:
                     child[idx] += np.fromiter(
                         map(gen.__getitem__, common), dtype=np.float64, count=len(common)
                     )
-        self_time = np.maximum(duration - child, 0.0)
+        self_time = np.maximum(chunk.duration - child, 0.0)
         if widx.size == 0:
             return
         for w, sel in _by_window(widx):
