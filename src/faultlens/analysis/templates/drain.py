@@ -130,7 +130,13 @@ class Drain:
 
     def add_many(self, lines: Sequence[str]) -> list[Match]:
         """``[self.add(line) for line in lines]``, in order, masking all the lines at once."""
-        masked = mask_many([line.strip() for line in lines], self.config.masks)
+        stripped = [line.strip() for line in lines]
+        distinct = list(dict.fromkeys(stripped))  # each distinct line is masked once
+        if len(distinct) < len(stripped):
+            masked_of = dict(zip(distinct, mask_many(distinct, self.config.masks), strict=True))
+            masked = [masked_of[line] for line in stripped]
+        else:
+            masked = mask_many(stripped, self.config.masks)
         return [self._add_masked(m) for m in masked]
 
     def _add_masked(self, masked: str) -> Match:
