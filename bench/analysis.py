@@ -13,7 +13,7 @@ same run, alternating the two servers ``--rounds`` times.
     python bench/analysis.py --py-spy /tmp/prof   # also profile the analysing server (py-spy
                                                   # on PATH or in the venv): collapsed stacks
 
-The analysis writes its results at most every ``write_interval`` (2 s), so each server gets
+The analysis writes its results at most every ``write_interval_s`` (5 s), so each server gets
 ``--settle`` seconds after its last item before its CPU is read (both alike).
 
 Prints one JSON object.
@@ -91,7 +91,7 @@ def measure(
     server: ServerProcess,
     work: list[tuple[str, bytes, int]],
     analysis: bool,
-    settle_s: float = 2.5,
+    settle_s: float = 5.5,
     profile: Path | None = None,
 ) -> dict[str, Any]:
     spans = sum(n for _, _, n in work)
@@ -145,7 +145,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=int, default=10, help="data time the spans cover (default 10)")
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds per server (default 2)")
     ap.add_argument(
-        "--settle", type=float, default=2.5, help="seconds after the last item before CPU is read"
+        "--settle", type=float, default=5.5, help="seconds after the last item before CPU is read"
     )
     ap.add_argument("--py-spy", type=Path, help="profile the analysing server into PREFIX-<round>.txt")
     args = ap.parse_args()

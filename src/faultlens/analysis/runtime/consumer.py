@@ -75,7 +75,7 @@ class AnalysisConsumer:
         *,
         queue_max_items: int = 500_000,
         state_interval_s: float = 30.0,
-        write_interval_s: float = 2.0,
+        write_interval_s: float = 5.0,
         coalesce_items: int = 20_000,
         notifier: IncidentNotifier | None = None,
         clock: Callable[[], float] = time.monotonic,
