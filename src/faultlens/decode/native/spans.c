@@ -37,7 +37,7 @@ static inline uint64_t key_head(const uint8_t *p, uint32_t n) {
     uint64_t v = 0;
     if (n >= 8)
         memcpy(&v, p, 8);
-    else
+    else if (n)
         memcpy(&v, p, n);
     return v;
 }
@@ -46,7 +46,7 @@ static inline uint64_t key_tail(const uint8_t *p, uint32_t n) {
     uint64_t v = 0;
     if (n >= 8)
         memcpy(&v, p + n - 8, 8);
-    else
+    else if (n)
         memcpy(&v, p, n);
     return v;
 }
