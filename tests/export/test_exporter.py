@@ -6,6 +6,7 @@ file runs in seconds; assertions on time leave room for a loaded two-core machin
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,8 @@ from faultlens.decode.base import DecodedBatch
 from faultlens.decode.schema import SPAN_SCHEMA
 from faultlens.errors import Overloaded
 from faultlens.export import BreakerState, Exporter, ExporterConfig
+from faultlens.export.queue import MemoryQueue
+from faultlens.export.queue.base import Leased, QueueStats
 from faultlens.selfmetrics import SelfMetrics
 from faultlens.testing.otlp_backend import Accept, Hang, OtlpBackend, PartialSuccess, Reject, Throttle
 from faultlens.types import Signal
@@ -331,3 +334,42 @@ def test_above_high_water_error_traces_survive_and_drops_are_counted(
         assert len(backend.unique_span_ids()) == 110
     finally:
         backend.stop()
+
+
+def test_an_idle_exporter_does_not_poll_and_still_shuts_down_at_once(
+    backend: OtlpBackend, tmp_path: Path
+) -> None:
+    calls: collections.Counter[str] = collections.Counter()
+
+    class CountingQueue(MemoryQueue):
+        def lease(self, timeout_s: float | None) -> Leased | None:
+            calls["lease"] += 1
+            return super().lease(timeout_s)
+
+        def stats(self) -> QueueStats:
+            calls["stats"] += 1
+            return super().stats()
+
+    cfg = _config(backend, tmp_path, queue={"kind": "memory"}, senders=2)
+    metrics = SelfMetrics()
+    e = Exporter(cfg, metrics=metrics, queue_factory=lambda: CountingQueue(1000, 1 << 20, cfg.queue.overflow))
+    e.start()
+    try:
+        assert e.submit(Signal.TRACES, trace_body(10), 10, wait_s=2)
+        assert e.flush(10)
+        time.sleep(0.1)  # the sender that delivered goes back to sleep in lease()
+        before = dict(calls)
+        time.sleep(1.5)  # the old loops woke every 0.5 s (senders) and 1 s (spool)
+        assert dict(calls) == before
+        # Depth is read when scraped, not pushed per batch.
+        assert 'faultlens_queue_items{consumer="export/dest"} 0.0' in metrics.render().decode()
+        assert calls["stats"] > before.get("stats", 0)
+        # A batch wakes a sleeping sender at once.
+        t0 = time.perf_counter()
+        assert e.submit(Signal.TRACES, trace_body(10, seed=1), 10, wait_s=2)
+        assert e.flush(10) and time.perf_counter() - t0 < 1.0
+        assert len(backend.unique_span_ids()) == 20
+    finally:
+        t0 = time.perf_counter()
+        e.shutdown(5.0)
+    assert time.perf_counter() - t0 < 1.0  # sleeping senders are woken, not waited out

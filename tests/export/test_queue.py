@@ -45,6 +45,33 @@ def _tag(batch: Batch) -> int:
     return int.from_bytes(batch.body[:4], "big")
 
 
+def test_lease_without_timeout_sleeps_until_a_put_or_a_wake(make: MakeQueue) -> None:
+    q = make()
+    got: list[Batch | None] = []
+
+    def sender() -> None:
+        leased = q.lease(None)
+        got.append(leased.batch if leased is not None else None)
+
+    t = threading.Thread(target=sender)
+    t.start()
+    time.sleep(0.2)
+    assert t.is_alive()  # nothing queued: still asleep, no timeout
+    q.put([_b(7)])
+    t.join(2.0)
+    assert not t.is_alive() and got[0] is not None and _tag(got[0]) == 7
+
+    t = threading.Thread(target=sender)
+    t.start()
+    time.sleep(0.1)
+    q.wake()  # shutdown began
+    t.join(2.0)
+    assert not t.is_alive() and got[1] is None
+    t0 = time.monotonic()
+    assert q.lease(None) is None  # after wake() no lease waits longer than a short poll
+    assert time.monotonic() - t0 < 1.0
+
+
 def test_fifo_lease_ack_and_release_goes_first(make: MakeQueue) -> None:
     q = make()
     assert q.put([_b(1), _b(2), _b(3)]).accepted

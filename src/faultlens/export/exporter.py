@@ -35,8 +35,11 @@ import logging
 import random
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from prometheus_client import Counter as PromCounter
 
 from faultlens.decode.base import DecodedBatch
 from faultlens.errors import Overloaded
@@ -109,6 +112,7 @@ class Exporter:
         self._degraded = False
         self._counts = _Counts()
         self._counts_lock = threading.Lock()
+        self._sent_children: dict[Signal, tuple[PromCounter, PromCounter]] = {}
         self._intake: collections.deque[_Pending] = collections.deque()
         self._intake_cond = threading.Condition()
         self._queue: ExportQueue | None = None
@@ -144,6 +148,7 @@ class Exporter:
                 stats.batches,
                 stats.items,
             )
+        self._register_gauges()
         self._spool_thread = threading.Thread(target=self._spool_loop, name=f"{self.name}-spool", daemon=True)
         self._spool_thread.start()
         for i in range(self.config.senders):
@@ -258,7 +263,7 @@ class Exporter:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                self._intake_cond.wait(min(left, 0.05))
+                self._intake_cond.wait(left)  # the spool thread notifies when it is done
         if self._queue is None:
             return True
         return self._queue.wait_empty(max(0.0, deadline - time.monotonic()))
@@ -269,8 +274,7 @@ class Exporter:
         while True:
             with self._intake_cond:
                 while not self._intake and not self._stop_spool:
-                    self._intake_cond.wait(1.0)
-                    self._update_gauges()
+                    self._intake_cond.wait()  # submit() and shutdown() notify: no polling
                 if not self._intake and self._stop_spool:
                     return
                 pending = list(self._intake)
@@ -319,7 +323,6 @@ class Exporter:
                 for b in batches:
                     self._drop(b.signal, b.items, SHUTDOWN)
                 break
-        self._update_gauges()
 
     # --- sending ---------------------------------------------------------------------------
     def _send_loop(self) -> None:
@@ -329,17 +332,27 @@ class Exporter:
             if self._draining.is_set() and time.monotonic() >= self._deadline:
                 return
             try:
-                permit = self._breaker.try_acquire()
-                if permit is None:
+                hint = self._breaker.wait_hint()
+                if hint > 0:  # open: data waits in the queue, nothing is read from it
                     if self._draining.is_set():
                         return  # destination down: what is left stays queued
-                    self._stop.wait(min(max(self._breaker.wait_hint(), 0.01), 0.5))
+                    self._stop.wait(min(hint, 0.5))
                     continue
-                leased = queue.lease(0.05 if self._draining.is_set() else 0.5)
+                # Sleeps until a batch is queued (no polling while idle); once shutdown began
+                # (queue.wake()) the queue never lets it wait longer than DRAIN_POLL_S.
+                leased = queue.lease(None)
                 if leased is None:
-                    self._breaker.release(permit)
                     if self._draining.is_set() and not self._intake and queue.stats().batches == 0:
                         return
+                    continue
+                # The permit is taken after the lease, so a permit is never held while idle
+                # (the breaker may open meanwhile); while open the batch goes back, first in line.
+                permit = self._breaker.try_acquire()
+                if permit is None:
+                    queue.release(leased)
+                    if self._draining.is_set():
+                        return  # destination down: what is left stays queued
+                    self._stop.wait(min(max(self._breaker.wait_hint(), 0.05), 0.5))
                     continue
                 if not self._deliver(queue, leased, permit) and self._draining.is_set():
                     return
@@ -352,7 +365,7 @@ class Exporter:
     def _deliver(self, queue: ExportQueue, leased: Leased, permit: Permit) -> bool:
         """Send one leased batch until it is done with; False if it went back to the queue."""
         batch = leased.batch
-        backoff = Backoff(self.config.retry, self._rng)
+        backoff: Backoff | None = None  # made on the first retryable failure
         started = time.monotonic()
         while True:
             wait = self._not_before - time.monotonic()
@@ -381,6 +394,8 @@ class Exporter:
                 self._log_limited("rejected", "export %s: %s refused %d %s for good: %s", batch, result)
                 return True
             self._breaker.record_failure(permit)
+            if backoff is None:
+                backoff = Backoff(self.config.retry, self._rng)
             delay = backoff.next_delay(result.retry_after_s)
             if result.retry_after_s is not None:
                 self._not_before = max(self._not_before, time.monotonic() + delay)
@@ -411,14 +426,13 @@ class Exporter:
 
     # --- accounting -------------------------------------------------------------------------
     def _on_delivered(self, batch: Batch, result: Delivered) -> None:
-        sig = batch.signal.value
+        sent = batch.items - min(result.rejected, batch.items)
         with self._counts_lock:
-            self._counts.sent_items += batch.items - min(result.rejected, batch.items)
+            self._counts.sent_items += sent
             self._counts.sent_requests += 1
-        self._metrics.sent_items.labels(self.config.name, sig).inc(
-            batch.items - min(result.rejected, batch.items)
-        )
-        self._metrics.sent_requests.labels(self.config.name, sig).inc()
+        items_counter, requests_counter = self._sent_counters(batch.signal)
+        items_counter.inc(sent)
+        requests_counter.inc()
         if result.rejected or result.message:
             if result.rejected:
                 self._fail(batch.signal, result.rejected, PARTIAL)
@@ -465,12 +479,27 @@ class Exporter:
             self._log_times[key] = now
             log.warning(fmt, self.config.name, batch.items, batch.signal.item_name, result)
 
-    def _update_gauges(self) -> None:
-        if self._queue is None:
-            return
-        stats = self._queue.stats()
+    def _sent_counters(self, signal: Signal) -> tuple[PromCounter, PromCounter]:
+        """The sent items/requests counters of ``signal``, looked up once (``labels()`` locks)."""
+        found = self._sent_children.get(signal)
+        if found is None:
+            found = self._sent_children[signal] = (
+                self._metrics.sent_items.labels(self.config.name, signal.value),
+                self._metrics.sent_requests.labels(self.config.name, signal.value),
+            )
+        return found
+
+    def _register_gauges(self) -> None:
+        """Queue depth for ``faultlens_queue_items``, read when scraped (nothing per batch)."""
+        ref = weakref.ref(self)
+
+        def items() -> float:
+            exporter = ref()
+            queue = exporter._queue if exporter is not None else None
+            return float(queue.stats().items) if queue is not None else 0.0
+
         sm = self._metrics.self_metrics
-        sm.queue_items.labels(self.name).set(stats.items)
+        sm.queue_items.labels(self.name).set_function(items)
         sm.queue_capacity.labels(self.name).set(self.config.queue.max_items)
 
     # --- health -----------------------------------------------------------------------------

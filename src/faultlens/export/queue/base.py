@@ -12,6 +12,10 @@ Contract (both implementations keep it, and one test suite checks both):
   leased again before anything newer. Leases live in memory only, so after a crash every
   batch still in a durable queue is sent again: at-least-once.
 - Leased batches are never evicted by ``drop_oldest``.
+- Nothing polls: :meth:`ExportQueue.lease` with ``timeout_s=None`` sleeps until a batch can be
+  handed out (or :meth:`ExportQueue.wake` / :meth:`ExportQueue.close`), so an idle exporter
+  costs no CPU. After :meth:`ExportQueue.wake` (shutdown began) no ``lease`` waits longer than
+  :data:`DRAIN_POLL_S`, so a sender that missed the wake-up still sees the shutdown at once.
 
 :class:`IndexedQueue` keeps the bookkeeping in memory (about 100 bytes per waiting batch,
 never the bodies for the disk queue) and leaves storage to a subclass.
@@ -29,6 +33,8 @@ from typing import Protocol
 
 from faultlens.export.config import OverflowPolicy
 from faultlens.types import Signal
+
+DRAIN_POLL_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +78,7 @@ class ExportQueue(Protocol):
 
     def put(self, batches: Sequence[Batch], timeout_s: float = 0.0) -> PutResult: ...
 
-    def lease(self, timeout_s: float) -> Leased | None: ...
+    def lease(self, timeout_s: float | None) -> Leased | None: ...
 
     def ack(self, leased: Leased) -> None: ...
 
@@ -107,7 +113,13 @@ class IndexedQueue:
         self.max_items = max_items
         self.max_bytes = max_bytes
         self.overflow = overflow
-        self._cond = threading.Condition()
+        # One lock, two conditions: senders wait in lease() for a batch (``_ready``: one
+        # sender woken per batch put or released); put() under ``block`` and wait_empty()
+        # wait for acks (``_changed``). Idle senders are not woken by every ack.
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        self._changed = threading.Condition(self._lock)
+        self._woken = False
         self._waiting: OrderedDict[int, _Meta] = OrderedDict()
         self._redeliver: list[tuple[int, _Meta]] = []  # released batches, oldest first
         self._leased: dict[int, _Meta] = {}
@@ -128,7 +140,7 @@ class IndexedQueue:
 
     def _index(self, metas: Sequence[_Meta]) -> None:
         """Load existing batches (a durable queue reopened) into the index."""
-        with self._cond:
+        with self._lock:
             for m in metas:
                 self._waiting[m.id] = m
                 self._items += m.items
@@ -149,7 +161,7 @@ class IndexedQueue:
         result = PutResult()
         evicted: list[_Meta] = []
         deadline = time.monotonic() + timeout_s
-        with self._cond:
+        with self._lock:
             for i, batch in enumerate(batches):
                 if batch.items > self.max_items or batch.nbytes > self.max_bytes:
                     result.dropped.append(batch)  # can never fit, whatever the policy
@@ -167,7 +179,7 @@ class IndexedQueue:
                         left = deadline - time.monotonic()
                         if left <= 0:
                             break
-                        self._cond.wait(left)
+                        self._changed.wait(left)
                     if not self._fits(batch.items, batch.nbytes):
                         result.pending.extend(batches[i:])
                         break
@@ -182,22 +194,27 @@ class IndexedQueue:
         try:
             ids = self._store(result.accepted, [m.id for m in evicted])
         except BaseException:
-            with self._cond:
+            with self._lock:
                 for b in result.accepted:
                     self._items -= b.items
                     self._bytes -= b.nbytes
             raise
-        with self._cond:
-            for batch_id, b in zip(ids, result.accepted, strict=True):
-                self._waiting[batch_id] = _Meta(batch_id, b.signal, b.items, b.nbytes, b.enqueued_ns)
-            self._cond.notify_all()
+        if ids:
+            with self._lock:
+                for batch_id, b in zip(ids, result.accepted, strict=True):
+                    self._waiting[batch_id] = _Meta(batch_id, b.signal, b.items, b.nbytes, b.enqueued_ns)
+                self._ready.notify(len(ids))
         return result
 
-    def lease(self, timeout_s: float) -> Leased | None:
-        with self._cond:
-            if not self._redeliver and not self._waiting and not self._closed and timeout_s > 0:
-                # One wait: a wake() (shutdown) or any change returns control to the caller.
-                self._cond.wait(timeout_s)
+    def lease(self, timeout_s: float | None) -> Leased | None:
+        """The oldest waiting batch, waiting up to ``timeout_s`` (``None``: until there is one)."""
+        with self._lock:
+            idle = not self._redeliver and not self._waiting and not self._closed
+            if idle and (timeout_s is None or timeout_s > 0):
+                if self._woken:
+                    timeout_s = DRAIN_POLL_S if timeout_s is None else min(timeout_s, DRAIN_POLL_S)
+                # One wait: a batch, a wake() (shutdown) or close() returns control to the caller.
+                self._ready.wait(timeout_s)
             if not self._redeliver and not self._waiting:
                 return None
             if self._redeliver:
@@ -214,22 +231,22 @@ class IndexedQueue:
 
     def ack(self, leased: Leased) -> None:
         self._delete(leased.id)
-        with self._cond:
+        with self._lock:
             meta = self._leased.pop(leased.id, None)
             if meta is not None:
                 self._items -= meta.items
                 self._bytes -= meta.nbytes
-            self._cond.notify_all()
+            self._changed.notify_all()
 
     def release(self, leased: Leased) -> None:
-        with self._cond:
+        with self._lock:
             meta = self._leased.pop(leased.id, None)
             if meta is not None:
                 heapq.heappush(self._redeliver, (meta.id, meta))
-            self._cond.notify_all()
+                self._ready.notify()
 
     def stats(self) -> QueueStats:
-        with self._cond:
+        with self._lock:
             oldest = [m.enqueued_ns for m in self._leased.values()]
             if self._redeliver:
                 oldest.append(self._redeliver[0][1].enqueued_ns)
@@ -246,32 +263,37 @@ class IndexedQueue:
     def remaining_by_signal(self) -> dict[Signal, int]:
         """Items still in the queue per signal (what a memory queue loses at shutdown)."""
         out: dict[Signal, int] = {}
-        with self._cond:
+        with self._lock:
             metas = [*self._waiting.values(), *(m for _, m in self._redeliver), *self._leased.values()]
         for m in metas:
             out[m.signal] = out.get(m.signal, 0) + m.items
         return out
 
     def fill_ratio(self) -> float:
-        with self._cond:
+        with self._lock:
             return max(self._items / self.max_items, self._bytes / self.max_bytes)
 
     def wait_empty(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
-        with self._cond:
+        with self._lock:
             while self._waiting or self._redeliver or self._leased:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                self._cond.wait(left)
+                self._changed.wait(left)
             return True
 
     def wake(self) -> None:
-        """Wake every thread blocked in :meth:`lease` or :meth:`put` (they re-check and return)."""
-        with self._cond:
-            self._cond.notify_all()
+        """Shutdown began: wake every thread blocked in :meth:`lease` or :meth:`put` (they
+        re-check and return), and from now on let no :meth:`lease` wait longer than
+        :data:`DRAIN_POLL_S`."""
+        with self._lock:
+            self._woken = True
+            self._ready.notify_all()
+            self._changed.notify_all()
 
     def close(self) -> None:
-        with self._cond:
+        with self._lock:
             self._closed = True
-            self._cond.notify_all()
+            self._ready.notify_all()
+            self._changed.notify_all()
