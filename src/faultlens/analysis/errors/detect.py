@@ -23,8 +23,10 @@ then gets the span's name as its operation and ``correlated=True``.
 
 from __future__ import annotations
 
-import functools
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -101,16 +103,34 @@ def log_error_masks(logs: pa.Table) -> dict[ErrorReason, pa.ChunkedArray]:
     return {reason: _fill(m, _FALSE) for reason, m in masks.items()}
 
 
-def _any(masks: dict[ErrorReason, pa.ChunkedArray]) -> pa.ChunkedArray:
-    return functools.reduce(pc.or_kleene, masks.values())
+def _error_rows(
+    masks: dict[ErrorReason, pa.ChunkedArray],
+) -> tuple[npt.NDArray[np.intp], list[tuple[ErrorReason, ...]]]:
+    """The rows where any mask holds, in order, and the reasons of each (in the masks' order).
+
+    The masks become one bit each of an int per row, so only the error rows cost Python work.
+    """
+    reasons = list(masks)
+    bits: npt.NDArray[np.int64] | None = None
+    for i, m in enumerate(masks.values()):
+        arr = np.asarray(m.to_numpy(zero_copy_only=False), dtype=np.int64) << i
+        bits = arr if bits is None else bits | arr
+    if bits is None:
+        return np.zeros(0, dtype=np.intp), []
+    rows = np.flatnonzero(bits)
+    known: dict[int, tuple[ErrorReason, ...]] = {}
+    why = []
+    for code in bits[rows].tolist():
+        got = known.get(code)
+        if got is None:
+            got = known[code] = tuple(r for i, r in enumerate(reasons) if code >> i & 1)
+        why.append(got)
+    return rows, why
 
 
-def _reasons_per_row(
-    masks: dict[ErrorReason, pa.ChunkedArray], any_mask: pa.ChunkedArray
-) -> list[tuple[ErrorReason, ...]]:
-    filtered = {r: pc.filter(m, any_mask).to_pylist() for r, m in masks.items()}
-    n = len(next(iter(filtered.values()))) if filtered else 0
-    return [tuple(r for r, col in filtered.items() if col[i]) for i in range(n)]
+def _columns(table: pa.Table, columns: tuple[str, ...], rows: npt.NDArray[np.intp]) -> list[list[Any]]:
+    taken = table.select(list(columns)).take(pa.array(rows, pa.int64()))
+    return [taken.column(c).to_pylist() for c in columns]
 
 
 _SPAN_COLUMNS = (
@@ -137,32 +157,48 @@ def detect_span_errors(spans: pa.Table) -> list[ErrorEvent]:
     """Every erroneous span of ``spans`` (schema ``SPAN_SCHEMA``), in row order."""
     if spans.num_rows == 0:
         return []
-    masks = span_error_masks(spans)
-    any_mask = _any(masks)
-    rows = spans.select(list(_SPAN_COLUMNS)).filter(any_mask).to_pylist()
-    reasons = _reasons_per_row(masks, any_mask)
+    rows, reasons = _error_rows(span_error_masks(spans))
+    if not reasons:
+        return []
     events = []
-    for row, why in zip(rows, reasons, strict=True):
-        kind = row["kind"]
+    kinds = SpanKind._value2member_map_
+    for (
+        start,
+        service,
+        name,
+        trace_id,
+        span_id,
+        kind,
+        pod,
+        etype,
+        emessage,
+        stack,
+        status_message,
+        http,
+        grpc,
+        error_type,
+        peer_service,
+        server_address,
+    ), why in zip(zip(*_columns(spans, _SPAN_COLUMNS, rows), strict=True), reasons, strict=True):
         events.append(
             ErrorEvent(
-                time_ns=int(row["start_time_unix_nano"]),
+                time_ns=int(start),
                 signal=Signal.TRACES,
                 reasons=why,
-                service=row["service_name"] or UNKNOWN_SERVICE,
-                operation=row["name"],
-                trace_id=row["trace_id"],
-                span_id=row["span_id"],
-                span_kind=SpanKind(kind) if kind in SpanKind._value2member_map_ else None,
-                pod=row["k8s_pod_name"],
-                exception_type=row["exception_type"],
-                exception_message=row["exception_message"],
-                exception_stacktrace=row["exception_stacktrace"],
-                status_message=row["status_message"] or None,
-                http_status_code=row["http_status_code"],
-                grpc_status_code=row["rpc_grpc_status_code"],
-                error_type=row["error_type"] or None,
-                peer=row["peer_service"] or row["server_address"],
+                service=service or UNKNOWN_SERVICE,
+                operation=name,
+                trace_id=trace_id,
+                span_id=span_id,
+                span_kind=SpanKind(kind) if kind in kinds else None,
+                pod=pod,
+                exception_type=etype,
+                exception_message=emessage,
+                exception_stacktrace=stack,
+                status_message=status_message or None,
+                http_status_code=http,
+                grpc_status_code=grpc,
+                error_type=error_type or None,
+                peer=peer_service or server_address,
             )
         )
     return events
@@ -197,32 +233,43 @@ def detect_log_errors(logs: pa.Table, spans: pa.Table | None = None) -> list[Err
     """Every error log record of ``logs`` (schema ``LOG_SCHEMA``), correlated to ``spans``."""
     if logs.num_rows == 0:
         return []
-    masks = log_error_masks(logs)
-    any_mask = _any(masks)
-    rows = logs.select(list(_LOG_COLUMNS)).filter(any_mask).to_pylist()
-    reasons = _reasons_per_row(masks, any_mask)
-    names = _span_names(spans) if rows else {}
+    rows, reasons = _error_rows(log_error_masks(logs))
+    if not reasons:
+        return []
+    names = _span_names(spans)
     events = []
-    for row, why in zip(rows, reasons, strict=True):
-        tid, sid = row["trace_id"], row["span_id"]
+    for (
+        time_ns,
+        service,
+        tid,
+        sid,
+        pod,
+        etype,
+        emessage,
+        stack,
+        error_type,
+        severity_number,
+        severity_text,
+        body,
+    ), why in zip(zip(*_columns(logs, _LOG_COLUMNS, rows), strict=True), reasons, strict=True):
         op = names.get((tid, sid)) if tid and sid else None
         events.append(
             ErrorEvent(
-                time_ns=int(row["time_unix_nano"]),
+                time_ns=int(time_ns),
                 signal=Signal.LOGS,
                 reasons=why,
-                service=row["service_name"] or UNKNOWN_SERVICE,
+                service=service or UNKNOWN_SERVICE,
                 operation=op or None,
                 trace_id=tid or None,
                 span_id=sid or None,
-                pod=row["k8s_pod_name"],
-                exception_type=row["exception_type"],
-                exception_message=row["exception_message"],
-                exception_stacktrace=row["exception_stacktrace"],
-                error_type=row["error_type"] or None,
-                severity_number=row["severity_number"],
-                severity_text=row["severity_text"],
-                body=row["body"],
+                pod=pod,
+                exception_type=etype,
+                exception_message=emessage,
+                exception_stacktrace=stack,
+                error_type=error_type or None,
+                severity_number=severity_number,
+                severity_text=severity_text,
+                body=body,
                 correlated=op is not None,
             )
         )
