@@ -81,7 +81,20 @@ def _py_spy(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
     if not Path(exe).exists():
         raise SystemExit("--py-spy needs py-spy (pip install py-spy)")
     return subprocess.Popen(
-        [exe, "record", "--pid", str(pid), "--rate", "200", "--format", "raw", "--threads", "-o", str(out)],
+        [
+            exe,
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "200",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "--threads",
+            "-o",
+            str(out),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
