@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -320,3 +321,20 @@ def test_the_default_queue_bounds_bytes_and_flushes_whole_row_groups() -> None:
     # At least two of the store's row groups: such a flush is written compressed, directly.
     assert defaults.flush_rows >= 2 * ROW_GROUP_SIZE
     assert defaults.queue_max_bytes <= 256 * 2**20
+
+
+def test_the_queue_does_not_keep_the_request_bytes(make: Make, fake: FakeStore) -> None:
+    consumer = make(config(flush_rows=1))
+    fake.gate.clear()  # the first write blocks, so the second batch stays queued
+    consumer.start()
+    consumer.consume(spans(1))
+    assert fake.entered.wait(WAIT_S)
+    batch = spans(3)
+    raw = bytes(range(256)) * 8  # stands in for the serialized request
+    before = sys.getrefcount(raw)
+    consumer.consume(DecodedBatch(batch.signal, batch.table, raw=raw))
+    assert consumer.queued_rows == 4
+    assert sys.getrefcount(raw) == before
+    fake.gate.set()
+    assert consumer.flush(WAIT_S)
+    assert fake.rows() == 4

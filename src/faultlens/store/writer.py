@@ -131,7 +131,9 @@ class StoreConsumer:
                     f"store queue full ({self._queued_bytes} of {self._queue_max_bytes} bytes waiting)",
                     self._retry_after_s,
                 )
-            self._pending.setdefault(batch.signal, []).append(batch)
+            # Only the table is written: dropping ``raw`` (the request as it came, ~0.5 KB a
+            # span) here keeps it from living in the queue until the flush.
+            self._pending.setdefault(batch.signal, []).append(DecodedBatch(batch.signal, batch.table))
             self._pending_rows += rows
             self._queued_bytes += size
             self._accepted_batches += 1
