@@ -128,3 +128,16 @@ def test_the_store_bounds_duckdb_memory(tmp_path: Path) -> None:
         expected = con.execute("SELECT current_setting('memory_limit')").fetchone()
     assert limit == expected
     assert limit is not None and limit[0].endswith("MiB")  # not DuckDB's default of 80% of RAM
+
+
+def test_the_memory_limit_comes_from_the_config(tmp_path: Path) -> None:
+    from faultlens.config.model import StoreConfig
+    from faultlens.store import open_store
+
+    store = open_store(StoreConfig(data_dir=tmp_path, memory_limit_mib=48))
+    try:
+        with store.cursor() as cur:
+            limit = cur.execute("SELECT current_setting('memory_limit')").fetchone()
+    finally:
+        store.close()
+    assert limit == ("45.7 MiB",)  # 48 MB (10^6 bytes), as DuckDB prints it

@@ -107,10 +107,12 @@ _UPSERT_SERVICE_NAMES = """
 
 # The embedded database shares the process with ingest, so its memory is bounded: past
 # the limit DuckDB evicts to a temporary directory beside the file (or fails a statement,
-# which the writer retries). Measured under a 10k spans/s feed (bench/store.py): peak RSS
-# ~420 MiB with DuckDB's default (80% of RAM), ~360 MiB at 128MB, ~300 MiB at 64MB. The
-# setting is per database, so it also holds for other connections to the same file.
-MEMORY_LIMIT = "64MB"
+# which the writer retries). Measured under a 10k spans/s feed (bench/store.py, 10,240-row
+# groups, 2 s flushes): peak RSS 273 MiB at 64MB, 238 MiB at 32MB, same CPU per span. The
+# setting is per database instance, so it holds for the analysis tables in the file too;
+# ``store.memory_limit_mib`` raises it for heavy query loads.
+DEFAULT_MEMORY_LIMIT_MIB = 32
+MEMORY_LIMIT = f"{DEFAULT_MEMORY_LIMIT_MIB}MB"
 
 
 def _time_conditions(column: str, time_range: TimeRange | None) -> tuple[list[str], list[Any]]:
@@ -126,7 +128,7 @@ def _where(conditions: list[str]) -> str:
 class DuckDBStore:
     """:class:`faultlens.store.base.Store` over one DuckDB file. Thread-safe."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, memory_limit_mib: int = DEFAULT_MEMORY_LIMIT_MIB) -> None:
         self.path = Path(path)
         try:
             self._con = open_store_file(self.path)
@@ -143,7 +145,7 @@ class DuckDBStore:
             self._con.close()
             raise
         try:
-            self._con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+            self._con.execute(f"SET memory_limit = '{int(memory_limit_mib)}MB'")
         except duckdb.Error as e:
             self._con.close()
             raise StoreError(f"cannot configure the store at {self.path}: {e}") from e
