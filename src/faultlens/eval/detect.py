@@ -2,15 +2,19 @@
 
 ::
 
-    NezhaDataset ──replay_nezha (max speed, OTLP/gRPC)──> FaultlensServer (in process, temp data
-                                                          dir, free ports: receivers, store,
-                                                          analysis, API)
+    NezhaDataset ──replay_as_live (max speed, OTLP/gRPC)──> FaultlensServer (in process, temp data
+                                                            dir, free ports: receivers, store,
+                                                            analysis, API)
     wait: store writer idle, analysis drained, open windows closed
     incidents (read from the analysis tables) x fault labels ──> report
 
 Nothing here talks to the analysis cores directly: the data goes over the wire and through
 admission, decode, the fan-out and the analysis consumer exactly as live telemetry would,
-so the figures are those of the server as it runs.
+so the figures are those of the server as it runs. The replay sends items in the order and
+the batches live SDKs would (:func:`replay_as_live`): a span once it has ended, and each
+signal's batch when it is full or its oldest item is a second old in data time. (Read in
+file order and sent in 1,000-item batches per signal, sparse logs waited in a half-full batch
+while spans moved data time on, and arrived after their window had been judged.)
 
 Per fault: whether an incident opened inside the fault window (the minute of injection and
 the ``FAULT_WINDOW_MINUTES - 1`` after it), and the delay from injection to the data time at
@@ -23,6 +27,7 @@ cooldown. Nothing is keyed to a service, pod or time of one data set.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
 import tempfile
 import threading
@@ -35,9 +40,10 @@ import typer
 
 if TYPE_CHECKING:
     from faultlens.analysis.incidents import Incident
-    from faultlens.datasets import Fault, Record
+    from faultlens.datasets import Fault, OtlpSender, Record, ReplaySummary
+    from faultlens.datasets.otlp import OtlpConverter
 
-__all__ = ["evaluate", "register", "score"]
+__all__ = ["evaluate", "register", "replay_as_live", "score"]
 
 NS_PER_S = 1_000_000_000
 MINUTE_NS = 60 * NS_PER_S
@@ -78,6 +84,87 @@ class _ServerThread:
         self.loop.close()
 
 
+def replay_as_live(
+    records: Iterable[Record],
+    sender: OtlpSender,
+    converter: OtlpConverter,
+    *,
+    batch_size: int = 1000,
+    max_delay_ns: int = NS_PER_S,
+) -> ReplaySummary:
+    """Send ``records`` (about in time order) as fast as ``sender`` takes them, ordered and
+    batched as live telemetry arrives.
+
+    A span is sent once data time (the time of the records read so far) reaches its end: an
+    SDK exports a span when it ends, while a dataset lists spans by start. A signal's batch
+    goes out when it holds ``batch_size`` items or its oldest item is ``max_delay_ns`` older
+    than the newest record sent (an SDK batch processor's schedule delay), so a quiet signal
+    is not held back behind a busy one. Stops after five requests in a row fail.
+    """
+    from faultlens.datasets.otlp import item_count
+    from faultlens.datasets.records import LogRecord, MetricRecord, SpanRecord
+    from faultlens.datasets.replay import ReplaySummary
+    from faultlens.types import Signal
+
+    summary = ReplaySummary()
+    started = time.perf_counter()
+    heap: list[tuple[int, int, Record]] = []  # (time it is sent at, sequence, record)
+    pending: dict[Signal, list[Record]] = {s: [] for s in Signal}
+    counts: dict[Signal, int] = dict.fromkeys(Signal, 0)
+    oldest: dict[Signal, int] = {}
+    failures = 0
+
+    def flush(signal: Signal) -> None:
+        nonlocal failures
+        batch, pending[signal] = pending[signal], []
+        items, counts[signal] = counts[signal], 0
+        oldest.pop(signal, None)
+        if signal is Signal.TRACES:
+            request: Any = converter.traces([r for r in batch if isinstance(r, SpanRecord)])
+        elif signal is Signal.LOGS:
+            request = converter.logs([r for r in batch if isinstance(r, LogRecord)])
+        else:
+            request = converter.metrics([r for r in batch if isinstance(r, MetricRecord)])
+        result = sender.send(signal, request, items)
+        summary.record(signal, result)
+        failures = 0 if result.delivered else failures + 1
+        if failures >= 5:
+            summary.aborted = f"{failures} requests in a row not delivered: {result.error}"
+
+    def send(upto: int) -> None:
+        while heap and heap[0][0] <= upto and not summary.aborted:
+            t, _, rec = heapq.heappop(heap)
+            signal = (
+                Signal.TRACES
+                if isinstance(rec, SpanRecord)
+                else (Signal.LOGS if isinstance(rec, LogRecord) else Signal.METRICS)
+            )
+            for other, first in list(oldest.items()):
+                if t - first > max_delay_ns:
+                    flush(other)
+            pending[signal].append(rec)
+            counts[signal] += item_count(rec)
+            oldest.setdefault(signal, t)
+            if counts[signal] >= batch_size:
+                flush(signal)
+
+    for seq, rec in enumerate(records):
+        t = rec.time_ns
+        summary.first_time_ns = t if summary.first_time_ns is None else min(summary.first_time_ns, t)
+        end = rec.end_ns if isinstance(rec, SpanRecord) else t
+        summary.last_time_ns = end if summary.last_time_ns is None else max(summary.last_time_ns, end)
+        heapq.heappush(heap, (end, seq, rec))
+        send(t)
+        if summary.aborted:
+            break
+    send(1 << 62)
+    for signal in Signal:
+        if pending[signal] and not summary.aborted:
+            flush(signal)
+    summary.elapsed_s = time.perf_counter() - started
+    return summary
+
+
 def evaluate(
     root: Path,
     *,
@@ -86,9 +173,8 @@ def evaluate(
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Replay ``root`` (Nezha layout) through a fresh server and score its incidents."""
-    from faultlens.datasets import NezhaDataset, ReplayOptions, SpanRecord, make_sender
+    from faultlens.datasets import NezhaDataset, SpanRecord, make_sender
     from faultlens.datasets.otlp import OtlpConverter
-    from faultlens.datasets.replay import Replayer
     from faultlens.store.analysis_base import AnomalyQuery, IncidentQuery
     from faultlens.types import Transport
 
@@ -117,8 +203,7 @@ def evaluate(
             sender = make_sender(f"http://127.0.0.1:{running.grpc_port}", Transport.GRPC, timeout_s=60)
             say(f"replaying {root} at max speed")
             cpu0 = time.process_time()
-            replayer = Replayer(sender, OtlpConverter(pod_nodes=ds.pod_nodes()), ReplayOptions(speed=None))
-            summary = replayer.run(records())
+            summary = replay_as_live(records(), sender, OtlpConverter(pod_nodes=ds.pod_nodes()))
             sender.close()
             say(f"replayed {summary.items} items in {summary.elapsed_s:.0f} s; waiting for the analysis")
             if not analysis.drain(1800, close_windows=True):

@@ -96,3 +96,35 @@ def test_endless_resource_noise_does_not_keep_an_incident_open() -> None:
         resolved += tr.update(w * W, [anomaly(SeriesKind.RESOURCE, "orders", w)], GRAPH).resolved
     assert len(resolved) == 1
     assert tr.open_incidents == []
+
+
+def test_errors_that_persist_open_an_incident_alone_latency_needs_a_second_series() -> None:
+    tr = IncidentTracker()
+    assert not tr.update(0, [anomaly(SeriesKind.ERROR_LOGS, "billing", 0)]).opened
+    up = tr.update(W, [anomaly(SeriesKind.ERROR_LOGS, "billing", 1)])
+    assert len(up.opened) == 1 and up.opened[0].opened_ns == W
+    flapping = IncidentTracker()
+    flapping.update(0, [anomaly(SeriesKind.LATENCY_P99, "billing", 0)])
+    assert not flapping.update(W, [anomaly(SeriesKind.LATENCY_P99, "billing", 1)]).opened
+
+
+def test_new_symptoms_after_an_incident_has_grown_open_their_own_incident() -> None:
+    tr = IncidentTracker(IncidentConfig(grow_windows=1))
+    tr.update(0, [anomaly(SeriesKind.LATENCY_P99, "orders", 0)], GRAPH)
+    first = tr.update(W, [anomaly(SeriesKind.LATENCY_P90, "front", 1)], GRAPH).opened[0]
+    # The window after it opened: still spreading, a new series joins it.
+    assert tr.update(2 * W, [anomaly(SeriesKind.THROUGHPUT, "orders", 2)], GRAPH).updated[0].id == first.id
+    # Later: its own series keep it going; a new symptom nearby starts a group of its own.
+    up = tr.update(
+        3 * W, [anomaly(SeriesKind.LATENCY_P99, "orders", 3), anomaly(SeriesKind.ERROR_LOGS, "db", 3)], GRAPH
+    )
+    assert [i.id for i in up.updated] == [first.id] and not up.opened
+    up = tr.update(4 * W, [anomaly(SeriesKind.ERROR_LOGS, "db", 4)], GRAPH)
+    assert len(up.opened) == 1 and up.opened[0].id != first.id and up.opened[0].services == ("db",)
+    assert [i.id for i in tr.open_incidents] == [first.id, up.opened[0].id]
+    # Without the limit, the open incident absorbs the second fault.
+    absorbing = IncidentTracker(IncidentConfig(grow_windows=None))
+    absorbing.update(0, [anomaly(SeriesKind.LATENCY_P99, "orders", 0)], GRAPH)
+    absorbing.update(W, [anomaly(SeriesKind.LATENCY_P90, "front", 1)], GRAPH)
+    absorbing.update(3 * W, [anomaly(SeriesKind.ERROR_LOGS, "db", 3)], GRAPH)
+    assert not absorbing.update(4 * W, [anomaly(SeriesKind.ERROR_LOGS, "db", 4)], GRAPH).opened

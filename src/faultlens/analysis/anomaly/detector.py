@@ -88,23 +88,26 @@ class AnomalyDetector:
             if ob.volume < c.min_volume.get(ob.key.kind, 0.0):
                 continue  # too quiet to judge, and too noisy to learn from
             base = self._baseline(ob.key, s, ob.window_start_ns)
-            learn = ob.value
+            learn: float | None = ob.value
             if base is not None:
                 anomaly = self._judge(ob, base)
                 if anomaly is not None:
                     out.append(anomaly)
                     s.streak += 1
                     s.streak_values.append(ob.value)
-                    if s.streak < c.accept_shift_after:
-                        edge = base.expected + np.sign(ob.value - base.expected) * c.threshold * base.spread
-                        learn = float(edge)
-                    else:  # a lasting level shift: the recent level becomes the baseline
+                    if s.streak >= c.accept_shift_after:  # a lasting level shift: the new normal
                         s.values.clear()
                         s.values.extend(s.streak_values[:-1])
                         s.streak, s.streak_values = 0, []
+                    elif base.n < c.warmup:  # a short history keeps to values judged normal
+                        learn = None
+                    else:
+                        edge = base.expected + np.sign(ob.value - base.expected) * c.threshold * base.spread
+                        learn = float(edge)
                 else:
                     s.streak, s.streak_values = 0, []
-            s.values.append(learn)
+            if learn is not None:
+                s.values.append(learn)
             if c.seasonal:  # the hour's own history learns raw values: recurring peaks are its point
                 hour = _hour(ob.window_start_ns)
                 s.hourly.setdefault(hour, deque(maxlen=c.history)).append(ob.value)
@@ -127,12 +130,14 @@ class AnomalyDetector:
             hourly = s.hourly.get(_hour(window_start_ns))
             if hourly is not None and len(hourly) >= c.seasonal_warmup:
                 values = hourly
-        if len(values) < c.warmup:
+        if len(values) < c.warmup_by_kind.get(key.kind, c.warmup):
             return None
         arr = np.fromiter(values, dtype=np.float64, count=len(values))
         med = float(np.median(arr))
         mad = float(np.median(np.abs(arr - med))) * MAD_TO_SIGMA
         floor = max(c.relative_floor * abs(med), c.abs_floor.get(key.kind, 0.0))
+        if key.kind in c.count_kinds:  # counts of events vary by at least their square root
+            floor = max(floor, float(np.sqrt(max(med, 0.0))))
         return Baseline(med, max(mad, floor), len(values))
 
     def _judge(self, ob: Observation, base: Baseline) -> Anomaly | None:

@@ -13,6 +13,7 @@ _WHAT = {
     SeriesKind.EDGE_LATENCY_P90: "p90 latency of calls",
     SeriesKind.EDGE_ERROR_RATE: "error rate of calls",
     SeriesKind.LOG_COUNT: "count of log",
+    SeriesKind.ERROR_LOGS: "error logs",
     SeriesKind.RESOURCE: "",
 }
 
@@ -43,6 +44,8 @@ def explain(key: SeriesKey, observed: float, expected: float) -> str:
         subject = f"{_WHAT[key.kind]} from {key.service} to {key.peer}"
     elif key.kind == SeriesKind.LOG_COUNT:
         subject = f"count of log {key.name!r} in {key.service}"
+    elif key.kind == SeriesKind.ERROR_LOGS:
+        subject = f"error logs (severity ERROR and above) of {key.service}"
     else:
         subject = f"{_WHAT[key.kind]} of {key.service}" + (f" {key.name}" if key.name else "")
     return f"{subject} was {obs}, expected {exp} ({change})"

@@ -18,6 +18,7 @@ class SeriesKind(enum.StrEnum):
     EDGE_LATENCY_P90 = "edge_latency_p90"
     EDGE_ERROR_RATE = "edge_error_rate"
     LOG_COUNT = "log_count"
+    ERROR_LOGS = "error_logs"
     RESOURCE = "resource"
 
 
@@ -124,8 +125,15 @@ def _default_abs_floor() -> dict[SeriesKind, float]:
         SeriesKind.EDGE_ERROR_RATE: 0.02,
         SeriesKind.THROUGHPUT: 0.2,
         SeriesKind.LOG_COUNT: 2.0,
+        SeriesKind.ERROR_LOGS: 1.0,
         SeriesKind.RESOURCE: 1e-9,
     }
+
+
+def _default_warmup_by_kind() -> dict[SeriesKind, int]:
+    # Error logs are counts whose normal is usually zero, with a Poisson floor on the spread:
+    # one window of history is enough to tell "none" from "a burst" (see ``warmup``).
+    return {SeriesKind.ERROR_LOGS: 1}
 
 
 def _default_directions() -> dict[SeriesKind, tuple[Direction, ...]]:
@@ -139,6 +147,7 @@ def _default_directions() -> dict[SeriesKind, tuple[Direction, ...]]:
         SeriesKind.EDGE_LATENCY_P90: up,
         SeriesKind.EDGE_ERROR_RATE: up,
         SeriesKind.LOG_COUNT: both,
+        SeriesKind.ERROR_LOGS: up,
         SeriesKind.THROUGHPUT: both,
         SeriesKind.RESOURCE: both,
     }
@@ -149,7 +158,9 @@ class DetectorConfig:
     """Thresholds of the detector; every default is documented in docs/analysis.md.
 
     ``history``: windows kept per series (rolling median / MAD over them).
-    ``warmup``: values a series needs before it may be judged.
+    ``warmup``: values a series needs before it may be judged; ``warmup_by_kind`` lowers it for
+    some kinds. While a series holds fewer than ``warmup`` values, values it flags are not
+    learned (in a short history one clipped outlier would move the median at once).
     ``threshold``: robust z-score (|x - median| / (1.4826 MAD)) to flag.
     ``min_relative_change``: and the change must be at least this fraction of the median
     (for drops, the same ratio: 1.0 means x2 up or /2 down).
@@ -157,11 +168,15 @@ class DetectorConfig:
     ``min_volume``: per kind, the volume a window needs to be judged (quiet windows are not).
     ``accept_shift_after``: after this many anomalous windows in a row, the new level is
     taken as normal (a deploy that changed latency for good stops alerting).
+    ``count_kinds``: series that count events; their spread is at least the square root of
+    the median (Poisson noise), so a count that is usually 9 must move by more than 3 per unit
+    of score.
     ``seasonal``: keep a per-hour-of-day baseline too, used once it has ``seasonal_warmup`` values.
     """
 
     history: int = 30
     warmup: int = 4
+    warmup_by_kind: dict[SeriesKind, int] = field(default_factory=_default_warmup_by_kind)
     threshold: float = 5.0
     min_relative_change: float = 1.0
     relative_floor: float = 0.1
@@ -169,11 +184,14 @@ class DetectorConfig:
     abs_floor: dict[SeriesKind, float] = field(default_factory=_default_abs_floor)
     directions: dict[SeriesKind, tuple[Direction, ...]] = field(default_factory=_default_directions)
     accept_shift_after: int = 15
+    count_kinds: frozenset[SeriesKind] = frozenset({SeriesKind.LOG_COUNT, SeriesKind.ERROR_LOGS})
     seasonal: bool = False
     seasonal_warmup: int = 5
 
     def __post_init__(self) -> None:
         if self.history < 3 or self.warmup < 2 or self.warmup > self.history:
             raise ValueError("anomaly.history must be >= 3 and anomaly.warmup in [2, history]")
+        if any(n < 1 or n > self.history for n in self.warmup_by_kind.values()):
+            raise ValueError("anomaly.warmup_by_kind values must be in [1, history]")
         if self.threshold <= 0 or self.min_relative_change < 0 or self.relative_floor < 0:
             raise ValueError("anomaly.threshold must be positive and the floors non-negative")

@@ -79,7 +79,7 @@ class IncidentTracker:
             near = _neighbourhood(set(a.key.services), undirected, c.graph_hops)
             target = None
             for g in sorted(self._live(a.window_start_ns), key=lambda g: (g.opened_ns is None, -g.last_ns)):
-                if g.services & near:
+                if g.services & near and self._accepts(g, a):
                     target = g
                     break
             supporting = a.key.kind in c.supporting_kinds
@@ -120,6 +120,14 @@ class IncidentTracker:
         gap = self.config.join_gap_windows * self.config.window_ns
         return [g for g in self._groups if g.last_ns >= t_ns - gap and g.resolved_ns is None]
 
+    def _accepts(self, g: _Group, a: Anomaly) -> bool:
+        """Whether a related group takes ``a``: forming groups always do; an open incident takes
+        series it does not hold yet only for ``grow_windows`` after it opened (see the config)."""
+        c = self.config
+        if g.opened_ns is None or c.grow_windows is None or a.key.kind in c.supporting_kinds:
+            return True
+        return a.window_start_ns <= g.opened_ns + c.grow_windows * c.window_ns or a.key in g.series
+
     def _qualifies(self, g: _Group) -> bool:
         c = self.config
         leading = [a for a in g.members if a.key.kind not in c.supporting_kinds]
@@ -127,6 +135,13 @@ class IncidentTracker:
             return False
         windows = len({a.window_start_ns for a in leading})
         enough = len(g.series) >= c.open_min_anomalies and windows >= c.open_min_windows
+        if not enough and c.persistent_kinds:
+            # One series of these kinds anomalous in enough windows is corroboration enough.
+            per_series: dict[SeriesKey, set[int]] = {}
+            for a in leading:
+                if a.key.kind in c.persistent_kinds:
+                    per_series.setdefault(a.key, set()).add(a.window_start_ns)
+            enough = any(len(w) >= c.open_min_windows for w in per_series.values())
         return enough or (c.open_score is not None and max(a.score for a in leading) >= c.open_score)
 
     def _expire(self) -> list[Incident]:

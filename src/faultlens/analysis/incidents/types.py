@@ -34,6 +34,15 @@ class IncidentConfig:
     ``supporting_kinds``: anomalies of these kinds (by default resource metrics, which are
     noisy on their own) join related live groups as evidence but never start a group nor
     count towards opening one.
+    ``persistent_kinds``: a single series of these kinds (errors) anomalous in
+    ``open_min_windows`` windows opens an incident without a second series: errors that
+    persist are what callers feel, and their baselines (mostly zero) flap far less than
+    latency percentiles do.
+    ``grow_windows``: an open incident takes anomalies of series it does not hold yet only up
+    to this many windows after the window it opened in (the fault spreading); later, such
+    anomalies form a group of their own, which opens a new incident if it qualifies (a second
+    fault while the first incident is still open). Series it holds keep joining it, so a
+    lasting fault stays one incident. None: it takes everything related while it is open.
     ``resolve_after_windows``: an open incident resolves after this many windows without a
     new member.
     """
@@ -45,8 +54,12 @@ class IncidentConfig:
     open_min_windows: int = 2
     open_score: float | None = None
     resolve_after_windows: int = 3
+    grow_windows: int | None = 1
     max_members: int = 500
     supporting_kinds: frozenset[SeriesKind] = frozenset({SeriesKind.RESOURCE})
+    persistent_kinds: frozenset[SeriesKind] = frozenset(
+        {SeriesKind.ERROR_LOGS, SeriesKind.ERROR_RATE, SeriesKind.EDGE_ERROR_RATE}
+    )
 
     def __post_init__(self) -> None:
         if self.window_ns <= 0 or self.join_gap_windows < 0 or self.resolve_after_windows < 1:

@@ -77,7 +77,8 @@ class EngineConfig:
     """How the engine cuts and judges windows; the cores' own configs ride along.
 
     ``min_coverage``: a window is judged on spans only when the span stream covered at least
-    this part of it (see :class:`~.windows.Segments`). ``max_future_ns``: an item time more
+    this part of it (see :class:`~.windows.Segments`), and on error-log counts only when the
+    log stream did (a window half covered holds half the errors). ``max_future_ns``: an item time more
     than this ahead of the wall clock does not move data time (one bad timestamp must not
     close every window); it is still analysed. ``recent_spans``: span ids kept to correlate
     error logs with spans that came in earlier batches. ``resource_opens_incidents``: when
@@ -182,8 +183,9 @@ class AnalysisEngine:
         self.detector = AnomalyDetector(c.detector)
         self.tracker = IncidentTracker(c.incident_config())
         self.graph: dict[str, set[str]] = {}
-        self.segments = Segments(gap_ns=c.window_ns)
-        self.known_log_services: set[str] = set()
+        self.segments = Segments(gap_ns=c.window_ns)  # of the span stream
+        self.log_segments = Segments(gap_ns=c.window_ns)
+        self.known_log_services: set[str] = set()  # services that have sent logs
         self.watermark_ns = _NEVER
         self.judged_until_ns = _NEVER  # every window starting before this has been judged
         self._pending: dict[int, WindowData] = {}
@@ -246,6 +248,8 @@ class AnalysisEngine:
         out.template_changes.extend(result.changes)
         out.templates.extend(_templates_seen(m for m in result.matches if m is not None))
         add_logs(self._pending, table, self.config.window_ns)
+        times = table.column("time_unix_nano")
+        self.log_segments.add(int(pc.min(times).as_py()), int(pc.max(times).as_py()))
         self._count_late(table.column("time_unix_nano"))
         return int(pc.max(table.column("time_unix_nano")).as_py())
 
@@ -332,10 +336,12 @@ class AnalysisEngine:
         for key, (total, n) in sorted(data.resources.items()):
             obs.append(Observation(key, start, wn, total / n))
         if data.has_logs:
-            self.known_log_services.update(data.error_logs)
-            for svc in sorted(self.known_log_services):
-                key = SeriesKey(SeriesKind.LOG_COUNT, svc, ERROR_LOGS)
-                obs.append(Observation(key, start, wn, float(data.error_logs.get(svc, 0))))
+            self.known_log_services.update(data.logs)
+            if self.log_segments.coverage(start, start + wn) >= self.config.min_coverage:
+                for svc in sorted(self.known_log_services):
+                    key = SeriesKey(SeriesKind.ERROR_LOGS, svc, ERROR_LOGS)
+                    volume = float(data.logs.get(svc, 0))
+                    obs.append(Observation(key, start, wn, float(data.error_logs.get(svc, 0)), volume))
         found = self.detector.observe(obs)
         out.anomalies.extend(found)
         self._track(self.tracker.update(start, self._incident_evidence(found), self.graph), out)
@@ -383,6 +389,7 @@ class AnalysisEngine:
                 "judged_until_ns": self.judged_until_ns,
                 "graph": {k: sorted(v) for k, v in self.graph.items()},
                 "segments": self.segments.export(),
+                "log_segments": self.log_segments.export(),
                 "known_log_services": sorted(self.known_log_services),
             },
             "errors": self.grouper.export_state(),
@@ -405,6 +412,7 @@ class AnalysisEngine:
             self.judged_until_ns = int(engine["judged_until_ns"])
             self.graph = {k: set(v) for k, v in engine["graph"].items()}
             self.segments.spans = [[int(a), int(b)] for a, b in engine["segments"]]
+            self.log_segments.spans = [[int(a), int(b)] for a, b in engine.get("log_segments", [])]
             self.known_log_services = set(engine["known_log_services"])
             restored.append("engine")
         if (errors := parts.get("errors")) is not None:

@@ -2,7 +2,7 @@
 
 The cores close their own windows (RED and edges by span end time, templates by log time);
 judging a window for anomalies needs everything of that window together: its RED and edge
-windows, the mean of each resource gauge, the error-log counts per service, and how much of
+windows, the mean of each resource gauge, the log and error-log counts per service, and how much of
 the window the span stream actually covered. :class:`WindowData` holds that; the helpers
 here fill it from Arrow tables column-wise, without a Python loop per row.
 """
@@ -28,7 +28,8 @@ class WindowData:
     red: list[RedWindow] = field(default_factory=list)
     edges: list[EdgeWindow] = field(default_factory=list)
     resources: dict[SeriesKey, list[float]] = field(default_factory=dict)  # key -> [sum, count]
-    error_logs: dict[str, int] = field(default_factory=dict)
+    logs: dict[str, int] = field(default_factory=dict)  # log records per service
+    error_logs: dict[str, int] = field(default_factory=dict)  # of which severity ERROR+
     has_logs: bool = False
 
 
@@ -111,32 +112,31 @@ def add_resources(windows: dict[int, WindowData], points: pa.Table, window_ns: i
 
 
 def add_logs(windows: dict[int, WindowData], logs: pa.Table, window_ns: int) -> None:
-    """Mark the windows that had logs and count error logs (severity ERROR+) per service."""
+    """Count log records and error logs (severity ERROR+) per service and window."""
     if logs.num_rows == 0:
         return
     times = _int64(logs.column("time_unix_nano"))
-    starts = times - times % window_ns
-    for w in np.unique(starts).tolist():
-        windows.setdefault(int(w), WindowData()).has_logs = True
     sev = pc.fill_null(logs.column("severity_number"), 0)
-    is_error = pc.greater_equal(sev, SEVERITY_ERROR)
-    if not pc.any(is_error).as_py():
-        return
     t = pa.table(
         {
             "service": pc.coalesce(logs.column("service_name"), pa.scalar("unknown_service")),
-            "w": pa.array(starts, pa.int64()),
+            "w": pa.array(times - times % window_ns, pa.int64()),
+            "e": pc.cast(pc.greater_equal(sev, SEVERITY_ERROR), pa.int64()),
         }
-    ).filter(is_error)
-    agg = t.group_by(["service", "w"]).aggregate([([], "count_all")])
-    for svc, w, n in zip(
+    )
+    agg = t.group_by(["service", "w"]).aggregate([([], "count_all"), ("e", "sum")])
+    for svc, w, n, errors in zip(
         agg.column("service").to_pylist(),
         agg.column("w").to_pylist(),
         agg.column("count_all").to_pylist(),
+        agg.column("e_sum").to_pylist(),
         strict=True,
     ):
         wd = windows.setdefault(int(w), WindowData())
-        wd.error_logs[svc] = wd.error_logs.get(svc, 0) + int(n)
+        wd.has_logs = True
+        wd.logs[svc] = wd.logs.get(svc, 0) + int(n)
+        if errors:
+            wd.error_logs[svc] = wd.error_logs.get(svc, 0) + int(errors)
 
 
 def _int64(col: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.int64]:
