@@ -112,11 +112,17 @@ def measure(
     spy = _py_spy(server.proc.pid, profile) if profile is not None else None
     if spy is not None:
         time.sleep(1.0)  # py-spy attaches
+    refused = 0
     with httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=60) as otlp:
         cpu0 = _cpu(server.proc.pid)
         started = time.perf_counter()
         for path, body, _ in work:
-            r = otlp.post(path, content=body, headers=PROTOBUF)
+            while True:
+                r = otlp.post(path, content=body, headers=PROTOBUF)
+                if r.status_code not in (429, 503):
+                    break
+                refused += 1  # retryable refusal (the store is busy): retry after a pause, as a client would
+                time.sleep(0.2)
             r.raise_for_status()
         sent_s = time.perf_counter() - started
     deadline = time.monotonic() + 600
@@ -149,6 +155,7 @@ def measure(
         "send_s": round(sent_s, 2),
         "until_done_s": round(elapsed, 2),
         "dropped_items": dropped,
+        "refused_requests": refused,
     }
 
 
