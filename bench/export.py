@@ -23,11 +23,15 @@ Two ways to measure:
 - ``--callgrind``: each contender in its own process under ``valgrind --tool=callgrind``,
   counting the user-space instructions of that process only (all its threads: SDK encoding,
   queue, sender threads, gRPC's C core; not the kernel's side of the socket calls, and not
-  the receiver). One warm-up batch is sent first (connections made), then counting runs from
-  the first ``export()`` to delivery of the last batch (the counters are zeroed at
-  ``os.getsid`` and dumped at ``os.getpgid``, which nothing else calls). Span ids are seeded
-  and ``PYTHONHASHSEED`` fixed, so counts repeat to well under 1% whatever the machine's load.
-  About 50x slower than native: 5,120 spans per contender take a minute or two each.
+  the receiver, which runs natively in another process). Each contender runs twice: once
+  exporting the measured spans, once (``base``) doing everything else the same way (start-up,
+  the same spans made, the exporter built, one warm-up batch sent so connections exist and
+  lazy imports are done, shutdown); the difference of the two totals is the cost of the
+  measured spans, end to end from the first ``export()`` to delivery of the last batch.
+  (Callgrind's ``--zero-before``/``--dump-before`` are not used: they miscount other threads,
+  adding work those threads did before the zeroing.) Span ids are seeded and
+  ``PYTHONHASHSEED`` fixed, so counts repeat closely whatever the machine's load. About 50x
+  slower than native: 5,120 spans per contender take a few minutes per pair of runs.
 
     python bench/export.py                 # CPU: 10k spans per exporter, 3 interleaved rounds
     python bench/export.py --full          # CPU: 100k spans per exporter
@@ -325,8 +329,13 @@ def cpu_mode(n: int, rounds: int) -> dict[str, Any]:
 # --- instructions (callgrind) -----------------------------------------------------------------
 
 
-def child(name: str, n: int, ports: Ports, queue_dir: str) -> None:
-    """One contender, run by :func:`callgrind_mode` under valgrind; prints one JSON line."""
+def child(name: str, n: int, ports: Ports, queue_dir: str, base: bool) -> None:
+    """One contender, run by :func:`callgrind_mode` under valgrind; prints one JSON line.
+
+    The ``base`` run does everything the measured run does (start-up, the same spans made,
+    the exporter built, a warm-up batch sent, one receiver query, shutdown) except exporting
+    the ``n`` measured spans; the difference of the two runs' instruction totals is their cost.
+    """
     random.seed(20240601)  # span and trace ids: the same bytes in every child
     spans = make_spans(n + BATCH)
     warm, batches = spans[:BATCH], in_batches(spans[BATCH:])
@@ -334,66 +343,65 @@ def child(name: str, n: int, ports: Ports, queue_dir: str) -> None:
     export, flush, shutdown = contender
     prepare(contender, [warm, *batches])
     sends = name != "encode_only"
-    start = ports.spans() if sends else 0
-    export(warm)  # connections made, code paths warm
+    export(warm)  # connections made, lazy imports done, code paths warm
     flush()
     if sends:
-        start = ports.wait_spans(start + BATCH, 600)
-    os.getsid(0)  # callgrind --zero-before=os_getsid: counting starts
-    results = [export(batch) for batch in batches]
+        ports.wait_spans(BATCH, 600)
+    results = [] if base else [export(batch) for batch in batches]
     flush()
-    os.getpgid(0)  # callgrind --dump-before=os_getpgid: the counts are written
-    delivered = ports.wait_spans(start + n, 120) - start if sends else n
+    expected = BATCH + (0 if base else n)
+    # One query when everything arrived (flush() waited for it), more only on a failure.
+    delivered = ports.wait_spans(expected, 120) - BATCH if sends else n
     shutdown()
     failed = sum(1 for r in results if r is SpanExportResult.FAILURE)
-    print(json.dumps({"spans": n, "delivered": delivered, "failed_exports": failed}), flush=True)
+    report = {"spans": 0 if base else n, "delivered": delivered, "failed_exports": failed}
+    print(json.dumps(report), flush=True)
+
+
+def _valgrind(name: str, n: int, base: bool, queue_dir: str, out_dir: str) -> int:
+    """Instructions of one whole child process (its receiver runs natively, uncounted)."""
+    kind = "base" if base else "measured"
+    receiver = Receiver()  # one each: children run side by side, and spans are counted per child
+    try:
+        cmd = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={Path(out_dir) / f'{name}-{kind}.out'}",
+            sys.executable,
+            __file__,
+            "--child",
+            name,
+            "--spans",
+            str(n),
+            "--grpc-port",
+            str(receiver.ports.grpc),
+            "--http-port",
+            str(receiver.ports.http),
+            "--queue-dir",
+            str(Path(queue_dir) / f"{name}-{kind}"),
+            *(["--base"] if base else []),
+        ]
+        # numpy's OpenBLAS (imported with pyarrow) would otherwise start threads of its own.
+        env = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"}
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    finally:
+        receiver.close()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name} ({kind}): valgrind failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    if report["delivered"] != report["spans"] or report["failed_exports"]:
+        raise RuntimeError(f"{name} ({kind}): not everything was delivered: {report}")
+    for line in (Path(out_dir) / f"{name}-{kind}.out").read_text().splitlines():
+        if line.startswith("summary:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"{name} ({kind}): no summary line in the callgrind output")
 
 
 def _callgrind_one(name: str, n: int, queue_dir: str, out_dir: str) -> dict[str, Any]:
-    receiver = Receiver()  # one each: contenders run side by side, and spans are counted per child
-    try:
-        return _callgrind_run(name, n, receiver.ports, queue_dir, out_dir)
-    finally:
-        receiver.close()
-
-
-def _callgrind_run(name: str, n: int, ports: Ports, queue_dir: str, out_dir: str) -> dict[str, Any]:
-    out = Path(out_dir) / name
-    cmd = [
-        "valgrind",
-        "--tool=callgrind",
-        f"--callgrind-out-file={out}.%p",
-        "--zero-before=os_getsid",
-        "--dump-before=os_getpgid",
-        sys.executable,
-        __file__,
-        "--child",
-        name,
-        "--spans",
-        str(n),
-        "--grpc-port",
-        str(ports.grpc),
-        "--http-port",
-        str(ports.http),
-        "--queue-dir",
-        str(Path(queue_dir) / name),
-    ]
-    # numpy's OpenBLAS (imported with pyarrow) would otherwise start idle threads that spin.
-    env = {**os.environ, "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"}
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{name}: valgrind child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
-    dumps = sorted(Path(out_dir).glob(f"{name}.*.1"))
-    if len(dumps) != 1:
-        raise RuntimeError(f"{name}: expected one callgrind dump, found {dumps}")
-    instructions = 0
-    for line in dumps[0].read_text().splitlines():
-        if line.startswith("summary:"):
-            instructions = int(line.split()[1])
-    if report["delivered"] != n or report["failed_exports"]:
-        raise RuntimeError(f"{name}: {report['delivered']} of {n} spans delivered; {report}")
+    measured = _valgrind(name, n, False, queue_dir, out_dir)
+    base = _valgrind(name, n, True, queue_dir, out_dir)
+    instructions = measured - base
     return {
         "instructions_per_span": round(instructions / n),
         "g_instructions_per_100k_spans": round(instructions * 100_000 / n / 1e9, 2),
@@ -449,10 +457,11 @@ def main() -> None:
     parser.add_argument("--grpc-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--http-port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--queue-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--base", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child:
-        child(args.child, args.spans, Ports(args.grpc_port, args.http_port), args.queue_dir)
+        child(args.child, args.spans, Ports(args.grpc_port, args.http_port), args.queue_dir, args.base)
         return
     if args.callgrind:
         n = args.spans or CALLGRIND_SPANS

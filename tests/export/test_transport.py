@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import grpc
@@ -112,3 +113,30 @@ def test_other_signals_reach_their_paths(backend: OtlpBackend) -> None:
             t.close()
     assert backend.items(Signal.LOGS) == 12
     assert backend.items(Signal.METRICS) == 21  # 3 protocols x 7 points
+
+
+def test_http_clients_share_one_tls_context_loaded_only_for_https(backend: OtlpBackend) -> None:
+    # Loading the CA certificates costs tens of milliseconds of CPU: once per transport, and
+    # never for a plain http:// endpoint (it was once per sender thread, for any endpoint).
+    t = make_transport(_config(backend, "http/protobuf"))
+    try:
+        assert t._verify.cert_store_stats()["x509_ca"] == 0  # type: ignore[attr-defined]
+        results: list[object] = []
+        threads = [
+            threading.Thread(target=lambda s=s: results.append(t.send(Signal.TRACES, trace_body(3, s), 2.0)))
+            for s in range(2)
+        ]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert results == [Delivered(), Delivered()]
+    finally:
+        t.close()
+    secure = make_transport(
+        ExporterConfig.model_validate({"protocol": "http/protobuf", "endpoint": "https://x:4318"})
+    )
+    try:
+        assert secure._verify.cert_store_stats()["x509_ca"] > 0  # type: ignore[attr-defined]
+    finally:
+        secure.close()

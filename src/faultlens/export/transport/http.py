@@ -23,10 +23,18 @@ from faultlens.types import Signal
 GZIP_LEVEL = 6
 
 
-def _ssl_context(config: ExporterConfig) -> ssl.SSLContext | bool:
+def _ssl_context(config: ExporterConfig, urls: list[str]) -> ssl.SSLContext:
+    """The one TLS context every client of a transport shares.
+
+    Building one loads the CA certificates (tens of milliseconds of CPU); a context per client
+    paid that again in every sender thread, and for plain ``http://`` endpoints for nothing.
+    """
     tls = config.tls
     if tls.ca_file is None and tls.cert_file is None:
-        return True
+        if not any(url.lower().startswith("https:") for url in urls):
+            # Plain HTTP never uses TLS. A context that trusts no CA would fail closed if it did.
+            return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        return httpx.create_ssl_context()  # certifi's CAs, or SSL_CERT_FILE / SSL_CERT_DIR
     ctx = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
     if tls.cert_file is not None and tls.key_file is not None:
         ctx.load_cert_chain(str(tls.cert_file), str(tls.key_file))
@@ -49,7 +57,7 @@ class HttpTransport:
         self._json = json
         self._urls = {signal: config.endpoint_for(signal) for signal in config.signals}
         self._gzip = config.compression == "gzip"
-        self._verify = _ssl_context(config)
+        self._verify = _ssl_context(config, list(self._urls.values()))
         self._headers = {
             **config.headers,
             "Content-Type": "application/json" if json else "application/x-protobuf",
