@@ -62,7 +62,8 @@ class _ServerThread:
 
         config = Config.model_validate(
             {
-                "store": {"data_dir": str(data_dir)},
+                # Max-speed replay of a day: more than the default memory bound of a live server.
+                "store": {"data_dir": str(data_dir), "memory_limit_mib": 512},
                 "receivers": {"grpc": {"port": 0}, "http": {"port": 0}},
                 "api": {"enabled": False},
                 "admission": {"memory_soft_limit_mib": None},

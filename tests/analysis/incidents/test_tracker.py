@@ -128,3 +128,14 @@ def test_new_symptoms_after_an_incident_has_grown_open_their_own_incident() -> N
     absorbing.update(W, [anomaly(SeriesKind.LATENCY_P90, "front", 1)], GRAPH)
     absorbing.update(3 * W, [anomaly(SeriesKind.ERROR_LOGS, "db", 3)], GRAPH)
     assert not absorbing.update(4 * W, [anomaly(SeriesKind.ERROR_LOGS, "db", 4)], GRAPH).opened
+
+
+def test_a_service_that_starts_failing_while_an_incident_is_open_gets_its_own() -> None:
+    tr = IncidentTracker(IncidentConfig(grow_windows=1))
+    tr.update(0, [anomaly(SeriesKind.LATENCY_P99, "orders", 0)], GRAPH)
+    first = tr.update(W, [anomaly(SeriesKind.LATENCY_P90, "front", 1)], GRAPH).opened[0]
+    # Still inside the growth window, but errors in a service the incident does not hold.
+    up = tr.update(2 * W, [anomaly(SeriesKind.ERROR_LOGS, "users", 2)], GRAPH)
+    assert not up.updated and not up.opened
+    second = tr.update(3 * W, [anomaly(SeriesKind.ERROR_LOGS, "users", 3)], GRAPH).opened
+    assert len(second) == 1 and second[0].id != first.id and second[0].services == ("users",)

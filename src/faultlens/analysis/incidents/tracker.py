@@ -11,7 +11,9 @@
 
 "Related" means: the anomaly's window is at most ``join_gap_windows`` after the group's
 latest member, and one of its services equals or neighbours (within ``graph_hops`` in the
-service graph, either direction) a service of the group.
+service graph, either direction) a service of the group. Once an incident is open it stops
+taking new symptoms after a while (``grow_windows``; errors of a new service at once): a
+second fault while the first incident is still open gets an incident of its own.
 """
 
 from __future__ import annotations
@@ -121,12 +123,22 @@ class IncidentTracker:
         return [g for g in self._groups if g.last_ns >= t_ns - gap and g.resolved_ns is None]
 
     def _accepts(self, g: _Group, a: Anomaly) -> bool:
-        """Whether a related group takes ``a``: forming groups always do; an open incident takes
-        series it does not hold yet only for ``grow_windows`` after it opened (see the config)."""
+        """Whether a related group takes ``a``.
+
+        A forming group takes every related anomaly. An open incident takes every related
+        anomaly of the window it opened in and, later, anomalies of series it holds; a new
+        series only up to ``grow_windows`` after it opened, and never errors of a service it
+        does not hold (a service that starts failing while an incident is open is news of
+        its own: it forms a group, which opens a second incident if it qualifies).
+        """
         c = self.config
         if g.opened_ns is None or c.grow_windows is None or a.key.kind in c.supporting_kinds:
             return True
-        return a.window_start_ns <= g.opened_ns + c.grow_windows * c.window_ns or a.key in g.series
+        if a.key in g.series or a.window_start_ns <= g.opened_ns:
+            return True
+        if a.key.kind in c.persistent_kinds and a.key.focus_service not in g.services:
+            return False
+        return a.window_start_ns <= g.opened_ns + c.grow_windows * c.window_ns
 
     def _qualifies(self, g: _Group) -> bool:
         c = self.config
