@@ -12,7 +12,14 @@ from collections.abc import Sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from faultlens.analysis.templates.masking import FINGERPRINT_MASKS, TEMPLATE_MASKS, MaskRule, mask, mask_many
+from faultlens.analysis.templates.masking import (
+    FINGERPRINT_MASKS,
+    TEMPLATE_MASKS,
+    MaskRule,
+    mask,
+    mask_many,
+    mask_tokens,
+)
 
 LINES = (
     "user user-123 logged in from 10.0.3.7",
@@ -70,3 +77,21 @@ def test_masking_many_lines_at_once_masks_each_as_alone(lines: list[str]) -> Non
         assert mask_many(lines, rules) == [mask(line, rules) for line in lines]
     with_newline = ["a 1\nb 2", "c 3"]  # a line holding a newline is masked alone
     assert mask_many(with_newline, TEMPLATE_MASKS) == [mask(x, TEMPLATE_MASKS) for x in with_newline]
+
+
+_SPACES = [" ", "  ", "\t", "\u00a0", "\x1c", "\u2028", "\u3000"]
+_WORDS = st.lists(_ALPHABET, min_size=1, max_size=6).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.tuples(_WORDS, st.sampled_from(_SPACES)), max_size=8), max_size=6))
+def test_masking_token_by_token_gives_the_tokens_of_the_masked_line(
+    parts: list[list[tuple[str, str]]],
+) -> None:
+    lines = ["".join(w + sp for w, sp in line) for line in parts] + list(LINES)
+    in_token = tuple(r for r in FINGERPRINT_MASKS if r.in_token)
+    assert {r.placeholder for r in FINGERPRINT_MASKS if not r.in_token} == {"<STR>"}
+    for rules in (TEMPLATE_MASKS, in_token, FINGERPRINT_MASKS):  # the last falls back to whole lines
+        expected = [mask(line, rules).split() for line in lines]
+        assert mask_tokens(lines, rules) == expected
+        assert mask_tokens(lines, rules) == expected  # again, from the memo

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from faultlens.analysis.templates import Drain, DrainConfig
+from faultlens.analysis.templates import FINGERPRINT_MASKS, Drain, DrainConfig
 from faultlens.analysis.templates.evaluate import evaluate, grouping_accuracy
 
 
@@ -93,20 +94,27 @@ def _replay(drain: Drain, lines: list[str], *, many: bool) -> list[tuple[int, st
 
 def test_the_line_cache_and_batch_masking_change_no_result(datasets_dir: Path) -> None:
     """Every loghub system, in order, and again (repeats hit the cache), with small bounds so
-    that clusters are evicted and nodes fill up: the same matches and the same final state."""
+    that clusters are evicted and nodes fill up: the same matches and the same final state,
+    whether lines are masked one by one, by batch, token by token, or split on delimiters."""
     lines = _loghub_lines(datasets_dir)
     lines = lines + lines[::3]
     small = {"max_clusters": 150, "max_children": 8}
-    plain = Drain(DrainConfig(line_cache=0, **small))
-    expected = _replay(plain, lines, many=False)
-    for config, many in (
-        (DrainConfig(**small), False),
-        (DrainConfig(**small), True),
-        (DrainConfig(line_cache=50, **small), True),  # a cache that is cleared often
-    ):
-        d = Drain(config)
-        assert _replay(d, lines, many=many) == expected
-        assert d.export_state() == plain.export_state()
+    variants: list[dict[str, Any]] = [
+        {},
+        {"extra_delimiters": "=,:"},  # tokens re-split after masking
+        {"masks": FINGERPRINT_MASKS},  # quoted strings span tokens: whole lines are masked
+    ]
+    for extra in variants:
+        plain = Drain(DrainConfig(line_cache=0, **small, **extra))
+        expected = _replay(plain, lines, many=False)
+        for config, many in (
+            (DrainConfig(**small, **extra), False),
+            (DrainConfig(**small, **extra), True),
+            (DrainConfig(line_cache=50, **small, **extra), True),  # a cache that is cleared often
+        ):
+            d = Drain(config)
+            assert _replay(d, lines, many=many) == expected, (extra, config.line_cache, many)
+            assert d.export_state() == plain.export_state()
 
 
 def test_a_repeated_line_joins_its_cluster_until_the_leaf_changes() -> None:

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from faultlens.analysis.templates.masking import TEMPLATE_MASKS, MaskRule, mask, mask_many
+from faultlens.analysis.templates.masking import TEMPLATE_MASKS, MaskRule, mask, mask_many, mask_tokens
 
 WILDCARD = "<*>"
 _STATE_VERSION = 1
@@ -129,22 +129,31 @@ class Drain:
         return self._add_masked(mask(line.strip(), self.config.masks))
 
     def add_many(self, lines: Sequence[str]) -> list[Match]:
-        """``[self.add(line) for line in lines]``, in order, masking all the lines at once."""
+        """``[self.add(line) for line in lines]``, in order, masking all the lines at once.
+
+        With masks that stay inside tokens (the default), each distinct token is masked
+        once (:func:`~.masking.mask_tokens`); else each distinct line is.
+        """
+        masks = self.config.masks
+        if all(r.in_token for r in masks):
+            direct = self._splitter is None  # the masked tokens are the tokens
+            return [
+                self._add_masked(" ".join(tokens), tokens if direct else None)
+                for tokens in mask_tokens(lines, masks)
+            ]
         stripped = [line.strip() for line in lines]
         distinct = list(dict.fromkeys(stripped))  # each distinct line is masked once
-        if len(distinct) < len(stripped):
-            masked_of = dict(zip(distinct, mask_many(distinct, self.config.masks), strict=True))
-            masked = [masked_of[line] for line in stripped]
-        else:
-            masked = mask_many(stripped, self.config.masks)
-        return [self._add_masked(m) for m in masked]
+        masked_of = dict(zip(distinct, mask_many(distinct, masks), strict=True))
+        return [self._add_masked(masked_of[line]) for line in stripped]
 
-    def _add_masked(self, masked: str) -> Match:
+    def _add_masked(self, masked: str, tokens: list[str] | None = None) -> Match:
+        """Place a masked line (``tokens``: its tokens, when the caller has them)."""
         hit = self._recent.get(masked)
         if hit is not None and hit[0].version == hit[1]:
             hit[2].size += 1
             return hit[3]
-        tokens = self._split(masked)
+        if tokens is None:
+            tokens = self._split(masked)
         leaf, path = self._leaf_for(tokens, create=True)
         assert leaf is not None
         cluster = self._best_match(leaf.clusters, tokens)

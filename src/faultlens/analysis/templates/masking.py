@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +27,18 @@ class MaskRule:
     for ``pattern`` to match: a text holding none of the ``requires`` substrings, or in
     which ``quick`` finds nothing, is left as it is without running ``pattern``. They only
     save time (most rules do not apply to most lines); the result is the same.
+
+    ``in_token``: no match holds whitespace, and the look-arounds and ``\b`` of ``pattern``
+    see whitespace as they see the start or end of the text; so masking each
+    whitespace-separated token alone gives the same tokens as masking the whole line
+    (:func:`mask_tokens`). Quoted strings, which span spaces, are not.
     """
 
     placeholder: str
     pattern: re.Pattern[str]
     requires: tuple[str, ...] = ()
     quick: re.Pattern[str] | None = None
+    in_token: bool = True
 
     def apply(self, text: str) -> str:
         if self.requires and not any(r in text for r in self.requires):
@@ -42,9 +49,16 @@ class MaskRule:
 
 
 def _rule(
-    placeholder: str, pattern: str, requires: tuple[str, ...] = (), quick: str | None = None
+    placeholder: str,
+    pattern: str,
+    requires: tuple[str, ...] = (),
+    quick: str | None = None,
+    *,
+    in_token: bool = True,
 ) -> MaskRule:
-    return MaskRule(placeholder, re.compile(pattern), requires, None if quick is None else re.compile(quick))
+    return MaskRule(
+        placeholder, re.compile(pattern), requires, None if quick is None else re.compile(quick), in_token
+    )
 
 
 # Ordered: URLs before paths (a URL holds a path), UUIDs before hex, IPs before numbers.
@@ -67,8 +81,8 @@ _HEX = _rule(
 )
 _WINPATH = _rule("<PATH>", r"\b[A-Za-z]:\\[^\s\"'<>:*?|]+", (":\\",))
 _PATH = _rule("<PATH>", r"(?<![\w.:/<>])(?:/[\w.@%+~-]+){2,}/?", ("/",))
-_DQUOTE = _rule("<STR>", r"\"[^\"\n]*\"", ('"',))
-_SQUOTE = _rule("<STR>", r"(?<!\w)'[^'\n]*'", ("'",))
+_DQUOTE = _rule("<STR>", r"\"[^\"\n]*\"", ('"',), in_token=False)
+_SQUOTE = _rule("<STR>", r"(?<!\w)'[^'\n]*'", ("'",), in_token=False)
 # Numbers not glued to letters: 42, -3.5, 250ms, 12%, key=7, id:9, but not v2 or utf8.
 _NUM = _rule(
     "<NUM>", r"(?<![\w.])[-+]?\d+(?:[.,]\d+)*(?:ns|us|µs|ms|s|m|h|d|[kKMGT]i?B|B|%)?(?![\w])", quick=r"\d"
@@ -119,6 +133,36 @@ def mask_many(lines: Sequence[str], rules: Sequence[MaskRule] = FINGERPRINT_MASK
     for rule in rules:
         text = rule.apply(text)
     return text.split("\n")
+
+
+_TOKEN_CACHE_SIZE = 100_000
+_token_caches: dict[tuple[MaskRule, ...], dict[str, str]] = {}
+
+
+def mask_tokens(lines: Sequence[str], rules: Sequence[MaskRule] = TEMPLATE_MASKS) -> list[list[str]]:
+    """``[mask(line, rules).split() for line in lines]``, masking each distinct token once.
+
+    Needs rules that all stay ``in_token`` (else it masks whole lines). Lines of one kind
+    share most of their tokens, so only the tokens not seen lately go through the rules, all
+    at once (:func:`mask_many`); what a token masks to is remembered (a bounded memo of a
+    pure function: the same token always masks the same way).
+    """
+    key = tuple(rules)
+    if not all(r.in_token for r in key):
+        return [m.split() for m in mask_many(lines, key)]
+    cache = _token_caches.setdefault(key, {})
+    token_lists = [line.split() for line in lines]
+    distinct = set(chain.from_iterable(token_lists))
+    known = {t: m for t in distinct if (m := cache.get(t)) is not None}
+    if len(known) < len(distinct):
+        unknown = [t for t in distinct if t not in known]
+        fresh = dict(zip(unknown, mask_many(unknown, key), strict=True))
+        known.update(fresh)
+        if len(cache) + len(fresh) > _TOKEN_CACHE_SIZE:
+            cache.clear()
+        cache.update(fresh)
+    get = known.__getitem__
+    return [list(map(get, tokens)) for tokens in token_lists]
 
 
 def is_placeholder(token: str) -> bool:
