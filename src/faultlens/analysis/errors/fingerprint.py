@@ -130,6 +130,7 @@ def top_frame(stacktrace: str | None) -> str:
     return frames[0] if frames else ""
 
 
+@functools.lru_cache(maxsize=4096)
 def normalise_type(exception_type: str | None) -> str:
     """Short name of an exception type: ``java.net.ConnectException`` -> ``ConnectException``."""
     if not exception_type:
