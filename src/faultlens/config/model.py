@@ -86,8 +86,9 @@ class StoreConfig(_Section):
     # Decoded spans take ~1.2 KB of Arrow each, so bytes are the bound that matters.
     queue_max_rows: int = Field(default=1_000_000, gt=0)
     # DuckDB's memory for the whole file (store and analysis tables); past it, DuckDB
-    # spills to a temporary directory. Raise it for heavy query loads.
-    memory_limit_mib: int = Field(default=32, ge=8)
+    # spills to a temporary directory. 32 saves ~35 MiB at 10k spans/s, but a burst can
+    # then hit an out-of-memory error that invalidates the database (store/duckdb_store.py).
+    memory_limit_mib: int = Field(default=128, ge=8)
     queue_max_bytes: int = Field(default=128 * 2**20, gt=0)
 
     @model_validator(mode="after")

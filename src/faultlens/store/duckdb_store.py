@@ -108,10 +108,12 @@ _UPSERT_SERVICE_NAMES = """
 # The embedded database shares the process with ingest, so its memory is bounded: past
 # the limit DuckDB evicts to a temporary directory beside the file (or fails a statement,
 # which the writer retries). Measured under a 10k spans/s feed (bench/store.py, 10,240-row
-# groups, 2 s flushes): peak RSS 273 MiB at 64MB, 238 MiB at 32MB, same CPU per span. The
-# setting is per database instance, so it holds for the analysis tables in the file too;
-# ``store.memory_limit_mib`` raises it for heavy query loads.
-DEFAULT_MEMORY_LIMIT_MIB = 32
+# groups, 2 s flushes): peak RSS 273 MiB at 64MB, 238 MiB at 32MB, same CPU per span. But
+# at 32MB a max-speed replay of a day of data (eval detect) hit an out-of-memory error in a
+# place that invalidated the database, so the default stays at the 128MB that has never
+# done so; ``store.memory_limit_mib`` lowers it where memory matters more than bursts.
+# The setting is per database instance, so it holds for the analysis tables too.
+DEFAULT_MEMORY_LIMIT_MIB = 128
 MEMORY_LIMIT = f"{DEFAULT_MEMORY_LIMIT_MIB}MB"
 
 
