@@ -13,12 +13,11 @@ used once it has enough values.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from faultlens.analysis.anomaly.explain import explain
 from faultlens.analysis.anomaly.types import (
@@ -77,7 +76,7 @@ class AnomalyDetector:
         out: list[Anomaly] = []
         c = self.config
         for ob in observations:
-            if not np.isfinite(ob.value):
+            if not math.isfinite(ob.value):
                 continue
             s = self._series.get(ob.key)
             if s is None:
@@ -102,7 +101,9 @@ class AnomalyDetector:
                     elif base.n < c.warmup:  # a short history keeps to values judged normal
                         learn = None
                     else:
-                        edge = base.expected + np.sign(ob.value - base.expected) * c.threshold * base.spread
+                        edge = base.expected + math.copysign(
+                            c.threshold * base.spread, ob.value - base.expected
+                        )
                         learn = float(edge)
                 else:
                     s.streak, s.streak_values = 0, []
@@ -132,12 +133,11 @@ class AnomalyDetector:
                 values = hourly
         if len(values) < c.warmup_by_kind.get(key.kind, c.warmup):
             return None
-        arr = np.fromiter(values, dtype=np.float64, count=len(values))
-        med = float(np.median(arr))
-        mad = float(np.median(np.abs(arr - med))) * MAD_TO_SIGMA
+        med = _median(sorted(values))
+        mad = _median(sorted([abs(v - med) for v in values])) * MAD_TO_SIGMA
         floor = max(c.relative_floor * abs(med), c.abs_floor.get(key.kind, 0.0))
         if key.kind in c.count_kinds:  # counts of events vary by at least their square root
-            floor = max(floor, float(np.sqrt(max(med, 0.0))))
+            floor = max(floor, math.sqrt(max(med, 0.0)))
         return Baseline(med, max(mad, floor), len(values))
 
     def _judge(self, ob: Observation, base: Baseline) -> Anomaly | None:
@@ -200,6 +200,13 @@ class AnomalyDetector:
                 list(item.get("streak_values", [])),
                 int(item["last_window_ns"]),
             )
+
+
+def _median(ordered: list[float]) -> float:
+    """Median of an ascending list (histories are short: sorting in Python beats numpy's call cost)."""
+    n = len(ordered)
+    mid = n // 2
+    return float(ordered[mid]) if n % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
 def _hour(t_ns: int) -> int:
