@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
+
+import pytest
 
 from faultlens.analysis.anomaly import Anomaly, Direction, SeriesKey, SeriesKind
 from faultlens.analysis.incidents import Incident, IncidentState, Severity
 from faultlens.datasets import Fault
-from faultlens.eval.detect import score
+from faultlens.eval.detect import evaluate, score
+from faultlens.types import TimeRange
 
 S = 1_000_000_000
 M = 60 * S
@@ -61,3 +65,21 @@ def test_detections_delays_absorbed_faults_and_false_incidents() -> None:
     assert r["false_incidents"] == 2  # "false" (minute 2) and "early" (minute 28)
     assert r["false_incidents_with_spans"] == 1  # only minute 2 held spans
     assert r["fault_free_hours_with_spans"] == round(4 / 60, 3)  # minutes 1, 2, 3 and 29
+
+
+@pytest.mark.timeout(120)
+def test_first_fault_of_a_day_is_detected_through_the_server(datasets_dir: Path) -> None:
+    """Five minutes of the shared data, over OTLP/gRPC into a fresh server: the contacts
+    fault at 08:43 shows as error logs the minute after the server first saw data."""
+    root = datasets_dir / "nezha-tt"
+    if not root.is_dir():
+        pytest.skip("nezha-tt not present")
+    start = dt.datetime(2023, 1, 29, 8, 41, tzinfo=dt.UTC)
+    window = TimeRange(int(start.timestamp()) * S, int(start.timestamp() + 300) * S)
+    r = evaluate(root, time_range=window)
+    assert r["faults"] == 1 and r["detected_within_3_min"] == 1
+    assert r["per_fault"][0]["root_service_in_incident"]
+    assert r["analysis_dropped_items"] == 0
+    assert r["analysis_late_items"]["logs_and_points_after_their_window_was_judged"] == 0
+    signals = r["replay"]["signals"]
+    assert all(s["failed"] == 0 and s["rejected"] == 0 for s in signals.values())
