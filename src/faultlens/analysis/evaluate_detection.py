@@ -83,6 +83,7 @@ class _WindowData:
     red: list[RedWindow] = field(default_factory=list)
     edges: list[EdgeWindow] = field(default_factory=list)
     resources: dict[SeriesKey, list[float]] = field(default_factory=dict)
+    logs: dict[str, int] = field(default_factory=dict)
     error_logs: dict[str, int] = field(default_factory=dict)
     span_min_end: int = 1 << 62
     span_max_end: int = -(1 << 62)
@@ -141,6 +142,7 @@ class DetectionRun:
             else:
                 w = self.windows[rec.time_ns // self.window_ns * self.window_ns]
                 w.has_logs = True
+                w.logs[rec.service] = w.logs.get(rec.service, 0) + 1
                 if rec.severity_number >= ERROR_SEVERITY:
                     w.error_logs[rec.service] = w.error_logs.get(rec.service, 0) + 1
                 t = rec.time_ns
@@ -216,10 +218,11 @@ class DetectionRun:
         for key, values in sorted(wd.resources.items()):
             obs.append(Observation(key, start, wn, float(np.mean(values))))
         if wd.has_logs:
-            self.known_log_services.update(wd.error_logs)
+            self.known_log_services.update(wd.logs)  # as the engine: every service that logs
             for svc in sorted(self.known_log_services):
-                key = SeriesKey(SeriesKind.LOG_COUNT, svc, "severity>=ERROR")
-                obs.append(Observation(key, start, wn, float(wd.error_logs.get(svc, 0))))
+                key = SeriesKey(SeriesKind.ERROR_LOGS, svc, "severity>=ERROR")
+                volume = float(wd.logs.get(svc, 0))
+                obs.append(Observation(key, start, wn, float(wd.error_logs.get(svc, 0)), volume))
         if obs or wd.red:
             self.data_windows.add(start)
         found = self.detector.observe(obs)
