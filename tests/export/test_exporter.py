@@ -7,6 +7,7 @@ file runs in seconds; assertions on time leave room for a loaded two-core machin
 from __future__ import annotations
 
 import collections
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -293,6 +294,26 @@ def test_block_policy_pushes_back_with_overloaded(tmp_path: Path, exporters: lis
     assert e.health().dropped_items == 0  # refused, not dropped: the client sends again
 
 
+def test_block_policy_sdk_submit_waits_its_bound_then_counts_queue_full(
+    tmp_path: Path, exporters: list[Exporter]
+) -> None:
+    backend = OtlpBackend().start()
+    backend.stop()  # nothing drains the queue
+    e = _start(
+        exporters,
+        _config(
+            backend, tmp_path, queue={"overflow": "block", "max_items": 20}, degradation={"enabled": False}
+        ),
+    )
+    assert e.submit(Signal.TRACES, trace_body(10, seed=0), 10, wait_s=1.0)
+    assert e.submit(Signal.TRACES, trace_body(10, seed=1), 10, wait_s=1.0)
+    t0 = time.perf_counter()
+    assert not e.submit(Signal.TRACES, trace_body(10, seed=2), 10, wait_s=0.3)  # full: waits, then gives up
+    assert 0.25 <= time.perf_counter() - t0 < 2.0
+    h = e.health()
+    assert h.queue_items == 20 and h.dropped_by_reason == {"queue_full": 10}  # counted, not lost silently
+
+
 def test_drop_newest_counts_queue_full(tmp_path: Path, exporters: list[Exporter]) -> None:
     backend = OtlpBackend().start()
     backend.stop()
@@ -373,3 +394,30 @@ def test_an_idle_exporter_does_not_poll_and_still_shuts_down_at_once(
         t0 = time.perf_counter()
         e.shutdown(5.0)
     assert time.perf_counter() - t0 < 1.0  # sleeping senders are woken, not waited out
+
+
+def test_sdk_submits_and_consume_from_many_threads_all_arrive(
+    backend: OtlpBackend, tmp_path: Path, exporters: list[Exporter]
+) -> None:
+    # SDK callers commit their own batch when nothing is ahead of them, else go through the
+    # intake and the spool thread: one spooler at a time either way, nothing lost or doubled.
+    e = _start(exporters, _config(backend, tmp_path, queue={"kind": "memory"}))
+    ok: list[bool] = []
+
+    def sdk(worker: int) -> None:
+        for i in range(25):
+            ok.append(e.submit(Signal.TRACES, trace_body(4, seed=1000 * worker + i), 4, wait_s=5))
+
+    def server() -> None:
+        for i in range(25):
+            e.consume(_decoded(4, trace_body(4, seed=9000 + i)))
+
+    threads = [threading.Thread(target=sdk, args=(w,)) for w in range(4)] + [threading.Thread(target=server)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert e.flush(20) and all(ok) and len(ok) == 100
+    assert len(backend.unique_span_ids()) == 4 * 125
+    h = e.health()
+    assert h.sent_items == 500 and h.dropped_items == 0

@@ -17,6 +17,12 @@
                              │                                   max_elapsed spent -> ack, dropped
                              └── shutdown: backoff interrupted, release to queue
 
+An SDK ``export()`` (``submit`` with ``wait_s``) waits for the commit anyway, so when nothing
+is ahead of it in the intake it commits the batch on its own thread (the same degradation and
+overflow rules; one spooler at a time) instead of handing it to the spool thread and being
+woken again. No thread polls: idle senders sleep in ``lease()`` until a batch is queued and the
+spool thread until there is intake, so an idle exporter uses no CPU.
+
 Lifecycle: :meth:`Exporter.start` opens the queue (a disk queue resends what a previous
 process left) and starts the threads; :meth:`Exporter.shutdown` stops intake, commits the
 intake to the queue, lets senders drain until the queue is empty or ``timeout_s`` passes
@@ -129,7 +135,10 @@ class Exporter:
         self._started = False
         self._shut_down = False
         self._log_times: dict[str, float] = {}
-        self._spooling = False  # the spool thread holds batches taken from the intake
+        # Someone (the spool thread, or an SDK caller in submit) is committing batches to the
+        # queue; one at a time, so the degrader and ordering need no lock of their own.
+        self._spooling = False
+        self._flush_waiters = 0
 
     # --- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -226,8 +235,18 @@ class Exporter:
         if not self._accepting:
             self._drop(signal, items, SHUTDOWN)
             return False
-        pending = _Pending(Batch(signal, body, items), threading.Event() if wait_s is not None else None)
         deadline = time.monotonic() + (wait_s or 0.0)
+        if wait_s is not None:
+            # The caller waits for the commit anyway: when nothing is ahead of it, it commits
+            # the batch itself (same degradation and overflow rules, one spooler at a time)
+            # rather than handing it to the spool thread and waiting to be woken again.
+            with self._intake_cond:
+                mine = not self._intake and not self._spooling
+                if mine:
+                    self._spooling = True
+            if mine:
+                return self._spool_now(Batch(signal, body, items), deadline)
+        pending = _Pending(Batch(signal, body, items), threading.Event() if wait_s is not None else None)
         limit = self.config.queue.intake_max_batches
         with self._intake_cond:
             while len(self._intake) >= limit:
@@ -259,11 +278,15 @@ class Exporter:
         """Wait until everything accepted so far was sent (or refused); False on timeout."""
         deadline = time.monotonic() + timeout_s
         with self._intake_cond:
-            while self._intake or self._spooling:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._intake_cond.wait(left)  # the spool thread notifies when it is done
+            self._flush_waiters += 1
+            try:
+                while self._intake or self._spooling:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._intake_cond.wait(left)  # whoever spools notifies when done
+            finally:
+                self._flush_waiters -= 1
         if self._queue is None:
             return True
         return self._queue.wait_empty(max(0.0, deadline - time.monotonic()))
@@ -273,10 +296,12 @@ class Exporter:
         assert queue is not None
         while True:
             with self._intake_cond:
-                while not self._intake and not self._stop_spool:
-                    self._intake_cond.wait()  # submit() and shutdown() notify: no polling
-                if not self._intake and self._stop_spool:
-                    return
+                # Work when there is intake and no one else (an SDK caller committing its own
+                # batch) is spooling; stop once asked and no one is. Notified, never polling.
+                while self._spooling or not (self._intake or self._stop_spool):
+                    self._intake_cond.wait()
+                if not self._intake:
+                    return  # stop asked, intake committed
                 pending = list(self._intake)
                 self._intake.clear()
                 self._spooling = True
@@ -296,7 +321,29 @@ class Exporter:
                     self._spooling = False
                     self._intake_cond.notify_all()
 
-    def _spool(self, queue: ExportQueue, pending: list[_Pending]) -> None:
+    def _spool_now(self, batch: Batch, deadline: float) -> bool:
+        """Commit ``batch`` on the caller's thread, which holds the spooling role (see submit)."""
+        queue = self._queue
+        assert queue is not None
+        pending = _Pending(batch)
+        try:
+            self._spool(queue, [pending], give_up_at=deadline)
+        except Exception:
+            log.exception("export %s: could not queue a batch", self.config.name)
+            if not pending.queued:
+                self._drop(batch.signal, batch.items, "queue_error")
+        finally:
+            with self._intake_cond:
+                self._spooling = False
+                # Wake only who may wait for this: the spool thread (intake arrived meanwhile,
+                # or shutdown) and flush(); an idle spool thread is left asleep.
+                if self._intake or self._stop_spool or self._flush_waiters:
+                    self._intake_cond.notify_all()
+        return pending.queued
+
+    def _spool(self, queue: ExportQueue, pending: list[_Pending], give_up_at: float | None = None) -> None:
+        """Degrade if needed, then put ``pending`` in the queue; under ``block``, retry until
+        there is room, ``give_up_at`` (then dropped as ``queue_full``) or the shutdown deadline."""
         self._degraded = self._degrader.active(queue.fill_ratio())
         batches: list[Batch] = []
         owners: dict[int, _Pending] = {}
@@ -313,12 +360,19 @@ class Exporter:
                 p.queued = True  # fully accounted for (sampled out), nothing to wait for
         blocking = self.config.queue.overflow is OverflowPolicy.BLOCK
         while batches:
-            result = queue.put(batches, timeout_s=0.25 if blocking else 0.0)
+            timeout = 0.25 if blocking else 0.0
+            if give_up_at is not None:
+                timeout = min(timeout, max(0.0, give_up_at - time.monotonic()))
+            result = queue.put(batches, timeout_s=timeout)
             for b in result.accepted:
                 owners[id(b)].queued = True
             for b in result.dropped:
                 self._drop(b.signal, b.items, QUEUE_FULL)
             batches = result.pending
+            if batches and give_up_at is not None and time.monotonic() >= give_up_at:
+                for b in batches:
+                    self._drop(b.signal, b.items, QUEUE_FULL)
+                break
             if batches and self._stop_spool and time.monotonic() >= self._deadline:
                 for b in batches:
                     self._drop(b.signal, b.items, SHUTDOWN)
