@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+import pytest
+
 from faultlens.analysis.anomaly import AnomalyDetector, Observation, SeriesKey, SeriesKind
 from faultlens.analysis.runtime import AnalysisEngine, EngineConfig
+from faultlens.analysis.runtime.windows import Segments
 from faultlens.decode import decode_request
 from faultlens.testing.payloads import build_logs_request
 from faultlens.types import Signal
@@ -52,3 +56,11 @@ def test_engine_counts_error_logs_of_every_service_that_logs_and_opens_on_a_last
     assert all(a.expected == 0 and a.volume > 0 for a in anomalies)
     opened = [i for s in steps for i in s.opened]
     assert len(opened) == 1 and opened[0].opened_ns == t0 + 3 * W
+
+
+def test_a_batch_from_both_sides_of_a_gap_does_not_cover_the_gap() -> None:
+    seg = Segments(gap_ns=W)
+    seg.add_times(np.array([10 * S, 50 * S, 5 * W + 10 * S, 5 * W + 55 * S], dtype=np.int64))
+    assert seg.coverage(0, W) == pytest.approx(40 / 60)
+    assert seg.coverage(2 * W, 3 * W) == 0.0  # between the two stretches: a gap, not data
+    assert seg.coverage(5 * W, 6 * W) == pytest.approx(45 / 60)

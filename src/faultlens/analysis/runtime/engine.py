@@ -238,7 +238,7 @@ class AnalysisEngine:
         self._remember_spans(table)
         self._collect_red(self.red.consume(table), out)
         ends = _int64(table.column("end_time_unix_nano"))
-        self.segments.add(int(ends.min()), int(ends.max()))
+        self.segments.add_times(ends)
         return int(ends.max())
 
     def _logs(self, table: pa.Table, out: _Collect) -> int | None:
@@ -248,8 +248,7 @@ class AnalysisEngine:
         out.template_changes.extend(result.changes)
         out.templates.extend(_templates_seen(m for m in result.matches if m is not None))
         add_logs(self._pending, table, self.config.window_ns)
-        times = table.column("time_unix_nano")
-        self.log_segments.add(int(pc.min(times).as_py()), int(pc.max(times).as_py()))
+        self.log_segments.add_times(_int64(table.column("time_unix_nano")))
         self._count_late(table.column("time_unix_nano"))
         return int(pc.max(table.column("time_unix_nano")).as_py())
 

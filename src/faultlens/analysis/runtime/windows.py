@@ -63,6 +63,19 @@ class Segments:
                 merged.append(seg)
         self.spans = merged[-self.keep :]
 
+    def add_times(self, times: npt.NDArray[np.int64]) -> None:
+        """Add the stretches of ``times`` (any order): a batch that holds data from both sides
+        of a gap (batches merged in a queue, a replay) must not cover the gap."""
+        if times.size == 0:
+            return
+        ordered = np.sort(times)
+        cuts = np.flatnonzero(np.diff(ordered) > self.gap_ns)
+        first = 0
+        for cut in cuts.tolist():
+            self.add(int(ordered[first]), int(ordered[cut]))
+            first = cut + 1
+        self.add(int(ordered[first]), int(ordered[-1]))
+
     def coverage(self, start: int, end: int) -> float:
         covered = 0
         for lo, hi in self.spans:
