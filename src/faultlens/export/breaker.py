@@ -49,6 +49,9 @@ class Permit:
     generation: int
 
 
+_UNCHECKED = Permit(False, 0)  # the permit of a disabled breaker
+
+
 class CircuitBreaker:
     def __init__(self, config: BreakerConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self._config = config
@@ -63,6 +66,8 @@ class CircuitBreaker:
         # cannot close or open the breaker by mistake.
         self._generation = 0
         self.transitions = 0
+        # Permits are values: the closed state hands out one per generation, not one per send.
+        self._closed_permit = Permit(False, 0)
 
     @property
     def state(self) -> BreakerState:
@@ -73,6 +78,7 @@ class CircuitBreaker:
     def _set(self, state: BreakerState) -> None:
         self._state = state
         self._generation += 1
+        self._closed_permit = Permit(False, self._generation)
         self.transitions += 1
         self._probes = 0
         self._successes = 0
@@ -88,11 +94,11 @@ class CircuitBreaker:
     def try_acquire(self) -> Permit | None:
         """A permit to send now, or ``None`` while open or while every probe slot is taken."""
         if not self._config.enabled:
-            return Permit(False, 0)
+            return _UNCHECKED
         with self._lock:
             self._maybe_half_open()
             if self._state is BreakerState.CLOSED:
-                return Permit(False, self._generation)
+                return self._closed_permit
             if self._state is BreakerState.HALF_OPEN and self._probes < self._config.half_open_probes:
                 self._probes += 1
                 return Permit(True, self._generation)
@@ -100,6 +106,8 @@ class CircuitBreaker:
 
     def wait_hint(self) -> float:
         """Seconds until a permit may become available (0 when one may be free now)."""
+        if self._state is BreakerState.CLOSED:
+            return 0.0  # the common case, read without the lock (one attribute read)
         with self._lock:
             if self._state is BreakerState.OPEN:
                 return max(0.0, self._opened_at + self._config.open_duration - self._clock())

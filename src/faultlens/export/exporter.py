@@ -120,7 +120,8 @@ class Exporter:
         self._counts_lock = threading.Lock()
         self._sent_children: dict[Signal, tuple[PromCounter, PromCounter]] = {}
         self._intake: collections.deque[_Pending] = collections.deque()
-        self._intake_cond = threading.Condition()
+        self._intake_lock = threading.Lock()  # taken directly where no wait/notify is needed
+        self._intake_cond = threading.Condition(self._intake_lock)
         self._queue: ExportQueue | None = None
         self._transport: Transport | None = None
         self._threads: list[threading.Thread] = []
@@ -240,7 +241,7 @@ class Exporter:
             # The caller waits for the commit anyway: when nothing is ahead of it, it commits
             # the batch itself (same degradation and overflow rules, one spooler at a time)
             # rather than handing it to the spool thread and waiting to be woken again.
-            with self._intake_cond:
+            with self._intake_lock:
                 mine = not self._intake and not self._spooling
                 if mine:
                     self._spooling = True
@@ -333,7 +334,7 @@ class Exporter:
             if not pending.queued:
                 self._drop(batch.signal, batch.items, "queue_error")
         finally:
-            with self._intake_cond:
+            with self._intake_lock:
                 self._spooling = False
                 # Wake only who may wait for this: the spool thread (intake arrived meanwhile,
                 # or shutdown) and flush(); an idle spool thread is left asleep.

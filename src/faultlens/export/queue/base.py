@@ -29,7 +29,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from faultlens.export.config import OverflowPolicy
 from faultlens.types import Signal
@@ -95,8 +95,9 @@ class ExportQueue(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class _Meta:
+class _Meta(NamedTuple):
+    """Index entry of one queued batch (a tuple: made for every batch, so it must be cheap)."""
+
     id: int
     signal: Signal
     items: int
@@ -120,6 +121,10 @@ class IndexedQueue:
         self._ready = threading.Condition(self._lock)
         self._changed = threading.Condition(self._lock)
         self._woken = False
+        # Threads waiting on each condition: a notify with nobody waiting is skipped (it costs
+        # about as much as the rest of a put or an ack).
+        self._ready_waiters = 0
+        self._changed_waiters = 0
         self._waiting: OrderedDict[int, _Meta] = OrderedDict()
         self._redeliver: list[tuple[int, _Meta]] = []  # released batches, oldest first
         self._leased: dict[int, _Meta] = {}
@@ -134,6 +139,10 @@ class IndexedQueue:
 
     def _load(self, meta: _Meta) -> bytes:
         raise NotImplementedError
+
+    def _load_batch(self, meta: _Meta) -> Batch:
+        """The batch of ``meta`` (a storage that keeps the original object may return it)."""
+        return Batch(meta.signal, self._load(meta), meta.items, meta.enqueued_ns)
 
     def _delete(self, batch_id: int) -> None:
         raise NotImplementedError
@@ -179,7 +188,7 @@ class IndexedQueue:
                         left = deadline - time.monotonic()
                         if left <= 0:
                             break
-                        self._changed.wait(left)
+                        self._wait(self._changed, left)
                     if not self._fits(batch.items, batch.nbytes):
                         result.pending.extend(batches[i:])
                         break
@@ -203,7 +212,8 @@ class IndexedQueue:
             with self._lock:
                 for batch_id, b in zip(ids, result.accepted, strict=True):
                     self._waiting[batch_id] = _Meta(batch_id, b.signal, b.items, b.nbytes, b.enqueued_ns)
-                self._ready.notify(len(ids))
+                if self._ready_waiters:
+                    self._ready.notify(len(ids))
         return result
 
     def lease(self, timeout_s: float | None) -> Leased | None:
@@ -214,7 +224,7 @@ class IndexedQueue:
                 if self._woken:
                     timeout_s = DRAIN_POLL_S if timeout_s is None else min(timeout_s, DRAIN_POLL_S)
                 # One wait: a batch, a wake() (shutdown) or close() returns control to the caller.
-                self._ready.wait(timeout_s)
+                self._wait(self._ready, timeout_s)
             if not self._redeliver and not self._waiting:
                 return None
             if self._redeliver:
@@ -223,11 +233,11 @@ class IndexedQueue:
                 meta = self._waiting.popitem(last=False)[1]
             self._leased[meta.id] = meta
         try:
-            body = self._load(meta)
+            batch = self._load_batch(meta)
         except BaseException:
             self.release(Leased(meta.id, Batch(meta.signal, b"", meta.items, meta.enqueued_ns)))
             raise
-        return Leased(meta.id, Batch(meta.signal, body, meta.items, meta.enqueued_ns))
+        return Leased(meta.id, batch)
 
     def ack(self, leased: Leased) -> None:
         self._delete(leased.id)
@@ -236,14 +246,16 @@ class IndexedQueue:
             if meta is not None:
                 self._items -= meta.items
                 self._bytes -= meta.nbytes
-            self._changed.notify_all()
+            if self._changed_waiters:
+                self._changed.notify_all()
 
     def release(self, leased: Leased) -> None:
         with self._lock:
             meta = self._leased.pop(leased.id, None)
             if meta is not None:
                 heapq.heappush(self._redeliver, (meta.id, meta))
-                self._ready.notify()
+                if self._ready_waiters:
+                    self._ready.notify()
 
     def stats(self) -> QueueStats:
         with self._lock:
@@ -280,8 +292,23 @@ class IndexedQueue:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                self._changed.wait(left)
+                self._wait(self._changed, left)
             return True
+
+    def _wait(self, cond: threading.Condition, timeout_s: float | None) -> None:
+        """``cond.wait`` with the waiter counted (called with the lock held)."""
+        ready = cond is self._ready
+        if ready:
+            self._ready_waiters += 1
+        else:
+            self._changed_waiters += 1
+        try:
+            cond.wait(timeout_s)
+        finally:
+            if ready:
+                self._ready_waiters -= 1
+            else:
+                self._changed_waiters -= 1
 
     def wake(self) -> None:
         """Shutdown began: wake every thread blocked in :meth:`lease` or :meth:`put` (they

@@ -14,21 +14,24 @@ class MemoryQueue(IndexedQueue):
 
     def __init__(self, max_items: int, max_bytes: int, overflow: OverflowPolicy) -> None:
         super().__init__(max_items, max_bytes, overflow)
-        self._bodies: dict[int, bytes] = {}
+        self._batches: dict[int, Batch] = {}
         self._ids = itertools.count(1)
 
     def _store(self, batches: Sequence[Batch], evicted: Sequence[int]) -> list[int]:
         for batch_id in evicted:
-            self._bodies.pop(batch_id, None)
+            self._batches.pop(batch_id, None)
         ids = []
         for b in batches:
             batch_id = next(self._ids)
-            self._bodies[batch_id] = b.body
+            self._batches[batch_id] = b
             ids.append(batch_id)
         return ids
 
     def _load(self, meta: _Meta) -> bytes:
-        return self._bodies[meta.id]
+        return self._batches[meta.id].body
+
+    def _load_batch(self, meta: _Meta) -> Batch:
+        return self._batches[meta.id]  # the batch as put: immutable, nothing to rebuild
 
     def _delete(self, batch_id: int) -> None:
-        self._bodies.pop(batch_id, None)
+        self._batches.pop(batch_id, None)
