@@ -201,26 +201,26 @@ int fl_last_varint(ctx_t *c, cur_t *r, uint32_t wt, uint64_t *out) {
     return any;
 }
 
-int fl_last_fixed64(ctx_t *c, cur_t *r, uint32_t wt, uint64_t *out) {
-    if (wt == 1) {
-        *out = rd_fixed64(c, r);
+/* The last value of a fixed-width field of ``width`` bytes: one value (wire type
+   ``single``) or a packed run of them; 0 when the run is empty. */
+static int last_fixed(ctx_t *c, cur_t *r, uint32_t wt, uint32_t single, size_t width, void *out) {
+    if (wt == single) {
+        if (width == 8) {
+            uint64_t v = rd_fixed64(c, r);
+            memcpy(out, &v, 8);
+        } else {
+            uint32_t v = rd_fixed32(c, r);
+            memcpy(out, &v, 4);
+        }
         return 1;
     }
     seg_t s = rd_bytes(c, r);
-    if (s.n % 8) fl_fail_pb(c, PB_CORRUPT);
+    if (s.n % width) fl_fail_pb(c, PB_CORRUPT);
     if (s.n == 0) return 0;
-    memcpy(out, s.p + s.n - 8, 8);
+    memcpy(out, s.p + s.n - width, width);
     return 1;
 }
 
-int fl_last_fixed32(ctx_t *c, cur_t *r, uint32_t wt, uint32_t *out) {
-    if (wt == 5) {
-        *out = rd_fixed32(c, r);
-        return 1;
-    }
-    seg_t s = rd_bytes(c, r);
-    if (s.n % 4) fl_fail_pb(c, PB_CORRUPT);
-    if (s.n == 0) return 0;
-    memcpy(out, s.p + s.n - 4, 4);
-    return 1;
-}
+int fl_last_fixed64(ctx_t *c, cur_t *r, uint32_t wt, uint64_t *out) { return last_fixed(c, r, wt, 1, 8, out); }
+
+int fl_last_fixed32(ctx_t *c, cur_t *r, uint32_t wt, uint32_t *out) { return last_fixed(c, r, wt, 5, 4, out); }
