@@ -23,6 +23,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from faultlens.config.model import StoreConfig
 from faultlens.decode.base import DecodedBatch
 from faultlens.errors import StoreError
 from faultlens.store._connection import ALIAS, SharedConnection, open_store_file
@@ -113,7 +114,7 @@ _UPSERT_SERVICE_NAMES = """
 # place that invalidated the database, so the default stays at the 128MB that has never
 # done so; ``store.memory_limit_mib`` lowers it where memory matters more than bursts.
 # The setting is per database instance, so it holds for the analysis tables too.
-DEFAULT_MEMORY_LIMIT_MIB = 128
+DEFAULT_MEMORY_LIMIT_MIB: int = StoreConfig.model_fields["memory_limit_mib"].default
 MEMORY_LIMIT = f"{DEFAULT_MEMORY_LIMIT_MIB}MB"
 
 
