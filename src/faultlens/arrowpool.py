@@ -24,6 +24,9 @@ def use_server_pool() -> str:
     """Make jemalloc pyarrow's default pool when it is built in; return the backend in use."""
     if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ and "jemalloc" in pa.supported_memory_backends():
         pa.set_memory_pool(pa.jemalloc_memory_pool())
+        # Freed pages go back at once instead of after jemalloc's decay (1 s): the buffers
+        # of a flush are large and short-lived, and a second of them is tens of MiB.
+        pa.jemalloc_set_decay_ms(0)
     backend = str(pa.default_memory_pool().backend_name)
     log.debug("arrow memory pool: %s", backend)
     return backend

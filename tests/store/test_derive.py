@@ -141,3 +141,19 @@ def test_the_memory_limit_comes_from_the_config(tmp_path: Path) -> None:
     finally:
         store.close()
     assert limit == ("45.7 MiB",)  # 48 MB (10^6 bytes), as DuckDB prints it
+
+
+def test_duckdb_hands_freed_memory_back(tmp_path: Path) -> None:
+    """The store turns on DuckDB's allocator purge thread and a low flush threshold."""
+    store = DuckDBStore(tmp_path / "x.duckdb")
+    try:
+        with store.cursor() as cur:
+            row = cur.execute(
+                "SELECT current_setting('allocator_background_threads'), "
+                "current_setting('allocator_flush_threshold')"
+            ).fetchone()
+    finally:
+        store.close()
+    assert row is not None
+    assert row[0] is True
+    assert row[1] == "8MB"

@@ -86,9 +86,10 @@ class StoreConfig(_Section):
     # Decoded spans take ~1.2 KB of Arrow each, so bytes are the bound that matters.
     queue_max_rows: int = Field(default=1_000_000, gt=0)
     # DuckDB's memory for the whole file (store and analysis tables); past it, DuckDB
-    # spills to a temporary directory. 32 saves ~35 MiB at 10k spans/s, but a burst can
-    # then hit an out-of-memory error that invalidates the database (store/duckdb_store.py).
-    memory_limit_mib: int = Field(default=128, ge=8)
+    # evicts written blocks and spills to a temporary directory. Its cache of written
+    # blocks grows to the limit, so the limit is most of the RSS growth under a steady
+    # ingest (store/duckdb_store.py has the figures); 32 once failed a max-speed replay.
+    memory_limit_mib: int = Field(default=64, ge=8)
     queue_max_bytes: int = Field(default=128 * 2**20, gt=0)
 
     @model_validator(mode="after")

@@ -107,15 +107,28 @@ _UPSERT_SERVICE_NAMES = """
 """
 
 # The embedded database shares the process with ingest, so its memory is bounded: past
-# the limit DuckDB evicts to a temporary directory beside the file (or fails a statement,
-# which the writer retries). Measured under a 10k spans/s feed (bench/store.py, 10,240-row
-# groups, 2 s flushes): peak RSS 273 MiB at 64MB, 238 MiB at 32MB, same CPU per span. But
-# at 32MB a max-speed replay of a day of data (eval detect) hit an out-of-memory error in a
-# place that invalidated the database, so the default stays at the 128MB that has never
-# done so; ``store.memory_limit_mib`` lowers it where memory matters more than bursts.
+# the limit DuckDB evicts written blocks, spills to a temporary directory beside the file
+# (or fails a statement, which the writer retries). Until the limit DuckDB keeps every block
+# it wrote cached, so under a steady ingest the limit is most of the RSS growth. Measured
+# with bench/ingest.py (10k spans/s over gRPC for 60 s, analysis off): peak RSS 386 MiB at
+# 128MB, 306 MiB at 48MB; with the analysis on, 358 MiB at 64MB, and a 1M-span burst at
+# 64MB completed. At 32MB a max-speed replay of a day of data (eval detect) once hit an
+# out-of-memory error in a checkpoint, which DuckDB treats as fatal: the database is
+# invalidated until reopened. Hence 64MB by default; ``store.memory_limit_mib`` moves it.
 # The setting is per database instance, so it holds for the analysis tables too.
 DEFAULT_MEMORY_LIMIT_MIB: int = StoreConfig.model_fields["memory_limit_mib"].default
 MEMORY_LIMIT = f"{DEFAULT_MEMORY_LIMIT_MIB}MB"
+
+
+# DuckDB allocates through its own jemalloc, which keeps freed memory in thread caches
+# until a task has allocated ``allocator_flush_threshold`` (128 MiB by default) and purges
+# dirty pages only when some later allocation runs into them. A background thread purging
+# them, and a flush past 8 MiB, give freed insert buffers back to the system: in a 20 s
+# feed of 10k spans/s the resident memory stayed ~20 MiB lower. Both are process-wide.
+ALLOCATOR_SETTINGS = (
+    "SET allocator_background_threads = true",
+    "SET allocator_flush_threshold = '8MB'",
+)
 
 
 def _time_conditions(column: str, time_range: TimeRange | None) -> tuple[list[str], list[Any]]:
@@ -149,6 +162,8 @@ class DuckDBStore:
             raise
         try:
             self._con.execute(f"SET memory_limit = '{int(memory_limit_mib)}MB'")
+            for setting in ALLOCATOR_SETTINGS:
+                self._con.execute(setting)
         except duckdb.Error as e:
             self._con.close()
             raise StoreError(f"cannot configure the store at {self.path}: {e}") from e
