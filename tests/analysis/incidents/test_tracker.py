@@ -139,3 +139,42 @@ def test_a_service_that_starts_failing_while_an_incident_is_open_gets_its_own() 
     assert not up.updated and not up.opened
     second = tr.update(3 * W, [anomaly(SeriesKind.ERROR_LOGS, "users", 3)], GRAPH).opened
     assert len(second) == 1 and second[0].id != first.id and second[0].services == ("users",)
+
+
+def test_groups_of_one_window_that_neighbour_each_other_merge_into_one_incident() -> None:
+    # Strongest first: orders opens an incident at once (open_score) and users (two hops away,
+    # through front) forms a group apart; front's anomaly then joins the incident only, so no
+    # anomaly bridged the two. Next window users' errors are news to the incident (errors of a
+    # service it does not hold, after its opening window) unless the groups merged.
+    first = [
+        anomaly(SeriesKind.LATENCY_P99, "orders", 0, score=9),
+        anomaly(SeriesKind.ERROR_LOGS, "users", 0, score=8),
+        anomaly(SeriesKind.LATENCY_P90, "front", 0, score=7),
+    ]
+    second = [anomaly(SeriesKind.ERROR_LOGS, "users", 1)]
+    merging = IncidentTracker(IncidentConfig(open_score=8.5))
+    opened = merging.update(0, first, GRAPH).opened
+    assert len(opened) == 1 and opened[0].services == ("front", "orders", "users")
+    up = merging.update(W, second, GRAPH)
+    assert (
+        not up.opened and [i.id for i in up.updated] == [opened[0].id] and len(up.updated[0].anomalies) == 4
+    )
+    apart = IncidentTracker(IncidentConfig(open_score=8.5, merge_related=False))
+    assert [i.services for i in apart.update(0, first, GRAPH).opened] == [("front", "orders")]
+    assert [i.services for i in apart.update(W, second, GRAPH).opened] == [("users",)]
+
+
+def test_a_group_does_not_merge_into_an_incident_opened_in_an_earlier_window() -> None:
+    tr = IncidentTracker()
+    tr.update(0, [anomaly(SeriesKind.LATENCY_P99, "orders", 0)], GRAPH)
+    first = tr.update(W, [anomaly(SeriesKind.LATENCY_P90, "front", 1)], GRAPH).opened[0]
+    # Two windows later users (a neighbour of front) starts failing: news of its own, although
+    # its group and the incident are related and both take anomalies in the same window.
+    tr.update(
+        3 * W,
+        [anomaly(SeriesKind.LATENCY_P99, "orders", 3), anomaly(SeriesKind.ERROR_LOGS, "users", 3)],
+        GRAPH,
+    )
+    up = tr.update(4 * W, [anomaly(SeriesKind.ERROR_LOGS, "users", 4)], GRAPH)
+    assert len(up.opened) == 1 and up.opened[0].services == ("users",)
+    assert first.id in {i.id for i in tr.open_incidents}

@@ -5,6 +5,7 @@
     anomaly ──related to a live group?──yes──> join it
                     │ no
                     └──> new forming group
+    end of window: forming (or just opened) groups related to each other ──> merge
     forming group ──anomalies of enough series over enough windows (or one strong one)──> OPEN
     forming group ──no new member for join_gap windows──> dropped (noise, never reported)
     OPEN ──no new member for resolve_after windows──> RESOLVED
@@ -13,7 +14,9 @@
 latest member, and one of its services equals or neighbours (within ``graph_hops`` in the
 service graph, either direction) a service of the group. Once an incident is open it stops
 taking new symptoms after a while (``grow_windows``; errors of a new service at once): a
-second fault while the first incident is still open gets an incident of its own.
+second fault while the first incident is still open gets an incident of its own. After
+each window, groups that are related to each other but formed apart (the order anomalies
+came in decides which group one joins) merge, unless one opened in an earlier window.
 """
 
 from __future__ import annotations
@@ -102,6 +105,8 @@ class IncidentTracker:
             if target.opened_ns is None and self._qualifies(target):
                 target.opened_ns = window_start_ns
                 opened.append(target)
+        if c.merge_related:
+            opened = self._merge_related(window_start_ns, undirected, opened, touched)
         resolved = self._expire()
         opened_ids = {g.id for g in opened}
         return IncidentUpdate(
@@ -121,6 +126,59 @@ class IncidentTracker:
     def _live(self, t_ns: int) -> list[_Group]:
         gap = self.config.join_gap_windows * self.config.window_ns
         return [g for g in self._groups if g.last_ns >= t_ns - gap and g.resolved_ns is None]
+
+    def _merge_related(
+        self, window_start_ns: int, graph: dict[str, set[str]], opened: list[_Group], touched: set[str]
+    ) -> list[_Group]:
+        """Join groups that are related to each other after the window's anomalies went in.
+
+        Anomalies join the first related group in the order they come, so two groups of one
+        window can stay apart although their services neighbour each other (the symptom that
+        would have bridged them came before the second group existed). Here a group that has
+        not opened, or opened in this window, goes into an older related group of the same
+        kind; the merged group opens if either had opened or together they qualify. Incidents
+        opened in earlier windows take part in no merge: their ids are out, and what they no
+        longer take (:meth:`_accepts`) must stay free to open an incident of its own.
+        """
+        c = self.config
+        fresh = {g.id for g in opened}
+        merged = True
+        while merged:
+            merged = False
+            live = [g for g in self._groups if g.resolved_ns is None and g.services]
+            live.sort(key=lambda g: (g.opened_ns is None or g.id in fresh, g.first_ns, g.id))
+            for i, g in enumerate(live):
+                if g.opened_ns is not None and g.id not in fresh:
+                    continue
+                near = _neighbourhood(g.services, graph, c.graph_hops)
+                for h in live[i + 1 :]:
+                    if h.opened_ns is not None and h.id not in fresh:
+                        continue
+                    if (
+                        g.last_ns < window_start_ns - c.join_gap_windows * c.window_ns
+                        or not h.services & near
+                    ):
+                        continue
+                    self._absorb(g, h)
+                    touched.add(g.id)
+                    fresh.discard(h.id)
+                    if g.opened_ns is None and (h.opened_ns is not None or self._qualifies(g)):
+                        g.opened_ns = window_start_ns
+                        fresh.add(g.id)
+                    merged = True
+                    break
+                if merged:
+                    break
+        return [g for g in self._groups if g.id in fresh]
+
+    def _absorb(self, g: _Group, h: _Group) -> None:
+        room = self.config.max_members - len(g.members)
+        g.members.extend(h.members[: max(room, 0)])
+        g.services |= h.services
+        g.series |= h.series
+        g.first_ns = min(g.first_ns, h.first_ns)
+        g.last_ns = max(g.last_ns, h.last_ns)
+        self._groups.remove(h)
 
     def _accepts(self, g: _Group, a: Anomaly) -> bool:
         """Whether a related group takes ``a``.

@@ -46,6 +46,13 @@ class IncidentConfig:
     a lasting fault stays one incident. None: it takes everything related while it is open.
     ``resolve_after_windows``: an open incident resolves after this many windows without a
     new member.
+    ``merge_related``: after each window, a group that has not opened (or opened in that
+    window) merges into an older related group (services within ``graph_hops``, latest member
+    within ``join_gap_windows``) that is itself forming or opening in that window and takes
+    each of its anomalies. Anomalies join the first related group in the order they come, so
+    without this two groups of one window can stay apart although their services neighbour
+    each other. Incidents opened in earlier windows never merge (their ids are out, and a
+    second fault must still get its own incident).
     """
 
     window_ns: int = 60_000_000_000
@@ -57,6 +64,7 @@ class IncidentConfig:
     resolve_after_windows: int = 3
     grow_windows: int | None = 1
     max_members: int = 500
+    merge_related: bool = True
     supporting_kinds: frozenset[SeriesKind] = frozenset({SeriesKind.RESOURCE})
     persistent_kinds: frozenset[SeriesKind] = frozenset(
         {SeriesKind.ERROR_LOGS, SeriesKind.ERROR_RATE, SeriesKind.EDGE_ERROR_RATE}
