@@ -18,7 +18,13 @@ M = 60 * S
 T0 = 1_700_000_040 * S - (1_700_000_040 * S) % M  # a minute boundary
 
 
-def _incident(name: str, opened_minute: int, members: tuple[int, ...] = ()) -> Incident:
+def _incident(
+    name: str,
+    opened_minute: int,
+    members: tuple[int, ...] = (),
+    services: tuple[str, ...] = ("svc",),
+    start_minute: int | None = None,
+) -> Incident:
     anomalies = tuple(
         Anomaly(
             SeriesKey(SeriesKind.LATENCY_P90, "svc", name), T0 + m * M, M, 2.0, 1.0, 9.0, Direction.UP, "x"
@@ -29,11 +35,11 @@ def _incident(name: str, opened_minute: int, members: tuple[int, ...] = ()) -> I
         id=name,
         state=IncidentState.RESOLVED,
         severity=Severity.LOW,
-        start_ns=T0 + opened_minute * M,
+        start_ns=T0 + (opened_minute if start_minute is None else start_minute) * M,
         end_ns=T0 + (opened_minute + 1) * M,
         opened_ns=T0 + opened_minute * M,
         resolved_ns=T0 + (opened_minute + 2) * M,
-        services=("svc",),
+        services=services,
         anomalies=anomalies,
         title=name,
     )
@@ -65,6 +71,25 @@ def test_detections_delays_absorbed_faults_and_false_incidents() -> None:
     assert r["false_incidents"] == 2  # "false" (minute 2) and "early" (minute 28)
     assert r["false_incidents_with_spans"] == 1  # only minute 2 held spans
     assert r["fault_free_hours_with_spans"] == round(4 / 60, 3)  # minutes 1, 2, 3 and 29
+
+
+def test_the_opening_incident_is_the_earliest_and_the_faulty_service_is_looked_for_in_each() -> None:
+    faults = [_fault(10), _fault(30)]
+    incidents = [
+        # Two open in the same window of the first fault: the one whose symptoms began first
+        # is its opening incident; the faulty service is only in the other.
+        _incident("later-start", 11, services=("svc", "db"), start_minute=11),
+        _incident("earlier-start", 11, services=("gateway",), start_minute=9),
+        _incident("other", 31, services=("gateway",)),
+    ]
+    r = score(faults, incidents, [T0 + m * M for m in range(40)], window_s=60)
+    first, second = r["per_fault"]
+    assert first["incident"] == "earlier-start" and first["incidents_opened_in_window"] == 2
+    assert not first["root_service_in_incident"] and first["root_service_in_any_incident_of_window"]
+    assert not second["root_service_in_incident"] and not second["root_service_in_any_incident_of_window"]
+    assert r["root_service_in_opening_incident"] == 0 and r["root_service_in_any_incident_of_window"] == 1
+    assert r["incidents_opened_in_fault_windows"] == 3 and r["incidents_per_fault"] == 1.5
+    assert r["mean_services_per_incident"] == round(4 / 3, 2)
 
 
 @pytest.mark.timeout(120)

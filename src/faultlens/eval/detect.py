@@ -260,12 +260,17 @@ def score(
     data = set(data_windows)
     lateness_ns = 10 * NS_PER_S
     fault_zone: set[int] = set()
+    in_window: set[str] = set()  # incidents opened inside some fault window
     per_fault: list[dict[str, Any]] = []
     for f in faults:
         lo = f.minute_ns
         hi = lo + FAULT_WINDOW_MINUTES * MINUTE_NS
         fault_zone |= set(range(lo - lo % wn, hi + COOLDOWN_MINUTES * MINUTE_NS, wn))
-        hits = sorted((i for i in incidents if lo <= i.opened_ns < hi), key=lambda i: i.opened_ns)
+        # Incidents opened in the same window: the one whose symptoms started first, then by id.
+        hits = sorted(
+            (i for i in incidents if lo <= i.opened_ns < hi), key=lambda i: (i.opened_ns, i.start_ns, i.id)
+        )
+        in_window |= {i.id for i in hits}
         # An incident opened earlier (a previous fault nearby) that took anomalies of this window.
         joined = [
             i.id
@@ -287,6 +292,8 @@ def score(
                 "joined_earlier_incident": joined[0] if joined and first is None else None,
                 "incident_services": [] if first is None else list(first.services),
                 "root_service_in_incident": bool(first and f.service in first.services),
+                "incidents_opened_in_window": len(hits),
+                "root_service_in_any_incident_of_window": any(f.service in i.services for i in hits),
                 "title": None if first is None else first.title,
             }
         )
@@ -330,6 +337,15 @@ def score(
         },
         "by_fault_type": by_type,
         "incidents_opened": len(incidents),
+        "incidents_opened_in_fault_windows": len(in_window),
+        "incidents_per_fault": round(len(in_window) / len(per_fault), 2) if per_fault else None,
+        "root_service_in_opening_incident": sum(1 for p in per_fault if p["root_service_in_incident"]),
+        "root_service_in_any_incident_of_window": sum(
+            1 for p in per_fault if p["root_service_in_any_incident_of_window"]
+        ),
+        "mean_services_per_incident": (
+            round(sum(len(i.services) for i in incidents) / len(incidents), 2) if incidents else None
+        ),
         "per_fault": per_fault,
         "false_incident_titles": [i.title for i in false_opened[:20]],
     }
