@@ -873,3 +873,54 @@ def test_without_the_extension_spans_decode_in_python_after_one_warning() -> Non
     assert out.stdout.strip() == "5"
     warnings = [line for line in out.stderr.splitlines() if "native span decoder unavailable" in line]
     assert len(warnings) == 1
+
+
+# -- decoding without the GIL ----------------------------------------------------------
+
+
+@needs_native
+def test_threads_decoding_at_once_get_what_one_thread_gets() -> None:
+    """A decode of bytes releases the GIL, so threads really run side by side: each must
+    still get exactly the single-threaded result, including the doubles printed by
+    Python's repr (the parse takes the GIL back for those) and the malformed requests."""
+    import threading
+
+    big = build_trace_request(n_spans=400, services=3, attrs_per_span=12, seed=3, base_time_ns=BASE_NS)
+    odd = request_of(*[_span_with(key_values({**SCALARS, **NESTED}), i) for i in range(1, 30)])
+    payloads = [big.SerializeToString(), odd.SerializeToString(), b"\x0a\x05\x0a\x03\xff\xff", b"\x0a"]
+    expected = [_outcome(decode_spans_native, p) for p in payloads]
+    assert [e[0] for e in expected] == ["ok", "ok", "error", "error"]
+    assert expected[1] == _outcome(decode_spans_python, payloads[1])
+    failures: list[str] = []
+    start = threading.Barrier(4)
+
+    def work(k: int) -> None:
+        start.wait()
+        for round_ in range(25):
+            i = (k + round_) % len(payloads)
+            got = _outcome(decode_spans_native, payloads[i])
+            if got != expected[i]:
+                failures.append(f"thread {k} round {round_} payload {i}")
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+
+
+@needs_native
+def test_column_buffers_outlive_everything_but_the_table() -> None:
+    """The Arrow buffers wrap memory the decoder allocated: the table must stay readable
+    after the request bytes and every other reference are gone."""
+    import gc
+
+    data = build_trace_request(n_spans=50, services=2, attrs_per_span=5, seed=9, base_time_ns=BASE_NS)
+    wire = data.SerializeToString()
+    expected = decode_spans_python(wire)[0].to_pylist()
+    table = decode_spans_native(bytes(wire))[0]
+    del wire
+    gc.collect()
+    assert table.to_pylist() == expected
+    table.validate(full=True)

@@ -63,6 +63,8 @@ class RunningReceivers:
         return value or 0.0
 
     def close(self) -> None:
+        if self.loop.is_closed():  # a test closed it already
+            return
         self.run(self.receivers.shutdown(5.0))
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5.0)

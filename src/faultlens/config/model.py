@@ -61,6 +61,9 @@ class ReceiversConfig(_Section):
     # Worker processes that decode requests off the event loop; 0 decodes on the loop.
     # Measured figures: docs/architecture.md, "Decode placement".
     decode_workers: int = Field(default=0, ge=0, le=64)
+    # Threads that decode protobuf trace requests of 64 KiB or more beside the event loop
+    # (the native span decoder runs without the GIL); 0 decodes them on the loop.
+    decode_threads: int = Field(default=0, ge=0, le=64)
 
 
 class AdmissionConfig(_Section):

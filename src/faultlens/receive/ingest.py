@@ -5,10 +5,12 @@ status encoding); :class:`Ingest` owns what is the same for both: the bearer-tok
 admission, decoding once, handing the batch to the :class:`BatchConsumer`, and the
 counters. Keeping it here is what makes gRPC and HTTP answer the same request the same way.
 
-Decode placement (``receivers.decode_workers``; default 0, on the loop). Three placements
-exist: on the event loop (default); in a thread (``decode_in_thread=True``, kept for
-measuring: decoding holds the GIL, so a thread only adds a hand-off and contention, 15-60 %
-more CPU per span in the earlier measurement); and in N worker processes
+Decode placement. Three placements exist: on the event loop (default); in N threads
+(``receivers.decode_threads``) for what the native span decoder parses, which is protobuf
+trace requests, because it runs without the GIL (only requests of ``THREAD_MIN_BYTES`` or
+more: below that the hand-off costs more than the decode; every other decode holds the
+GIL, and in a thread it only added a hand-off and contention, 15-60 % more CPU per span
+in an earlier measurement); and in N worker processes
 (:class:`~faultlens.receive.decode_pool.DecodePool`, ``decode_workers = N``), where the loop
 only moves bytes and Arrow IPC. Measured with ``bench/ingest.py`` (a real ``faultlens
 serve``, the sender in its own process, 1,000-span 518 kB requests, 30 per run, medians of
@@ -45,10 +47,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from faultlens.config.model import AdmissionConfig, ReceiversConfig
 from faultlens.decode import decode_request, encode_response
 from faultlens.decode.base import DecodedBatch
+from faultlens.decode.spans import NATIVE
 from faultlens.errors import Overloaded
 from faultlens.pipeline.base import BatchConsumer
 from faultlens.receive.accounting import Accounting, RefusalReason
@@ -58,7 +62,11 @@ from faultlens.receive.decode_pool import DecodePool
 from faultlens.selfmetrics import SelfMetrics
 from faultlens.types import Signal, Transport
 
-__all__ = ["Ingest"]
+__all__ = ["THREAD_MIN_BYTES", "Ingest"]
+
+# Smallest protobuf trace request decoded in a thread (``receivers.decode_threads``): a
+# hand-off costs tens of microseconds, about what the native decoder spends on 20 spans.
+THREAD_MIN_BYTES = 64 * 1024
 
 
 class Ingest:
@@ -71,17 +79,19 @@ class Ingest:
         consumer: BatchConsumer,
         metrics: SelfMetrics,
         *,
-        decode_in_thread: bool = False,
         gate: Admission | None = None,
         pool: DecodePool | None = None,
+        threads: int = 0,
     ) -> None:
         self.max_request_bytes = receivers.max_request_bytes
         self.auth = BearerAuth(receivers.auth)
         self.admission = gate if gate is not None else Admission(admission, metrics)
         self.consumer = consumer
         self.metrics = metrics
-        self.decode_in_thread = decode_in_thread
         self.pool = pool
+        self.threads: ThreadPoolExecutor | None = None
+        if threads > 0 and NATIVE:
+            self.threads = ThreadPoolExecutor(threads, thread_name_prefix="faultlens-decode")
         self._accounting = {t: Accounting(metrics, t) for t in Transport}
 
     def accounting(self, transport: Transport) -> Accounting:
@@ -116,9 +126,24 @@ class Ingest:
         started = time.perf_counter()
         if self.pool is not None:
             batch = await self.pool.decode(signal, body, json=json)
-        elif self.decode_in_thread:
-            batch = await asyncio.to_thread(decode_request, signal, body, json=json)
+        elif self.threads is not None and _native_traces(signal, json, body):
+            loop = asyncio.get_running_loop()
+            batch = await loop.run_in_executor(self.threads, _decode_protobuf_traces, body)
         else:
             batch = decode_request(signal, body, json=json)
         self.metrics.decode_seconds.labels(signal.value).observe(time.perf_counter() - started)
         return batch
+
+    def close(self) -> None:
+        """Stop the decode threads (after the servers: nothing is decoding any more)."""
+        if self.threads is not None:
+            self.threads.shutdown(wait=True)
+
+
+def _native_traces(signal: Signal, json: bool, body: bytes) -> bool:
+    """A request that the native decoder parses without the GIL, big enough to hand off."""
+    return signal is Signal.TRACES and not json and len(body) >= THREAD_MIN_BYTES
+
+
+def _decode_protobuf_traces(body: bytes) -> DecodedBatch:
+    return decode_request(Signal.TRACES, body, json=False)

@@ -76,8 +76,6 @@ class Receivers:
         admission: AdmissionConfig,
         consumer: BatchConsumer,
         metrics: SelfMetrics,
-        *,
-        decode_in_thread: bool = False,
     ) -> None:
         self._config = receivers
         self.pool = (
@@ -86,7 +84,7 @@ class Receivers:
             else None
         )
         self.ingest = Ingest(
-            receivers, admission, consumer, metrics, decode_in_thread=decode_in_thread, pool=self.pool
+            receivers, admission, consumer, metrics, pool=self.pool, threads=receivers.decode_threads
         )
         self._grpc: Any = None
         self._http: _EmbeddedUvicorn | None = None
@@ -173,6 +171,7 @@ class Receivers:
         await asyncio.gather(self._stop_grpc(timeout_s), self._stop_http(timeout_s))
         if self.pool is not None:  # after the servers: requests in flight still decode
             await self.pool.shutdown(min(timeout_s, 5.0))
+        self.ingest.close()
 
     async def _stop_grpc(self, timeout_s: float) -> None:
         if self._grpc is not None:

@@ -11,7 +11,7 @@ void fl_fail(ctx_t *c, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(c->message, sizeof(c->message), fmt, ap);
     va_end(ap);
-    c->py_error = 0;
+    c->py_error = FL_ERR_INVALID;
     longjmp(c->jmp, 1);
 }
 
@@ -21,12 +21,12 @@ void fl_fail_pb(ctx_t *c, const char *detail) {
 }
 
 void fl_fail_nomem(ctx_t *c) {
-    PyErr_NoMemory();
-    fl_fail_python(c);
+    c->py_error = FL_ERR_NOMEM; /* no PyErr_NoMemory here: the GIL may not be held */
+    longjmp(c->jmp, 1);
 }
 
 void fl_fail_python(ctx_t *c) {
-    c->py_error = 1;
+    c->py_error = FL_ERR_PYTHON;
     longjmp(c->jmp, 1);
 }
 
@@ -78,10 +78,9 @@ void fl_arena_free(ctx_t *c) {
 /* -- buffers ---------------------------------------------------------------------------- */
 
 void fl_buf_init_out(ctx_t *c, buf_t *b, size_t cap) {
-    if (cap < 64) cap = 64;
-    b->obj = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)cap);
-    if (b->obj == NULL) fl_fail_python(c);
-    b->p = (uint8_t *)PyBytes_AS_STRING(b->obj);
+    if (cap == 0) cap = 1;
+    b->p = malloc(cap);
+    if (b->p == NULL) fl_fail_nomem(c);
     b->len = 0;
     b->cap = cap;
 }
@@ -91,50 +90,71 @@ void fl_buf_grow(ctx_t *c, buf_t *b, size_t need) {
     size_t want = b->len + need;
     size_t cap = b->cap ? b->cap : 64;
     while (cap < want) cap *= 2;
-    if (b->obj != NULL) {
-        if (_PyBytes_Resize(&b->obj, (Py_ssize_t)cap) < 0) {
-            b->p = NULL;
-            b->len = b->cap = 0;
-            fl_fail_python(c);
-        }
-        b->p = (uint8_t *)PyBytes_AS_STRING(b->obj);
-    } else {
-        uint8_t *p = realloc(b->p, cap);
-        if (p == NULL) fl_fail_nomem(c);
-        b->p = p;
-    }
+    uint8_t *p = realloc(b->p, cap);
+    if (p == NULL) fl_fail_nomem(c);
+    b->p = p;
     b->cap = cap;
 }
 
 void fl_buf_free(buf_t *b) {
-    if (b->obj != NULL) {
-        Py_CLEAR(b->obj);
-    } else {
-        free(b->p);
-    }
+    free(b->p);
     b->p = NULL;
     b->len = b->cap = 0;
 }
 
+/* What fl_buf_take returns: malloc'd bytes that pyarrow wraps (pa.py_buffer) without a
+ * copy and that are freed with the last Arrow buffer over them. Read-only. */
+typedef struct {
+    PyObject_HEAD uint8_t *p;
+    Py_ssize_t len;
+} out_buffer_t;
+
+static void out_buffer_dealloc(out_buffer_t *self) {
+    free(self->p);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int out_buffer_get(out_buffer_t *self, Py_buffer *view, int flags) {
+    return PyBuffer_FillInfo(view, (PyObject *)self, self->p, self->len, 1, flags);
+}
+
+static Py_ssize_t out_buffer_length(out_buffer_t *self) { return self->len; }
+
+static PyBufferProcs out_buffer_as_buffer = {.bf_getbuffer = (getbufferproc)out_buffer_get};
+static PySequenceMethods out_buffer_as_sequence = {.sq_length = (lenfunc)out_buffer_length};
+
+static PyTypeObject out_buffer_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "faultlens.decode._native.Buffer",
+    .tp_basicsize = sizeof(out_buffer_t),
+    .tp_dealloc = (destructor)out_buffer_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Bytes decoded into an Arrow buffer (read-only buffer protocol).",
+    .tp_as_buffer = &out_buffer_as_buffer,
+    .tp_as_sequence = &out_buffer_as_sequence,
+};
+
+int fl_buffer_type_ready(void) { return PyType_Ready(&out_buffer_type); }
+
 PyObject *fl_buf_take(ctx_t *c, buf_t *b) {
-    if (b->obj == NULL) {
-        PyObject *o = PyBytes_FromStringAndSize((const char *)b->p, (Py_ssize_t)b->len);
-        if (o == NULL) fl_fail_python(c);
-        fl_buf_free(b);
-        return o;
-    }
-    if ((size_t)PyBytes_GET_SIZE(b->obj) != b->len) {
-        if (_PyBytes_Resize(&b->obj, (Py_ssize_t)b->len) < 0) {
-            b->p = NULL;
-            b->len = b->cap = 0;
-            fl_fail_python(c);
+    out_buffer_t *o = PyObject_New(out_buffer_t, &out_buffer_type);
+    if (o == NULL) fl_fail_python(c);
+    if (b->p == NULL) {
+        o->p = malloc(1);
+        if (o->p == NULL) {
+            Py_DECREF(o);
+            fl_fail_nomem(c);
         }
+    } else if (b->cap > b->len + b->len / 8 + 64) {
+        /* give the slack of the last doubling back: the array lives as long as the batch */
+        uint8_t *p = realloc(b->p, b->len ? b->len : 1);
+        o->p = p != NULL ? p : b->p;
+    } else {
+        o->p = b->p;
     }
-    PyObject *o = b->obj;
-    b->obj = NULL;
+    o->len = (Py_ssize_t)b->len;
     b->p = NULL;
     b->len = b->cap = 0;
-    return o;
+    return (PyObject *)o;
 }
 
 /* Grow a vector to twice *cap (16 when empty); with v == NULL, allocate *cap elements. */

@@ -42,12 +42,11 @@ typedef struct {
     uint32_t n;
 } seg_t;
 
-/* A growable byte buffer: backed by a bytes object when it becomes output (so handing
- * it to Python costs no copy), else by malloc. */
+/* A growable byte buffer in malloc'd memory. The parse runs without the GIL, so output
+ * buffers are plain memory too; fl_buf_take hands one to Python without a copy. */
 typedef struct {
     uint8_t *p;
     size_t len, cap;
-    PyObject *obj; /* the bytes object holding p, for output buffers */
 } buf_t;
 
 typedef struct arena_chunk {
@@ -67,8 +66,11 @@ typedef struct {
 
 struct ctx {
     jmp_buf jmp;
-    int py_error;     /* a Python exception is already set (MemoryError...) */
-    char message[512]; /* the InvalidRequest message when !py_error */
+    int py_error;     /* FL_ERR_*: what the unwinding caller raises */
+    char message[512]; /* the InvalidRequest message for FL_ERR_INVALID */
+    /* the thread state while the GIL is released (NULL while it is held): code that needs
+     * the interpreter mid-parse takes the GIL back with fl_gil_take/fl_gil_give */
+    PyThreadState *released;
     where_t where;
     arena_chunk_t *arena;
     buf_t discard; /* where values that a later duplicate key replaces are written */
@@ -80,6 +82,10 @@ struct ctx {
 
 /* -- errors ------------------------------------------------------------------------- */
 
+#define FL_ERR_INVALID 0 /* a malformed request: InvalidRequest(message) */
+#define FL_ERR_PYTHON 1  /* a Python exception is set in this thread's state */
+#define FL_ERR_NOMEM 2   /* malloc failed: MemoryError, raised once the GIL is held */
+
 _Noreturn void fl_fail(ctx_t *c, const char *fmt, ...);
 _Noreturn void fl_fail_pb(ctx_t *c, const char *detail);
 _Noreturn void fl_fail_nomem(ctx_t *c);
@@ -90,11 +96,25 @@ _Noreturn void fl_fail_python(ctx_t *c);
 void *fl_arena_alloc(ctx_t *c, size_t size);
 void fl_arena_free(ctx_t *c);
 
+/* Release the GIL for the parse / take it back (both no-ops when already so). */
+static inline void fl_gil_give(ctx_t *c) {
+    if (c->released == NULL) c->released = PyEval_SaveThread();
+}
+static inline void fl_gil_take(ctx_t *c) {
+    if (c->released != NULL) {
+        PyEval_RestoreThread(c->released);
+        c->released = NULL;
+    }
+}
+
 void fl_buf_init_out(ctx_t *c, buf_t *b, size_t cap);
 void fl_buf_grow(ctx_t *c, buf_t *b, size_t need);
 void fl_buf_free(buf_t *b);
-/* The buffer as a bytes object of exactly its length (steals it; b is left empty). */
+/* The buffer as a Python object of exactly its length that owns the memory and exposes
+ * it through the buffer protocol (steals it; b is left empty). Needs the GIL. */
 PyObject *fl_buf_take(ctx_t *c, buf_t *b);
+/* Ready the type of what fl_buf_take returns; once, at module import. */
+int fl_buffer_type_ready(void);
 
 static inline void buf_reserve(ctx_t *c, buf_t *b, size_t extra) {
     if (b->cap - b->len < extra) fl_buf_grow(c, b, extra);

@@ -3,6 +3,10 @@
  *     SpanDecoder(span_specs, resource_specs, exception_specs, invalid) -> decoder
  *     decoder.decode(data) -> None | (rows, rejected, first_reason, columns)
  *
+ * A decode of ``bytes`` runs without the GIL (but for building the result), so threads
+ * can decode side by side and beside the event loop. Column buffers are objects that
+ * own malloc'd memory and expose it through the buffer protocol.
+ *
  * Specs are sequences of (attribute keys in order of preference, is_int); ``invalid`` is
  * the exception class raised for malformed requests (faultlens.errors.InvalidRequest).
  * faultlens/decode/_native_spans.py turns the result into a pyarrow Table.
@@ -12,6 +16,7 @@
 typedef struct {
     PyObject_HEAD decoder_t dec;
     PyObject *invalid;
+    int busy; /* decodes running without the GIL: __init__ must not free the specs then */
 } SpanDecoder;
 
 static void SpanDecoder_dealloc(SpanDecoder *self) {
@@ -29,6 +34,10 @@ static int SpanDecoder_init(SpanDecoder *self, PyObject *args, PyObject *kwds) {
         return -1;
     if (!PyType_Check(invalid) || !PyType_IsSubtype((PyTypeObject *)invalid, (PyTypeObject *)PyExc_Exception)) {
         PyErr_SetString(PyExc_TypeError, "invalid must be an exception class");
+        return -1;
+    }
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "SpanDecoder re-initialised while decoding");
         return -1;
     }
     fl_promoter_free(&self->dec.span);
@@ -55,7 +64,10 @@ static PyObject *SpanDecoder_decode(SpanDecoder *self, PyObject *arg) {
     }
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
-    PyObject *out = fl_decode_spans(&self->dec, view.buf, view.len, self->invalid);
+    int immutable = PyBytes_Check(arg);
+    self->busy++;
+    PyObject *out = fl_decode_spans(&self->dec, view.buf, view.len, self->invalid, immutable);
+    self->busy--;
     PyBuffer_Release(&view);
     return out;
 }
@@ -84,6 +96,7 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__native(void) {
     if (PyType_Ready(&SpanDecoderType) < 0) return NULL;
+    if (fl_buffer_type_ready() < 0) return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL) return NULL;
     Py_INCREF(&SpanDecoderType);

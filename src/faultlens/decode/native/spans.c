@@ -1137,9 +1137,10 @@ static void st_free(st_t *st) {
     fl_arena_free(&st->c);
 }
 
-/* Runs the phases; returns the output, or NULL after a longjmp (st->c says why). Kept
- * apart from the setjmp caller so no local of that frame changes after setjmp. */
-static PyObject *run(st_t *st, Py_ssize_t n) {
+/* Parses and fills the columns: plain C on memory of its own, so it runs without the GIL.
+ * Returns 0 when the request holds no spans. Kept apart from the setjmp caller so no
+ * local of that frame changes after setjmp. */
+static int parse(st_t *st, Py_ssize_t n) {
     seg_t all = {st->data, (uint32_t)n};
     /* first sizes from typical requests (~300-500 bytes a span, ~35 a KeyValue) */
     size_t want_spans = (size_t)n / 400 + 16, want_kvs = (size_t)n / 40 + 64;
@@ -1148,7 +1149,7 @@ static PyObject *run(st_t *st, Py_ssize_t n) {
     st->span_kvs.v = fl_vec_grow(&st->c, NULL, &want_kvs, sizeof(seg_t));
     st->span_kvs.cap = want_kvs;
     parse_request(st, all);
-    if (st->spans.n == 0) Py_RETURN_NONE;
+    if (st->spans.n == 0) return 0;
     set_where(&st->c, "span", "faultlens.shadow.SpanCols");
     for (size_t i = 0; i < st->spans.n; i++) parse_span(st, &st->spans.v[i]);
     validate(st);
@@ -1158,10 +1159,21 @@ static PyObject *run(st_t *st, Py_ssize_t n) {
     phase_events(st);
     phase_links(st);
     phase_resources(st);
-    return build_output(st);
+    return 1;
 }
 
-PyObject *fl_decode_spans(const decoder_t *d, const uint8_t *data, Py_ssize_t n, PyObject *invalid) {
+/* After a longjmp, with the GIL held: raise what st->c says. */
+static void raise_failure(st_t *st, PyObject *invalid) {
+    if (st->c.py_error == FL_ERR_NOMEM)
+        PyErr_NoMemory();
+    else if (st->c.py_error == FL_ERR_INVALID)
+        PyErr_SetString(invalid, st->c.message);
+}
+
+/* ``data`` must not change while the GIL is released: with ``release_gil`` the caller
+ * passes the buffer of an immutable object (bytes). */
+PyObject *fl_decode_spans(const decoder_t *d, const uint8_t *data, Py_ssize_t n, PyObject *invalid,
+                          int release_gil) {
     if (n > FL_MAX_OUT) {
         PyErr_SetString(invalid, "request too large to decode");
         return NULL;
@@ -1171,10 +1183,23 @@ PyObject *fl_decode_spans(const decoder_t *d, const uint8_t *data, Py_ssize_t n,
     st->dec = d;
     st->data = data;
     PyObject *volatile out = NULL;
+    volatile int any = 0;
+    if (release_gil) fl_gil_give(&st->c);
     if (setjmp(st->c.jmp) == 0) {
-        out = run(st, n);
+        any = parse(st, n);
+        fl_gil_take(&st->c);
+        if (!any) {
+            out = Py_None;
+            Py_INCREF(out);
+        } else if (setjmp(st->c.jmp) == 0) {
+            out = build_output(st);
+        } else {
+            raise_failure(st, invalid);
+            out = NULL;
+        }
     } else {
-        if (!st->c.py_error) PyErr_SetString(invalid, st->c.message);
+        fl_gil_take(&st->c);
+        raise_failure(st, invalid);
         out = NULL;
     }
     st_free(st);

@@ -38,6 +38,7 @@ void fl_promoter_free(promoter_t *p);
 /* None when the request holds no span; else (rows, rejected, first_reason, columns): see
  * faultlens/decode/_native_spans.py for the layout of columns. Raises
  * faultlens.errors.InvalidRequest (passed as invalid) on malformed input. */
-PyObject *fl_decode_spans(const decoder_t *d, const uint8_t *data, Py_ssize_t n, PyObject *invalid);
+PyObject *fl_decode_spans(const decoder_t *d, const uint8_t *data, Py_ssize_t n, PyObject *invalid,
+                          int release_gil);
 
 #endif

@@ -204,8 +204,11 @@ static int shortest_digits(ctx_t *c, double a, char *digits, int *decpt) {
             }
         }
     }
+    /* the rare double the fast paths above cannot print: Python's repr, under the GIL */
+    PyThreadState *released = c->released;
+    fl_gil_take(c);
     char *s = PyOS_double_to_string(a, 'r', 0, 0, NULL);
-    if (s == NULL) fl_fail_python(c);
+    if (s == NULL) fl_fail_python(c); /* the GIL is held: the unwinder sees released == NULL */
     int nd = 0, pos = 0, seen_point = 0, exp10 = 0, lead = 1;
     const char *q = s;
     for (; *q && *q != 'e'; q++) {
@@ -223,6 +226,7 @@ static int shortest_digits(ctx_t *c, double a, char *digits, int *decpt) {
     }
     if (*q == 'e') exp10 = atoi(q + 1);
     PyMem_Free(s);
+    if (released != NULL) fl_gil_give(c);
     while (nd > 1 && digits[nd - 1] == '0') nd--;
     if (nd == 0) {
         digits[nd++] = '0';
