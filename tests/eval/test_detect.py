@@ -71,6 +71,9 @@ def test_detections_delays_absorbed_faults_and_false_incidents() -> None:
     assert r["false_incidents"] == 2  # "false" (minute 2) and "early" (minute 28)
     assert r["false_incidents_with_spans"] == 1  # only minute 2 held spans
     assert r["fault_free_hours_with_spans"] == round(4 / 60, 3)  # minutes 1, 2, 3 and 29
+    assert r["false_incidents_per_hour_with_spans"] == 15.0  # 1 in 4 minutes
+    assert r["targets_met"]["at_most_1_false_incident_per_hour"] is False  # 2 in 49 minutes
+    assert r["targets_met"]["at_most_1_false_incident_per_hour_with_spans"] is False
 
 
 def test_the_opening_incident_is_the_earliest_and_the_faulty_service_is_looked_for_in_each() -> None:
@@ -90,6 +93,9 @@ def test_the_opening_incident_is_the_earliest_and_the_faulty_service_is_looked_f
     assert r["root_service_in_opening_incident"] == 0 and r["root_service_in_any_incident_of_window"] == 1
     assert r["incidents_opened_in_fault_windows"] == 3 and r["incidents_per_fault"] == 1.5
     assert r["mean_services_per_incident"] == round(4 / 3, 2)
+    # No false incident: both false-rate targets hold (spans: none given, so no rate at all).
+    assert r["targets_met"]["at_most_1_false_incident_per_hour"] is True
+    assert r["targets_met"]["at_most_1_false_incident_per_hour_with_spans"] is False
 
 
 @pytest.mark.timeout(120)

@@ -312,6 +312,7 @@ def score(
         t["detected"] += int(p["detected"])
         t["within_target"] += int(p["within_target"])
     per_hour = None if hours == 0 else round(len(false_opened) / hours, 3)
+    span_per_hour = None if span_hours == 0 else round(len(false_with_spans) / span_hours, 3)
     within = sum(1 for p in per_fault if p["within_target"])
     return {
         "faults": len(per_fault),
@@ -328,12 +329,14 @@ def score(
         "false_incidents_per_hour": per_hour,
         "fault_free_hours_with_spans": round(span_hours, 3),
         "false_incidents_with_spans": len(false_with_spans),
-        "false_incidents_per_hour_with_spans": (
-            None if span_hours == 0 else round(len(false_with_spans) / span_hours, 3)
-        ),
+        "false_incidents_per_hour_with_spans": span_per_hour,
         "targets_met": {
             "every_fault_within_3_min": bool(per_fault) and within == len(per_fault),
             "at_most_1_false_incident_per_hour": per_hour is not None and per_hour <= TARGET_FALSE_PER_HOUR,
+            # The same on the fault-free windows that hold spans (where an incident can open).
+            "at_most_1_false_incident_per_hour_with_spans": (
+                span_per_hour is not None and span_per_hour <= TARGET_FALSE_PER_HOUR
+            ),
         },
         "by_fault_type": by_type,
         "incidents_opened": len(incidents),
@@ -366,7 +369,12 @@ def _table(report: dict[str, Any]) -> str:
         f"({report['detected_within_3_min']} within 3 min), mean delay {report['mean_delay_s']} s, "
         f"max {report['max_delay_s']} s",
         f"false incidents: {report['false_incidents']} in {report['fault_free_hours']} h of fault-free data "
-        f"({report['false_incidents_per_hour']} per hour)",
+        f"({report['false_incidents_per_hour']} per hour); {report['false_incidents_with_spans']} in the "
+        f"{report['fault_free_hours_with_spans']} h of them holding spans "
+        f"({report['false_incidents_per_hour_with_spans']} per hour)",
+        f"incidents: {report['incidents_opened']} ({report['incidents_per_fault']} per fault); the faulty "
+        f"service is in the opening incident for {report['root_service_in_opening_incident']}, in some "
+        f"incident of its window for {report['root_service_in_any_incident_of_window']}",
     ]
     for p in report["per_fault"]:
         mark = "ok  " if p["within_target"] else ("late" if p["detected"] else "MISS")
