@@ -39,8 +39,10 @@ def _overrides(
 
 async def _run(config: Config) -> None:
     from faultlens.arrowpool import use_server_pool
+    from faultlens.glibcmalloc import tune_glibc_malloc
     from faultlens.server import FaultlensServer
 
+    tune_glibc_malloc()
     use_server_pool()
     server = FaultlensServer(config)
     stop = asyncio.Event()
