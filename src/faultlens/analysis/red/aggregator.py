@@ -7,7 +7,7 @@ Data flow of one :meth:`RedAggregator.consume` call::
 
     table ──> columns as numpy (codes for names, uint64 span keys, error mask)
           ├─> group by (window, service, operation, kind) ─> requests, errors, latency sketch
-          ├─> span buffer: span key -> service          (generations of data time)
+          ├─> span index: span key -> service           (generations of data time)
           ├─> parent lookup ─ found ─> edge (caller svc -> callee svc) if the services differ
           │                 └ missing ─> waiting children, resolved when the parent arrives
           ├─> child time: per row for parents in the batch, per parent key for the others
@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 
 from faultlens.analysis.red.bulk import BucketRows
 from faultlens.analysis.red.errors import span_error_mask
-from faultlens.analysis.red.spanbuffer import Generations, ids_to_keys
+from faultlens.analysis.red.spanbuffer import Generations, KeyIndex, ids_to_keys
 from faultlens.analysis.red.types import ClosedWindows, EdgeWindow, RedConfig, RedCounters, RedWindow
 from faultlens.analysis.sketch import QuantileSketch
 
@@ -124,7 +124,7 @@ class RedAggregator:
         self._name_list: list[str] = []
         self._open: dict[int, _Window] = {}
         slice_ns = max(c.parent_buffer_ns // 4, c.window_ns // 6, 1)
-        self._index: Generations[int] = Generations(slice_ns, c.parent_buffer_ns, c.max_buffered_spans)
+        self._index = KeyIndex(slice_ns, c.parent_buffer_ns, c.max_buffered_spans)
         self._waiting: Generations[list[tuple[int, float, bool, int]]] = Generations(
             slice_ns, c.parent_buffer_ns, c.max_buffered_spans
         )
@@ -262,10 +262,8 @@ class RedAggregator:
         errs: list[bool] = []
 
         # Children that arrived earlier and waited for one of this batch's spans.
-        key_list = keys.tolist()
-        svc_list = svc.tolist()
         if len(self._waiting):
-            batch_svc = dict(zip(key_list, svc_list, strict=True))
+            batch_svc = dict(zip(keys.tolist(), svc.tolist(), strict=True))
             for gen in self._waiting.generations():
                 for k in gen.keys() & batch_svc.keys():
                     s = batch_svc[k]
@@ -302,7 +300,7 @@ class RedAggregator:
             # child then waits for its parent).
             rest = np.nonzero(has_parent & ~in_batch)[0]
             if rest.size:
-                ps = _lookup(self._index, parents[rest])
+                ps = self._index.lookup(parents[rest])
                 found = ps >= 0
                 cross = found & (ps != svc[rest])
                 if cross.any():
@@ -328,7 +326,7 @@ class RedAggregator:
                             wait_cur[p] = [(s, d, e, w)]
                         else:
                             kids.append((s, d, e, w))
-        self._index.current(wm).update(zip(key_list, svc_list, strict=True))
+        self._index.add(wm, keys, svc)
         edges = (callers, callees, windows, durs, errs)
         if not has_parent.any():
             return edges, child
@@ -477,24 +475,8 @@ class RedAggregator:
         for gen in (*aged, *evicted):
             self.counters.orphan_spans += sum(len(kids) for kids in gen.values())
         _, evicted_ids = self._index.expire(watermark_ns)
-        self.counters.evicted_spans += sum(len(g) for g in evicted_ids)
+        self.counters.evicted_spans += evicted_ids
         self._child_time.expire(watermark_ns)
-
-
-def _lookup(index: Generations[int], keys: npt.NDArray[np.uint64]) -> I64:
-    """``index.get(k)`` for every key (-1 when absent; values are >= 0), newest generation first."""
-    out = np.full(keys.size, -1, dtype=np.int64)
-    todo = np.arange(keys.size)
-    for gen in index.generations():
-        if not gen:
-            continue
-        got = np.fromiter(map(gen.get, keys[todo].tolist(), repeat(-1)), dtype=np.int64, count=todo.size)
-        hit = got >= 0
-        out[todo[hit]] = got[hit]
-        todo = todo[~hit]
-        if not todo.size:
-            break
-    return out
 
 
 @functools.lru_cache(maxsize=64)

@@ -96,3 +96,108 @@ class Generations(Generic[V]):
 
     def __len__(self) -> int:
         return sum(len(gen) for _, gen in self._gens)
+
+
+class _Runs:
+    """One generation of :class:`KeyIndex`: sorted runs of (key, value), newest last.
+
+    A batch becomes a run of its own, sorted; the newest run is merged into the one before
+    while that one is at most twice its size, so a generation of n keys holds O(log n) runs
+    and every key is re-sorted O(log n) times in all. Within a run a key appears once, with
+    the value written last.
+    """
+
+    __slots__ = ("runs", "size")
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[npt.NDArray[np.uint64], npt.NDArray[np.int32]]] = []
+        self.size = 0  # keys written, duplicates across runs counted twice
+
+    def add(self, keys: npt.NDArray[np.uint64], values: npt.NDArray[np.int32]) -> None:
+        self.runs.append(_sorted_last_wins(keys, values))
+        self.size += keys.size
+        while len(self.runs) >= 2 and self.runs[-2][0].size <= 2 * self.runs[-1][0].size:
+            newer = self.runs.pop()
+            older = self.runs.pop()
+            self.runs.append(
+                _sorted_last_wins(np.concatenate((older[0], newer[0])), np.concatenate((older[1], newer[1])))
+            )
+
+    def find(
+        self, keys: npt.NDArray[np.uint64], out: npt.NDArray[np.int64], todo: npt.NDArray[np.intp]
+    ) -> None:
+        """Fill ``out[todo]`` for the keys found here (newest run first); leaves the rest."""
+        for run_keys, run_values in reversed(self.runs):
+            if not todo.size:
+                return
+            wanted = keys[todo]
+            pos = np.minimum(np.searchsorted(run_keys, wanted), run_keys.size - 1)
+            hit = run_keys[pos] == wanted
+            out[todo[hit]] = run_values[pos[hit]]
+            todo = todo[~hit]
+
+
+def _sorted_last_wins(
+    keys: npt.NDArray[np.uint64], values: npt.NDArray[np.int32]
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int32]]:
+    order = np.argsort(keys, kind="stable")
+    k, v = keys[order], values[order]
+    if k.size > 1:
+        last = np.empty(k.size, dtype=bool)
+        last[:-1] = k[1:] != k[:-1]
+        last[-1] = True
+        if not last.all():
+            k, v = k[last], v[last]
+    return k, v
+
+
+class KeyIndex:
+    """Span key -> small non-negative int (a service code), kept like :class:`Generations`.
+
+    Every span passes through this index, so at 10k spans/s and two minutes of retention it
+    holds over a million keys: as a dict of Python ints that is ~100 bytes per key, here 12
+    (a uint64 key and an int32 value in sorted numpy runs). Written and read a batch at a
+    time; a key written again takes its newest value, as in a dict.
+    """
+
+    def __init__(self, slice_ns: int, retention_ns: int, max_items: int) -> None:
+        self._slice_ns = max(1, slice_ns)
+        self._retention_ns = retention_ns
+        self._max_items = max_items
+        self._gens: deque[tuple[int, _Runs]] = deque()
+
+    def add(self, t_ns: int, keys: npt.NDArray[np.uint64], values: npt.NDArray[np.integer]) -> None:
+        """Write ``keys[i] -> values[i]`` into the generation of data time ``t_ns``."""
+        if not keys.size:
+            return
+        gid = t_ns // self._slice_ns
+        if not self._gens or self._gens[-1][0] < gid:
+            self._gens.append((gid, _Runs()))
+        self._gens[-1][1].add(keys.astype(np.uint64, copy=False), values.astype(np.int32))
+
+    def lookup(self, keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
+        """The value of every key, newest generation first; -1 where a key is absent."""
+        out = np.full(keys.size, -1, dtype=np.int64)
+        todo = np.arange(keys.size)
+        for _, gen in reversed(self._gens):
+            gen.find(keys, out, todo)
+            todo = todo[out[todo] < 0]
+            if not todo.size:
+                break
+        return out
+
+    def expire(self, watermark_ns: int) -> tuple[int, int]:
+        """Drop old generations; returns (keys expired by age, keys evicted by size)."""
+        aged = evicted = 0
+        horizon = watermark_ns - self._retention_ns
+        while self._gens and (self._gens[0][0] + 1) * self._slice_ns <= horizon:
+            aged += self._gens.popleft()[1].size
+        total = len(self)
+        while len(self._gens) > 1 and total > self._max_items:
+            dropped = self._gens.popleft()[1].size
+            evicted += dropped
+            total -= dropped
+        return aged, evicted
+
+    def __len__(self) -> int:
+        return sum(gen.size for _, gen in self._gens)
