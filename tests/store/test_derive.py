@@ -157,3 +157,24 @@ def test_duckdb_hands_freed_memory_back(tmp_path: Path) -> None:
     assert row is not None
     assert row[0] is True
     assert row[1] == "8MB"
+
+
+def test_duckdb_threads_come_from_the_config(tmp_path: Path) -> None:
+    from faultlens.config.model import StoreConfig
+    from faultlens.store import open_store
+
+    def threads(config: StoreConfig) -> object:
+        store = open_store(config)
+        try:
+            with store.cursor() as cur:
+                row = cur.execute("SELECT current_setting('threads')").fetchone()
+        finally:
+            store.close()
+        return row[0] if row else None
+
+    assert threads(StoreConfig(data_dir=tmp_path / "a")) == 1
+    assert threads(StoreConfig(data_dir=tmp_path / "b", threads=2)) == 2
+    with duckdb.connect() as con:
+        default = con.execute("SELECT current_setting('threads')").fetchone()
+    assert default is not None
+    assert threads(StoreConfig(data_dir=tmp_path / "c", threads=0)) == default[0]

@@ -93,6 +93,13 @@ class StoreConfig(_Section):
     # blocks grows to the limit, so the limit is most of the RSS growth under a steady
     # ingest (store/duckdb_store.py has the figures); 32 once failed a max-speed replay.
     memory_limit_mib: int = Field(default=64, ge=8)
+    # DuckDB's worker threads for the whole file (0: DuckDB's default, one per core). The
+    # server's own threads (event loop, store writer, analysis) already keep the cores busy,
+    # and DuckDB's parallel insert then costs more CPU and goes slower: 1M spans over gRPC
+    # as fast as they came (bench/ingest.py --full, analysis off, 2 cores) were stored at
+    # 54.1k and 51.3k spans/s with 1 thread, 40.6k and 40.0k with 2, at 2.4 against 3.2 CPU
+    # seconds per 100k spans. Queries run on one thread too: raise it for a query-heavy use.
+    threads: int = Field(default=1, ge=0, le=256)
     # The writer inserts everything waiting at once, and DuckDB's cost per row falls as the
     # insert grows, so under a burst a longer queue is also a faster writer: a million spans
     # sent as fast as possible over gRPC (bench/ingest.py --full, analysis off) were stored at

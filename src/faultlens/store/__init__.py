@@ -62,4 +62,6 @@ def open_store(config: StoreConfig) -> DuckDBStore:
         config.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise StoreError(f"cannot create the data directory {config.data_dir}: {e}") from e
-    return DuckDBStore(config.data_dir / DB_FILENAME, memory_limit_mib=config.memory_limit_mib)
+    return DuckDBStore(
+        config.data_dir / DB_FILENAME, memory_limit_mib=config.memory_limit_mib, threads=config.threads
+    )

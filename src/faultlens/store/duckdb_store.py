@@ -117,6 +117,7 @@ _UPSERT_SERVICE_NAMES = """
 # invalidated until reopened. Hence 64MB by default; ``store.memory_limit_mib`` moves it.
 # The setting is per database instance, so it holds for the analysis tables too.
 DEFAULT_MEMORY_LIMIT_MIB: int = StoreConfig.model_fields["memory_limit_mib"].default
+DEFAULT_THREADS: int = StoreConfig.model_fields["threads"].default  # why 1: config/model.py
 MEMORY_LIMIT = f"{DEFAULT_MEMORY_LIMIT_MIB}MB"
 
 
@@ -144,7 +145,14 @@ def _where(conditions: list[str]) -> str:
 class DuckDBStore:
     """:class:`faultlens.store.base.Store` over one DuckDB file. Thread-safe."""
 
-    def __init__(self, path: Path | str, *, memory_limit_mib: int = DEFAULT_MEMORY_LIMIT_MIB) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        memory_limit_mib: int = DEFAULT_MEMORY_LIMIT_MIB,
+        threads: int = DEFAULT_THREADS,
+    ) -> None:
+        """``threads``: DuckDB's worker threads for the file's instance; 0 leaves DuckDB's default."""
         self.path = Path(path)
         try:
             self._con = open_store_file(self.path)
@@ -162,6 +170,8 @@ class DuckDBStore:
             raise
         try:
             self._con.execute(f"SET memory_limit = '{int(memory_limit_mib)}MB'")
+            if threads > 0:
+                self._con.execute(f"SET threads = {int(threads)}")
             for setting in ALLOCATOR_SETTINGS:
                 self._con.execute(setting)
         except duckdb.Error as e:
