@@ -1,9 +1,11 @@
 """End-to-end ingest benchmark: spans stored per second by one ``faultlens serve``.
 
 A load generator in its own process sends pre-built, pre-serialized OTLP requests (1,000
-spans each, ~15 attributes per span, several services per request) over gRPC and
-OTLP/HTTP protobuf, with and without gzip, to a real ``faultlens serve`` started for each
-scenario. Each scenario runs once per decode placement (``--decode-workers``, default
+spans each, ~15 attributes per span, several services per request) over gRPC and OTLP/HTTP
+protobuf, with and without gzip, to a real ``faultlens serve`` started for each scenario.
+Every request's ids are made unique by an XOR with its number
+(``faultlens.testing.fresh_ids``), except over HTTP with gzip, whose bodies are compressed
+once. Each scenario runs once per decode placement (``--decode-workers``, default
 ``0,1,2``: 0 decodes on the event loop, N > 0 in N worker processes), interleaved, so the
 placements are compared side by side in one run on the same machine load.
 
@@ -66,6 +68,7 @@ import httpx
 import psutil
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from faultlens.testing.fresh_ids import FreshIds
 from faultlens.testing.payloads import build_trace_request
 from faultlens.testing.process import ServerProcess, start_server
 
@@ -105,7 +108,17 @@ class LoadSpec:
 
 
 def _sender(spec: LoadSpec, payloads: list[bytes], results: Any) -> None:
-    bodies = [gzip.compress(p, 1) for p in payloads] if spec.gzip and spec.transport == "http" else payloads
+    # Each request gets ids of its own (FreshIds), so what the server keeps per span id grows
+    # as with real traffic; only pre-compressed HTTP bodies repeat theirs every len(payloads).
+    precompressed = spec.gzip and spec.transport == "http"
+    bodies = [gzip.compress(p, 1) for p in payloads] if precompressed else payloads
+    fresh = None if precompressed else [FreshIds(p) for p in payloads]
+
+    def body(i: int) -> bytes:
+        if fresh is None:
+            return bodies[i % len(bodies)]
+        return fresh[i % len(fresh)].copy(i // len(fresh))
+
     lock = threading.Lock()
     next_index = [0]
     retries = [0]
@@ -135,7 +148,7 @@ def _sender(spec: LoadSpec, payloads: list[bytes], results: Any) -> None:
         while (i := take()) is not None:
             while True:
                 try:
-                    call(bodies[i % len(bodies)], timeout=120)
+                    call(body(i), timeout=120)
                     break
                 except grpc.RpcError as e:
                     if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED):
@@ -154,7 +167,7 @@ def _sender(spec: LoadSpec, payloads: list[bytes], results: Any) -> None:
         with httpx.Client(base_url=spec.target, timeout=120) as client:
             while (i := take()) is not None:
                 while True:
-                    r = client.post("/v1/traces", content=bodies[i % len(bodies)], headers=headers)
+                    r = client.post("/v1/traces", content=body(i), headers=headers)
                     if r.status_code == 200:
                         break
                     if r.status_code in (429, 503):
