@@ -105,6 +105,7 @@ class LoadSpec:
     concurrency: int
     rate_spans_per_s: float | None  # None: as fast as possible
     payload_count: int
+    fresh_ids: bool = True  # False: every len(payloads) requests repeat the same ids
 
 
 def _sender(spec: LoadSpec, payloads: list[bytes], results: Any) -> None:
@@ -112,7 +113,7 @@ def _sender(spec: LoadSpec, payloads: list[bytes], results: Any) -> None:
     # as with real traffic; only pre-compressed HTTP bodies repeat theirs every len(payloads).
     precompressed = spec.gzip and spec.transport == "http"
     bodies = [gzip.compress(p, 1) for p in payloads] if precompressed else payloads
-    fresh = None if precompressed else [FreshIds(p) for p in payloads]
+    fresh = None if precompressed or not spec.fresh_ids else [FreshIds(p) for p in payloads]
 
     def body(i: int) -> bytes:
         if fresh is None:
@@ -312,12 +313,13 @@ def run_scenario(
     payload_count: int,
     workers: int,
     server_env: dict[str, str] | None = None,
+    fresh_ids: bool = True,
 ) -> dict[str, Any]:
     env = {**(server_env or {}), "FAULTLENS_RECEIVERS__DECODE_WORKERS": str(workers)}
     with tempfile.TemporaryDirectory(prefix="faultlens-bench-") as tmp:
         server = start_server(Path(tmp) / "data", "--log-level", "warning", env=env)
         try:
-            result = _measure(server, name, transport, use_gzip, requests, rate, payload_count)
+            result = _measure(server, name, transport, use_gzip, requests, rate, payload_count, fresh_ids)
         finally:
             server.stop()
     result["decode_workers"] = workers
@@ -332,11 +334,13 @@ def _measure(
     requests: int,
     rate: float | None,
     payload_count: int,
+    fresh_ids: bool = True,
 ) -> dict[str, Any]:
     target = (
         f"127.0.0.1:{server.grpc_port}" if transport == "grpc" else f"http://127.0.0.1:{server.http_port}"
     )
-    spec = LoadSpec(transport, use_gzip, target, requests, 4 if rate is None else 2, rate, payload_count)
+    concurrency = 4 if rate is None else 2
+    spec = LoadSpec(transport, use_gzip, target, requests, concurrency, rate, payload_count, fresh_ids)
     expected = requests * SPANS_PER_REQUEST
     ctx = mp.get_context("spawn")
     results, ready, go = ctx.Queue(), ctx.Event(), ctx.Event()
@@ -478,7 +482,13 @@ def main() -> None:
         help="extra environment for the server, e.g. FAULTLENS_ANALYSIS__ENABLED=false",
     )
     ap.add_argument("--sustain-seconds", type=float, help="sustained phase length (10 s; 60 s with --full)")
+    ap.add_argument(
+        "--reuse-ids",
+        action="store_true",
+        help="send the pre-built requests with their ids as they are (ids repeat every 20 requests)",
+    )
     args = ap.parse_args()
+    fresh = not args.reuse_ids
     server_env = dict(kv.split("=", 1) for kv in args.server_env)
     placements = [int(w) for w in args.decode_workers.split(",") if w.strip()]
     requests = args.requests or (1000 if args.full else 100)
@@ -494,13 +504,15 @@ def main() -> None:
     for _ in range(args.repeat):
         for name, transport, gz in scenarios:
             for workers in placements:  # interleaved: each placement sees the same load
-                r = run_scenario(name, transport, gz, requests, None, payload_count, workers, server_env)
+                r = run_scenario(
+                    name, transport, gz, requests, None, payload_count, workers, server_env, fresh
+                )
                 raw_runs.setdefault((name, workers), []).append(r)
         if run_sustained:
             n = int(args.rate * sustain_s / SPANS_PER_REQUEST)
             for workers in placements:
                 r = run_scenario(
-                    "sustained-grpc", "grpc", False, n, args.rate, payload_count, workers, server_env
+                    "sustained-grpc", "grpc", False, n, args.rate, payload_count, workers, server_env, fresh
                 )
                 raw_runs.setdefault(("sustained-grpc", workers), []).append(r)
     configurations = []
@@ -545,6 +557,7 @@ def main() -> None:
         },
         "requests_per_scenario": requests,
         "server_env": server_env,
+        "fresh_ids": fresh,
         "repeat": args.repeat,
         **rates,
         "configurations": configurations,
