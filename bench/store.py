@@ -243,12 +243,11 @@ def bench_queries(tmp: Path, spans: Spans, total: int, flush_rows: int) -> dict[
     out["get_trace"] = percentiles([timed(store.get_trace, t) for t in picks])
     assert all(store.get_trace(t) is not None for t in picks[:5])
 
-    cur = store._con.cursor()  # bench only: the plain scan that get_trace avoids
-    scan = [
-        timed(lambda t: cur.execute("SELECT * FROM spans WHERE trace_id = ?", [t]).fetchall(), t)
-        for t in picks[:30]
-    ]
-    cur.close()
+    with store.cursor() as cur:  # bench only: the plain scan that get_trace avoids
+        scan = [
+            timed(lambda t: cur.execute("SELECT * FROM spans WHERE trace_id = ?", [t]).fetchall(), t)
+            for t in picks[:30]
+        ]
     out["get_trace_plain_scan_for_comparison"] = percentiles(scan)
 
     assert first_start is not None

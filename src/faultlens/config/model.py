@@ -98,7 +98,9 @@ class StoreConfig(_Section):
     # and DuckDB's parallel insert then costs more CPU and goes slower: 1M spans over gRPC
     # as fast as they came (bench/ingest.py --full, analysis off, 2 cores) were stored at
     # 54.1k and 51.3k spans/s with 1 thread, 40.6k and 40.0k with 2, at 2.4 against 3.2 CPU
-    # seconds per 100k spans. Queries run on one thread too: raise it for a query-heavy use.
+    # seconds per 100k spans. Queries run on one thread too; on 600k stored spans that cost
+    # little (bench/store.py queries: get_trace p50 12 ms with 1 thread, 15 with 2; find_traces
+    # 32-59 ms against 36-50). Raise it for a query-heavy use.
     threads: int = Field(default=1, ge=0, le=256)
     # The writer inserts everything waiting at once, and DuckDB's cost per row falls as the
     # insert grows, so under a burst a longer queue is also a faster writer: a million spans
