@@ -155,7 +155,7 @@ class KeyIndex:
     """Span key -> small non-negative int (a service code), kept like :class:`Generations`.
 
     Every span passes through this index, so at 10k spans/s and two minutes of retention it
-    holds over a million keys: as a dict of Python ints that is ~100 bytes per key, here 12
+    holds over a million keys: as a dict of Python ints that is ~90 bytes per key, here 12
     (a uint64 key and an int32 value in sorted numpy runs). Written and read a batch at a
     time; a key written again takes its newest value, as in a dict.
     """
