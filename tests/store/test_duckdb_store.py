@@ -98,3 +98,20 @@ def test_the_store_writes_row_groups_of_its_own_size_and_shares_the_file_with_th
     reopened = DuckDBStore(path)
     assert reopened.stats().spans == copies * 1024
     reopened.close()
+
+
+def test_a_failed_write_reports_its_cause_and_the_store_writes_again(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "x.duckdb")
+    try:
+        with store.cursor() as cur:
+            cur.execute("ALTER TABLE spans RENAME TO spans_away")
+        # The insert's own error, not the aborted transaction's that follows it.
+        with pytest.raises(StoreError, match="spans") as failed:
+            store.write([spans_batch([span_row(1, 1)])])
+        assert "aborted" not in str(failed.value)
+        with store.cursor() as cur:
+            cur.execute("ALTER TABLE spans_away RENAME TO spans")
+        store.write([spans_batch([span_row(1, 2)])])
+        assert store.stats() == StoreStats(spans=1, logs=0, metric_points=0)
+    finally:
+        store.close()

@@ -226,6 +226,7 @@ class DuckDBStore:
         name, _, time_column = DATA_TABLES[signal]
         registered = ["_batch"]
         cur.register("_batch", table)
+        inserted = False
         try:
             cur.execute(f"INSERT INTO {quote(name)} BY NAME SELECT * FROM _batch")
             if signal is Signal.TRACES:
@@ -241,9 +242,13 @@ class DuckDBStore:
             cur.register("_services", service_rows(table, time_column))
             registered.append("_services")
             cur.execute(_UPSERT_SERVICE_NAMES, [signal.value])
+            inserted = True
         finally:
-            for view in registered:
-                cur.unregister(view)
+            # After a failed statement the transaction is aborted and unregistering would
+            # fail too, hiding the cause; the views go with the cursor anyway.
+            if inserted:
+                for view in registered:
+                    cur.unregister(view)
 
     # --- retention -----------------------------------------------------------------------
 
