@@ -61,7 +61,13 @@ class FaultlensServer:
         """Start every stage; returns the listeners with their bound ports."""
         cfg = self.config
         self.store = store = open_store(cfg.store)
-        self._writer = StoreConsumer(store, cfg.store, self.metrics, retry_after_s=cfg.admission.retry_after)
+        self._writer = StoreConsumer(
+            store,
+            cfg.store,
+            self.metrics,
+            retry_after_s=cfg.admission.retry_after,
+            on_outcome=self._store_outcome,
+        )
         if cfg.analysis.enabled:
             self.analysis_store = DuckDBAnalysisStore(store.path)
             self.analysis = build_analysis(cfg.analysis, self.analysis_store, self.metrics)
@@ -97,6 +103,13 @@ class FaultlensServer:
             listeners.append(Listener("otlp-http", cfg.receivers.http.host, ports.http))
         self.health.set_ready("receivers")
         return listeners
+
+    def _store_outcome(self, error: Exception | None) -> None:
+        """The store is ready while its writes land; the last failure is the reason it is not."""
+        if error is None:
+            self.health.set_ready("store")
+        else:
+            self.health.set_not_ready("store", f"writes failing: {error}")
 
     def _with_queue_dir(self, exporter: ExporterConfig) -> ExporterConfig:
         """A disk queue without an explicit directory lives beside the store's data."""

@@ -8,14 +8,12 @@ a counter and never holds up ingest; data time, not the wall clock, decides the 
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from faultlens.analysis.runtime import AnalysisConsumer, AnalysisEngine, EngineConfig
@@ -25,8 +23,8 @@ from faultlens.decode.base import DecodedBatch
 from faultlens.errors import Overloaded
 from faultlens.pipeline.fanout import Fanout
 from faultlens.selfmetrics import SelfMetrics
-from faultlens.server import FaultlensServer
 from faultlens.store.analysis_base import AnalysisResults
+from faultlens.testing.inprocess import InProcessServer
 from faultlens.testing.payloads import build_logs_request, build_trace_request
 from faultlens.testing.sink import SinkConsumer
 from faultlens.types import Signal
@@ -56,8 +54,8 @@ def batches(windows: range, error_ratio: float) -> list[DecodedBatch]:
     return out
 
 
-class Running:
-    """An in-process FaultlensServer on free ports, driven from the test thread."""
+class Running(InProcessServer):
+    """An in-process server with the analysis, storing every 0.1 s."""
 
     def __init__(self, data_dir: Path) -> None:
         config = Config.model_validate(
@@ -68,14 +66,7 @@ class Running:
                 "analysis": {"state_interval": 3600},
             }
         )
-        self.server = FaultlensServer(config, shutdown_timeout_s=20)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        listeners = asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(30)
-        self.ports = {ln.name: ln.port for ln in listeners}
-        self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.ports['api']}", timeout=10)
-        self.otlp = httpx.Client(base_url=f"http://127.0.0.1:{self.ports['otlp-http']}", timeout=10)
+        super().__init__(config)
 
     @property
     def analysis(self) -> AnalysisConsumer:
@@ -87,19 +78,6 @@ class Running:
             traces, logs = window_payloads(i, error_ratio)
             assert self.otlp.post("/v1/traces", content=traces, headers=PROTOBUF).status_code == 200
             assert self.otlp.post("/v1/logs", content=logs, headers=PROTOBUF).status_code == 200
-
-    def get(self, path: str, **params: Any) -> Any:
-        r = self.api.get(path, params=params)
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    def stop(self) -> None:
-        self.api.close()
-        self.otlp.close()
-        asyncio.run_coroutine_threadsafe(self.server.shutdown(), self.loop).result(60)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
 
 
 @pytest.fixture

@@ -271,6 +271,37 @@ def test_one_bad_batch_does_not_take_the_others_with_it(
                   reason="store_error") == 3  # fmt: skip
 
 
+def test_each_flush_tells_how_it_ended(make: Make, fake: FakeStore) -> None:
+    outcomes: list[str | None] = []
+    consumer = make(write_attempts=2, on_outcome=lambda e: outcomes.append(None if e is None else str(e)))
+    consumer.start()
+    consumer.consume(spans(1))
+    assert consumer.flush(WAIT_S)
+    fake.failures_left = 2  # both attempts of the next flush fail
+    consumer.consume(spans(1))
+    assert consumer.flush(WAIT_S)
+    fake.poison_name = "bad"  # a bad batch beside a good one: the store still writes
+    consumer.consume(spans(1, name="bad"))
+    consumer.consume(spans(2))
+    assert consumer.flush(WAIT_S)
+    consumer.consume(spans(1, name="bad"))  # only the bad one: nothing written
+    assert consumer.flush(WAIT_S)
+    assert outcomes == [None, "disk full", None, "poison"]
+
+
+def test_a_failing_outcome_listener_does_not_stop_the_writer(make: Make, fake: FakeStore) -> None:
+    def listener(error: Exception | None) -> None:
+        raise RuntimeError("listener bug")
+
+    consumer = make(on_outcome=listener)
+    consumer.start()
+    consumer.consume(spans(2))
+    assert consumer.flush(WAIT_S)
+    consumer.consume(spans(3))
+    assert consumer.flush(WAIT_S)
+    assert fake.rows() == 5
+
+
 def test_with_a_real_store_data_lands_and_is_queryable(tmp_path: Path, metrics: SelfMetrics) -> None:
     store = DuckDBStore(tmp_path / "faultlens.duckdb")
     consumer = StoreConsumer(store, config(flush_rows=5), metrics)

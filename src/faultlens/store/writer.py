@@ -65,10 +65,17 @@ class StoreConsumer:
         write_attempts: int = 3,
         retry_backoff_s: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
+        on_outcome: Callable[[Exception | None], None] | None = None,
     ) -> None:
         """``config`` gives ``flush_rows``, ``flush_interval`` and ``queue_max_rows``;
         ``retry_after_s`` is the back-off hint in :class:`Overloaded` refusals; a failed write
-        is tried ``write_attempts`` times in all, ``retry_backoff_s`` apart (doubling)."""
+        is tried ``write_attempts`` times in all, ``retry_backoff_s`` apart (doubling).
+
+        ``on_outcome`` hears, from the writer thread, how each flush of a signal ended: ``None``
+        when the store took data (all of it, or the batches left after isolating a bad one),
+        else the error of the last attempt, once every attempt failed. The server turns it
+        into readiness, so a store that cannot write (disk full, database invalidated) takes
+        the server out of a load balancer instead of accepting data only to drop it."""
         if write_attempts <= 0:
             raise ValueError("write_attempts must be positive")
         self._store = store
@@ -81,6 +88,8 @@ class StoreConsumer:
         self._write_attempts = write_attempts
         self._retry_backoff_s = retry_backoff_s
         self._clock = clock
+        self._on_outcome = on_outcome
+        self._last_error: Exception | None = None
 
         self._cond = threading.Condition()
         self._pending: dict[Signal, list[DecodedBatch]] = {}
@@ -252,14 +261,28 @@ class StoreConsumer:
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             coalesced = parts  # schemas differ; let the store take them one by one
         if self._write_with_retries(signal, coalesced, rows, self._write_attempts):
+            self._report(None)
             return
         if len(parts) > 1:
             # One bad batch must not take the others with it: try each alone, once.
+            written = False
             for b in parts:
-                if not self._write_with_retries(signal, [b], b.accepted, 1):
+                if self._write_with_retries(signal, [b], b.accepted, 1):
+                    written = True
+                else:
                     self._count_dropped(signal, b.accepted, "store_error")
+            self._report(None if written else self._last_error)
         else:
             self._count_dropped(signal, rows, "store_error")
+            self._report(self._last_error)
+
+    def _report(self, error: Exception | None) -> None:
+        if self._on_outcome is None:
+            return
+        try:
+            self._on_outcome(error)
+        except Exception:  # the listener's bug must not stop the writer
+            log.exception("store write outcome listener failed")
 
     def _write_with_retries(
         self, signal: Signal, batches: list[DecodedBatch], rows: int, attempts: int
@@ -269,6 +292,7 @@ class StoreConsumer:
             try:
                 self._store.write(batches)
             except Exception as e:
+                self._last_error = e
                 log.warning(
                     "store write of %d %s failed (attempt %d of %d): %s",
                     rows,
