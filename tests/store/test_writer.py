@@ -273,7 +273,11 @@ def test_one_bad_batch_does_not_take_the_others_with_it(
 
 def test_each_flush_tells_how_it_ended(make: Make, fake: FakeStore) -> None:
     outcomes: list[str | None] = []
-    consumer = make(write_attempts=2, on_outcome=lambda e: outcomes.append(None if e is None else str(e)))
+    consumer = make(
+        write_attempts=2,
+        retry_after_s=0.0,  # every batch may probe: nothing is refused here
+        on_outcome=lambda e: outcomes.append(None if e is None else str(e)),
+    )
     consumer.start()
     consumer.consume(spans(1))
     assert consumer.flush(WAIT_S)
@@ -287,6 +291,30 @@ def test_each_flush_tells_how_it_ended(make: Make, fake: FakeStore) -> None:
     consumer.consume(spans(1, name="bad"))  # only the bad one: nothing written
     assert consumer.flush(WAIT_S)
     assert outcomes == [None, "disk full", None, "poison"]
+
+
+def test_while_the_store_fails_batches_are_refused_but_one_probe_per_interval(
+    make: Make, fake: FakeStore, metrics: SelfMetrics
+) -> None:
+    now = [0.0]
+    consumer = make(write_attempts=1, retry_after_s=5.0, clock=lambda: now[0])
+    consumer.start()
+    fake.failures_left = 1
+    consumer.consume(spans(2))
+    assert consumer.flush(WAIT_S)  # failed: counted as dropped
+    with pytest.raises(Overloaded, match="cannot write: disk full") as refused:
+        consumer.consume(spans(3))
+    assert refused.value.retry_after_s == 5.0
+    now[0] = 5.0
+    consumer.consume(spans(4))  # the probe
+    with pytest.raises(Overloaded):
+        consumer.consume(spans(5))  # one probe per interval
+    assert consumer.flush(WAIT_S)  # the probe lands: the store writes again
+    consumer.consume(spans(6))
+    assert consumer.flush(WAIT_S)
+    assert sorted(b.accepted for w in fake.writes for b in w) == [4, 6]
+    assert sample(metrics, "faultlens_dropped_items_total", signal="traces", consumer="store",
+                  reason="store_error") == 2  # fmt: skip
 
 
 def test_a_failing_outcome_listener_does_not_stop_the_writer(make: Make, fake: FakeStore) -> None:

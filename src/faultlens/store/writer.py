@@ -75,7 +75,12 @@ class StoreConsumer:
         when the store took data (all of it, or the batches left after isolating a bad one),
         else the error of the last attempt, once every attempt failed. The server turns it
         into readiness, so a store that cannot write (disk full, database invalidated) takes
-        the server out of a load balancer instead of accepting data only to drop it."""
+        the server out of a load balancer.
+
+        While the last flush failed, :meth:`consume` refuses with :class:`Overloaded` (the
+        client retries after ``retry_after_s``) instead of accepting data only to drop it,
+        except for one batch per ``retry_after_s``: that one is the probe whose flush tells
+        whether the store writes again."""
         if write_attempts <= 0:
             raise ValueError("write_attempts must be positive")
         self._store = store
@@ -90,6 +95,8 @@ class StoreConsumer:
         self._clock = clock
         self._on_outcome = on_outcome
         self._last_error: Exception | None = None
+        self._failing: Exception | None = None  # the last flush's error while none has landed since
+        self._next_probe = 0.0  # clock() after which a batch may pass while failing
 
         self._cond = threading.Condition()
         self._pending: dict[Signal, list[DecodedBatch]] = {}
@@ -130,6 +137,11 @@ class StoreConsumer:
         with self._cond:
             if self._stopping:
                 raise Overloaded("the store writer is shutting down", self._retry_after_s)
+            if self._failing is not None:
+                now = self._clock()
+                if now < self._next_probe:
+                    raise Overloaded(f"the store cannot write: {self._failing}", self._retry_after_s)
+                self._next_probe = now + self._retry_after_s
             queued = self._pending_rows + self._inflight_rows
             if queued and queued + rows > self._queue_max_rows:
                 raise Overloaded(
@@ -277,6 +289,10 @@ class StoreConsumer:
             self._report(self._last_error)
 
     def _report(self, error: Exception | None) -> None:
+        with self._cond:
+            if error is not None and self._failing is None:
+                self._next_probe = self._clock() + self._retry_after_s
+            self._failing = error
         if self._on_outcome is None:
             return
         try:

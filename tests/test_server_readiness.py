@@ -34,9 +34,12 @@ def test_a_store_that_cannot_write_makes_the_server_unready_until_it_writes_agai
     srv = InProcessServer(config)
     try:
 
-        def send(seed: int) -> None:
+        def post(seed: int) -> int:
             body = build_trace_request(20, services=2, seed=seed).SerializeToString()
-            assert srv.otlp.post("/v1/traces", content=body, headers=PROTOBUF).status_code == 200
+            return srv.otlp.post("/v1/traces", content=body, headers=PROTOBUF).status_code
+
+        def send(seed: int) -> None:
+            assert post(seed) == 200
 
         def stored() -> int:
             return int(srv.get("/api/v1/stats")["spans"])
@@ -60,12 +63,15 @@ def test_a_store_that_cannot_write_makes_the_server_unready_until_it_writes_agai
         body = srv.api.get("/readyz").json()
         assert body["components"]["store"].startswith("writes failing:")
         assert "spans" in body["components"]["store"]
-        assert dropped() == 20  # accepted, then counted as dropped: not lost silently
+        assert dropped() == 20  # accepted before the failure showed, then counted as dropped
+        assert post(3) == 503  # now refused, so the client keeps it and retries
 
         with srv.server.store.cursor() as cur:
             cur.execute("ALTER TABLE spans_away RENAME TO spans")
-        send(3)
+        # A retrying client gets through within the probe interval (admission.retry_after).
+        assert _until(lambda: post(3) == 200)
         assert _until(lambda: srv.api.get("/readyz").status_code == 200)
-        assert stored() == 40
+        assert _until(lambda: stored() == 40)
+        assert dropped() == 20
     finally:
         srv.stop()
