@@ -5,7 +5,8 @@
     consume(batch) ──> pending[signal] ──(flush_rows reached, or flush_interval elapsed,
       (never blocks;    bounded by        or flush()/shutdown())──> writer thread
        Overloaded       queue_max_rows                              concat per signal
-       when full)       and queue_max_bytes
+       when full, or    and queue_max_bytes
+       while failing)
                         (pending + in-flight)                       store.write(), retried
                                                                      │
                                                   store_written_items ┴ dropped_items{store_error}
@@ -17,7 +18,8 @@ written, so the bound is on memory actually held: a decoded span is ~1.2 KB of A
 row bound alone would let a million spans hold over a gigabyte. Every accepted row ends up
 written, or counted in ``faultlens_dropped_items_total{consumer="store"}`` with reason
 ``store_error`` (the store kept failing) or ``shutdown_timeout`` (shutdown ran out of
-time) and logged.
+time) and logged. Once a flush has failed every attempt, new batches are refused (the
+client keeps them and retries) but for one probe per ``retry_after_s``, until a flush lands.
 """
 
 from __future__ import annotations
