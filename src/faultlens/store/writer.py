@@ -6,8 +6,7 @@
       (never blocks;    bounded by        or flush()/shutdown())──> writer thread
        Overloaded       queue_max_rows                              concat per signal
        when full, or    and queue_max_bytes
-       while failing)
-                        (pending + in-flight)                       store.write(), retried
+       while failing)   (pending + in-flight)                       store.write(), retried
                                                                      │
                                                   store_written_items ┴ dropped_items{store_error}
 
