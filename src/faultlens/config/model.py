@@ -96,7 +96,7 @@ class StoreConfig(_Section):
     # DuckDB's worker threads for the whole file (0: DuckDB's default, one per core). The
     # server's own threads (event loop, store writer, analysis) already keep the cores busy,
     # and DuckDB's parallel insert then costs more CPU and goes slower: 1M spans over gRPC
-    # as fast as they came (bench/ingest.py --full, analysis off, 2 cores) were stored at
+    # as fast as they came (bench/ingest.py --full --reuse-ids, analysis off, 2 cores) were stored at
     # 54.1k and 51.3k spans/s with 1 thread, 40.6k and 40.0k with 2, at 2.4 against 3.2 CPU
     # seconds per 100k spans. Queries run on one thread too; on 600k stored spans that cost
     # little (bench/store.py queries: get_trace p50 12 ms with 1 thread, 15 with 2; find_traces
@@ -104,9 +104,10 @@ class StoreConfig(_Section):
     threads: int = Field(default=1, ge=0, le=256)
     # The writer inserts everything waiting at once, and DuckDB's cost per row falls as the
     # insert grows, so under a burst a longer queue is also a faster writer: a million spans
-    # sent as fast as possible over gRPC (bench/ingest.py --full, analysis off) were stored at
-    # 41.7k spans/s with 128 MiB (729 refusals retried), 48.9k with 192 (555), peak RSS 543
-    # and 605 MiB. At a steady 10k spans/s the interval flushes long before either bound.
+    # sent as fast as possible over gRPC (bench/ingest.py --full --reuse-ids, analysis off,
+    # DuckDB on 2 threads) were stored at 41.7k spans/s with 128 MiB (729 refusals retried),
+    # 48.9k with 192 (555), peak RSS 543 and 605 MiB. At a steady 10k spans/s the interval
+    # flushes long before either bound.
     queue_max_bytes: int = Field(default=192 * 2**20, gt=0)
 
     @model_validator(mode="after")

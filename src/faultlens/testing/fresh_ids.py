@@ -7,7 +7,7 @@ correlation) stays as small as the few requests instead of growing as it would w
 traffic. :class:`FreshIds` finds where every id lies in the serialized bytes once, and then
 makes each copy with every trace, span, parent and link id XORed with a salt of the copy's
 number: ids become unique across copies, parent links and links between spans stay intact,
-and a copy costs a memory copy and one vectorised XOR (~0.1 ms for 1,000 spans).
+and a copy costs a memory copy and one vectorised XOR (~0.3 ms for 1,000 spans).
 """
 
 from __future__ import annotations
