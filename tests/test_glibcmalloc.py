@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -35,8 +36,6 @@ print(json.dumps({"applied": applied, "mapped": mapped}))
 
 
 def _probe(mode: str, env: dict[str, str]) -> dict[str, object]:
-    import json
-
     out = subprocess.run(
         [sys.executable, "-c", _PROBE, mode], env=env, capture_output=True, text=True, check=True
     )

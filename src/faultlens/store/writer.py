@@ -95,7 +95,6 @@ class StoreConsumer:
         self._retry_backoff_s = retry_backoff_s
         self._clock = clock
         self._on_outcome = on_outcome
-        self._last_error: Exception | None = None
         self._failing: Exception | None = None  # the last flush's error while none has landed since
         self._next_probe = 0.0  # clock() after which a batch may pass while failing
 
@@ -273,21 +272,24 @@ class StoreConsumer:
             coalesced = [DecodedBatch(signal, pa.concat_tables([b.table for b in parts]))]
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             coalesced = parts  # schemas differ; let the store take them one by one
-        if self._write_with_retries(signal, coalesced, rows, self._write_attempts):
+        error = self._write_with_retries(signal, coalesced, rows, self._write_attempts)
+        if error is None:
             self._report(None)
             return
         if len(parts) > 1:
             # One bad batch must not take the others with it: try each alone, once.
             written = False
             for b in parts:
-                if self._write_with_retries(signal, [b], b.accepted, 1):
+                failed = self._write_with_retries(signal, [b], b.accepted, 1)
+                if failed is None:
                     written = True
                 else:
+                    error = failed
                     self._count_dropped(signal, b.accepted, "store_error")
-            self._report(None if written else self._last_error)
+            self._report(None if written else error)
         else:
             self._count_dropped(signal, rows, "store_error")
-            self._report(self._last_error)
+            self._report(error)
 
     def _report(self, error: Exception | None) -> None:
         with self._cond:
@@ -303,13 +305,15 @@ class StoreConsumer:
 
     def _write_with_retries(
         self, signal: Signal, batches: list[DecodedBatch], rows: int, attempts: int
-    ) -> bool:
+    ) -> Exception | None:
+        """None once the store took the batches, else the error of the last attempt."""
+        error: Exception | None = None
         for attempt in range(attempts):
             started = time.perf_counter()
             try:
                 self._store.write(batches)
             except Exception as e:
-                self._last_error = e
+                error = e
                 log.warning(
                     "store write of %d %s failed (attempt %d of %d): %s",
                     rows,
@@ -321,11 +325,11 @@ class StoreConsumer:
                 if attempt + 1 < attempts and not self._past_deadline():
                     time.sleep(self._retry_backoff_s * 2**attempt)
                     continue
-                return False
+                break
             self._metrics.store_flush_seconds.observe(time.perf_counter() - started)
             self._metrics.store_written_items.labels(signal=signal.value).inc(rows)
-            return True
-        return False
+            return None
+        return error
 
     def _count_dropped(self, signal: Signal, rows: int, reason: str) -> None:
         self._metrics.dropped_items.labels(signal=signal.value, consumer=CONSUMER, reason=reason).inc(rows)

@@ -125,16 +125,17 @@ class _Runs:
 
     def find(
         self, keys: npt.NDArray[np.uint64], out: npt.NDArray[np.int64], todo: npt.NDArray[np.intp]
-    ) -> None:
-        """Fill ``out[todo]`` for the keys found here (newest run first); leaves the rest."""
+    ) -> npt.NDArray[np.intp]:
+        """Fill ``out[todo]`` for the keys found here (newest run first); the rest of ``todo``."""
         for run_keys, run_values in reversed(self.runs):
             if not todo.size:
-                return
+                break
             wanted = keys[todo]
             pos = np.minimum(np.searchsorted(run_keys, wanted), run_keys.size - 1)
             hit = run_keys[pos] == wanted
             out[todo[hit]] = run_values[pos[hit]]
             todo = todo[~hit]
+        return todo
 
 
 def _sorted_last_wins(
@@ -180,8 +181,7 @@ class KeyIndex:
         out = np.full(keys.size, -1, dtype=np.int64)
         todo = np.arange(keys.size)
         for _, gen in reversed(self._gens):
-            gen.find(keys, out, todo)
-            todo = todo[out[todo] < 0]
+            todo = gen.find(keys, out, todo)
             if not todo.size:
                 break
         return out
