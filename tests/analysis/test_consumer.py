@@ -17,6 +17,7 @@ import pytest
 
 from faultlens.analysis.runtime import AnalysisConsumer, AnalysisEngine
 from faultlens.analysis.runtime.consumer import merge_results
+from faultlens.analysis.runtime.engine import Step
 from faultlens.decode import decode_request
 from faultlens.decode.base import DecodedBatch
 from faultlens.selfmetrics import SelfMetrics
@@ -171,3 +172,64 @@ def test_drain_writes_at_once_and_an_opened_incident_is_not_held() -> None:
     finally:
         consumer.shutdown(5)
     assert sum(len(w.red_windows) for w in store.writes) > 0
+
+
+class CountingEngine(AnalysisEngine):
+    """The real engine, recording how many items each call analysed and when."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[int, float]] = []
+
+    def process(self, batch: DecodedBatch) -> Step:
+        self.calls.append((batch.accepted, time.monotonic()))
+        return super().process(batch)
+
+
+def _trace_batches(n: int) -> list[DecodedBatch]:
+    return [
+        decode_request(
+            Signal.TRACES,
+            build_trace_request(1000, services=3, seed=i, base_time_ns=T0 + i * S).SerializeToString(),
+            json=False,
+        )
+        for i in range(n)
+    ]
+
+
+def test_batches_arriving_within_the_linger_share_one_call() -> None:
+    engine = CountingEngine()
+    consumer = AnalysisConsumer(engine, RecordingStore(), SelfMetrics(), linger_s=0.3, state_interval_s=3600)
+    consumer.start()
+    try:
+        work = _trace_batches(5)
+        started = time.monotonic()
+        for b in work:
+            consumer.consume(b)
+        total = sum(b.accepted for b in work)
+        assert _wait_for(lambda: sum(n for n, _ in engine.calls) == total)
+        assert [n for n, _ in engine.calls] == [total]
+        assert engine.calls[0][1] - started >= 0.3
+    finally:
+        consumer.shutdown(5)
+
+
+def test_a_full_call_or_a_drain_does_not_wait_for_the_linger() -> None:
+    engine = CountingEngine()
+    work = _trace_batches(3)
+    first_two = work[0].accepted + work[1].accepted
+    consumer = AnalysisConsumer(
+        engine, RecordingStore(), SelfMetrics(), linger_s=3600, coalesce_items=first_two, state_interval_s=60
+    )
+    consumer.start()
+    try:
+        consumer.consume(work[0])
+        consumer.consume(work[1])  # a full call's worth
+        assert _wait_for(lambda: [n for n, _ in engine.calls] == [first_two])
+        consumer.consume(work[2])
+        started = time.monotonic()
+        assert consumer.drain(10)
+        assert time.monotonic() - started < 5
+        assert [n for n, _ in engine.calls] == [first_two, work[2].accepted]
+    finally:
+        consumer.shutdown(5)

@@ -54,5 +54,6 @@ def build_analysis(config: AnalysisConfig, store: AnalysisWriter, metrics: SelfM
         metrics,
         queue_max_items=config.queue_max_items,
         state_interval_s=config.state_interval,
+        linger_s=config.batch_linger,
         notifier=notifier,
     )

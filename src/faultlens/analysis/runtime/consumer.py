@@ -3,9 +3,10 @@
 ::
 
     Fanout ──consume(batch)──> queue (bounded in items) ──> worker thread
-       (best effort)       full: Overloaded, the        │ engine.process(queued batches of one signal, merged)
-                           fan-out counts the drop     │ results kept, merged, for up to write_interval
-                           for "analysis" only         │ store.write_results(merged steps): one transaction
+       (best effort)       full: Overloaded, the        │ waits up to linger_s for more, unless a call is full
+                           fan-out counts the drop     │ engine.process(queued batches of one signal, merged)
+                           for "analysis" only         │ results kept, merged, for up to write_interval
+                                                       │ store.write_results(merged steps): one transaction
                                                        │ webhook.notify(opened/resolved)
                                                        └ every state_interval: save core state
 
@@ -77,6 +78,7 @@ class AnalysisConsumer:
         state_interval_s: float = 30.0,
         write_interval_s: float = 5.0,
         coalesce_items: int = 20_000,
+        linger_s: float = 0.0,
         notifier: IncidentNotifier | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -89,6 +91,7 @@ class AnalysisConsumer:
         self._state_interval_s = state_interval_s
         self._write_interval_s = write_interval_s
         self._coalesce = coalesce_items
+        self._linger_s = linger_s
         self._notifier = notifier
         self._clock = clock
         self._cond = threading.Condition()
@@ -123,11 +126,14 @@ class AnalysisConsumer:
                 raise Overloaded(f"analysis queue full ({self._queued_items} of {self._queue_max} items)")
             # Only the table is analysed: without ``raw`` (the request as it came, ~0.5 KB a
             # span) a queued batch holds a third less memory.
+            first = not self._queue
             self._queue.append((DecodedBatch(batch.signal, batch.table), self._clock()))
             self._queued_items += items
             self._accepted += 1
             self._metrics.queue_items.labels(consumer=CONSUMER).set(self._queued_items)
-            self._cond.notify_all()
+            # The worker only needs waking when the queue starts its linger or fills one call.
+            if first or self._queued_items >= self._coalesce:
+                self._cond.notify_all()
 
     def start(self) -> None:
         """Restore saved state, then start the worker; a second call does nothing."""
@@ -197,7 +203,7 @@ class AnalysisConsumer:
             while True:
                 with self._cond:
                     while (
-                        not self._queue
+                        not self._queue_ready()
                         and not self._stopping
                         and not self._save_due()
                         and not self._write_due()
@@ -205,7 +211,7 @@ class AnalysisConsumer:
                         self._cond.wait(self._until_due())
                     if self._stopping and (not self._queue or self._past_deadline()):
                         return
-                    taken = self._take_locked()
+                    taken = self._take_locked() if self._queue else []
                 if not taken:
                     with self._engine_lock:
                         self._write_unwritten()
@@ -228,6 +234,19 @@ class AnalysisConsumer:
         finally:
             with self._engine_lock:
                 self._write_unwritten()
+
+    def _queue_ready(self) -> bool:
+        """Whether the queue should be analysed now (caller holds ``_cond``): it holds a
+        full call's worth of items, its oldest batch has lingered long enough, or someone
+        waits for it. Lingering lets requests that arrive close together share one call,
+        whose fixed cost is most of a small request's (see :meth:`_take_locked`)."""
+        if not self._queue:
+            return False
+        return (
+            self._queued_items >= self._coalesce
+            or self._flush_wanted > 0
+            or self._clock() - self._queue[0][1] >= self._linger_s
+        )
 
     def _take_locked(self) -> list[tuple[DecodedBatch, float]]:
         """The next batch and the queued batches of the same signal right behind it, up to
@@ -254,6 +273,8 @@ class AnalysisConsumer:
 
     def _until_due(self) -> float:
         wait = self._until_save()
+        if self._queue:
+            wait = min(wait, max(0.001, self._queue[0][1] + self._linger_s - self._clock()))
         if self._unwritten_since is not None:
             wait = min(wait, max(0.01, self._unwritten_since + self._write_interval_s - self._clock()))
         return wait
