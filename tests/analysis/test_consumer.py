@@ -3,7 +3,9 @@
 What is checked: steps merged with ``merge_results`` leave a real DuckDB analysis store in
 exactly the state the steps written one by one leave it in (every table, row for row); the
 consumer holds results for ``write_interval_s`` and writes them as one transaction, but
-``drain()`` and an incident that opens do not wait for the interval.
+``drain()`` and an incident that opens do not wait for the interval. Requests queued within
+``linger_s`` of each other are analysed in one engine call; a full call or a ``drain()``
+does not wait for the linger.
 """
 
 from __future__ import annotations
