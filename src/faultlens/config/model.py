@@ -141,8 +141,8 @@ class AnalysisConfig(_Section):
     queue_max_items: int = Field(default=500_000, gt=0)  # past this, batches are dropped and counted
     state_interval: Seconds = 30.0  # how often the cores' state is saved for restarts
     # How long queued requests wait for more before one analysis call takes them all: a
-    # call's fixed cost is most of a 1,000-span request's (engine CPU per span, bench/analysis
-    # figures in docs/analysis.md: ~8 us at 1k spans a call, ~5 at 5k, ~4.5 at 20k).
+    # call's fixed cost is most of a 1,000-span request's (the engine's CPU per span, measured
+    # alone: ~8 us at 1k spans a call, ~5 at 5k, ~4.5 at 20k; docs/analysis.md).
     batch_linger: Seconds = Field(default=0.5, ge=0)
     anomaly_threshold: float = Field(default=5.0, gt=0)  # robust z-score that flags a value
     incident_min_anomalies: int = Field(default=2, ge=1)  # distinct anomalous series to open one

@@ -211,7 +211,7 @@ class AnalysisConsumer:
                         self._cond.wait(self._until_due())
                     if self._stopping and (not self._queue or self._past_deadline()):
                         return
-                    taken = self._take_locked() if self._queue else []
+                    taken = self._take_locked()
                 if not taken:
                     with self._engine_lock:
                         self._write_unwritten()
