@@ -26,6 +26,9 @@ What each scenario reports, and how it is measured:
   ``server_main_peak_anon_mib`` / ``server_main_peak_file_mib``: the main RSS split into
   anonymous memory and file-backed pages (libraries), each at its peak, and both before
   the load (``server_main_before_load_*``).
+- ``library_floor``: RSS (anonymous + file) of a bare interpreter that loaded DuckDB, Arrow
+  and gRPC and used each once, measured in the same run: the floor under any server of
+  this stack, to read the peaks beside (``sustained_main_peak_rss_over_library_floor_mib``).
 - ``client_cpu_s``: the load generator's CPU, which competes for the same cores.
 - ``load_average``: the 1-minute load average before and after, because the machine may
   be shared: read every figure beside it.
@@ -55,6 +58,7 @@ import multiprocessing as mp
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -437,6 +441,37 @@ def parse_rates(payloads: list[bytes], seconds: float = 2.0) -> dict[str, int]:
     }
 
 
+# What a bare interpreter holds once it has loaded the libraries the server is built on and
+# used each once (DuckDB scanning an Arrow table, Arrow compute, a gRPC server object): the
+# floor under any server of this stack, before its own code, data or buffers.
+_FLOOR_PROGRAM = """
+import json, duckdb, grpc, pyarrow as pa, pyarrow.compute as pc
+from concurrent import futures
+from google.protobuf import descriptor_pb2
+t = pa.table({"a": pa.array(range(1000)), "s": pa.array([str(i % 7) for i in range(1000)])})
+pc.sum(t["a"])
+con = duckdb.connect()
+con.register("t", t)
+con.execute("SELECT s, count(*) FROM t GROUP BY s").fetchall()
+grpc.server(futures.ThreadPoolExecutor(1))
+fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
+print(json.dumps({k: int(fields[k].split()[0]) * 1024 for k in ("VmRSS", "RssAnon", "RssFile")}))
+"""
+
+
+def library_floor() -> dict[str, float]:
+    """RSS of :data:`_FLOOR_PROGRAM` in its own process (MiB), to read the server's beside."""
+    out = subprocess.run(
+        [sys.executable, "-c", _FLOOR_PROGRAM], capture_output=True, text=True, check=True, timeout=120
+    )
+    got = json.loads(out.stdout)
+    return {
+        "rss_mib": round(got["VmRSS"] / MIB, 1),
+        "anon_mib": round(got["RssAnon"] / MIB, 1),
+        "file_mib": round(got["RssFile"] / MIB, 1),
+    }
+
+
 _MEDIAN_KEYS = (
     "seconds",
     "spans_stored_per_s",
@@ -497,6 +532,7 @@ def main() -> None:
     load_start = os.getloadavg()
     payloads = build_payloads(payload_count)
     rates = parse_rates(payloads)
+    floor = library_floor()
     only = set(args.only.split(",")) if args.only else None
     scenarios = [s for s in SCENARIOS if only is None or s[0] in only]
     run_sustained = only is None or "sustained" in only
@@ -537,6 +573,11 @@ def main() -> None:
                     "sustained_tree_met": bool(
                         sustained and sustained["complete"] and sustained["server_tree_peak_rss_mib"] < 250
                     ),
+                    "sustained_main_peak_rss_over_library_floor_mib": round(
+                        sustained["server_main_peak_rss_mib"] - floor["rss_mib"], 1
+                    )
+                    if sustained
+                    else None,
                 },
             }
         )
@@ -560,6 +601,7 @@ def main() -> None:
         "fresh_ids": fresh,
         "repeat": args.repeat,
         **rates,
+        "library_floor": floor,
         "configurations": configurations,
         "runs": {f"{name}/workers={w}": runs for (name, w), runs in raw_runs.items()}
         if args.repeat > 1
