@@ -14,6 +14,8 @@ what make the writer's inserts cheap (see :data:`ROW_GROUP_SIZE`).
 from __future__ import annotations
 
 import hashlib
+import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,8 +34,18 @@ from faultlens.errors import StoreError
 ROW_GROUP_SIZE = 10_240
 ALIAS = "store"  # the attached file's name inside the instance
 
+log = logging.getLogger(__name__)
 
-def open_store_file(path: Path, *, row_group_size: int = ROW_GROUP_SIZE) -> duckdb.DuckDBPyConnection:
+# DuckDB invalidates an attached database whose checkpoint failed (disk full, a file size
+# limit, an I/O error): every later statement on it fails with this in its message, and
+# DuckDB's own advice is to detach and re-attach it. The failed checkpoint's transaction did
+# not commit (its caller got the error and retries it); re-attaching replays the WAL, so
+# everything committed before is there again.
+INVALIDATED = "has been invalidated"
+_reattach_lock = threading.Lock()  # one re-attach at a time, process-wide (it is rare)
+
+
+def open_store_file(path: Path) -> duckdb.DuckDBPyConnection:
     """A connection whose default database is the DuckDB file at ``path``, opened for writing.
 
     Openers of the same path in this process get connections to one instance (DuckDB lets a
@@ -43,13 +55,71 @@ def open_store_file(path: Path, *, row_group_size: int = ROW_GROUP_SIZE) -> duck
     key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:20]
     con = duckdb.connect(f":memory:faultlens-{key}")
     try:
-        literal = str(path).replace("'", "''")
-        con.execute(f"ATTACH IF NOT EXISTS '{literal}' AS {ALIAS} (ROW_GROUP_SIZE {int(row_group_size)})")
+        con.execute(_attach_sql(path, if_not_exists=True))
         con.execute(f"USE {ALIAS}")
     except BaseException:
         con.close()
         raise
     return con
+
+
+def _attach_sql(path: Path, *, if_not_exists: bool) -> str:
+    literal = str(path).replace("'", "''")
+    guard = "IF NOT EXISTS " if if_not_exists else ""
+    return f"ATTACH {guard}'{literal}' AS {ALIAS} (ROW_GROUP_SIZE {ROW_GROUP_SIZE})"
+
+
+def reattach_if_invalidated(con: duckdb.DuckDBPyConnection, path: Path) -> bool:
+    """Detach and re-attach the store file of ``con``'s instance if DuckDB invalidated it.
+
+    Every opener of the path shares the attachment, so one re-attach serves them all; it is
+    checked first (under a process-wide lock) because another thread may already have done
+    it. Returns whether this call re-attached. Never raises: a file that cannot be attached
+    again (the disk still full) stays invalidated, and the next failure tries again.
+    """
+    with _reattach_lock:
+        try:
+            probe = con.cursor()  # a fresh connection: its default database is the instance's
+        except duckdb.Error as e:
+            log.error("cannot check the store file %s after it was invalidated: %s", path, e)
+            return False
+        try:
+            if _is_attached(probe):
+                try:
+                    probe.execute(f"USE {ALIAS}")
+                    return False  # valid: someone re-attached it already, or it never failed
+                except duckdb.Error as e:
+                    if INVALIDATED not in str(e):
+                        return False
+                    cause = str(e)
+                probe.execute(f"DETACH {ALIAS}")  # the probe is still in the instance's own database
+            else:
+                cause = "an earlier attempt detached it but could not attach it again"
+            probe.execute(_attach_sql(path, if_not_exists=False))
+        except duckdb.Error as e:
+            log.error("cannot re-attach the store file %s after it was invalidated: %s", path, e)
+            return False
+        finally:
+            probe.close()
+    log.warning("re-attached the store file %s after DuckDB invalidated it (%s)", path, cause)
+    return True
+
+
+def rollback(cur: duckdb.DuckDBPyConnection) -> None:
+    """Roll back after a failed statement of a transaction, the failure's own error kept.
+
+    A failed COMMIT (its checkpoint could not be written) has already ended the transaction,
+    and ROLLBACK would then raise "no transaction is active" in place of the cause.
+    """
+    try:
+        cur.execute("ROLLBACK")
+    except duckdb.Error as e:
+        log.debug("rollback after a failed transaction: %s", e)
+
+
+def _is_attached(cur: duckdb.DuckDBPyConnection) -> bool:
+    row = cur.execute("SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [ALIAS]).fetchone()
+    return bool(row and row[0])
 
 
 class SharedConnection:
@@ -63,6 +133,9 @@ class SharedConnection:
     def __init__(
         self, con: duckdb.DuckDBPyConnection, name: str, path: Path, *, database: str | None = None
     ) -> None:
+        """With ``database``, ``con`` is from :func:`open_store_file`, and a call that finds the
+        file invalidated (or detached) re-attaches it before raising its error, so that the
+        caller's retry finds the store working again."""
         self._con = con
         self._name = name
         self._path = path
@@ -82,14 +155,20 @@ class SharedConnection:
             cur = self._con.cursor()
         except duckdb.Error as e:
             raise StoreError(f"the {self._name} is not usable: {e}") from e
+        used = False
+        reattach = False
         try:
             if self._use:
                 cur.execute(self._use)
+            used = True
             yield cur
         except duckdb.Error as e:
+            reattach = self._use is not None and (not used or INVALIDATED in str(e))
             raise StoreError(f"{self._name} query failed: {e}") from e
         finally:
             cur.close()
+            if reattach:
+                reattach_if_invalidated(self._con, self._path)
 
     def close(self) -> None:
         """Close the connection; safe to call twice. The caller serialises it with writes."""

@@ -43,7 +43,7 @@ from faultlens.analysis.errors.model import Category, ClassificationSource, Erro
 from faultlens.analysis.incidents.types import Incident, IncidentState, Severity
 from faultlens.analysis.sketch import QuantileSketch
 from faultlens.errors import StoreError
-from faultlens.store._connection import ALIAS, SharedConnection, open_store_file
+from faultlens.store._connection import ALIAS, SharedConnection, open_store_file, rollback
 from faultlens.store.analysis_base import (
     AnalysisResults,
     AnomalyQuery,
@@ -291,7 +291,7 @@ class DuckDBAnalysisStore:
                 self._write_incidents(cur, results.incidents)
                 cur.execute("COMMIT")
             except BaseException:
-                cur.execute("ROLLBACK")
+                rollback(cur)
                 raise
 
     @staticmethod

@@ -26,7 +26,7 @@ import pyarrow as pa
 from faultlens.config.model import StoreConfig
 from faultlens.decode.base import DecodedBatch
 from faultlens.errors import StoreError
-from faultlens.store._connection import ALIAS, SharedConnection, open_store_file
+from faultlens.store._connection import ALIAS, SharedConnection, open_store_file, rollback
 from faultlens.store._derive import log_trace_index_rows, operation_rows, service_rows, trace_index_rows
 from faultlens.store._rows import (
     LOG_COLUMNS,
@@ -214,7 +214,7 @@ class DuckDBStore:
                     self._insert(cur, signal, table)
                 cur.execute("COMMIT")
             except BaseException:
-                cur.execute("ROLLBACK")
+                rollback(cur)
                 raise
 
     def _insert(self, cur: duckdb.DuckDBPyConnection, signal: Signal, table: pa.Table) -> None:
@@ -271,7 +271,7 @@ class DuckDBStore:
                 cur.execute("DELETE FROM service_names WHERE last_seen < ?", [cutoff])
                 cur.execute("COMMIT")
             except BaseException:
-                cur.execute("ROLLBACK")
+                rollback(cur)
                 raise
         return RetentionResult(cutoff, spans, logs, points)
 
