@@ -133,3 +133,26 @@ def test_a_window_fed_by_one_batch_reports_each_key_once() -> None:
         assert w.latency.count == w.requests and w.self_time.count == w.requests
     assert by["a"].self_time_sum_ns == pytest.approx(by["a"].duration_sum_ns - 10 * 5 * MS)
     assert [(e.caller, e.callee, e.calls) for e in out.edges] == [("a", "c", 10)]
+
+
+def test_spans_whose_data_time_stands_still_settle_within_the_bound() -> None:
+    """A sender replaying the same timestamps: data time never passes the spans' settle
+    time, so without the bound every span would wait to settle for ever."""
+    agg = RedAggregator(cfg(max_settling_spans=250))
+    for batch in range(20):
+        base = (batch + 1) * 1000  # span id 0 would read as no id
+        agg.consume(
+            table(
+                [Sp(base, None, "a", "op", T0 + 10, dur_ms=50)]
+                + [Sp(base + i, base, "b", "call", T0 + 10, dur_ms=20) for i in range(1, 50)]
+            )
+        )
+        assert agg.settling_spans <= 250 + 50
+    assert agg.counters.settled_early >= 20 * 50 - 300
+    by = {w.service: w for w in agg.flush().red}
+    # Every span is counted once, and settling early kept the children of the same batch:
+    # the parents' self time is their duration less their children's (floored at zero).
+    assert by["a"].requests == 20 and by["b"].requests == 20 * 49
+    assert by["a"].self_time.count == 20 and by["b"].self_time.count == 20 * 49
+    assert by["a"].self_time_sum_ns == 0.0
+    assert by["b"].self_time_sum_ns == pytest.approx(20 * 49 * 20 * MS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from faultlens.analysis.red.spanbuffer import KeyIndex
+from faultlens.analysis.red.spanbuffer import Generations, KeyIndex
 
 SLICE = 10
 
@@ -49,3 +49,23 @@ def test_old_generations_expire_by_age_and_by_size() -> None:
     assert evicted == 200
     assert len(index) == 200
     assert index.lookup(np.array([399, 400, 599], dtype=np.uint64)).tolist() == [-1, 4, 5]
+
+
+def test_data_time_that_stands_still_stays_within_the_size_bound() -> None:
+    """Every batch at the same data time (a sender replaying fixed timestamps): the index
+    and the dict generations still drop their oldest keys once over their bound."""
+    index = KeyIndex(SLICE, retention_ns=3 * SLICE, max_items=1_000)
+    gens: Generations[float] = Generations(SLICE, 3 * SLICE, max_items=1_000)
+    evicted = 0
+    for batch in range(100):
+        keys = np.arange(batch * 100, (batch + 1) * 100, dtype=np.uint64)
+        index.add(5 * SLICE, keys, np.full(100, batch % 7))
+        gens.current(5 * SLICE).update(dict.fromkeys(keys.tolist(), 1.0))
+        evicted += index.expire(5 * SLICE)[1]
+        gens.expire(5 * SLICE)
+        assert len(index) <= 1_250
+        assert len(gens) <= 1_250
+    assert evicted == 10_000 - len(index)
+    # The newest keys are still there; the oldest are gone.
+    assert index.lookup(np.array([9_999, 0], dtype=np.uint64)).tolist() == [99 % 7, -1]
+    assert gens.get(9_999) == 1.0 and gens.get(0) is None

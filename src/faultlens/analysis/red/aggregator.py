@@ -130,6 +130,7 @@ class RedAggregator:
         )
         self._child_time: Generations[float] = Generations(slice_ns, c.parent_buffer_ns, c.max_buffered_spans)
         self._settle: deque[_SettleChunk] = deque()
+        self._settling = 0  # spans in _settle
 
     # -- public ------------------------------------------------------------------------------
 
@@ -184,18 +185,23 @@ class RedAggregator:
         edges, child = self._join_parents(keys, parents, svc, duration, err, widx)
         self._add_edges(*edges)
         if on_time.any():
-            self._settle.append(
-                _SettleChunk(
-                    keys[on_time],
-                    widx[on_time],
-                    rest[on_time],
-                    duration[on_time],
-                    child[on_time],
-                    end[on_time],
-                    int(end[on_time].min()),
-                )
+            chunk = _SettleChunk(
+                keys[on_time],
+                widx[on_time],
+                rest[on_time],
+                duration[on_time],
+                child[on_time],
+                end[on_time],
+                int(end[on_time].min()),
             )
+            self._settle.append(chunk)
+            self._settling += chunk.keys.size
         return self._step()
+
+    @property
+    def settling_spans(self) -> int:
+        """Spans waiting for their children before their self time is computed."""
+        return self._settling
 
     def advance(self, now_ns: int) -> ClosedWindows:
         """Move data time forward without data (the clock input), closing what is due."""
@@ -372,6 +378,11 @@ class RedAggregator:
     def _step(self) -> ClosedWindows:
         c = self.config
         self._settle_ready(self._watermark - c.settle_ns, stop_early=True)
+        while self._settling > c.max_settling_spans and self._settle:
+            chunk = self._settle.popleft()
+            self._settling -= chunk.keys.size
+            self.counters.settled_early += int(chunk.keys.size)
+            self._add_self_time(chunk)
         out = self._close_windows(self._watermark - c.allowed_lateness_ns)
         self._expire(self._watermark)
         return out
@@ -390,6 +401,7 @@ class RedAggregator:
             if not ready.all():
                 kept.append(chunk.select(~ready))
                 chunk = chunk.select(ready)
+            self._settling -= chunk.keys.size
             self._add_self_time(chunk)
         kept.extend(self._settle)
         self._settle = kept

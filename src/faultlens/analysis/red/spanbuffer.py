@@ -45,6 +45,16 @@ def ids_to_keys(column: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.uint64]:
     return keys
 
 
+def _rollover(max_items: int) -> int:
+    """Items after which a new generation starts even within one time slice.
+
+    Without it, data whose time stands still (a sender replaying the same timestamps, a
+    stuck clock) would all go into one generation, which the size bound never drops, and
+    the buffer would grow without end. With it the buffer holds at most ~1.25x its bound.
+    """
+    return max(1, max_items // 4)
+
+
 class Generations(Generic[V]):
     """A dict split by data-time slices of ``slice_ns``, bounded in age and in size.
 
@@ -61,9 +71,13 @@ class Generations(Generic[V]):
 
     def current(self, t_ns: int) -> dict[int, V]:
         gid = t_ns // self._slice_ns
-        if not self._gens or self._gens[-1][0] < gid:
+        if not self._gens or self._gens[-1][0] < gid or len(self._gens[-1][1]) >= self._rollover:
             self._gens.append((gid, {}))
         return self._gens[-1][1]
+
+    @property
+    def _rollover(self) -> int:
+        return _rollover(self._max_items)
 
     def get(self, key: int) -> V | None:
         for _, gen in reversed(self._gens):
@@ -172,7 +186,7 @@ class KeyIndex:
         if not keys.size:
             return
         gid = t_ns // self._slice_ns
-        if not self._gens or self._gens[-1][0] < gid:
+        if not self._gens or self._gens[-1][0] < gid or self._gens[-1][1].size >= _rollover(self._max_items):
             self._gens.append((gid, _Runs()))
         self._gens[-1][1].add(keys.astype(np.uint64, copy=False), values.astype(np.int32))
 

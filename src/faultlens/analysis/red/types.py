@@ -23,6 +23,10 @@ class RedConfig:
     settles before its window closes.
     ``parent_buffer_ns`` / ``max_buffered_spans``: how long (data time) and how many span
     ids are kept to join children with parents that arrive in other batches.
+    ``max_settling_spans``: how many spans may wait to settle (48 bytes each). Data time
+    moves only with the data, so spans that keep arriving with the same timestamps would
+    otherwise wait without end; past the bound the oldest settle at once, with the children
+    seen so far.
     """
 
     window_ns: int = 60 * SECOND_NS
@@ -30,6 +34,7 @@ class RedConfig:
     settle_ns: int = 5 * SECOND_NS
     parent_buffer_ns: int = 120 * SECOND_NS
     max_buffered_spans: int = 4_000_000
+    max_settling_spans: int = 1_000_000
     sketch_alpha: float = 0.01
 
     def __post_init__(self) -> None:
@@ -43,6 +48,8 @@ class RedConfig:
             raise ValueError("red.parent_buffer_ns must be at least red.settle_ns")
         if self.max_buffered_spans <= 0:
             raise ValueError("red.max_buffered_spans must be positive")
+        if self.max_settling_spans <= 0:
+            raise ValueError("red.max_settling_spans must be positive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +157,8 @@ class RedCounters:
     ``orphan_spans``: spans with a parent id whose parent never arrived within the buffer
     (no call edge for them; normal at the edge of a trace's capture).
     ``evicted_spans``: span ids dropped early because the buffer hit its size limit.
+    ``settled_early``: spans whose self time was computed before ``settle_ns`` had passed,
+    because ``max_settling_spans`` were waiting (children arriving later are not subtracted).
     """
 
     spans: int = 0
@@ -157,5 +166,6 @@ class RedCounters:
     late_edges: int = 0
     orphan_spans: int = 0
     evicted_spans: int = 0
+    settled_early: int = 0
     windows_emitted: int = 0
     edge_windows_emitted: int = 0
