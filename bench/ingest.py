@@ -4,10 +4,12 @@ A load generator in its own process sends pre-built, pre-serialized OTLP request
 spans each, ~15 attributes per span, several services per request) over gRPC and OTLP/HTTP
 protobuf, with and without gzip, to a real ``faultlens serve`` started for each scenario.
 Every request's ids are made unique by an XOR with its number
-(``faultlens.testing.fresh_ids``), except over HTTP with gzip, whose bodies are compressed
-once. Each scenario runs once per decode placement (``--decode-workers``, default
-``0,1,2``: 0 decodes on the event loop, N > 0 in N worker processes), interleaved, so the
-placements are compared side by side in one run on the same machine load.
+(``faultlens.testing.fresh_ids``), and its span and event times moved by the time since the
+payloads were built, so that the server's data time advances as with live traffic, except
+over HTTP with gzip, whose bodies are compressed once. Each scenario runs once per decode
+placement (``--decode-workers``, default ``0,1,2``: 0 decodes on the event loop, N > 0 in
+N worker processes), interleaved, so the placements are compared side by side in one run
+on the same machine load.
 
 What each scenario reports, and how it is measured:
 
@@ -112,9 +114,11 @@ class LoadSpec:
     fresh_ids: bool = True  # False: every len(payloads) requests repeat the same ids
 
 
-def _sender(spec: LoadSpec, payloads: list[bytes], results: Any) -> None:
+def _sender(spec: LoadSpec, payloads: list[bytes], built_ns: int, results: Any) -> None:
     # Each request gets ids of its own (FreshIds), so what the server keeps per span id grows
-    # as with real traffic; only pre-compressed HTTP bodies repeat theirs every len(payloads).
+    # as with real traffic, and its times moved by the time since the payloads were built
+    # (``built_ns``), so that the server's data time advances as with live traffic and its
+    # windows close; only pre-compressed HTTP bodies repeat ids and times every len(payloads).
     precompressed = spec.gzip and spec.transport == "http"
     bodies = [gzip.compress(p, 1) for p in payloads] if precompressed else payloads
     fresh = None if precompressed or not spec.fresh_ids else [FreshIds(p) for p in payloads]
@@ -122,7 +126,7 @@ def _sender(spec: LoadSpec, payloads: list[bytes], results: Any) -> None:
     def body(i: int) -> bytes:
         if fresh is None:
             return bodies[i % len(bodies)]
-        return fresh[i % len(fresh)].copy(i // len(fresh))
+        return fresh[i % len(fresh)].copy(i // len(fresh), shift_ns=max(0, time.time_ns() - built_ns))
 
     lock = threading.Lock()
     next_index = [0]
@@ -204,10 +208,11 @@ def _sender(spec: LoadSpec, payloads: list[bytes], results: Any) -> None:
 
 
 def _sender_main(spec: LoadSpec, ready: Any, go: Any, results: Any) -> None:
+    built_ns = time.time_ns()  # build_payloads puts its spans a minute before this
     payloads = build_payloads(spec.payload_count)
     ready.set()
     go.wait()
-    _sender(spec, payloads, results)
+    _sender(spec, payloads, built_ns, results)
 
 
 # --- measurement -----------------------------------------------------------------------------
@@ -520,7 +525,7 @@ def main() -> None:
     ap.add_argument(
         "--reuse-ids",
         action="store_true",
-        help="send the pre-built requests with their ids as they are (ids repeat every 20 requests)",
+        help="send the pre-built requests as they are (ids and times repeat every 20 requests)",
     )
     args = ap.parse_args()
     fresh = not args.reuse_ids

@@ -51,3 +51,23 @@ def test_copies_have_unique_ids_and_keep_their_links() -> None:
                 assert parent.trace_id == after.trace_id
             else:
                 assert after.parent_span_id == b""
+
+
+def test_a_shifted_copy_moves_every_span_and_event_time_and_nothing_else() -> None:
+    fresh = FreshIds(build_trace_request(n_spans=300, base_time_ns=BASE, seed=3).SerializeToString())
+    shift = 90 * 10**9 + 123
+    original, moved = _spans(fresh.copy(5)), _spans(fresh.copy(5, shift_ns=shift))
+    assert sum(len(s.events) for s in original) > 0  # the builder makes events, so they are covered
+    for before, after in zip(original, moved, strict=True):
+        assert after.start_time_unix_nano == before.start_time_unix_nano + shift
+        assert after.end_time_unix_nano == before.end_time_unix_nano + shift
+        assert [e.time_unix_nano for e in after.events] == [e.time_unix_nano + shift for e in before.events]
+        assert (after.span_id, after.parent_span_id, after.name) == (
+            before.span_id,
+            before.parent_span_id,
+            before.name,
+        )
+        assert after.attributes == before.attributes and after.links == before.links
+    # Shifted alone, the ids stay those of the request.
+    shifted_only = _spans(fresh.copy(0, shift_ns=shift))
+    assert [s.span_id for s in shifted_only] == [s.span_id for s in _spans(fresh.payload)]
