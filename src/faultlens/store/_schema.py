@@ -8,7 +8,7 @@ cannot drift apart; when decode adds a column, :func:`migrate` adds it to an exi
 Beside them sit small derived tables that keep the common queries from scanning the data:
 
 - ``trace_index``: one row per trace *per flush* (span count, error count, time bounds,
-  root span, services) with an ART index on ``trace_id``. A trace whose spans arrive over
+  root span, services), scanned for a trace id (see :data:`DROPPED_INDEXES`). A trace whose spans arrive over
   several flushes has several rows; readers aggregate them. ``get_trace`` reads the bounds
   here, then fetches the spans with ``trace_id`` *and* a start-time range, so DuckDB's
   zonemaps skip every row group outside the trace (tables are written in time order).
@@ -59,7 +59,6 @@ _DERIVED_DDL = (
         services VARCHAR[] NOT NULL
     )
     """,
-    "CREATE INDEX IF NOT EXISTS trace_index_trace_id ON trace_index (trace_id)",
     """
     CREATE TABLE IF NOT EXISTS log_trace_index (
         trace_id BLOB NOT NULL,
@@ -68,7 +67,6 @@ _DERIVED_DDL = (
         log_count BIGINT NOT NULL
     )
     """,
-    "CREATE INDEX IF NOT EXISTS log_trace_index_trace_id ON log_trace_index (trace_id)",
     """
     CREATE TABLE IF NOT EXISTS operations (
         service VARCHAR NOT NULL,
@@ -87,6 +85,17 @@ _DERIVED_DDL = (
     )
     """,
 )
+
+
+# ART indexes on ``trace_id`` that files written before 2026-11-28 have, dropped when they
+# are opened. DuckDB keeps an ART index whole in memory, inside the store's memory limit:
+# at ~50 bytes per random 16-byte key, 64 MB held ~1.1M traces, and then every insert
+# failed ("could not allocate block"); at 10k spans/s that is ~15 minutes of ingest. A trace
+# id is found by scanning ``trace_index`` instead, and the spans by the trace's time bounds,
+# which the zonemaps prune: ``get_trace`` p50 7.4 ms against 6.4 with the index on 983k
+# spans (123k traces; bench/store.py --sections query); a bare scan of 5M index rows took
+# 58-68 ms, so a lookup grows by ~12 ms per million traces kept (one DuckDB thread).
+DROPPED_INDEXES = ("trace_index_trace_id", "log_trace_index_trace_id")
 
 
 def quote(identifier: str) -> str:
@@ -158,6 +167,8 @@ def migrate(con: duckdb.DuckDBPyConnection) -> None:
     try:
         for ddl in _DERIVED_DDL:
             con.execute(ddl)
+        for index in DROPPED_INDEXES:
+            con.execute(f"DROP INDEX IF EXISTS {quote(index)}")
         row = con.execute("SELECT max(version) FROM schema_version").fetchone()
         found = row[0] if row else None
         if found is not None and found > SCHEMA_VERSION:
