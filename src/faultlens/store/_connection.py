@@ -17,7 +17,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import duckdb
@@ -42,7 +42,71 @@ log = logging.getLogger(__name__)
 # not commit (its caller got the error and retries it); re-attaching replays the WAL, so
 # everything committed before is there again.
 INVALIDATED = "has been invalidated"
-_reattach_lock = threading.Lock()  # one re-attach at a time, process-wide (it is rare)
+
+
+class _Gate:
+    """Calls on a store file come in together; a re-attach waits until none is running and
+    holds new ones back while it waits and runs, so that none of them sees the file detached.
+
+    A thread already inside a call is never held back (a call may open a second cursor from
+    within the first), and a re-attach gives up after its timeout rather than wait for ever
+    on calls that do not end.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._calls = 0
+        self._alone = False
+        self._waiting = 0  # re-attaches waiting for the calls to end
+        self._depth = threading.local()
+
+    @contextmanager
+    def call(self) -> Iterator[None]:
+        depth = getattr(self._depth, "n", 0)
+        with self._cond:
+            if not depth:
+                self._cond.wait_for(lambda: not self._alone and not self._waiting)
+            self._calls += 1
+        self._depth.n = depth + 1
+        try:
+            yield
+        finally:
+            self._depth.n = depth
+            with self._cond:
+                self._calls -= 1
+                if not self._calls:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def alone(self, timeout_s: float) -> Iterator[bool]:
+        """Yields whether no call runs, nor will until the block ends; False after the timeout."""
+        with self._cond:
+            self._waiting += 1
+            try:
+                ok = self._cond.wait_for(lambda: not self._calls and not self._alone, timeout_s)
+            finally:
+                self._waiting -= 1
+            if ok:
+                self._alone = True
+            else:
+                self._cond.notify_all()  # calls held back for this re-attach may go on
+        try:
+            yield ok
+        finally:
+            if ok:
+                with self._cond:
+                    self._alone = False
+                    self._cond.notify_all()
+
+
+_gates: dict[str, _Gate] = {}
+_gates_lock = threading.Lock()
+
+
+def _gate(path: Path) -> _Gate:
+    key = str(path.resolve())
+    with _gates_lock:
+        return _gates.setdefault(key, _Gate())
 
 
 def open_store_file(path: Path) -> duckdb.DuckDBPyConnection:
@@ -69,15 +133,50 @@ def _attach_sql(path: Path, *, if_not_exists: bool) -> str:
     return f"ATTACH {guard}'{literal}' AS {ALIAS} (ROW_GROUP_SIZE {ROW_GROUP_SIZE})"
 
 
+def refresh_store_file(con: duckdb.DuckDBPyConnection, path: Path, *, timeout_s: float = 1.0) -> bool:
+    """Checkpoint the store file, then detach and re-attach it, to free what DuckDB keeps.
+
+    DuckDB keeps in memory (outside its memory limit, on the C++ heap) the metadata of every
+    row group written since the file was attached, and never drops it while the file stays
+    attached: ~12 MiB per million spans at 10,240-row groups (~2 MiB at DuckDB's default
+    122,880), so at 10k spans/s the server grew ~0.12 MiB/s for as long as it ran. A
+    re-attach frees it (79 -> 46 MiB of heap after 3M spans, 0.08 s checkpoint + 0.03 s
+    re-attach), and row groups read back later are loaded lazily and stay small. Calls on
+    the file wait while it runs (see :class:`_Gate`). Returns whether it ran; it does not
+    when calls kept the file busy for ``timeout_s``, nor after an error (logged; a file left
+    detached is attached again by the next call).
+    """
+    with _gate(path).alone(timeout_s) as ok:
+        if not ok:
+            return False
+        try:
+            cur = con.cursor()
+        except duckdb.Error as e:
+            log.error("cannot refresh the store file %s: %s", path, e)
+            return False
+        try:
+            cur.execute(f"CHECKPOINT {ALIAS}")
+            cur.execute(f"DETACH {ALIAS}")
+            cur.execute(_attach_sql(path, if_not_exists=False))
+        except duckdb.Error as e:
+            log.error("cannot refresh the store file %s: %s", path, e)
+            return False
+        finally:
+            cur.close()
+    return True
+
+
 def reattach_if_invalidated(con: duckdb.DuckDBPyConnection, path: Path) -> bool:
     """Detach and re-attach the store file of ``con``'s instance if DuckDB invalidated it.
 
     Every opener of the path shares the attachment, so one re-attach serves them all; it is
-    checked first (under a process-wide lock) because another thread may already have done
-    it. Returns whether this call re-attached. Never raises: a file that cannot be attached
-    again (the disk still full) stays invalidated, and the next failure tries again.
+    checked first, alone on the file (:class:`_Gate`), because another thread may already
+    have done it. Returns whether this call re-attached. Never raises: a file that cannot be
+    attached again (the disk still full) stays invalidated, and the next failure tries again.
     """
-    with _reattach_lock:
+    with _gate(path).alone(timeout_s=5.0) as ok:
+        if not ok:
+            return False
         try:
             probe = con.cursor()  # a fresh connection: its default database is the instance's
         except duckdb.Error as e:
@@ -140,6 +239,7 @@ class SharedConnection:
         self._name = name
         self._path = path
         self._use = f"USE {database}" if database else None
+        self._gate = _gate(path) if database else None
         self._closed = False
 
     @property
@@ -151,23 +251,26 @@ class SharedConnection:
         """A cursor of its own for one call, so that concurrent calls never share state."""
         if self._closed:
             raise StoreError(f"the {self._name} is closed")
-        try:
-            cur = self._con.cursor()
-        except duckdb.Error as e:
-            raise StoreError(f"the {self._name} is not usable: {e}") from e
-        used = False
         reattach = False
         try:
-            if self._use:
-                cur.execute(self._use)
-            used = True
-            yield cur
-        except duckdb.Error as e:
-            reattach = self._use is not None and (not used or INVALIDATED in str(e))
-            raise StoreError(f"{self._name} query failed: {e}") from e
+            with self._gate.call() if self._gate else nullcontext():
+                try:
+                    cur = self._con.cursor()
+                except duckdb.Error as e:
+                    raise StoreError(f"the {self._name} is not usable: {e}") from e
+                used = False
+                try:
+                    if self._use:
+                        cur.execute(self._use)
+                    used = True
+                    yield cur
+                except duckdb.Error as e:
+                    reattach = self._gate is not None and (not used or INVALIDATED in str(e))
+                    raise StoreError(f"{self._name} query failed: {e}") from e
+                finally:
+                    cur.close()
         finally:
-            cur.close()
-            if reattach:
+            if reattach:  # out of the gate: the re-attach waits for every call to end
                 reattach_if_invalidated(self._con, self._path)
 
     def close(self) -> None:
