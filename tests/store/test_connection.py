@@ -7,7 +7,7 @@ import duckdb
 import pytest
 
 from faultlens.errors import StoreError
-from faultlens.store._connection import SharedConnection
+from faultlens.store._connection import ALIAS, SharedConnection, open_store_file, refresh_store_file
 
 
 def _db(tmp_path: Path) -> SharedConnection:
@@ -53,3 +53,19 @@ def test_close_is_idempotent_and_later_cursors_are_refused(tmp_path: Path) -> No
     assert db.closed
     with pytest.raises(StoreError, match="the test store is closed"), db.cursor():
         pass
+
+
+def test_a_refresh_from_inside_a_call_gives_up_at_once(tmp_path: Path) -> None:
+    """It would wait for its own call to end; it must neither hang nor hold others back."""
+    path = tmp_path / "x.duckdb"
+    con = open_store_file(path)
+    db = SharedConnection(con, "test store", path, database=ALIAS)
+    with db.cursor() as cur:
+        cur.execute("CREATE TABLE t (v INTEGER)")
+        assert refresh_store_file(con, path, timeout_s=30.0) is False
+        with db.cursor() as inner:  # a nested call still goes through
+            assert inner.execute("SELECT count(*) FROM t").fetchone() == (0,)
+    assert refresh_store_file(con, path) is True
+    with db.cursor() as cur:
+        assert cur.execute("SELECT count(*) FROM t").fetchone() == (0,)
+    db.close()

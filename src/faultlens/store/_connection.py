@@ -79,7 +79,11 @@ class _Gate:
 
     @contextmanager
     def alone(self, timeout_s: float) -> Iterator[bool]:
-        """Yields whether no call runs, nor will until the block ends; False after the timeout."""
+        """Yields whether no call runs, nor will until the block ends; False after the timeout,
+        and at once in a thread that is itself inside a call (it would wait for itself)."""
+        if getattr(self._depth, "n", 0):
+            yield False
+            return
         with self._cond:
             self._waiting += 1
             try:
