@@ -80,7 +80,7 @@ class FaultlensServer:
         self.health.add_details("exporters", self._exporter_details)
         self._fanout = Fanout(required=[self._writer], best_effort=best_effort, metrics=self.metrics)
         self._fanout.start()
-        self._retention = RetentionTask(store, cfg.store, self.metrics)
+        self._retention = RetentionTask(store, cfg.store, self.metrics, analysis=self.analysis_store)
         self._retention.start()
         self.health.set_ready("store")
         listeners: list[Listener] = []

@@ -11,6 +11,7 @@ from faultlens.config.model import StoreConfig
 from faultlens.errors import StoreError
 from faultlens.selfmetrics import SelfMetrics
 from faultlens.store import DuckDBStore, RetentionResult, RetentionTask, StoreStats
+from faultlens.store.analysis_duckdb import SERIES_TABLES, DuckDBAnalysisStore
 from faultlens.store.testing import log_row, logs_batch, metric_row, metrics_batch, span_row, spans_batch
 
 NOW = 10_000_000_000_000
@@ -84,4 +85,30 @@ def test_retention_on_a_real_store_removes_old_items_and_keeps_new_ones(tmp_path
         assert store.get_trace((2).to_bytes(16, "big")) is not None
         assert deleted(metrics, "traces") == 1
     finally:
+        store.close()
+
+
+def test_retention_also_trims_the_analysis_series(tmp_path: Path) -> None:
+    path = tmp_path / "faultlens.duckdb"
+    store = DuckDBStore(path)
+    analysis = DuckDBAnalysisStore(path)
+    old, new = NOW - 2 * HOUR_NS, NOW - 1
+    with store.cursor() as cur:
+        for t in (old, new):
+            cur.execute("INSERT INTO error_group_counts VALUES ('g', ?, 3)", [t])
+            cur.execute("INSERT INTO log_template_counts VALUES ('svc', ?, 60, 1, 5)", [t])
+            cur.execute(
+                "INSERT INTO red_windows VALUES ('svc', 'op', 2, ?, 60, 10, 1, 1.0, ''::BLOB, 1.0, ''::BLOB)", [t]
+            )
+            cur.execute("INSERT INTO edge_windows VALUES ('a', 'b', ?, 60, 4, 0, 1.0, ''::BLOB)", [t])
+    task = RetentionTask(store, StoreConfig(retention="1h"), SelfMetrics(), clock_ns=lambda: NOW, analysis=analysis)
+    try:
+        task.run_once()
+        with store.cursor() as cur:
+            for table, column in SERIES_TABLES:
+                rows = cur.execute(f"SELECT {column} FROM {table}").fetchall()
+                expected = [] if table == "log_template_changes" else [(new,)]
+                assert rows == expected, table
+    finally:
+        analysis.close()
         store.close()

@@ -59,6 +59,19 @@ from faultlens.store.analysis_base import (
 __all__ = ["ANALYSIS_SCHEMA_VERSION", "DuckDBAnalysisStore"]
 
 ANALYSIS_SCHEMA_VERSION = 1
+
+# Analysis tables that are series over time, with the column that dates a row: they grow for
+# as long as the server runs, so the store's retention applies to them as to the spans
+# (``RetentionTask``). ``error_group_counts`` also has a primary key, whose ART index DuckDB
+# holds whole in the store's memory limit: without retention it would fill it in the end.
+# The in-memory grouper keeps a day of buckets, less than any useful retention.
+SERIES_TABLES = (
+    ("error_group_counts", "bucket_start"),
+    ("log_template_counts", "window_start"),
+    ("log_template_changes", "window_start"),
+    ("red_windows", "window_start"),
+    ("edge_windows", "window_start"),
+)
 _SCHEMA_KEY = "_schema"
 
 _DDL = (
@@ -271,6 +284,23 @@ class DuckDBAnalysisStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def enforce_retention(self, now_unix_nano: int, retention_ns: int) -> int:
+        """Delete the rows of the series tables (:data:`SERIES_TABLES`) dated before
+        ``now - retention``, in one transaction; how many rows went."""
+        cutoff = now_unix_nano - retention_ns
+        deleted = 0
+        with self._lock, self._cursor() as cur:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                for table, column in SERIES_TABLES:
+                    row = cur.execute(f"DELETE FROM {table} WHERE {column} < ?", [cutoff]).fetchone()
+                    deleted += int(row[0]) if row else 0
+                cur.execute("COMMIT")
+            except BaseException:
+                rollback(cur)
+                raise
+        return deleted
 
     def _cursor(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
         return self._db.cursor()

@@ -28,6 +28,10 @@ class _Retains(Protocol):
     def enforce_retention(self, now_unix_nano: int, retention_ns: int) -> RetentionResult: ...
 
 
+class _RetainsSeries(Protocol):
+    def enforce_retention(self, now_unix_nano: int, retention_ns: int) -> int: ...
+
+
 class RetentionTask:
     """Calls ``store.enforce_retention`` periodically between :meth:`start` and :meth:`shutdown`."""
 
@@ -38,10 +42,13 @@ class RetentionTask:
         metrics: SelfMetrics,
         *,
         clock_ns: Callable[[], int] = time.time_ns,
+        analysis: _RetainsSeries | None = None,
     ) -> None:
         """``config`` gives ``retention`` and ``retention_check_interval``; ``clock_ns`` is
-        the wall clock (Unix nanoseconds) that item times are compared with."""
+        the wall clock (Unix nanoseconds) that item times are compared with; ``analysis``,
+        the analysis tables, whose series the same retention trims after the store's."""
         self._store = store
+        self._analysis = analysis
         self._metrics = metrics
         self._retention_ns = int(config.retention * 1e9)
         # A zero interval would spin; once a second is as often as retention can matter.
@@ -53,7 +60,8 @@ class RetentionTask:
 
     def run_once(self) -> RetentionResult:
         """Enforce retention now and count what was deleted; errors propagate."""
-        result = self._store.enforce_retention(self._clock_ns(), self._retention_ns)
+        now = self._clock_ns()
+        result = self._store.enforce_retention(now, self._retention_ns)
         deleted = self._metrics.retention_deleted_items
         deleted.labels(signal=Signal.TRACES.value).inc(result.spans_deleted)
         deleted.labels(signal=Signal.LOGS.value).inc(result.logs_deleted)
@@ -66,6 +74,10 @@ class RetentionTask:
                 result.metric_points_deleted,
                 result.cutoff_unix_nano,
             )
+        if self._analysis is not None:
+            rows = self._analysis.enforce_retention(now, self._retention_ns)
+            if rows:
+                log.info("retention removed %d rows of analysis series older than %d", rows, result.cutoff_unix_nano)
         return result
 
     def start(self) -> None:
