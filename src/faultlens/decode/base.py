@@ -30,7 +30,9 @@ class DecodedBatch:
     Arrow tables are immutable, so the same batch is handed to every consumer (store,
     exporters, analysis) without copying. ``raw`` keeps the original serialized protobuf
     request so exporters can forward it without encoding again; it may be ``None`` when the
-    batch did not come from the wire.
+    batch did not come from the wire. ``intake_seq`` is the request's sequence number in the
+    intake log (``faultlens.receive.intake``) once it is durable there; the store records it
+    with the rows, so that a replay of the log writes each request once.
     """
 
     signal: Signal
@@ -38,6 +40,7 @@ class DecodedBatch:
     rejected: int = 0
     error_message: str = ""
     raw: bytes | None = None
+    intake_seq: int | None = None
 
     @property
     def accepted(self) -> int:

@@ -16,6 +16,10 @@ Beside them sit small derived tables that keep the common queries from scanning 
 - ``operations`` and ``service_names``: the catalog behind ``services()`` and
   ``operations()``, upserted per flush with the newest time seen, so retention can drop an
   entry exactly when its last item is gone.
+- ``intake_applied``: the intake log sequence numbers of the requests whose rows a write
+  inserted, in the same transaction as the rows, so a replay of the intake log after a
+  crash (and a retry after a COMMIT whose outcome was unclear) skips what the file already
+  holds (``faultlens.receive.intake``).
 """
 
 from __future__ import annotations
@@ -82,6 +86,11 @@ _DERIVED_DDL = (
         signal VARCHAR NOT NULL,
         last_seen BIGINT NOT NULL,
         PRIMARY KEY (service, signal)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS intake_applied (
+        seq BIGINT NOT NULL
     )
     """,
 )

@@ -8,6 +8,7 @@ same conformance suite (``tests/store/test_conformance.py``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -168,12 +169,23 @@ class RetentionResult:
 
 
 class StoreWriter(Protocol):
-    def write(self, batches: list[DecodedBatch]) -> None:
+    def write(self, batches: list[DecodedBatch], intake_seqs: Sequence[int] = ()) -> None:
         """Persist the batches (any mix of signals) durably before returning.
 
-        Called from one writer thread; may block. An empty list is a no-op. Not idempotent.
+        ``intake_seqs`` are the intake log sequence numbers of the requests the batches hold;
+        they are recorded in the same transaction as the rows (see :meth:`applied_intake`).
+        Called from one writer thread; may block. An empty list is a no-op. Not idempotent
+        by itself: a caller that is unsure whether a write landed asks :meth:`applied_intake`.
         Raises :class:`faultlens.errors.StoreError` if nothing could be written.
         """
+        ...
+
+    def applied_intake(self, seqs: Sequence[int]) -> set[int]:
+        """Which of ``seqs`` a committed :meth:`write` recorded."""
+        ...
+
+    def forget_intake(self, below: int) -> None:
+        """Drop the recorded sequence numbers below ``below`` (their log is trimmed)."""
         ...
 
 

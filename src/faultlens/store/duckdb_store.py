@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -212,8 +213,11 @@ class DuckDBStore:
 
     # --- writing -------------------------------------------------------------------------
 
-    def write(self, batches: list[DecodedBatch]) -> None:
+    def write(self, batches: list[DecodedBatch], intake_seqs: Sequence[int] = ()) -> None:
         """Insert the batches in one transaction: everything is written, or nothing.
+
+        ``intake_seqs`` go into ``intake_applied`` in the same transaction, so
+        :meth:`applied_intake` tells afterwards, whatever the COMMIT raised, whether it landed.
 
         Every ``refresh_rows`` rows written, the file is re-attached afterwards, which frees
         the row-group metadata DuckDB would otherwise keep for as long as the process runs
@@ -223,7 +227,7 @@ class DuckDBStore:
         for b in batches:
             if b.table.num_rows:
                 tables.setdefault(b.signal, []).append(b.table)
-        if not tables:
+        if not tables and not intake_seqs:
             return
         with self._write_lock:
             with self._cursor() as cur:
@@ -232,6 +236,10 @@ class DuckDBStore:
                     for signal, parts in tables.items():
                         table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
                         self._insert(cur, signal, table)
+                    if intake_seqs:
+                        cur.register("_applied", pa.table({"seq": pa.array(intake_seqs, pa.int64())}))
+                        cur.execute("INSERT INTO intake_applied SELECT seq FROM _applied")
+                        cur.unregister("_applied")
                     cur.execute("COMMIT")
                 except BaseException:
                     rollback(cur)
@@ -240,6 +248,23 @@ class DuckDBStore:
             if self._rows_since_refresh >= self._refresh_rows and refresh_store_file(self._con, self.path):
                 self._rows_since_refresh = 0
                 self.refreshes += 1
+
+    def applied_intake(self, seqs: Sequence[int]) -> set[int]:
+        """Which of ``seqs`` a committed :meth:`write` recorded in ``intake_applied``."""
+        if not seqs:
+            return set()
+        with self._cursor() as cur:
+            cur.register("_asked", pa.table({"seq": pa.array(seqs, pa.int64())}))
+            rows = cur.execute(
+                "SELECT DISTINCT a.seq FROM intake_applied a JOIN _asked q ON a.seq = q.seq"
+            ).fetchall()
+            cur.unregister("_asked")
+        return {int(r[0]) for r in rows}
+
+    def forget_intake(self, below: int) -> None:
+        """Delete the recorded intake sequence numbers below ``below``."""
+        with self._write_lock, self._cursor() as cur:
+            cur.execute("DELETE FROM intake_applied WHERE seq < ?", [below])
 
     def _insert(self, cur: duckdb.DuckDBPyConnection, signal: Signal, table: pa.Table) -> None:
         """The batch as it came, then its derived rows (computed in Arrow, see ``_derive``).
