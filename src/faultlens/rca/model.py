@@ -10,7 +10,17 @@ import pyarrow as pa
 from faultlens.graph.model import ServiceGraph
 from faultlens.graph.propagation import PropagationChain
 
-__all__ = ["BaselineModel", "Candidate", "Finding", "Observations", "RcaConfig", "RcaResult", "Reason"]
+__all__ = [
+    "BaselineModel",
+    "Candidate",
+    "Finding",
+    "LogChange",
+    "LogEvidence",
+    "Observations",
+    "RcaConfig",
+    "RcaResult",
+    "Reason",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +62,27 @@ class BaselineModel(enum.StrEnum):
     SPREAD = "spread"
 
 
+class LogChange(enum.StrEnum):
+    NEW = "new"  # the statement shows up in requests that did not log it before
+    MISSING = "missing"  # a statement the requests usually log is gone
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvidence:
+    """A log statement behind a log-pattern finding, in words a person can check.
+
+    ``key`` is how the ranking knows the statement (a code location such as ``Class#line``,
+    or ``template:<id>``); ``template`` is its text with the variable parts as ``<*>``, and
+    ``sample`` one line as it was logged (from the window, or from the baseline for a
+    statement that went missing).
+    """
+
+    key: str
+    change: LogChange
+    template: str
+    sample: str
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One piece of evidence against a service.
@@ -60,6 +91,10 @@ class Finding:
     the pod's capacity, for resources) that changed beyond what the baseline allows, taken
     at its lower confidence bound, so small groups must show more to count. ``z`` is the
     surprise of the observation (for the record; ranking uses ``effect``).
+
+    ``first_ns`` / ``last_ns``: when the changed requests (or resource points) were seen in
+    the window (None when unknown); ``trace_ids``: a few traces holding a changed request
+    that started the change; ``logs``: the statements behind a log-pattern finding.
     """
 
     service: str
@@ -69,6 +104,10 @@ class Finding:
     effect: float
     z: float
     evidence: str
+    first_ns: int | None = None
+    last_ns: int | None = None
+    trace_ids: tuple[bytes, ...] = ()
+    logs: tuple[LogEvidence, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

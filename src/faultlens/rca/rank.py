@@ -18,14 +18,17 @@ Pure: tables and a config in, a :class:`~.model.RcaResult` out; no I/O, no clock
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
+
+import pyarrow as pa
 
 from faultlens.analysis.templates.drain import Drain
 from faultlens.graph.build import build_service_graph
 from faultlens.graph.frame import span_frame
 from faultlens.graph.propagation import propagation_chains
-from faultlens.rca.model import Candidate, Finding, Observations, RcaConfig, RcaResult
+from faultlens.rca.model import Candidate, Finding, LogChange, LogEvidence, Observations, RcaConfig, RcaResult
 from faultlens.rca.resources import resource_findings
-from faultlens.rca.signatures import log_keys, span_signatures, usual_signatures
+from faultlens.rca.signatures import TEMPLATE_PREFIX, log_keys, span_signatures, usual_signatures
 from faultlens.rca.spans import span_evidence
 
 __all__ = ["rank_root_causes"]
@@ -46,7 +49,11 @@ def rank_root_causes(
     usual = usual_signatures(base, base_sigs)
 
     spans = span_evidence(frame, sigs, base, base_sigs, usual, cfg)
-    findings = [*spans.findings, *resource_findings(current.metrics, baseline.metrics, cfg)]
+    texts = _LogTexts(drains, (current.logs, keys), (baseline.logs, base_keys))
+    findings = [
+        *(texts.describe(f) for f in spans.findings),
+        *resource_findings(current.metrics, baseline.metrics, cfg),
+    ]
 
     by_service: dict[str, list[Finding]] = defaultdict(list)
     for f in findings:
@@ -73,3 +80,65 @@ def rank_root_causes(
     graph = build_service_graph(current.spans, frame=frame)
     chains = propagation_chains(graph, build_service_graph(baseline.spans, frame=base))
     return RcaResult(tuple(candidates), chains, graph, int(spans.originated.sum()))
+
+
+_SAMPLE_CHARS = 300
+
+
+class _LogTexts:
+    """The template text and one sample line of the log statements findings name.
+
+    A statement known by its code location gets its template from the lines that carry
+    that location (mined on their own, so ``<*>`` marks what varies between them); one
+    known by its Drain template (``template:<id>``) gets that template's text. The sample
+    is the first such line of the window, or of the baseline for a statement gone missing.
+    """
+
+    def __init__(self, drains: dict[str, Drain], *sides: tuple[pa.Table, list[str]]) -> None:
+        self._drains = drains
+        self._sides = sides
+        self._cache: dict[tuple[str, str, LogChange], LogEvidence] = {}
+
+    def describe(self, f: Finding) -> Finding:
+        if not f.logs:
+            return f
+        logs = tuple(self._one(f.service, e) for e in f.logs)
+        words = "; ".join(
+            f'{e.change.value} "{e.template}"' + (f' (e.g. "{e.sample}")' if e.sample != e.template else "")
+            for e in logs
+            if e.template
+        )
+        return replace(f, logs=logs, evidence=f"{f.evidence}: {words}" if words else f.evidence)
+
+    def _one(self, service: str, e: LogEvidence) -> LogEvidence:
+        key = (service, e.key, e.change)
+        if key not in self._cache:
+            sides = self._sides if e.change is LogChange.NEW else tuple(reversed(self._sides))
+            lines = self._lines(service, e.key, sides)
+            template = ""
+            if e.key.startswith(TEMPLATE_PREFIX) and e.key[len(TEMPLATE_PREFIX) :].isdigit():
+                drain = self._drains.get(service)
+                cluster = drain.cluster(int(e.key[len(TEMPLATE_PREFIX) :])) if drain else None
+                template = cluster.template if cluster is not None else ""
+            elif lines:
+                local = Drain()
+                local.add_many(lines)
+                found = local.match(lines[0])
+                template = found.template if found is not None else lines[0]
+            sample = lines[0] if lines else ""
+            self._cache[key] = LogEvidence(e.key, e.change, template[:_SAMPLE_CHARS], sample[:_SAMPLE_CHARS])
+        return self._cache[key]
+
+    @staticmethod
+    def _lines(service: str, key: str, sides: tuple[tuple[pa.Table, list[str]], ...]) -> list[str]:
+        """Up to 20 first lines (of the first side that has any) logged by ``service`` under ``key``."""
+        for logs, keys in sides:
+            if logs.num_rows == 0:
+                continue
+            services = logs.column("service_name")
+            rows = [i for i, k in enumerate(keys) if k == key]
+            picked = [i for i in rows if services[i].as_py() == service][:20]
+            if picked:
+                bodies = logs.column("body").take(pa.array(picked)).to_pylist()
+                return [(b or "").split("\n", 1)[0] for b in bodies]
+        return []

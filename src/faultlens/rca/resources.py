@@ -66,12 +66,14 @@ def resource_findings(metrics: pa.Table, base_metrics: pa.Table, cfg: RcaConfig)
         cur_pods = np.asarray(_pod_column(cur).to_pylist(), dtype=object)
         base_pods = np.asarray(_pod_column(base).to_pylist(), dtype=object)
         cur_v = pc.fill_null(cur.column("value"), np.nan).to_numpy()
+        cur_t = pc.fill_null(cur.column("time_unix_nano"), 0).to_numpy().astype(np.int64)
         base_v = pc.fill_null(base.column("value"), np.nan).to_numpy()
         services = dict(zip(cur_pods.tolist(), cur.column("service_name").to_pylist(), strict=True))
         for pod in sorted(set(cur_pods.tolist())):
             v = cur_v[cur_pods == pod]
+            t = cur_t[cur_pods == pod]
             b = base_v[base_pods == pod]
-            v, b = v[np.isfinite(v)], b[np.isfinite(b)]
+            t, v, b = t[np.isfinite(v)], v[np.isfinite(v)], b[np.isfinite(b)]
             if v.size == 0 or b.size == 0:
                 continue
             top, normal_top = float(v.max()), float(b.max())
@@ -86,5 +88,18 @@ def resource_findings(metrics: pa.Table, base_metrics: pa.Table, cfg: RcaConfig)
                 f"{services.get(pod) or pod}: pod {pod}: {name} {top * pct:.0f}% vs baseline"
                 f" median {med * pct:.0f}%, max {normal_top * pct:.0f}% (robust z {z:.1f})"
             )
-            out.append(Finding(services.get(pod) or pod, reason, "", pod, effect, float(z), text))
+            above = t[v > normal_top]  # when the pod was above anything the baseline saw
+            out.append(
+                Finding(
+                    services.get(pod) or pod,
+                    reason,
+                    "",
+                    pod,
+                    effect,
+                    float(z),
+                    text,
+                    first_ns=int(above.min()) if above.size else None,
+                    last_ns=int(above.max()) if above.size else None,
+                )
+            )
     return out

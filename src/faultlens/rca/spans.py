@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from faultlens.graph.frame import F64, I64, B, SpanFrame
 from faultlens.graph.propagation import strongest_descendant
-from faultlens.rca.model import BaselineModel, Finding, RcaConfig, Reason
+from faultlens.rca.model import BaselineModel, Finding, LogChange, LogEvidence, RcaConfig, Reason
 from faultlens.rca.stats import count_surprise
 
 __all__ = ["SpanEvidence", "call_spans", "span_evidence", "wilson_lower"]
@@ -81,6 +81,8 @@ class _Family:
     # per group name the operation).
     population: I64 | None = None
     group_population: I64 | None = None
+    # Log signatures only: per group, the (new, missing) statement keys against the usual.
+    changes: list[tuple[tuple[str, ...], tuple[str, ...]]] | None = None
 
     def sizes(self, mask: B) -> F64:
         """Per group, how many spans under ``mask`` its share is taken over."""
@@ -105,6 +107,7 @@ def _ms(ns: float) -> str:
 
 
 NS_PER_MIN = 60_000_000_000
+_SAMPLE_TRACES = 5  # trace ids kept per finding, for a person to open
 
 
 def baseline_share(
@@ -202,6 +205,7 @@ def _log_family(
     tested = np.ones(len(labels), dtype=bool)
     out_labels: list[tuple[str, str, str]] = []
     details: list[str] = []
+    changes: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
     for g, (op_obj, sig_obj) in enumerate(labels):
         assert isinstance(op_obj, tuple) and isinstance(sig_obj, str)
         op: tuple[str, str] = (str(op_obj[0]), str(op_obj[1]))
@@ -219,6 +223,7 @@ def _log_family(
         if norm_set - have:
             parts.append("missing " + ", ".join(sorted(norm_set - have)))
         details.append("log " + ("; ".join(parts) if parts else f"pattern [{sig or 'no logs'}]"))
+        changes.append((tuple(sorted(have - norm_set)), tuple(sorted(norm_set - have))))
         out_labels.append((op[0], op[1], ""))
     group = np.where(tested[group], group, -1)
     op_code = {op: i for i, op in enumerate(frame.operations)}
@@ -233,6 +238,7 @@ def _log_family(
         details,
         population,
         group_pop,
+        changes,
     )
 
 
@@ -318,8 +324,11 @@ def _error_family(frame: SpanFrame, base: SpanFrame, model: tuple[BaselineModel,
 def _changed(fam: _Family, z: float) -> F64:
     """Per window span: the strength of its group's change when the span is affected and
     its group's affected share rose beyond the baseline (lower bound minus baseline share);
-    0 otherwise."""
+    0 otherwise (every span when the family formed no group: a window or baseline too
+    small to judge it)."""
     m = len(fam.labels)
+    if m == 0:
+        return np.zeros(fam.group.size, dtype=np.float64)
     tested = fam.group >= 0
     n = fam.sizes(np.ones(fam.group.size, dtype=bool))
     k = np.bincount(fam.group[tested & fam.affected], minlength=m).astype(np.float64)
@@ -336,6 +345,8 @@ def _findings(fam: _Family, flagged: B, below: B, frame: SpanFrame, z: float) ->
     no flagged descendant (``below`` false), at its lower confidence bound.
     """
     m = len(fam.labels)
+    if m == 0:
+        return []
     tested = fam.group >= 0
     n_all = fam.sizes(np.ones(fam.group.size, dtype=bool))
     n = n_all
@@ -363,6 +374,15 @@ def _findings(fam: _Family, flagged: B, below: B, frame: SpanFrame, z: float) ->
             )
             + ")"
         )
+        idx = np.nonzero(rows)[0]
+        starts = frame.start[idx]
+        traces = dict.fromkeys(frame.trace_ids[t] for t in frame.trace[idx[: _SAMPLE_TRACES * 4]].tolist())
+        logs: tuple[LogEvidence, ...] = ()
+        if fam.changes is not None:
+            new, missing = fam.changes[g]
+            logs = tuple(LogEvidence(k, LogChange.NEW, "", "") for k in new) + tuple(
+                LogEvidence(k, LogChange.MISSING, "", "") for k in missing
+            )
         out.append(
             Finding(
                 service=service,
@@ -372,6 +392,10 @@ def _findings(fam: _Family, flagged: B, below: B, frame: SpanFrame, z: float) ->
                 effect=float(effect[g]),
                 z=count_surprise(k_orig[g], n[g] * fam.base_share[g]),
                 evidence=text,
+                first_ns=int(starts.min()) if idx.size else None,
+                last_ns=int(starts.max()) if idx.size else None,
+                trace_ids=tuple(list(traces)[:_SAMPLE_TRACES]),
+                logs=logs,
             )
         )
     return out
