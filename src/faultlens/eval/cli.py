@@ -1,11 +1,14 @@
-"""``faultlens eval rca``: the RCA evaluation as a CLI command (registered by the lead).
+"""``faultlens eval rca`` and ``faultlens eval live``: the evaluations as CLI commands.
 
-``register(app)`` adds an ``eval`` group with an ``rca`` command to the main typer app;
-the work is done by :func:`faultlens.eval.rca.evaluate`.
+``register(app)`` adds an ``eval`` group with the ``rca`` command (the offline benchmark,
+:func:`faultlens.eval.rca.evaluate`) and the ``live`` command (what the server answers when
+a data set is replayed into it as live telemetry, :func:`faultlens.eval.live.evaluate_live`)
+to the main typer app; ``eval detect`` adds itself (:mod:`faultlens.eval.detect`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import asdict
 from pathlib import Path
@@ -56,5 +59,50 @@ def register(app: typer.Typer) -> None:
             progress=None if as_json else lambda s: typer.echo(s, err=True),
         )
         typer.echo(json.dumps(asdict(report), indent=2, default=str) if as_json else _table(report))
+
+    @eval_app.command("live")
+    def eval_live(
+        directory: Annotated[Path, typer.Argument(help="A directory in the dataset's layout.")],
+        dataset: Annotated[
+            str, typer.Option("--dataset", help="Layout of DIR (only 'nezha' today).")
+        ] = "nezha",
+        as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
+        days: Annotated[
+            list[str] | None,
+            typer.Option("--days", help="Only these days (YYYY-MM-DD; repeat or separate with commas)."),
+        ] = None,
+        limit: Annotated[
+            int | None, typer.Option("--limit", min=1, help="Only the first N faults (and data up to them).")
+        ] = None,
+        lodo: Annotated[
+            bool, typer.Option("--lodo", help="Add the per-day (leave-one-day-out) figures.")
+        ] = False,
+    ) -> None:
+        """Replay DIR into a real in-process faultlens as live telemetry and score its incidents
+        and their root causes, read back over its HTTP API."""
+        from faultlens.eval.live import evaluate_live, render_table
+
+        if dataset != "nezha":
+            typer.echo(f"error: unknown dataset layout {dataset!r} (known: nezha)", err=True)
+            raise typer.Exit(2)
+        if not directory.is_dir():
+            typer.echo(f"error: not a directory: {directory}", err=True)
+            raise typer.Exit(2)
+        chosen: list[dt.date] = []
+        for item in days or []:
+            for text in filter(None, (t.strip() for t in item.split(","))):
+                try:
+                    chosen.append(dt.date.fromisoformat(text))
+                except ValueError:
+                    typer.echo(f"error: --days: not a date: {text!r} (use YYYY-MM-DD)", err=True)
+                    raise typer.Exit(2) from None
+        try:
+            report = evaluate_live(
+                directory, days=chosen, limit=limit, lodo=lodo, progress=lambda s: typer.echo(s, err=True)
+            )
+        except ValueError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(json.dumps(report, indent=2, default=str) if as_json else render_table(report))
 
     app.add_typer(eval_app, name="eval")

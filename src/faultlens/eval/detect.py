@@ -17,7 +17,8 @@ file order and sent in 1,000-item batches per signal, sparse logs waited in a ha
 while spans moved data time on, and arrived after their window had been judged.)
 
 Per fault: whether an incident opened inside the fault window (the minute of injection and
-the ``FAULT_WINDOW_MINUTES - 1`` after it), and the delay from injection to the data time at
+the three after it: :data:`faultlens.eval.matching.DETECT_WINDOW`, matched by the scorer
+``eval live`` shares), and the delay from injection to the data time at
 which the incident was known (end of the window that opened it, plus the lateness the
 analysis waits). Overall: detection rate, delays, and false incidents per hour of fault-free
 data: incidents that opened in windows holding data outside every fault window and its
@@ -42,13 +43,13 @@ if TYPE_CHECKING:
     from faultlens.analysis.incidents import Incident
     from faultlens.datasets import Fault, OtlpSender, Record, ReplaySummary
     from faultlens.datasets.otlp import OtlpConverter
+    from faultlens.eval.matching import IncidentRecord
     from faultlens.types import TimeRange
 
 __all__ = ["evaluate", "register", "replay_as_live", "score"]
 
 NS_PER_S = 1_000_000_000
 MINUTE_NS = 60 * NS_PER_S
-FAULT_WINDOW_MINUTES = 4  # the injection minute and the three after it
 COOLDOWN_MINUTES = 3  # after a fault window effects may linger: neither fault nor fault-free
 TARGET_DELAY_S = 180.0
 TARGET_FALSE_PER_HOUR = 1.0
@@ -243,7 +244,7 @@ def evaluate(
 
 def score(
     faults: Sequence[Fault],
-    incidents: Iterable[Incident],
+    incidents: Iterable[Incident | IncidentRecord],
     data_windows: Iterable[int],
     *,
     window_s: int = 60,
@@ -253,32 +254,24 @@ def score(
 
     ``data_windows`` are the starts of every window holding any data; ``span_windows`` those
     holding spans (the windows where an incident can open at all: resource gauges alone never
-    open one), for the false rate on fault-free time with traces.
+    open one), for the false rate on fault-free time with traces. Which incident answers which
+    fault is :func:`faultlens.eval.matching.match_faults` with :data:`DETECT_WINDOW`.
     """
+    from faultlens.eval.matching import DETECT_WINDOW, IncidentRecord, match_faults
+
     wn = window_s * NS_PER_S
-    incidents = list(incidents)
+    records = [i if isinstance(i, IncidentRecord) else IncidentRecord.of(i) for i in incidents]
     data = set(data_windows)
     lateness_ns = 10 * NS_PER_S
     fault_zone: set[int] = set()
     in_window: set[str] = set()  # incidents opened inside some fault window
     per_fault: list[dict[str, Any]] = []
-    for f in faults:
-        lo = f.minute_ns
-        hi = lo + FAULT_WINDOW_MINUTES * MINUTE_NS
+    for m in match_faults(faults, records, DETECT_WINDOW):
+        f, lo, hi = m.fault, m.window.start_ns, m.window.end_ns
         fault_zone |= set(range(lo - lo % wn, hi + COOLDOWN_MINUTES * MINUTE_NS, wn))
-        # Incidents opened in the same window: the one whose symptoms started first, then by id.
-        hits = sorted(
-            (i for i in incidents if lo <= i.opened_ns < hi), key=lambda i: (i.opened_ns, i.start_ns, i.id)
-        )
-        in_window |= {i.id for i in hits}
-        # An incident opened earlier (a previous fault nearby) that took anomalies of this window.
-        joined = [
-            i.id
-            for i in incidents
-            if i.opened_ns < lo and any(lo <= a.window_start_ns < hi for a in i.anomalies)
-        ]
-        first = hits[0] if hits else None
-        delay = None if first is None else (first.opened_ns + wn + lateness_ns - f.inject_time_ns) / NS_PER_S
+        in_window |= {i.id for i in m.opened}
+        first = m.first
+        delay = m.delay_s(wn, lateness_ns)
         per_fault.append(
             {
                 "inject_time": f.inject_time.isoformat(),
@@ -286,20 +279,20 @@ def score(
                 "service": f.service,
                 "pod": f.pod,
                 "detected": first is not None,
-                "delay_s": None if delay is None else round(max(delay, 0.0), 1),
+                "delay_s": None if delay is None else round(delay, 1),
                 "within_target": delay is not None and delay <= TARGET_DELAY_S,
                 "incident": None if first is None else first.id,
-                "joined_earlier_incident": joined[0] if joined and first is None else None,
+                "joined_earlier_incident": m.joined[0] if m.joined and first is None else None,
                 "incident_services": [] if first is None else list(first.services),
                 "root_service_in_incident": bool(first and f.service in first.services),
-                "incidents_opened_in_window": len(hits),
-                "root_service_in_any_incident_of_window": any(f.service in i.services for i in hits),
+                "incidents_opened_in_window": len(m.opened),
+                "root_service_in_any_incident_of_window": any(f.service in i.services for i in m.opened),
                 "title": None if first is None else first.title,
             }
         )
     free = {w for w in data if w - w % wn not in fault_zone}
     free_spans = {w for w in span_windows if w - w % wn not in fault_zone}
-    false_opened = [i for i in incidents if (i.opened_ns - i.opened_ns % wn) in free]
+    false_opened = [i for i in records if (i.opened_ns - i.opened_ns % wn) in free]
     hours = len(free) * wn / (3600 * NS_PER_S)
     span_hours = len(free_spans) * wn / (3600 * NS_PER_S)
     false_with_spans = [i for i in false_opened if (i.opened_ns - i.opened_ns % wn) in free_spans]
@@ -339,7 +332,7 @@ def score(
             ),
         },
         "by_fault_type": by_type,
-        "incidents_opened": len(incidents),
+        "incidents_opened": len(records),
         "incidents_opened_in_fault_windows": len(in_window),
         "incidents_per_fault": round(len(in_window) / len(per_fault), 2) if per_fault else None,
         "root_service_in_opening_incident": sum(1 for p in per_fault if p["root_service_in_incident"]),
@@ -347,7 +340,7 @@ def score(
             1 for p in per_fault if p["root_service_in_any_incident_of_window"]
         ),
         "mean_services_per_incident": (
-            round(sum(len(i.services) for i in incidents) / len(incidents), 2) if incidents else None
+            round(sum(len(i.services) for i in records) / len(records), 2) if records else None
         ),
         "per_fault": per_fault,
         "false_incident_titles": [i.title for i in false_opened[:20]],

@@ -26,6 +26,7 @@ class InProcessServer:
 
     def __init__(self, config: Config, *, shutdown_timeout_s: float = 20.0) -> None:
         self.server = FaultlensServer(config, shutdown_timeout_s=shutdown_timeout_s)
+        self._stop_wait_s = max(60.0, 2 * shutdown_timeout_s)  # the server's deadline, then some
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -43,7 +44,7 @@ class InProcessServer:
     def stop(self) -> None:
         self.api.close()
         self.otlp.close()
-        asyncio.run_coroutine_threadsafe(self.server.shutdown(), self.loop).result(60)
+        asyncio.run_coroutine_threadsafe(self.server.shutdown(), self.loop).result(self._stop_wait_s)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.loop.close()

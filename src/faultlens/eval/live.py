@@ -1,0 +1,593 @@
+"""``faultlens eval live``: what a user of the server gets, scored end to end.
+
+::
+
+    NezhaDataset ──replay_as_live (full speed, OTLP/gRPC on loopback)──> InProcessServer
+        (no label, no fault time, no hint:                              (temp data dir, free
+         only telemetry, as services send it)                            ports, analysis on,
+                                                                          its own data time)
+    while it runs: _Watcher polls GET /api/v1/incidents[/{id}]  -> when each incident showed,
+                                                                   when its root causes did
+    then: analysis drained, open windows closed
+          GET /api/v1/incidents, GET /api/v1/incidents/{id}      -> IncidentRecords + root causes
+          (GET /api/v1/incidents/{id}/rca while incidents carry no ``root_causes``)
+    score_live: labels x what the server answered                -> report
+
+The server is the product as a user runs it: the default analysis and incident settings,
+one configuration for every data set. What differs from a live deployment is capacity only
+(:data:`CAPACITY_OVERRIDES`: a full-speed replay needs deeper queues than a live feed, and
+retention must keep data that is years old by the wall clock). The evaluation never talks
+to the analysis cores: it waits for the analysis to drain (an in-process call, as ``eval
+detect`` does), and reads every figure it scores over the HTTP API.
+
+Scoring (:func:`score_live`, pure) matches incidents to faults with the one matcher of the
+detection scores (:func:`faultlens.eval.matching.match_faults`) and issue 15's window,
+``[injection - 1 min, injection + 5 min)`` (:data:`~faultlens.eval.matching.LIVE_WINDOW`):
+per fault the first incident that opened inside it (data time: the start of the analysis
+window that opened it), its delay (from the injection to the end of that window plus the
+lateness the analysis waits, as ``eval detect``), and the rank of the true service in that
+incident's root causes (:func:`service_rank`: best first, ties counted against it; a miss
+or an unranked service has no rank). AC@k is over every labelled fault, so a missed fault
+counts as a miss at every k. False incidents are those opened in no fault's window, per hour
+of replayed data time (windows holding any data) and of data time holding spans.
+
+Root causes come from the incident itself (``root_causes`` on ``GET /api/v1/incidents/{id}``,
+what the server stored when it ranked them) or, on servers that do not attach them yet, from
+``GET /api/v1/incidents/{id}/rca`` (ranked on request, after the replay); the report says which
+(``root_cause_source``). Nothing here names a service, pod, operation or time of a data set.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from faultlens.eval.matching import LIVE_WINDOW, MINUTE_NS, NS_PER_S, FaultMatch, IncidentRecord, match_faults
+from faultlens.eval.metrics import accuracy_at
+from faultlens.types import TimeRange
+
+if TYPE_CHECKING:
+    from faultlens.datasets import Fault, NezhaDataset, Record
+
+__all__ = [
+    "CAPACITY_OVERRIDES",
+    "RootCauses",
+    "evaluate_live",
+    "render_table",
+    "score_live",
+    "service_rank",
+]
+
+DAY_NS = 86_400 * NS_PER_S
+INCIDENT_ROUTE = "GET /api/v1/incidents/{id} root_causes"
+RCA_ROUTE = "GET /api/v1/incidents/{id}/rca"
+# Issue 15's targets, reported beside the figures.
+TARGET_DELAY_S = 120.0
+TARGET_AC1 = 0.90
+TARGET_AC3 = 0.97
+TARGET_TYPE_AC3 = 0.90
+TARGET_FALSE_PER_DAY = 1.0
+TARGET_RCA_MEDIAN_S = 2.0
+# What a full-speed replay of old data needs beyond the defaults; nothing here changes what
+# the analysis does. Retention: ~63 years, so data stamped years ago by the wall clock stays.
+CAPACITY_OVERRIDES: dict[str, dict[str, Any]] = {
+    "store": {"memory_limit_mib": 512, "retention": 2e9, "retention_check_interval": 86400},
+    "admission": {"memory_soft_limit_mib": None},
+    "analysis": {"queue_max_items": 5_000_000, "state_interval": 3600},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RootCauses:
+    """The ranked root causes the server gave for one incident, best first."""
+
+    source: str  # INCIDENT_ROUTE or RCA_ROUTE
+    causes: tuple[Mapping[str, Any], ...]
+    latency_s: float | None = None  # incident shown -> causes shown (or the route's own time)
+
+    def services(self) -> list[tuple[str, float]]:
+        return [(str(c.get("service", "")), float(c.get("score") or 0.0)) for c in self.causes]
+
+    def top(self, n: int = 3) -> list[dict[str, Any]]:
+        keys = ("service", "operation", "pod", "reason", "score", "confidence")
+        return [{k: c[k] for k in keys if k in c} for c in self.causes[:n]]
+
+
+def service_rank(truth: str, causes: Sequence[tuple[str, float]]) -> int | None:
+    """1-based rank of ``truth`` among the distinct services of ``causes`` (best first).
+
+    A service counts once, at its first (best) entry; a service listed after ``truth`` with
+    a score at least as high ties with it and is counted before it. None when not listed.
+    """
+    best: dict[str, float] = {}
+    for service, score in causes:
+        best.setdefault(service, score)
+    if truth not in best:
+        return None
+    order = list(best)
+    pos = order.index(truth)
+    tied_after = sum(1 for s in order[pos + 1 :] if best[s] >= best[truth])
+    return pos + 1 + tied_after
+
+
+# --- scoring (pure) --------------------------------------------------------------------------
+
+
+def _figures(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    ranks: list[int | None] = [r["rank"] for r in rows]
+    return {
+        "count": len(rows),
+        "detected": sum(1 for r in rows if r["detected"]),
+        "ac1": round(accuracy_at(ranks, 1), 3),
+        "ac3": round(accuracy_at(ranks, 3), 3),
+        "ac5": round(accuracy_at(ranks, 5), 3),
+    }
+
+
+def _quantiles(values: Sequence[float]) -> dict[str, Any]:
+    if not values:
+        return {"n": 0, "median": None, "p95": None, "max": None}
+    s = sorted(values)
+    return {
+        "n": len(s),
+        "median": round(s[(len(s) - 1) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2, 3),
+        "p95": round(s[min(len(s) - 1, max(0, -(-95 * len(s) // 100) - 1))], 3),  # nearest rank
+        "max": round(s[-1], 3),
+    }
+
+
+def score_live(
+    faults: Sequence[Fault],
+    incidents: Sequence[IncidentRecord],
+    root_causes: Mapping[str, RootCauses],
+    data_windows: Sequence[int] | set[int],
+    *,
+    window_ns: int = MINUTE_NS,
+    lateness_ns: int = 10 * NS_PER_S,
+    span_windows: Sequence[int] | set[int] = (),
+) -> dict[str, Any]:
+    """The figures of ``eval live`` (see the module doc) from what the server answered.
+
+    ``root_causes`` maps incident ids to their ranked causes; ``data_windows`` and
+    ``span_windows`` are the starts of the analysis windows that held any data and spans.
+    """
+    matches: list[FaultMatch] = match_faults(faults, incidents, LIVE_WINDOW)
+    per_fault: list[dict[str, Any]] = []
+    for m in matches:
+        f, first = m.fault, m.first
+        causes = None if first is None else root_causes.get(first.id)
+        delay = m.delay_s(window_ns, lateness_ns)
+        per_fault.append(
+            {
+                "inject_time": f.inject_time.isoformat(),
+                "inject_time_ns": f.inject_time_ns,
+                "day": f.day.isoformat(),
+                "service": f.service,
+                "pod": f.pod,
+                "type": f.fault_type,
+                "detected": first is not None,
+                "delay_s": None if delay is None else round(delay, 1),
+                "rank": None if causes is None else service_rank(f.service, causes.services()),
+                "incident_id": None if first is None else first.id,
+                "incident_opened": None if first is None else _rfc3339(first.opened_ns),
+                "incident_opened_ns": None if first is None else first.opened_ns,
+                "incident_services": [] if first is None else list(first.services),
+                "incidents_opened_in_window": len(m.opened),
+                "joined_earlier_incident": m.joined[0] if m.joined and first is None else None,
+                "root_cause_source": None if causes is None else causes.source,
+                "root_causes_top3": [] if causes is None else causes.top(3),
+            }
+        )
+    in_window = {i.id for m in matches for i in m.opened}
+    false = [i for i in incidents if i.id not in in_window]
+    spans = set(span_windows)
+    false_in_spans = [i for i in false if i.opened_ns - i.opened_ns % window_ns in spans]
+    hours = len(set(data_windows)) * window_ns / (3600 * NS_PER_S)
+    span_hours = len(spans) * window_ns / (3600 * NS_PER_S)
+    overall = _figures(per_fault)
+    delays = [p["delay_s"] for p in per_fault if p["delay_s"] is not None]
+    within = sum(1 for d in delays if d <= TARGET_DELAY_S)
+    per_type = {t: _figures(list(rows)) for t, rows in _grouped(per_fault, "type").items()}
+    false_by_day = Counter(_rfc3339(i.opened_ns)[:10] for i in false)
+    by_day = _grouped(per_fault, "day")
+    per_day = {
+        day: {**_figures(by_day.get(day, [])), "false_incidents": false_by_day.get(day, 0)}
+        for day in sorted(set(by_day) | set(false_by_day))
+    }
+    known = {i.id for i in incidents}
+    latencies = [c.latency_s for i, c in root_causes.items() if c.latency_s is not None and i in known]
+    false_per_hour = None if hours == 0 else round(len(false) / hours, 3)
+    rca = _quantiles(latencies)
+    return {
+        "faults": overall["count"],
+        "detected": overall["detected"],
+        "detected_within_2_min": within,
+        "ac1": overall["ac1"],
+        "ac3": overall["ac3"],
+        "ac5": overall["ac5"],
+        "mean_delay_s": round(sum(delays) / len(delays), 1) if delays else None,
+        "max_delay_s": max(delays) if delays else None,
+        "incidents": len(incidents),
+        "false_incidents": len(false),
+        "data_hours": round(hours, 3),
+        "false_per_hour": false_per_hour,
+        "span_hours": round(span_hours, 3),
+        "false_incidents_in_span_windows": len(false_in_spans),
+        "false_per_hour_with_spans": None if span_hours == 0 else round(len(false_in_spans) / span_hours, 3),
+        "missed_but_joined_an_earlier_incident": sum(1 for p in per_fault if p["joined_earlier_incident"]),
+        "root_service_in_opening_incident": sum(
+            1 for p in per_fault if p["service"] in p["incident_services"]
+        ),
+        "rca_latency_s": rca,
+        "per_type": per_type,
+        "per_day": per_day,
+        "targets_met": {
+            "every_fault_within_2_min": bool(per_fault) and within == len(per_fault),
+            "ac1_at_least_0.90": overall["ac1"] >= TARGET_AC1,
+            "ac3_at_least_0.97": overall["ac3"] >= TARGET_AC3,
+            "every_type_ac3_at_least_0.90": bool(per_type)
+            and all(t["ac3"] >= TARGET_TYPE_AC3 for t in per_type.values()),
+            "at_most_1_false_incident_per_day": false_per_hour is not None
+            and false_per_hour * 24 <= TARGET_FALSE_PER_DAY,
+            "rca_median_below_2_s": rca["median"] is not None and rca["median"] < TARGET_RCA_MEDIAN_S,
+        },
+        "match_window": LIVE_WINDOW.describe(),
+        "per_fault": per_fault,
+        "false_incident_titles": [f"{_rfc3339(i.opened_ns)} {i.title}" for i in false[:30]],
+    }
+
+
+def _grouped(rows: Sequence[dict[str, Any]], key: str) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(str(r[key]), []).append(r)
+    return dict(sorted(out.items()))
+
+
+def _rfc3339(ns: int) -> str:
+    return dt.datetime.fromtimestamp(ns // NS_PER_S, tz=dt.UTC).isoformat()
+
+
+# --- reading the server back over its API ----------------------------------------------------
+
+
+def _record(detail: Mapping[str, Any]) -> IncidentRecord:
+    return IncidentRecord(
+        id=str(detail["id"]),
+        opened_ns=int(detail["opened_unix_nano"]),
+        start_ns=int(detail["start_unix_nano"]),
+        services=tuple(str(s) for s in detail.get("services") or ()),
+        title=str(detail.get("title", "")),
+        member_windows=tuple(int(a["window_start_unix_nano"]) for a in detail.get("anomalies") or ()),
+    )
+
+
+class _Watcher:
+    """Polls the API while the replay runs: when each incident first shows and when its
+    ``root_causes`` do (wall clock, to ``interval_s``). Only incidents shown in the last
+    ``follow_s`` are polled for causes, so a server without them is not flooded."""
+
+    def __init__(self, base_url: str, interval_s: float = 0.5, follow_s: float = 60.0) -> None:
+        self.client = httpx.Client(base_url=base_url, timeout=60)
+        self.interval_s = interval_s
+        self.follow_s = follow_s
+        self.shown: dict[str, float] = {}
+        self.causes_shown: dict[str, float] = {}
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="eval-live-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling and close the client; safe to call twice."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(120)
+        self.client.close()
+
+    def latency_s(self, incident_id: str) -> float | None:
+        shown, causes = self.shown.get(incident_id), self.causes_shown.get(incident_id)
+        return None if shown is None or causes is None else round(causes - shown, 3)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.poll()
+            except (httpx.HTTPError, ValueError, KeyError):
+                self.errors += 1
+
+    def poll(self) -> None:
+        r = self.client.get("/api/v1/incidents", params={"limit": 1000})
+        r.raise_for_status()
+        now = time.perf_counter()
+        for inc in r.json()["incidents"]:
+            self.shown.setdefault(str(inc["id"]), now)
+        for iid, shown in list(self.shown.items()):
+            if iid in self.causes_shown or now - shown > self.follow_s or self._stop.is_set():
+                continue
+            d = self.client.get(f"/api/v1/incidents/{iid}")
+            if d.status_code == 200 and d.json().get("root_causes") is not None:
+                self.causes_shown[iid] = time.perf_counter()
+
+
+def _read_back(
+    api: httpx.Client, watcher: _Watcher, wait_s: float, say: Callable[[str], None]
+) -> tuple[list[IncidentRecord], dict[str, RootCauses], dict[str, Any]]:
+    """Every incident with its root causes as the API gives them once the analysis is done."""
+    r = api.get("/api/v1/incidents", params={"limit": 1000})
+    r.raise_for_status()
+    listing = r.json()
+    ids = [str(i["id"]) for i in listing["incidents"]]
+    details: dict[str, dict[str, Any]] = {}
+    deadline = time.perf_counter() + wait_s
+    while True:
+        for iid in ids:
+            if iid not in details or details[iid].get("root_causes") is None:
+                got = api.get(f"/api/v1/incidents/{iid}")
+                got.raise_for_status()
+                details[iid] = got.json()
+        carries = any("root_causes" in d for d in details.values())
+        pending = [i for i in ids if details[i].get("root_causes") is None]
+        if not carries or not pending or time.perf_counter() > deadline:
+            break
+        say(f"waiting for the root causes of {len(pending)} incidents")
+        time.sleep(1.0)
+    incidents = sorted((_record(d) for d in details.values()), key=lambda i: (i.opened_ns, i.id))
+    causes: dict[str, RootCauses] = {}
+    for iid, d in details.items():
+        if d.get("root_causes") is not None:
+            causes[iid] = RootCauses(INCIDENT_ROUTE, tuple(d["root_causes"]), watcher.latency_s(iid))
+    info = {
+        "incidents_listing_truncated": bool(listing.get("truncated")),
+        "incidents_carry_root_causes": carries,
+        "incidents_without_root_causes": len([i for i in ids if i not in causes]) if carries else None,
+    }
+    return incidents, causes, info
+
+
+def _rca_route(api: httpx.Client, incident_ids: Sequence[str]) -> dict[str, RootCauses]:
+    """Root causes ranked on request by today's route, for servers that do not attach them."""
+    out: dict[str, RootCauses] = {}
+    for iid in incident_ids:
+        r = api.get(f"/api/v1/incidents/{iid}/rca")
+        if r.status_code != 200:
+            out[iid] = RootCauses(f"{RCA_ROUTE} (HTTP {r.status_code})", ())
+            continue
+        body = r.json()
+        causes = tuple(
+            {
+                "service": c["service"],
+                "operation": c.get("operation", ""),
+                "pod": c.get("pod", ""),
+                "reason": c.get("reason", ""),
+                "score": c.get("score", 0.0),
+                "evidence": c.get("evidence", []),
+            }
+            for c in body.get("candidates", [])
+        )
+        out[iid] = RootCauses(RCA_ROUTE, causes, round(float(body.get("duration_ms", 0.0)) / 1e3, 3))
+    return out
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Replayed:
+    data_windows: set[int] = field(default_factory=set)
+    span_windows: set[int] = field(default_factory=set)
+
+
+def _ranges(days: Sequence[dt.date], end_ns: int | None) -> dict[dt.date, TimeRange]:
+    """Each day's UTC hours, cut at ``end_ns``; days wholly after it are left out."""
+    out: dict[dt.date, TimeRange] = {}
+    for d in days:
+        lo = int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC).timestamp()) * NS_PER_S
+        hi = lo + DAY_NS if end_ns is None else min(lo + DAY_NS, end_ns)
+        if hi > lo:
+            out[d] = TimeRange(lo, hi)
+    return out
+
+
+def evaluate_live(
+    root: Path,
+    *,
+    days: Sequence[dt.date] = (),
+    limit: int | None = None,
+    lodo: bool = False,
+    rca_wait_s: float = 120.0,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Replay ``root`` (Nezha layout) into a fresh server as live telemetry; score what it answers.
+
+    ``days``: only these days (all when empty). ``limit``: only the first ``limit`` faults,
+    and the data up to the end of the last one's window (from the start of its day, so the
+    server has the hours before it). ``lodo``: add the per-day figures as leave-one-day-out
+    (the server's configuration is fixed, so every day is held out from any choice).
+    """
+    from faultlens.config.model import Config
+    from faultlens.datasets import NezhaDataset, SpanRecord, make_sender
+    from faultlens.datasets.otlp import OtlpConverter
+    from faultlens.eval.detect import _dropped, replay_as_live
+    from faultlens.testing.inprocess import InProcessServer
+    from faultlens.types import Transport
+
+    say = progress or (lambda _: None)
+    wall = time.perf_counter()
+    ds = NezhaDataset(root)
+    all_days = ds.days()
+    unknown = [d for d in days if d not in all_days]
+    if unknown:
+        raise ValueError(f"no such day in {root}: {', '.join(d.isoformat() for d in unknown)}")
+    chosen = sorted(days) if days else all_days
+    faults = [f for f in ds.faults() if f.day in chosen]
+    if limit is not None:
+        faults = faults[:limit]
+    end_ns = None
+    if limit is not None:
+        end_ns = (faults[-1].inject_time_ns + LIVE_WINDOW.after_ns + MINUTE_NS) if faults else 0
+    by_day = _ranges(chosen, end_ns)
+    ranges = list(by_day.values())
+    chosen = list(by_day)
+    seen = _Replayed()
+
+    with tempfile.TemporaryDirectory(prefix="faultlens-eval-live-") as tmp:
+        overrides = {k: dict(v) for k, v in CAPACITY_OVERRIDES.items()}
+        config = Config.model_validate(
+            {
+                **overrides,
+                "store": {**overrides["store"], "data_dir": tmp},
+                "receivers": {"grpc": {"port": 0}, "http": {"port": 0}},
+                "api": {"enabled": True, "port": 0},
+                "log_level": "warning",
+            }
+        )
+        wn = int(config.analysis.window * NS_PER_S)
+        lateness = int(config.analysis.lateness * NS_PER_S)
+
+        def records() -> Iterator[Record]:
+            stream = ds.records(None) if not days and end_ns is None else _chain(ds, ranges)
+            for rec in stream:
+                t = rec.time_ns
+                seen.data_windows.add(t - t % wn)
+                if isinstance(rec, SpanRecord):
+                    seen.span_windows.add(t - t % wn)
+                yield rec
+
+        server = InProcessServer(config, shutdown_timeout_s=120)
+        api = httpx.Client(base_url=f"http://127.0.0.1:{server.ports['api']}", timeout=300)
+        watcher = _Watcher(f"http://127.0.0.1:{server.ports['api']}")
+        try:
+            analysis = server.server.analysis
+            assert analysis is not None
+            sender = make_sender(
+                f"http://127.0.0.1:{server.ports['otlp-grpc']}", Transport.GRPC, timeout_s=60
+            )
+            hull = TimeRange(ranges[0].start_ns, ranges[-1].end_ns) if ranges else None
+            say(f"replaying {root} ({', '.join(d.isoformat() for d in chosen)}) at full speed")
+            watcher.start()
+            cpu0 = time.process_time()
+            try:
+                summary = replay_as_live(records(), sender, OtlpConverter(pod_nodes=ds.pod_nodes(hull)))
+            finally:
+                sender.close()
+            say(f"replayed {summary.items} items in {summary.elapsed_s:.0f} s; waiting for the analysis")
+            drain_t0 = time.perf_counter()
+            if not analysis.drain(1800, close_windows=True):
+                raise RuntimeError("the analysis did not drain within 30 minutes")
+            drain_s = time.perf_counter() - drain_t0
+            watcher.poll()  # incidents the last windows opened
+            watcher.stop()
+            incidents, causes, info = _read_back(api, watcher, rca_wait_s, say)
+            cpu_s = time.process_time() - cpu0
+            if not info["incidents_carry_root_causes"]:
+                say(f"incidents carry no root_causes: asking {RCA_ROUTE} for the incidents that matched")
+                first = {m.first.id for m in match_faults(faults, incidents, LIVE_WINDOW) if m.first}
+                causes = _rca_route(api, sorted(first))
+            late = {
+                "logs_and_points_after_their_window_was_judged": analysis.engine.late_items,
+                "spans_after_their_red_window_closed": analysis.engine.red.counters.late_spans,
+            }
+            dropped = server.server.metrics.dropped_items
+        finally:
+            watcher.stop()
+            api.close()
+            server.stop()
+
+    report = score_live(
+        faults,
+        incidents,
+        causes,
+        seen.data_windows,
+        window_ns=wn,
+        lateness_ns=lateness,
+        span_windows=seen.span_windows,
+    )
+    sources = sorted({c.source for c in causes.values()})
+    out: dict[str, Any] = {
+        "dataset": str(root),
+        "days": [d.isoformat() for d in chosen],
+        "limit": limit,
+        **{k: v for k, v in report.items() if k not in ("per_fault", "false_incident_titles")},
+        "root_cause_source": sources[0] if len(sources) == 1 else sources,
+        "server": {
+            "capacity_overrides": CAPACITY_OVERRIDES,
+            "analysis_window_s": wn / NS_PER_S,
+            **info,
+            "analysis_dropped_items": _dropped(dropped),
+            "analysis_late_items": late,
+            "api_poll_errors": watcher.errors,
+        },
+        "replay": summary.as_dict(),
+        "timing": {
+            "replay_s": round(summary.elapsed_s, 1),
+            "analysis_drain_s": round(drain_s, 1),
+            "process_cpu_s": round(cpu_s, 1),
+            "wall_s": round(time.perf_counter() - wall, 1),
+        },
+        "per_fault": report["per_fault"],
+        "false_incident_titles": report["false_incident_titles"],
+    }
+    if lodo:
+        out["lodo"] = {
+            "note": "one fixed configuration (the server's defaults): nothing is chosen on other days, "
+            "so each day's figures are already held out",
+            "held_out": report["per_day"],
+        }
+    return out
+
+
+def _chain(ds: NezhaDataset, ranges: Sequence[TimeRange]) -> Iterator[Record]:
+    return itertools.chain.from_iterable(ds.records(r) for r in ranges)
+
+
+# --- the human table -------------------------------------------------------------------------
+
+
+def render_table(report: Mapping[str, Any]) -> str:
+    """The report as a few lines of text (the JSON has everything)."""
+    timing = report["timing"]
+    lines = [
+        f"eval live: {report['dataset']} ({', '.join(report['days'])}); root causes from "
+        f"{report['root_cause_source']}; replay {timing['replay_s']} s, analysis drain "
+        f"{timing['analysis_drain_s']} s, wall {timing['wall_s']} s",
+        f"{'':24s} {'faults':>6s} {'detect':>6s} {'AC@1':>6s} {'AC@3':>6s} {'AC@5':>6s}",
+        f"{'all':24s} {report['faults']:6d} {report['detected']:6d} {report['ac1']:6.3f} "
+        f"{report['ac3']:6.3f} {report['ac5']:6.3f}",
+    ]
+    for name, group in (("", report["per_type"]), ("day ", report["per_day"])):
+        for key, f in group.items():
+            lines.append(
+                f"  {name + key:22s} {f['count']:6d} {f['detected']:6d} {f['ac1']:6.3f} "
+                f"{f['ac3']:6.3f} {f['ac5']:6.3f}"
+                + (f"  false {f['false_incidents']}" if "false_incidents" in f else "")
+            )
+    rca = report["rca_latency_s"]
+    lines += [
+        f"detected within 2 min: {report['detected_within_2_min']}/{report['faults']}; mean delay "
+        f"{report['mean_delay_s']} s, max {report['max_delay_s']} s",
+        f"false incidents: {report['false_incidents']} of {report['incidents']} in {report['data_hours']} h "
+        f"of data ({report['false_per_hour']} per hour); {report['false_incidents_in_span_windows']} in the "
+        f"{report['span_hours']} h holding spans ({report['false_per_hour_with_spans']} per hour)",
+        f"root causes available after: median {rca['median']} s, p95 {rca['p95']} s (n={rca['n']})",
+        "targets: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in report["targets_met"].items()),
+    ]
+    for p in report["per_fault"]:
+        mark = "MISS" if not p["detected"] else (f"#{p['rank']}" if p["rank"] else "unranked")
+        lines.append(
+            f"  {mark:>8s} {p['inject_time']} {p['type']:<15s} {p['service']:<32s} "
+            f"delay {p['delay_s']} s  {p['incident_id'] or ''}"
+        )
+    return "\n".join(lines)
