@@ -13,7 +13,8 @@ Phases: (1) the fault-free ``construct_data`` periods train the baselines (what 
 ``construct_data`` is for); (2) every record of the directory is replayed in time order.
 
 Reported per fault: whether an incident opened within the fault window (the injection
-minute and the three after it), the delay from injection to the end of the window that
+minute and the three after it, matched by :func:`faultlens.eval.matching.match_faults` as in
+``eval detect``), the delay from injection to the end of the window that
 opened it (when an online system would know), and the services of that incident. Reported
 overall: false incidents per hour on fault-free periods, separately for the minutes before
 each fault that have traces (never seen in training), the construct periods (seen in
@@ -50,10 +51,10 @@ from faultlens.analysis.incidents import IncidentConfig, IncidentTracker, graph_
 from faultlens.analysis.red import EdgeWindow, RedAggregator, RedConfig, RedWindow
 from faultlens.datasets import LogRecord, MetricRecord, NezhaDataset, SpanRecord
 from faultlens.decode.schema import SPAN_SCHEMA
+from faultlens.eval.matching import DETECT_WINDOW, IncidentRecord, match_faults
 from faultlens.types import TimeRange
 
 NS_PER_S = 1_000_000_000
-FAULT_WINDOW_MINUTES = 4  # the injection minute and the three after it
 COOLDOWN_MINUTES = 3  # after a fault window, effects may linger: neither fault nor fault-free
 MIN_COVERAGE = 0.75  # a window judged on spans must hold data over this part of it
 ERROR_SEVERITY = 17  # OTLP SeverityNumber ERROR
@@ -268,13 +269,15 @@ def evaluate(root: Path, window_s: int = 60, config: DetectorConfig | None = Non
     minute = 60 * NS_PER_S
     fault_zone: set[int] = set()
     per_fault: list[dict[str, Any]] = []
-    for f in faults:
-        lo = f.minute_ns
-        hi = lo + FAULT_WINDOW_MINUTES * minute
-        fault_zone |= _shifted_windows([TimeRange(lo, hi + COOLDOWN_MINUTES * minute)], wn)
-        hits = [o for o in run.opened if lo <= o.opened_window_ns < hi]
-        first = min(hits, key=lambda o: o.opened_window_ns) if hits else None
-        delay = (first.opened_window_ns + wn - f.inject_time_ns) / NS_PER_S if first else None
+    opened = [
+        IncidentRecord(o.id, o.opened_window_ns, o.opened_window_ns, o.services, o.title) for o in run.opened
+    ]
+    for m in match_faults(faults, opened, DETECT_WINDOW):  # the matcher of eval detect and eval live
+        f, first = m.fault, m.first
+        fault_zone |= _shifted_windows(
+            [TimeRange(m.window.start_ns, m.window.end_ns + COOLDOWN_MINUTES * minute)], wn
+        )
+        delay = m.delay_s(wn, 0)  # to the end of the window that opened it
         per_fault.append(
             {
                 "inject_time": f.inject_time.isoformat(),
@@ -282,7 +285,7 @@ def evaluate(root: Path, window_s: int = 60, config: DetectorConfig | None = Non
                 "service": f.service,
                 "pod": f.pod,
                 "detected": first is not None,
-                "delay_s": None if delay is None else round(max(delay, 0.0), 1),
+                "delay_s": None if delay is None else round(delay, 1),
                 "incident": None if first is None else first.id,
                 "incident_services": [] if first is None else list(first.services),
                 "root_service_in_incident": bool(first and f.service in first.services),
