@@ -149,6 +149,26 @@ class TemplateCounter:
                 self._max_time = ob.time_ns
         return self._close_due()
 
+    def merge(self, service: str, old_id: int, new_id: int) -> None:
+        """Template ``old_id`` was folded into ``new_id``: its counts so far are ``new_id``'s.
+
+        Open and remembered windows add its counts to ``new_id``'s, so it is neither MISSING
+        from the next window nor ``new_id`` NEW when the old one had been seen.
+        """
+        svc = self._services.get(service)
+        if svc is not None:
+            for counts in (*svc.open.values(), *svc.history):
+                n = counts.pop(old_id, 0)
+                if n:
+                    counts[new_id] = counts.get(new_id, 0) + n
+            if old_id in svc.missing:
+                svc.missing.discard(old_id)
+        seen = self._seen.get(service)
+        if seen is not None and old_id in seen:
+            seen.discard(old_id)
+            seen.add(new_id)
+        self._texts.pop((service, old_id), None)
+
     def flush(self) -> tuple[list[WindowCounts], list[TemplateChange]]:
         """Close every open window (at shutdown, or at the end of a replay)."""
         if self._max_time is None:

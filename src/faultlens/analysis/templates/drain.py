@@ -1,5 +1,9 @@
 """Drain: online log template mining with a fixed-depth prefix tree (He et al., ICWS 2017).
 
+Not the analyzer's default any more (:mod:`.skeleton` groups loghub-2k better, see
+docs/analysis.md); kept as the reference it is measured against, and for callers that hold
+one.
+
 Pure and single-threaded: lines in, ``(cluster, change)`` out; no I/O, no clock. State is
 exported to and rebuilt from plain data (:meth:`Drain.export_state` /
 :meth:`Drain.from_state`), so an orchestrator can persist it in the store.
@@ -34,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from faultlens.analysis.templates.base import Match
 from faultlens.analysis.templates.masking import TEMPLATE_MASKS, MaskRule, mask, mask_many, mask_tokens
 
 WILDCARD = "<*>"
@@ -88,16 +93,6 @@ class _Node:
     children: dict[str, _Node] = field(default_factory=dict)
     clusters: list[LogCluster] = field(default_factory=list)
     version: int = 0  # bumped when a cluster of this leaf is added, removed or generalised
-
-
-@dataclass(frozen=True, slots=True)
-class Match:
-    """The result of adding one line: its cluster's id and template, and what changed."""
-
-    cluster_id: int
-    template: str
-    created: bool
-    template_changed: bool
 
 
 class Drain:

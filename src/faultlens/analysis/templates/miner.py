@@ -1,24 +1,36 @@
-"""Log template mining over decoded log batches: one Drain per service, and the counter.
+"""Log template mining over decoded log batches: one miner per service, and the counter.
 
 :class:`LogTemplateAnalyzer` is the entry point an orchestrator feeds with log tables
 (schema :data:`faultlens.decode.schema.LOG_SCHEMA`). It is pure: a table in, the matched
 templates, closed window counts and :class:`~.counter.TemplateChange` values out; its whole
 state goes out and comes back as plain data (:meth:`export_state` / :meth:`from_state`).
 
-Each service gets its own Drain tree, because services log in their own formats and a
-template belongs to one service; template ids are unique per service. The number of
-services is bounded (``max_services``); lines of services past the bound are counted in
+Each service gets its own miner (:class:`~.skeleton.SkeletonMiner` unless the config asks
+for :class:`~.drain.Drain`), because services log in their own formats and a template belongs
+to one service; template ids are unique per service. The number of services is bounded
+(``max_services``); lines of services past the bound are counted in
 ``dropped_services_lines`` rather than mined.
+
+When the miner folds clusters into one (a slot turned out to be variable), the rows of the
+batch are reported with the surviving id, the counter moves the folded ids' counts to it, and
+:attr:`TemplateResult.merges` says which ids went, so that stored rows can follow.
+
+State saved with Drain trees (version 1) is restored as it was when the config still asks for
+Drain; with the skeleton miner, the trees cannot be carried over: each service's miner starts
+afresh with ids above every id its tree gave (a stored id never names two templates), and the
+counter starts afresh too (its windows count the old ids).
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 
+from faultlens.analysis.templates.base import Match, TemplateMiner
 from faultlens.analysis.templates.counter import (
     TemplateChange,
     TemplateCounter,
@@ -26,14 +38,22 @@ from faultlens.analysis.templates.counter import (
     TemplateObservation,
     WindowCounts,
 )
-from faultlens.analysis.templates.drain import Drain, DrainConfig, Match
+from faultlens.analysis.templates.drain import Drain, DrainConfig
+from faultlens.analysis.templates.skeleton import SkeletonConfig, SkeletonMiner
 
 UNKNOWN_SERVICE = "unknown_service"
-_STATE_VERSION = 1
+_STATE_VERSION = 2
+
+
+class MinerKind(enum.StrEnum):
+    SKELETON = "skeleton"
+    DRAIN = "drain"
 
 
 @dataclass(frozen=True, slots=True)
 class TemplateAnalyzerConfig:
+    miner: MinerKind = MinerKind.SKELETON
+    skeleton: SkeletonConfig = field(default_factory=SkeletonConfig)
     drain: DrainConfig = field(default_factory=DrainConfig)
     counter: TemplateCounterConfig = field(default_factory=TemplateCounterConfig)
     max_services: int = 1_000
@@ -41,12 +61,22 @@ class TemplateAnalyzerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TemplateMerge:
+    """Template ``old_id`` of ``service`` was folded into ``new_id`` and is gone."""
+
+    service: str
+    old_id: int
+    new_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class TemplateResult:
-    """What one batch of logs did: per-row matches, closed windows and changes."""
+    """What one batch of logs did: per-row matches, closed windows, changes and folded ids."""
 
     matches: tuple[TemplateObservation | None, ...]  # one per row; None when not mined
     windows: tuple[WindowCounts, ...]
     changes: tuple[TemplateChange, ...]
+    merges: tuple[TemplateMerge, ...] = ()
 
 
 class LogTemplateAnalyzer:
@@ -54,29 +84,41 @@ class LogTemplateAnalyzer:
 
     def __init__(self, config: TemplateAnalyzerConfig | None = None) -> None:
         self.config = config or TemplateAnalyzerConfig()
-        self._drains: dict[str, Drain] = {}
+        self._miners: dict[str, TemplateMiner] = {}
+        self._first_ids: dict[str, int] = {}  # service -> first id of a fresh miner (after a migration)
         self.counter = TemplateCounter(self.config.counter)
         self.dropped_services_lines = 0
 
-    def drain_for(self, service: str) -> Drain | None:
-        """The Drain tree of ``service``, creating it if the bound allows (None otherwise)."""
-        drain = self._drains.get(service)
-        if drain is None and len(self._drains) < self.config.max_services:
-            drain = self._drains[service] = Drain(self.config.drain)
-        return drain
+    def _new_miner(self, service: str) -> TemplateMiner:
+        if self.config.miner is MinerKind.DRAIN:
+            return Drain(self.config.drain)
+        miner = SkeletonMiner(self.config.skeleton)
+        first = self._first_ids.get(service)
+        if first is not None:
+            miner.skip_ids(first)
+        return miner
+
+    def miner_for(self, service: str) -> TemplateMiner | None:
+        """The miner of ``service``, creating it if the bound allows (None otherwise)."""
+        miner = self._miners.get(service)
+        if miner is None and len(self._miners) < self.config.max_services:
+            miner = self._miners[service] = self._new_miner(service)
+        return miner
 
     def add_line(self, service: str, body: str) -> Match | None:
-        drain = self.drain_for(service)
-        if drain is None:
+        miner = self.miner_for(service)
+        if miner is None:
             self.dropped_services_lines += 1
             return None
-        return drain.add(body[: self.config.max_body_chars])
+        return miner.add(body[: self.config.max_body_chars])
 
     def observe_logs(self, logs: pa.Table) -> TemplateResult:
         """Mine every row's body (first line only), count it, and close due windows.
 
         Rows without a body are not mined (their match is None). An empty table closes nothing.
-        Each service's lines go to its Drain in row order, all at once (:meth:`Drain.add_many`).
+        Each service's lines go to its miner in row order, all at once (``add_many``). A row
+        whose template was folded into another later in the batch is reported with the
+        surviving id and template.
         """
         services = logs.column("service_name").to_pylist()
         bodies = logs.column("body").to_pylist()
@@ -91,17 +133,29 @@ class LogTemplateAnalyzer:
                 else:
                     got.append(i)
         matches: list[TemplateObservation | None] = [None] * len(bodies)
+        merges: list[TemplateMerge] = []
         limit = self.config.max_body_chars
         for svc, idx in rows.items():
-            drain = self.drain_for(svc)
-            if drain is None:
+            miner = self.miner_for(svc)
+            if miner is None:
                 self.dropped_services_lines += len(idx)
                 continue
-            found = drain.add_many([bodies[i].split("\n", 1)[0][:limit] for i in idx])
+            found = miner.add_many([bodies[i].split("\n", 1)[0][:limit] for i in idx])
+            folded = {old: m.cluster_id for m in found for old in m.merged}
+            if folded:
+                for old in folded:
+                    new = _resolve(folded, old)
+                    merges.append(TemplateMerge(svc, old, new))
+                    self.counter.merge(svc, old, new)
             for i, m in zip(idx, found, strict=True):
-                matches[i] = TemplateObservation(svc, m.cluster_id, m.template, int(times[i]))
+                tid, text = m.cluster_id, m.template
+                if folded:
+                    tid = _resolve(folded, tid)
+                    cluster = miner.cluster(tid)
+                    text = text if cluster is None else cluster.template
+                matches[i] = TemplateObservation(svc, tid, text, int(times[i]))
         windows, changes = self.counter.observe(m for m in matches if m is not None)
-        return TemplateResult(tuple(matches), tuple(windows), tuple(changes))
+        return TemplateResult(tuple(matches), tuple(windows), tuple(changes), tuple(merges))
 
     def observe(self, observations: Iterable[TemplateObservation]) -> TemplateResult:
         """Count already-mined observations (for callers that mine elsewhere)."""
@@ -113,14 +167,16 @@ class LogTemplateAnalyzer:
         return self.counter.flush()
 
     def template(self, service: str, template_id: int) -> str | None:
-        drain = self._drains.get(service)
-        cluster = None if drain is None else drain.cluster(template_id)
+        miner = self._miners.get(service)
+        cluster = None if miner is None else miner.cluster(template_id)
         return None if cluster is None else cluster.template
 
     def export_state(self) -> dict[str, Any]:
         return {
             "version": _STATE_VERSION,
-            "drains": {name: d.export_state() for name, d in self._drains.items()},
+            "miner": str(self.config.miner),
+            "miners": {name: m.export_state() for name, m in self._miners.items()},
+            "first_ids": dict(self._first_ids),
             "counter": self.counter.export_state(),
             "dropped_services_lines": self.dropped_services_lines,
         }
@@ -129,12 +185,40 @@ class LogTemplateAnalyzer:
     def from_state(
         cls, state: dict[str, Any], config: TemplateAnalyzerConfig | None = None
     ) -> LogTemplateAnalyzer:
-        if state.get("version") != _STATE_VERSION:
-            raise ValueError(f"unsupported template analyzer state version: {state.get('version')!r}")
+        """Rebuild from :meth:`export_state` output (or a version 1 state of Drain trees).
+
+        Raises ``ValueError`` on an unknown version. A state saved with another kind of miner
+        is migrated as the module docstring says.
+        """
+        version = state.get("version")
+        if version == 1:  # one Drain tree per service
+            state = {**state, "version": 2, "miner": str(MinerKind.DRAIN), "miners": state["drains"]}
+        elif version != _STATE_VERSION:
+            raise ValueError(f"unsupported template analyzer state version: {version!r}")
         analyzer = cls(config)
-        analyzer._drains = {
-            name: Drain.from_state(d, analyzer.config.drain) for name, d in state["drains"].items()
-        }
-        analyzer.counter = TemplateCounter.from_state(state["counter"], analyzer.config.counter)
+        cfg = analyzer.config
         analyzer.dropped_services_lines = int(state.get("dropped_services_lines", 0))
+        analyzer._first_ids = {str(k): int(v) for k, v in state.get("first_ids", {}).items()}
+        if state.get("miner") != str(cfg.miner):
+            for name, saved in state["miners"].items():  # start afresh, ids after the old ones
+                old_next = int(saved.get("next_id", 1))
+                analyzer._first_ids[name] = max(old_next, analyzer._first_ids.get(name, 1))
+            return analyzer
+        miners: dict[str, TemplateMiner] = {}
+        for name, saved in state["miners"].items():
+            if cfg.miner is MinerKind.DRAIN:
+                miners[name] = Drain.from_state(saved, cfg.drain)
+            else:
+                miners[name] = SkeletonMiner.from_state(saved, cfg.skeleton)
+        analyzer._miners = miners
+        analyzer.counter = TemplateCounter.from_state(state["counter"], cfg.counter)
         return analyzer
+
+
+def _resolve(folded: dict[int, int], cluster_id: int) -> int:
+    """Follow ``old -> new`` folds to the id that survives."""
+    seen = 0
+    while cluster_id in folded and seen <= len(folded):
+        cluster_id = folded[cluster_id]
+        seen += 1
+    return cluster_id

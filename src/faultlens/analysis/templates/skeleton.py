@@ -1,0 +1,310 @@
+"""The skeleton miner: online log templates where words are constant until shown otherwise.
+
+Pure and single-threaded: lines in, :class:`~.base.Match` out; no I/O, no clock; state goes
+out and comes back as plain data (:meth:`SkeletonMiner.export_state` / :meth:`SkeletonMiner.from_state`).
+
+Why not Drain's similarity: on logs with labelled templates (loghub-2k, 16 systems) two lines
+that differ in one plain word are nearly always two events (``VM Paused`` / ``VM Resumed``,
+``... HTTPS`` / ``... SOCKS5``), which a similarity threshold merges, while values (numbers,
+ids, addresses, paths, host names) are recognisable from their shape. So a line's template is
+its key (:func:`~.tokens.line_key`): the words as they are, the values as ``<*>``. Two things
+make a word slot variable, the way user names or service names are:
+
+- **Enough distinct words in one slot.** When ``word_values`` keys that differ only in one
+  slot, all in words, have been seen, the slot is a variable: their clusters fold into one
+  (the largest keeps its id; :attr:`~.base.Match.merged` names the others) and later lines
+  with any word there join it.
+- **A value seen in the slot.** A line whose key differs from an existing key only where that
+  key has ``<*>`` joins it (``removing <*>`` takes ``removing echo``), and a new key with
+  ``<*>`` takes in the clusters that differ from it only there.
+
+Either way the key left has at least ``min_constants`` constant elements, so short lines
+(``running`` / ``normal``, ``boot (command <*>)`` / ``wait (command <*>)``) never fold.
+
+What a line costs: its key (each distinct token is judged once, and each distinct line is
+keyed once while it stays in the bounded line cache) and one dict lookup; a new key also
+looks up one key per word slot. State is bounded: at most ``max_clusters`` clusters and
+``max_keys`` keys (the smallest cluster goes first), and the evidence for word slots is kept
+per key, so it goes with them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from faultlens.analysis.templates.base import Match
+from faultlens.analysis.templates.tokens import VALUE, line_key
+
+_STATE_VERSION = 1
+KIND = "skeleton"
+
+Key = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SkeletonConfig:
+    """Tuning of :class:`SkeletonMiner`; one setting for every system (docs/analysis.md)."""
+
+    word_values: int = 5  # distinct words in one slot (the rest equal) that make it variable
+    min_constants: int = 2  # constant elements a folded or joined key keeps at least
+    max_clusters: int = 10_000
+    max_keys: int = 40_000
+    line_cache: int = 20_000  # distinct lines whose key is remembered (speed only; 0: off)
+
+    def __post_init__(self) -> None:
+        if self.word_values < 2:
+            raise ValueError("word_values must be at least 2")
+        if self.min_constants < 0:
+            raise ValueError("min_constants must be >= 0")
+        if self.max_clusters < 1 or self.max_keys < self.max_clusters:
+            raise ValueError("need max_clusters >= 1 and max_keys >= max_clusters")
+        if self.line_cache < 0:
+            raise ValueError("line_cache must be >= 0")
+
+
+@dataclass(slots=True)
+class SkeletonCluster:
+    """One template: its elements, how many lines it holds, and the keys that lead to it."""
+
+    cluster_id: int
+    tokens: list[str]
+    size: int = 0
+    keys: list[Key] = field(default_factory=list)
+    template: str = ""
+    last_shown: tuple[str, ...] = ()  # the shown elements of the last line fitted (speed only)
+
+    def __post_init__(self) -> None:
+        if not self.template:
+            self.template = " ".join(self.tokens)
+
+    def fit(self, key: Key, shown: tuple[str, ...]) -> bool:
+        """Generalise the template where ``shown`` differs from it; True when it changed."""
+        if shown == self.last_shown:
+            return False
+        self.last_shown = shown
+        changed = False
+        tokens = self.tokens
+        for i, text in enumerate(shown):
+            old = tokens[i]
+            if old != text and old != VALUE:
+                general = key[i] if VALUE in key[i] else VALUE
+                if old != general:
+                    tokens[i] = general
+                    changed = True
+        if changed:
+            self.template = " ".join(tokens)
+        return changed
+
+
+def _slot_keys(key: Key, min_constants: int) -> list[tuple[int, Key]]:
+    """``(i, key with slot i made <*>)`` for each non-value slot, if enough constants remain."""
+    constants = sum(1 for e in key if e != VALUE)
+    if constants - 1 < min_constants:
+        return []
+    return [(i, (*key[:i], VALUE, *key[i + 1 :])) for i, e in enumerate(key) if e != VALUE]
+
+
+class SkeletonMiner:
+    """Skeleton template mining for one stream of lines. Not thread-safe; one per service."""
+
+    def __init__(self, config: SkeletonConfig | None = None) -> None:
+        self.config = config or SkeletonConfig()
+        self._clusters: dict[int, SkeletonCluster] = {}
+        self._by_key: dict[Key, SkeletonCluster] = {}
+        # a key with one slot made <*> -> the words seen in that slot -> the key that had each
+        self._words: dict[Key, dict[str, Key]] = {}
+        self._next_id = 1
+        self._lines: dict[str, tuple[Key, tuple[str, ...]]] = {}
+
+    # -- public ---------------------------------------------------------------------------
+
+    def key(self, line: str) -> tuple[Key, tuple[str, ...]]:
+        """The key of ``line`` and its shown elements (remembered for repeated lines)."""
+        got = self._lines.get(line)
+        if got is None:
+            got = line_key(line)
+            limit = self.config.line_cache
+            if limit:
+                if len(self._lines) >= limit:
+                    self._lines.clear()
+                self._lines[line] = got
+        return got
+
+    def add(self, line: str) -> Match:
+        """Place ``line`` in a cluster, creating, joining or folding clusters as needed."""
+        key, shown = self.key(line)
+        c = self._by_key.get(key)
+        if c is not None:
+            c.size += 1
+            changed = c.fit(key, shown)
+            return Match(c.cluster_id, c.template, False, changed)
+        return self._new_key(key, shown)
+
+    def add_many(self, lines: Sequence[str]) -> list[Match]:
+        """``[self.add(line) for line in lines]``."""
+        add = self.add
+        return [add(line) for line in lines]
+
+    def match(self, line: str) -> SkeletonCluster | None:
+        """The cluster ``line`` would join, without changing anything (None if it would be new)."""
+        key, _ = line_key(line)
+        c = self._by_key.get(key)
+        if c is None:
+            for _, slot in _slot_keys(key, self.config.min_constants):
+                c = self._by_key.get(slot)
+                if c is not None:
+                    break
+        return c
+
+    def skip_ids(self, first: int) -> None:
+        """New clusters get ids from ``first`` on (ids a previous miner gave stay unused)."""
+        self._next_id = max(self._next_id, first)
+
+    def cluster(self, cluster_id: int) -> SkeletonCluster | None:
+        return self._clusters.get(cluster_id)
+
+    @property
+    def clusters(self) -> list[SkeletonCluster]:
+        return list(self._clusters.values())
+
+    def export_state(self) -> dict[str, Any]:
+        """Plain, JSON-ready state: enough to rebuild the same miner with :meth:`from_state`."""
+        return {
+            "kind": KIND,
+            "version": _STATE_VERSION,
+            "next_id": self._next_id,
+            "clusters": [
+                {
+                    "id": c.cluster_id,
+                    "tokens": list(c.tokens),
+                    "size": c.size,
+                    "keys": [list(k) for k in c.keys],
+                }
+                for c in self._clusters.values()
+            ],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], config: SkeletonConfig | None = None) -> SkeletonMiner:
+        """Rebuild from :meth:`export_state` output. Raises ``ValueError`` on another kind or version."""
+        if state.get("kind") != KIND or state.get("version") != _STATE_VERSION:
+            raise ValueError(
+                f"unsupported skeleton state: kind {state.get('kind')!r} version {state.get('version')!r}"
+            )
+        miner = cls(config)
+        for item in state["clusters"]:
+            keys = [tuple(str(e) for e in k) for k in item["keys"]]
+            c = SkeletonCluster(int(item["id"]), [str(t) for t in item["tokens"]], int(item["size"]), keys)
+            miner._clusters[c.cluster_id] = c
+            for k in keys:
+                miner._by_key[k] = c
+        for k in miner._by_key:
+            miner._note_words(k)
+        miner._next_id = max(int(state["next_id"]), max(miner._clusters, default=0) + 1)
+        return miner
+
+    # -- new keys -------------------------------------------------------------------------
+
+    def _new_key(self, key: Key, shown: tuple[str, ...]) -> Match:
+        slots = _slot_keys(key, self.config.min_constants)
+        for _, slot in slots:  # a value was seen where this key has a word: join that
+            target = self._by_key.get(slot)
+            if target is not None:
+                return self._attach(target, key, shown, merged=())
+        # words seen where this key has a value: their clusters join this key's
+        if sum(1 for e in key if e != VALUE) >= self.config.min_constants:
+            words = self._words.pop(key, None)
+            if words:
+                found = self._clusters_of(words.values())
+                if found:
+                    return self._fold(found, [key], key, shown)
+        for i, slot in slots:  # enough distinct words in one slot: it is a variable
+            words = self._words.get(slot)
+            if words is not None and len(words) + (key[i] not in words) >= self.config.word_values:
+                found = self._clusters_of(words.values())
+                if found:
+                    del self._words[slot]
+                    return self._fold(found, [slot, key], key, shown)
+        c = SkeletonCluster(self._next_id, list(shown), 1, [key], last_shown=shown)
+        self._next_id += 1
+        self._clusters[c.cluster_id] = c
+        self._by_key[key] = c
+        self._note_words(key)
+        self._bound(keep=c)
+        return Match(c.cluster_id, c.template, True, True)
+
+    def _clusters_of(self, keys: Any) -> list[SkeletonCluster]:
+        seen: dict[int, SkeletonCluster] = {}
+        for k in keys:
+            c = self._by_key.get(k)
+            if c is not None:
+                seen[c.cluster_id] = c
+        return list(seen.values())
+
+    def _fold(
+        self, found: list[SkeletonCluster], new_keys: list[Key], key: Key, shown: tuple[str, ...]
+    ) -> Match:
+        """Fold ``found`` into the largest of them, give it ``new_keys``, and add the line."""
+        target = max(found, key=lambda c: (c.size, -c.cluster_id))
+        merged: list[int] = []
+        for c in found:
+            if c is target:
+                continue
+            target.size += c.size
+            for k in c.keys:
+                self._by_key[k] = target
+            target.keys.extend(c.keys)
+            target.fit(k, tuple(c.tokens))
+            del self._clusters[c.cluster_id]
+            merged.append(c.cluster_id)
+        return self._attach(target, key, shown, merged=tuple(merged), extra=new_keys)
+
+    def _attach(
+        self,
+        target: SkeletonCluster,
+        key: Key,
+        shown: tuple[str, ...],
+        merged: tuple[int, ...],
+        extra: Sequence[Key] = (),
+    ) -> Match:
+        """``key`` (and ``extra`` keys) now lead to ``target``; the line joins it."""
+        for k in extra or (key,):
+            if k not in self._by_key:
+                self._by_key[k] = target
+                target.keys.append(k)
+                self._note_words(k)
+        target.size += 1
+        changed = target.fit(key, shown)  # the slot where it differs becomes <*>
+        self._bound(keep=target)
+        return Match(target.cluster_id, target.template, False, changed or bool(merged), merged)
+
+    def _note_words(self, key: Key) -> None:
+        """Remember this key's word in each of its slots, as evidence that the slot is variable."""
+        for i, slot in _slot_keys(key, self.config.min_constants):
+            if slot not in self._by_key:
+                self._words.setdefault(slot, {})[key[i]] = key
+
+    # -- bounds ---------------------------------------------------------------------------
+
+    def _bound(self, keep: SkeletonCluster) -> None:
+        cfg = self.config
+        while len(self._clusters) > cfg.max_clusters or len(self._by_key) > cfg.max_keys:
+            others = (c for c in self._clusters.values() if c is not keep)
+            victim = min(others, key=lambda c: c.size, default=None)
+            if victim is None:
+                return
+            self._evict(victim)
+
+    def _evict(self, victim: SkeletonCluster) -> None:
+        del self._clusters[victim.cluster_id]
+        for k in victim.keys:
+            if self._by_key.get(k) is victim:
+                del self._by_key[k]
+            for i, slot in _slot_keys(k, self.config.min_constants):
+                words = self._words.get(slot)
+                if words is not None and words.get(k[i]) == k:
+                    del words[k[i]]
+                    if not words:
+                        del self._words[slot]

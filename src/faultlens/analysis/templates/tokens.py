@@ -1,0 +1,189 @@
+"""Line keys: which tokens of a log line are values and which are the words of its template.
+
+The skeleton miner (:mod:`.skeleton`) groups lines by key, so this module is where a line's
+template is decided. The rules are generic, about the shape of tokens and never about a
+system or its vocabulary:
+
+1. A line is split on whitespace. A token is a **value** when, once its surrounding brackets
+   and punctuation are stripped, it holds a digit, a run of 8+ hex letters, an inner ``.``
+   (host, package and class names), a ``/`` or ``\\`` (paths, URLs, MIME types) or an ``@``,
+   or when it is an empty pair of brackets or quotes (``()``, ``""``: a value that is empty).
+   One exception: a word ending in one digit (``ssh2``, ``eth0``, ``IPv6``, ``SOCKS5``) is a
+   name, not a value. Every other token is a **word** and is kept as it is: in the logs
+   loghub labels, and in logs in general, a plain word is far more often part of the message
+   than a value (``VM Paused`` and ``VM Resumed`` are two events; see :mod:`.skeleton` for how
+   a slot of words still turns variable).
+2. ``name=value`` and ``name:value`` tokens keep their name and judge the value alone:
+   ``uid=0`` keys as ``uid=<*>``, ``user=root`` stays a word, ``logname=`` too.
+3. Context: a month or weekday name next to a value is part of a date; a unit name right
+   after a value (``KB``, ``ms``, ``sec``) is part of it.
+4. A bracketed group of values after the first token is an annotation of what precedes it
+   (``1190 bytes (1.16 KB) sent``, ``from 1.2.3.4 (host.name)``) and is left out of the key,
+   so the line keys like ``0 bytes sent``; and a run of values keys as one ``<*>`` (lists of
+   any length: ``name an14 an15 an16``).
+
+The key holds each word as it is and each value as ``<*>`` (``name=<*>``); ``shown`` holds the
+same elements as the line shows them, values masked by type (``<NUM>``, ``<IP>``, ...), which
+is what a template displays. :func:`line_key` is a pure function; each distinct token is
+judged once (a bounded memo).
+"""
+
+from __future__ import annotations
+
+import re
+
+from faultlens.analysis.templates import masking as _m
+from faultlens.analysis.templates.masking import MaskRule, mask
+
+VALUE = "<*>"
+
+# Masks that only name the type of a value for display; whether a token is a value is decided
+# by its shape (above), not by which mask matched.
+SHOWN_MASKS: tuple[MaskRule, ...] = (
+    _m._URL_QUERY,
+    _m._EMAIL,
+    _m._UUID,
+    _m._IPV6,
+    _m._IPV4,
+    _m._HEX0X,
+    _m._HEX,
+    _m._WINPATH,
+    _m._PATH,
+    _m._NUM,
+)
+
+_WORD, _VALUE, _DATE_NAME, _UNIT = 0, 1, 2, 3
+_STRIP = "()[]{}<>,;:.'\"!?"
+_OPENERS = "([{'\""
+_CLOSERS = {"(": ")", "[": "]", "{": "}"}
+_DIGIT = re.compile(r"\d")
+_VALUE_MARKS = re.compile(r"\d|[./\\@]|<[A-Z]+>")
+_NAME_WITH_DIGIT = re.compile(r"[A-Za-z]{2,}\d\Z")
+_HEX_LETTERS = re.compile(r"[a-fA-F]{8,}\Z")
+_KEY_EQ = re.compile(r"([^=]*?[A-Za-z_]\w*=)(.*)\Z", re.DOTALL)
+_KEY_COLON = re.compile(r"(\W*[A-Za-z_]\w*:)(.+)\Z", re.DOTALL)
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DATE_NAMES = frozenset((*_WEEKDAYS, *_MONTHS))
+_SIZE_UNITS = ("b", "kb", "mb", "gb", "tb", "kib", "mib", "gib")
+_UNIT_NAMES = frozenset((*_SIZE_UNITS, "ns", "us", "ms", "s", "sec", "secs"))
+_MAX_GROUP = 4  # tokens in a bracketed annotation
+
+_memo: dict[str, tuple[int, str, str]] = {}
+_MEMO_SIZE = 200_000
+
+
+def _is_value(text: str) -> bool:
+    core = text.strip(_STRIP)
+    if not core or _NAME_WITH_DIGIT.match(core):
+        return False
+    if _HEX_LETTERS.match(core):
+        return True
+    if _VALUE_MARKS.search(core) is not None:
+        return True
+    return _VALUE_MARKS.search(mask(core, SHOWN_MASKS)) is not None  # e.g. a URL query
+
+
+def _judge(token: str) -> tuple[int, str, str]:
+    """(kind, key element, shown element) of one token."""
+    core = token.strip(_STRIP)
+    if not core:
+        if len(token) >= 2 and token[0] in _OPENERS:
+            return _VALUE, VALUE, token  # an empty value: "()", "''"
+        return _WORD, token, token
+    kv = _KEY_EQ.match(token) or _KEY_COLON.match(token)
+    if kv is not None:
+        name, value = kv.group(1), kv.group(2)
+        if "." not in name and _DIGIT.search(name) is None:
+            if not value.strip(_STRIP) or not _is_value(value):
+                return _WORD, token, token
+            return _VALUE, name + VALUE, name + mask(value, SHOWN_MASKS)
+    if _is_value(token):
+        return _VALUE, VALUE, mask(token, SHOWN_MASKS)
+    low = core.lower()
+    if low[:3] in _DATE_NAMES and len(low) <= 9:
+        return _DATE_NAME, token, token
+    if low in _UNIT_NAMES:
+        return _UNIT, token, token
+    return _WORD, token, token
+
+
+def judge(token: str) -> tuple[int, str, str]:
+    """:func:`_judge`, remembered (a bounded memo of a pure function)."""
+    got = _memo.get(token)
+    if got is None:
+        got = _judge(token)
+        if len(_memo) >= _MEMO_SIZE:
+            _memo.clear()
+        _memo[token] = got
+    return got
+
+
+def line_key(line: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The grouping key of ``line`` and the same elements as shown (see the module docstring)."""
+    tokens = line.split()
+    judged = [_memo.get(t) or judge(t) for t in tokens]
+    kinds = [j[0] for j in judged]
+    n = len(tokens)
+    if _DATE_NAME in kinds or _UNIT in kinds:
+        _context(kinds, n)
+    keep = _annotations(tokens, kinds, n) if _VALUE in kinds else None
+    key: list[str] = []
+    shown: list[str] = []
+    last_value = False
+    for i in range(n):
+        if keep is not None and not keep[i]:
+            continue
+        kind, elem, text = judged[i]
+        if kinds[i] == _VALUE:
+            if kind != _VALUE:  # a date or unit word made a value by its neighbours
+                elem = VALUE
+            if elem == VALUE:
+                if last_value:
+                    shown[-1] = shown[-1] + " " + text
+                    continue
+                last_value = True
+            else:
+                last_value = False
+        else:
+            last_value = False
+        key.append(elem)
+        shown.append(text)
+    return tuple(key), tuple(shown)
+
+
+def _context(kinds: list[int], n: int) -> None:
+    """Date names next to a value, and units right after one, become values (in place).
+
+    Two passes, so that a date written name-first (``Sun Jul 3 10:05:25``) is reached from
+    its numbers whichever way round it is written.
+    """
+    for _ in range(2):
+        for i in range(n):
+            k = kinds[i]
+            if k == _DATE_NAME:
+                if (i > 0 and kinds[i - 1] == _VALUE) or (i + 1 < n and kinds[i + 1] == _VALUE):
+                    kinds[i] = _VALUE
+            elif k == _UNIT and i > 0 and kinds[i - 1] == _VALUE:
+                kinds[i] = _VALUE
+
+
+def _annotations(tokens: list[str], kinds: list[int], n: int) -> list[bool] | None:
+    """Which tokens stay in the key: bracketed groups of values after the first token do not."""
+    keep: list[bool] | None = None
+    i = 1
+    while i < n:
+        opener = tokens[i][0]
+        if kinds[i] == _VALUE and opener in _CLOSERS:
+            close = _CLOSERS[opener]
+            j = i
+            while j < n and kinds[j] == _VALUE and not tokens[j].rstrip(",;:.").endswith(close):
+                j += 1
+            if j < n and kinds[j] == _VALUE and j - i < _MAX_GROUP:
+                if keep is None:
+                    keep = [True] * n
+                for x in range(i, j + 1):
+                    keep[x] = False
+                i = j
+        i += 1
+    return keep
