@@ -18,6 +18,7 @@ from typing import Any
 
 from faultlens.analysis.runtime import AnalysisConsumer, build_analysis
 from faultlens.api import ApiServer, HealthState, create_app
+from faultlens.api.security import ApiSecurity
 from faultlens.config.model import Config, ExporterConfig
 from faultlens.export import Exporter
 from faultlens.pipeline.base import BatchConsumer
@@ -91,8 +92,9 @@ class FaultlensServer:
                 self.health,
                 analysis=self.analysis_store,
                 windows=WindowReader.for_store(store),
+                security=ApiSecurity.from_config(cfg),  # refuses an unauthenticated exposed API if asked
             )
-            self._api = ApiServer(app, cfg.api.host, cfg.api.port)
+            self._api = ApiServer(app, cfg.api.host, cfg.api.port, tls=cfg.api.tls, limits=cfg.api)
             await asyncio.to_thread(self._api.start)
             listeners.append(Listener("api", cfg.api.host, self._api.port))
         self._receivers = Receivers(cfg.receivers, cfg.admission, self._fanout, self.metrics)

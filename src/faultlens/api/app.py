@@ -11,6 +11,10 @@ Errors are mapped here, once:
 - an unknown trace -> 404; anything unexpected -> 500 "internal error", logged, and the
   server keeps serving.
 
+Before any route, :class:`~faultlens.api.security.SecurityMiddleware` refuses a request whose
+``Host`` is not a name of this server (421) or that lacks a good bearer token when auth is
+on (401); ``/healthz`` and ``/readyz`` stay open for probes.
+
 List endpoints ask the store for ``limit + 1`` items so they can say exactly whether the
 answer was cut (``truncated``) without a second query.
 """
@@ -28,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from faultlens.api import models as m
 from faultlens.api.health import HealthState
 from faultlens.api.params import INT64_MAX, Severity, TraceIdBytes, TraceStatus, UnixNanos, time_range
+from faultlens.api.security import ApiSecurity, SecurityMiddleware
 from faultlens.errors import StoreError, UnsupportedQuery
 from faultlens.selfmetrics import CONTENT_TYPE_LATEST, SelfMetrics
 from faultlens.store.analysis_base import AnalysisReader
@@ -63,8 +68,12 @@ def create_app(
     health: HealthState,
     analysis: AnalysisReader | None = None,
     windows: WindowReader | None = None,
+    security: ApiSecurity | None = None,
 ) -> FastAPI:
     """The API over ``reader``; ``/metrics`` renders ``metrics``; ``/readyz`` reads ``health``.
+
+    ``security`` (Host allow-list, bearer tokens) defaults to :class:`ApiSecurity`'s default:
+    no auth, loopback names only; the server builds it with ``ApiSecurity.from_config``.
 
     With ``analysis``, the analysis endpoints (errors, templates, RED, anomalies, incidents)
     are served too (:mod:`faultlens.api.analysis_routes`). With ``windows``, the service
@@ -77,6 +86,7 @@ def create_app(
         description="Read the traces, logs and metric points faultlens stored. See docs/api.md.",
     )
     _add_error_handlers(app)
+    app.add_middleware(SecurityMiddleware, security=security or ApiSecurity())  # outermost
     if analysis is not None:
         from faultlens.api.analysis_routes import analysis_router
 

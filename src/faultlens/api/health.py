@@ -4,6 +4,10 @@ Liveness (``/healthz``) only says the process answers HTTP. Readiness says it ca
 job: whoever starts a component (the store, the receivers, ...) declares it here, marks it
 ready once started and not ready, with a reason, when it stops or fails. A load balancer
 then sends traffic only to a server whose components are all ready.
+
+``/readyz`` answers without auth (probes have no token), so a snapshot holds no secret:
+reasons and details pass through :mod:`faultlens.config.redact` as they are taken (an
+exporter's ``https://user:password@host`` endpoint shows as ``https://user:***@host``).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from faultlens.config.redact import redact_text, redact_tree
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +73,15 @@ class HealthState:
             self._reasons[component] = reason
 
     def readiness(self) -> Readiness:
+        """A snapshot with secrets redacted (module docstring)."""
         with self._lock:
-            reasons = dict(self._reasons)
+            reasons = {name: None if r is None else redact_text(r) for name, r in self._reasons.items()}
             providers = dict(self._details)
         details: dict[str, Any] = {}
         for name, provider in providers.items():
             try:
-                details[name] = provider()
+                details[name] = redact_tree(provider(), (name,))
             except Exception as e:  # a broken provider must not break /readyz
                 log.exception("readiness details %r failed", name)
-                details[name] = {"error": str(e)}
+                details[name] = {"error": redact_text(str(e))}
         return Readiness(reasons, details)

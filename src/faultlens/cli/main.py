@@ -10,6 +10,7 @@ import typer
 
 from faultlens import __version__
 from faultlens.config import load_config
+from faultlens.config.redact import redact_tree
 from faultlens.errors import ConfigError
 
 app = typer.Typer(
@@ -32,13 +33,17 @@ def version() -> None:
 def config_show(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file.")] = None,
 ) -> None:
-    """Print the effective configuration (defaults, file and FAULTLENS_* variables merged) as JSON."""
+    """Print the effective configuration (defaults, file and FAULTLENS_* variables merged) as JSON.
+
+    Secrets are redacted (tokens, header values, URL passwords and query values, webhook
+    paths); :mod:`faultlens.config.redact` has the rules.
+    """
     try:
         cfg = load_config(config)
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(json.dumps(cfg.model_dump(mode="json"), indent=2))
+    typer.echo(json.dumps(redact_tree(cfg.model_dump(mode="json")), indent=2))
 
 
 def _register_optional_commands() -> None:

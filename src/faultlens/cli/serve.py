@@ -1,4 +1,11 @@
-"""``faultlens serve``: run the server until SIGINT or SIGTERM, then shut down cleanly."""
+"""``faultlens serve``: run the server until SIGINT or SIGTERM, then shut down cleanly.
+
+Before anything starts, each listener bound beyond loopback without authentication is
+warned about, loudly: a ``WARNING`` line on stderr and a log record
+(:func:`faultlens.config.exposure.exposure_warnings`); with
+``api.require_auth_beyond_loopback`` an exposed, unauthenticated API is refused instead,
+with one line and exit status 2, as any other config error.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,10 @@ import typer
 
 from faultlens.cli.main import app
 from faultlens.config import Config, load_config
+from faultlens.config.exposure import check_api_exposure, exposure_warnings
 from faultlens.errors import ConfigError
+
+log = logging.getLogger("faultlens.serve")
 
 
 def _overrides(
@@ -73,6 +83,7 @@ def serve(
     """Receive OTLP, store it, and answer queries, until Ctrl-C or SIGTERM."""
     try:
         cfg = load_config(config, _overrides(data_dir, otlp_grpc_port, otlp_http_port, api_port, log_level))
+        check_api_exposure(cfg)
     except ConfigError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
@@ -83,8 +94,14 @@ def serve(
     )
     # httpx logs every request at INFO; the exporters and webhook make many.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    for warning in exposure_warnings(cfg):
+        typer.echo(f"WARNING: {warning}", err=True)
+        log.warning("%s", warning)
     try:
         asyncio.run(_run(cfg))
+    except ConfigError as e:  # found while starting (an unreadable TLS file, ...)
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
     except OSError as e:
         typer.echo(f"error: cannot start: {e}", err=True)
         raise typer.Exit(1) from None

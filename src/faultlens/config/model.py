@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from faultlens.durations import Seconds, parse_duration_s
 from faultlens.export.config import ExporterConfig
@@ -45,7 +45,35 @@ class GrpcReceiverConfig(_Section):
     port: int = Field(default=4317, ge=0, le=65535)
 
 
-class HttpReceiverConfig(_Section):
+class HttpListenerConfig(_Section):
+    """Timeouts and a connection cap of one HTTP listener (OTLP/HTTP receiver, query API).
+
+    Enforced by :mod:`faultlens.httpguard`; docs/api.md ("Security") describes each. A
+    connection over ``max_connections`` is answered 503 (retryable) and closed.
+    """
+
+    # Keep-alive: a connection with no request in progress is closed after this long. Above
+    # the SDKs' export intervals' usual 5 s, as the Collector's 1 minute is.
+    idle_timeout: Seconds = 60.0
+    # A request's headers must be complete this long after its first byte (or after the
+    # connection opened, for its first request): a slow-header client is closed with 408.
+    header_timeout: Seconds = 10.0
+    # The whole body must have arrived this long after the headers ended.
+    body_timeout: Seconds = 60.0
+    # Open connections; a request on one more is refused 503. Memory is bounded by admission
+    # (in-flight bytes), so this caps sockets and tasks; well above what a fleet of SDKs with
+    # keep-alive connections opens against one node.
+    max_connections: int = Field(default=1024, gt=0)
+
+    @field_validator("idle_timeout", "header_timeout", "body_timeout")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be positive")
+        return value
+
+
+class HttpReceiverConfig(HttpListenerConfig):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=4318, ge=0, le=65535)
@@ -117,10 +145,30 @@ class StoreConfig(_Section):
         return self
 
 
-class ApiConfig(_Section):
+class ApiConfig(HttpListenerConfig):
+    """The query API (and UI) listener. Security: docs/api.md; :mod:`faultlens.api.security`."""
+
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # Unset: the receivers' tokens (``receivers.auth``) guard the API too, so turning auth on
+    # once closes every port. An empty ``bearer_tokens`` here turns API auth off explicitly.
+    auth: AuthConfig | None = None
+    tls: TlsConfig | None = None
+    # Host header names accepted besides the loopback names and ``host`` (DNS-rebinding
+    # protection): ``faultlens.example.com``, ``*.example.com`` (any subdomain) or ``*`` (any).
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Binding beyond loopback without auth: False warns at start, True refuses to start.
+    require_auth_beyond_loopback: bool = False
+    max_connections: int = Field(default=256, gt=0)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, hosts: list[str]) -> list[str]:
+        for host in hosts:
+            if not host.strip() or any(c in host for c in "/ @?#") or host.count(":") == 1:
+                raise ValueError(f"{host!r} is not a host name (no scheme, path or port: 'example.com')")
+        return [h.strip().lower() for h in hosts]
 
 
 class WebhookConfig(_Section):

@@ -179,7 +179,8 @@ class ExporterConfig(_Section):
         for signal in Signal:
             url = self.endpoint_for(signal)
             if self.protocol is not Protocol.GRPC and urlsplit(url).scheme not in ("http", "https"):
-                raise ValueError(f"{signal.value} endpoint {url!r} needs an http:// or https:// scheme")
+                shown = _redact_url(url)
+                raise ValueError(f"{signal.value} endpoint {shown!r} needs an http:// or https:// scheme")
         return self
 
     def endpoint_for(self, signal: Signal) -> str:
@@ -208,9 +209,17 @@ def grpc_target(endpoint: str, insecure: bool) -> tuple[str, bool]:
     if "://" in endpoint:
         parts = urlsplit(endpoint)
         if parts.scheme not in ("http", "https"):
-            raise ValueError(f"gRPC endpoint {endpoint!r}: scheme must be http or https")
+            raise ValueError(f"gRPC endpoint {_redact_url(endpoint)!r}: scheme must be http or https")
         return parts.netloc, parts.scheme == "https"
     return endpoint, not insecure
+
+
+def _redact_url(url: str) -> str:
+    """An endpoint as an error message may show it (no password, no query values)."""
+    # Imported here: faultlens.config's package imports this module (a cycle at import time).
+    from faultlens.config.redact import redact_url
+
+    return redact_url(url)
 
 
 # --- OTEL_EXPORTER_OTLP_* ------------------------------------------------------------------
@@ -238,7 +247,8 @@ def parse_headers(value: str, source: str = _PREFIX + "HEADERS") -> dict[str, st
         key, sep, val = entry.partition("=")
         key = key.strip()
         if not sep or not key:
-            log.warning("%s: skipping malformed header entry %r (expected key=value)", source, entry)
+            # The entry is not shown: a malformed one may be a credential without its '='.
+            log.warning("%s: skipping a malformed header entry (expected key=value)", source)
             continue
         headers[unquote(key).lower()] = unquote(val.strip())
     return headers

@@ -14,6 +14,9 @@ Order of checks, cheapest first, all before decoding::
 
 Every error body is a ``google.rpc.Status`` in the request's encoding (protobuf or JSON),
 with a RetryInfo detail on 503 and a BadRequest detail on 400 (:mod:`.status`).
+A request over the listener's connection cap gets the same kind of 503 from
+:meth:`OtlpHttpApp.refuse_overloaded`, which :mod:`faultlens.httpguard` calls; that module
+also closes idle and slow (headers, body) connections.
 When the request's Content-Type is not OTLP (404/405/415) the answer is JSON if the client's
 ``Accept`` asks for it and protobuf otherwise, the specification's default. A bug in a
 handler is answered 500 with a Status body and logged; the server keeps serving.
@@ -29,6 +32,7 @@ from typing import Any
 from faultlens.errors import (
     MethodNotAllowed,
     NotFound,
+    Overloaded,
     PayloadTooLarge,
     RequestError,
     UnsupportedMediaType,
@@ -93,6 +97,13 @@ class OtlpHttpApp:
             return
         await _send(send, 200, body, json=json)
 
+    async def refuse_overloaded(self, scope: Scope, receive: Receive, send: Send, message: str) -> None:
+        """Answer a request the listener will not take now (:data:`faultlens.httpguard.Refusal`):
+        a retryable 503 in the request's encoding, counted, and the connection closed."""
+        error = Overloaded(message, self._ingest.admission.retry_after_s)
+        self._acct.refused(PATHS.get(scope["path"]), error)
+        await _send_status(send, error, json=_error_body_is_json(_headers(scope)), close=True)
+
     async def _handle(
         self, scope: Scope, receive: Receive, headers: dict[str, str], signal: Signal | None
     ) -> tuple[bytes, bool]:
@@ -140,9 +151,9 @@ def _headers(scope: Scope) -> dict[str, str]:
     return out
 
 
-async def _send_status(send: Send, error: BaseException, *, json: bool) -> None:
+async def _send_status(send: Send, error: BaseException, *, json: bool, close: bool = False) -> None:
     status = status_for(error)
-    extra: list[tuple[bytes, bytes]] = []
+    extra: list[tuple[bytes, bytes]] = [(b"connection", b"close")] if close else []
     if status.retry_after_s is not None:
         # Retry-After is whole seconds (RFC 9110); round up so the client never comes early.
         extra.append((b"retry-after", str(max(0, math.ceil(status.retry_after_s))).encode()))

@@ -32,6 +32,7 @@ from typing import Any
 import uvicorn
 
 from faultlens.config.model import AdmissionConfig, ReceiversConfig
+from faultlens.httpguard import uvicorn_options
 from faultlens.pipeline.base import BatchConsumer
 from faultlens.receive.decode_pool import DecodePool
 from faultlens.receive.grpc_server import create_grpc_server
@@ -40,14 +41,10 @@ from faultlens.receive.ingest import Ingest
 from faultlens.receive.tls import uvicorn_ssl_options
 from faultlens.selfmetrics import SelfMetrics
 
-__all__ = ["HTTP_LIMIT_CONCURRENCY", "BoundPorts", "Receivers"]
+__all__ = ["BoundPorts", "Receivers"]
 
 log = logging.getLogger(__name__)
 
-# Connections (and tasks) uvicorn serves at once before answering a plain 503 itself. Memory
-# is bounded by admission (in-flight bytes), so this only caps sockets and tasks; it is well
-# above what a fleet of SDKs with keep-alive connections opens against one node.
-HTTP_LIMIT_CONCURRENCY = 1024
 _STARTUP_POLL_S = 0.005
 
 
@@ -144,16 +141,17 @@ class Receivers:
             raise
         port = int(sock.getsockname()[1])
         ssl = uvicorn_ssl_options(self._config.tls) if self._config.tls is not None else {}
+        app = OtlpHttpApp(self.ingest)
         config = uvicorn.Config(
-            OtlpHttpApp(self.ingest),
+            app,
             lifespan="off",
-            http="h11",
             log_config=None,
             log_level="warning",
             access_log=False,
-            limit_concurrency=HTTP_LIMIT_CONCURRENCY,
             timeout_graceful_shutdown=None,  # set from shutdown()'s timeout when stopping
             server_header=False,
+            # h11 with idle/header/body deadlines and the connection cap (receivers.http)
+            **uvicorn_options(cfg, app.refuse_overloaded, "OTLP/HTTP receiver"),
             **ssl,
         )
         server = _EmbeddedUvicorn(config)

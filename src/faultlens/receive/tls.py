@@ -19,11 +19,11 @@ from faultlens.errors import ConfigError
 __all__ = ["grpc_server_credentials", "uvicorn_ssl_options"]
 
 
-def _read(path: Path, key: str) -> bytes:
+def _read(path: Path, key: str, section: str = "receivers.tls") -> bytes:
     try:
         return path.read_bytes()
     except OSError as e:
-        raise ConfigError(f"receivers.tls.{key}", f"cannot read {path}: {e.strerror or e}") from None
+        raise ConfigError(f"{section}.{key}", f"cannot read {path}: {e.strerror or e}") from None
 
 
 def grpc_server_credentials(tls: TlsConfig) -> Any:
@@ -36,13 +36,16 @@ def grpc_server_credentials(tls: TlsConfig) -> Any:
     )
 
 
-def uvicorn_ssl_options(tls: TlsConfig) -> dict[str, Any]:
-    """Keyword arguments for ``uvicorn.Config``; checks the files are readable first."""
-    _read(tls.key_file, "key_file")
-    _read(tls.cert_file, "cert_file")
+def uvicorn_ssl_options(tls: TlsConfig, section: str = "receivers.tls") -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.Config``; checks the files are readable first.
+
+    ``section`` is the config key an unreadable file is reported under (``api.tls`` too).
+    """
+    _read(tls.key_file, "key_file", section)
+    _read(tls.cert_file, "cert_file", section)
     options: dict[str, Any] = {"ssl_certfile": str(tls.cert_file), "ssl_keyfile": str(tls.key_file)}
     if tls.client_ca_file is not None:
-        _read(tls.client_ca_file, "client_ca_file")
+        _read(tls.client_ca_file, "client_ca_file", section)
         options["ssl_ca_certs"] = str(tls.client_ca_file)
         options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
     return options

@@ -25,6 +25,7 @@ import httpx
 
 from faultlens.analysis.incidents import Incident
 from faultlens.config.model import WebhookConfig
+from faultlens.config.redact import redact_text, redact_url
 from faultlens.export.breaker import CircuitBreaker
 from faultlens.export.config import BreakerConfig, RetryConfig
 from faultlens.export.retry import Backoff
@@ -73,6 +74,7 @@ class WebhookNotifier:
             raise ValueError("a webhook needs a url")
         self._config = config
         self._url = config.url
+        self._shown_url = redact_url(config.url, hide_path=True)  # hooks carry their secret in the path
         self._metrics = metrics
         self._retry = retry or RetryConfig(initial_interval=0.5, max_interval=10.0, max_elapsed_time=120.0)
         self._breaker = CircuitBreaker(breaker or BreakerConfig(failure_threshold=3, open_duration=10.0))
@@ -158,7 +160,7 @@ class WebhookNotifier:
             delay = backoff.next_delay(hint)
             if backoff.exhausted(time.monotonic() - started, delay) or not self._wait(delay):
                 break
-        log.warning("incident webhook to %s gave up on %s", self._url, body["incident"]["id"])
+        log.warning("incident webhook to %s gave up on %s", self._shown_url, body["incident"]["id"])
         return False
 
     def _post(self, body: dict[str, Any]) -> tuple[bool | None, float | None]:
@@ -166,7 +168,7 @@ class WebhookNotifier:
         try:
             response = self._client.post(self._url, json=body)
         except httpx.HTTPError as e:
-            log.debug("incident webhook to %s failed: %s", self._url, e)
+            log.debug("incident webhook to %s failed: %s", self._shown_url, redact_text(str(e)))
             return True, None
         if response.is_success:
             return None, None
