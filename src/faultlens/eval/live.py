@@ -32,9 +32,14 @@ counts as a miss at every k. False incidents are those opened in no fault's wind
 of replayed data time (windows holding any data) and of data time holding spans.
 
 Root causes come from the incident itself (``root_causes`` on ``GET /api/v1/incidents/{id}``,
-what the server stored when it ranked them) or, on servers that do not attach them yet, from
-``GET /api/v1/incidents/{id}/rca`` (ranked on request, after the replay); the report says which
-(``root_cause_source``). Nothing here names a service, pod, operation or time of a data set.
+what the server stored when it ranked them; known once ``rca_status`` is past ``pending``)
+or, on servers that do not attach them, from ``GET /api/v1/incidents/{id}/rca`` (ranked on
+request, after the replay); the report says which (``root_cause_source``). ``rca_latency_s``
+is, per incident, the wall time from the incident showing in the API to its root causes
+showing (polled every 0.5 s while the replay runs; the route's own time on the fallback);
+``server.rca_from_metrics`` is the server's account from ``GET /metrics`` (rankings by
+outcome, and its open-to-stored histogram). Nothing here names a service, pod, operation or
+time of a data set.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,6 +99,8 @@ class RootCauses:
     source: str  # INCIDENT_ROUTE or RCA_ROUTE
     causes: tuple[Mapping[str, Any], ...]
     latency_s: float | None = None  # incident shown -> causes shown (or the route's own time)
+    status: str = ""  # the server's rca_status (ranked, nothing_changed, not_enough_data, ...)
+    reason: str = ""  # and its words for it
 
     def services(self) -> list[tuple[str, float]]:
         return [(str(c.get("service", "")), float(c.get("score") or 0.0)) for c in self.causes]
@@ -185,6 +192,8 @@ def score_live(
                 "incidents_opened_in_window": len(m.opened),
                 "joined_earlier_incident": m.joined[0] if m.joined and first is None else None,
                 "root_cause_source": None if causes is None else causes.source,
+                "rca_status": None if causes is None else causes.status,
+                "rca_reason": None if causes is None else causes.reason,
                 "root_causes_top3": [] if causes is None else causes.top(3),
             }
         )
@@ -261,6 +270,18 @@ def _rfc3339(ns: int) -> str:
 # --- reading the server back over its API ----------------------------------------------------
 
 
+def _ranked(detail: Mapping[str, Any]) -> bool:
+    """Whether an incident's root causes are known: its ``rca_status`` is past ``pending``
+    (``root_causes`` is then the answer, empty when nothing changed)."""
+    if "rca_status" in detail:
+        return bool(detail["rca_status"] != "pending")
+    return detail.get("root_causes") is not None
+
+
+def _carries(detail: Mapping[str, Any]) -> bool:
+    return "rca_status" in detail or "root_causes" in detail
+
+
 def _record(detail: Mapping[str, Any]) -> IncidentRecord:
     return IncidentRecord(
         id=str(detail["id"]),
@@ -273,17 +294,18 @@ def _record(detail: Mapping[str, Any]) -> IncidentRecord:
 
 
 class _Watcher:
-    """Polls the API while the replay runs: when each incident first shows and when its
-    ``root_causes`` do (wall clock, to ``interval_s``). Only incidents shown in the last
-    ``follow_s`` are polled for causes, so a server without them is not flooded."""
+    """Polls the API while the replay runs: when each incident first shows and when its root
+    causes do (wall clock, to ``interval_s``). Only incidents shown in the last ``follow_s``
+    are polled for causes, and none once the server shows it attaches none."""
 
-    def __init__(self, base_url: str, interval_s: float = 0.5, follow_s: float = 60.0) -> None:
+    def __init__(self, base_url: str, interval_s: float = 0.5, follow_s: float = 300.0) -> None:
         self.client = httpx.Client(base_url=base_url, timeout=60)
         self.interval_s = interval_s
         self.follow_s = follow_s
         self.shown: dict[str, float] = {}
         self.causes_shown: dict[str, float] = {}
         self.errors = 0
+        self.no_root_causes = False  # the server's incidents carry no root causes at all
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="eval-live-watch", daemon=True)
 
@@ -315,15 +337,20 @@ class _Watcher:
         for inc in r.json()["incidents"]:
             self.shown.setdefault(str(inc["id"]), now)
         for iid, shown in list(self.shown.items()):
-            if iid in self.causes_shown or now - shown > self.follow_s or self._stop.is_set():
+            if self.no_root_causes or self._stop.is_set():
+                return
+            if iid in self.causes_shown or now - shown > self.follow_s:
                 continue
             d = self.client.get(f"/api/v1/incidents/{iid}")
-            if d.status_code == 200 and d.json().get("root_causes") is not None:
-                self.causes_shown[iid] = time.perf_counter()
+            if d.status_code == 200:
+                detail = d.json()
+                self.no_root_causes = not _carries(detail)
+                if _ranked(detail):
+                    self.causes_shown[iid] = time.perf_counter()
 
 
 def _read_back(
-    api: httpx.Client, watcher: _Watcher, wait_s: float, say: Callable[[str], None]
+    api: httpx.Client, wait_s: float, say: Callable[[str], None]
 ) -> tuple[list[IncidentRecord], dict[str, RootCauses], dict[str, Any]]:
     """Every incident with its root causes as the API gives them once the analysis is done."""
     r = api.get("/api/v1/incidents", params={"limit": 1000})
@@ -332,29 +359,80 @@ def _read_back(
     ids = [str(i["id"]) for i in listing["incidents"]]
     details: dict[str, dict[str, Any]] = {}
     deadline = time.perf_counter() + wait_s
+    last_pending, progress_at = len(ids) + 1, time.perf_counter()
     while True:
         for iid in ids:
-            if iid not in details or details[iid].get("root_causes") is None:
+            if iid not in details or not _ranked(details[iid]):
                 got = api.get(f"/api/v1/incidents/{iid}")
                 got.raise_for_status()
                 details[iid] = got.json()
-        carries = any("root_causes" in d for d in details.values())
-        pending = [i for i in ids if details[i].get("root_causes") is None]
-        if not carries or not pending or time.perf_counter() > deadline:
+        carries = any(_carries(d) for d in details.values())
+        pending = [i for i in ids if not _ranked(details[i])]
+        now = time.perf_counter()
+        if len(pending) < last_pending:
+            last_pending, progress_at = len(pending), now
+        # Wait while rankings still land; give up after a minute without one.
+        if not carries or not pending or now > deadline or now - progress_at > 60:
             break
         say(f"waiting for the root causes of {len(pending)} incidents")
-        time.sleep(1.0)
+        time.sleep(2.0)
     incidents = sorted((_record(d) for d in details.values()), key=lambda i: (i.opened_ns, i.id))
     causes: dict[str, RootCauses] = {}
     for iid, d in details.items():
-        if d.get("root_causes") is not None:
-            causes[iid] = RootCauses(INCIDENT_ROUTE, tuple(d["root_causes"]), watcher.latency_s(iid))
+        if carries:
+            causes[iid] = RootCauses(
+                INCIDENT_ROUTE,
+                tuple(d.get("root_causes") or ()) if _ranked(d) else (),
+                None,
+                str(d.get("rca_status", "")),
+                str(d.get("rca_reason", "")),
+            )
     info = {
         "incidents_listing_truncated": bool(listing.get("truncated")),
         "incidents_carry_root_causes": carries,
-        "incidents_without_root_causes": len([i for i in ids if i not in causes]) if carries else None,
+        "rca_status_of_incidents": dict(Counter(c.status for c in causes.values())) if carries else None,
     }
     return incidents, causes, info
+
+
+def _rca_metrics(api: httpx.Client) -> dict[str, Any] | None:
+    """The server's own account of its rankings from ``GET /metrics``: outcomes, and the time
+    from an incident opening or growing to its root causes being stored (a histogram: the
+    quantiles are the upper bounds of their buckets). None when it keeps no such metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = api.get("/metrics")
+    if r.status_code != 200:
+        return None
+    outcomes: dict[str, int] = {}
+    buckets: list[tuple[float, float]] = []
+    total = count = 0.0
+    for family in text_string_to_metric_families(r.text):
+        for sample in family.samples:
+            if sample.name == "faultlens_rca_rankings_total":
+                outcomes[sample.labels.get("outcome", "")] = int(sample.value)
+            elif sample.name == "faultlens_rca_attach_seconds_bucket":
+                buckets.append((float(sample.labels["le"]), sample.value))
+            elif sample.name == "faultlens_rca_attach_seconds_sum":
+                total = sample.value
+            elif sample.name == "faultlens_rca_attach_seconds_count":
+                count = sample.value
+    if not outcomes and not count:
+        return None
+    buckets.sort()
+
+    def upper(q: float) -> float | None:
+        return next((le for le, n in buckets if count and n >= q * count), None)
+
+    return {
+        "rankings_by_outcome": outcomes,
+        "attach_s": {
+            "n": int(count),
+            "mean": round(total / count, 3) if count else None,
+            "median_at_most": upper(0.5),
+            "p95_at_most": upper(0.95),
+        },
+    }
 
 
 def _rca_route(api: httpx.Client, incident_ids: Sequence[str]) -> dict[str, RootCauses]:
@@ -407,7 +485,7 @@ def evaluate_live(
     days: Sequence[dt.date] = (),
     limit: int | None = None,
     lodo: bool = False,
-    rca_wait_s: float = 120.0,
+    rca_wait_s: float = 900.0,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Replay ``root`` (Nezha layout) into a fresh server as live telemetry; score what it answers.
@@ -488,9 +566,11 @@ def evaluate_live(
             if not analysis.drain(1800, close_windows=True):
                 raise RuntimeError("the analysis did not drain within 30 minutes")
             drain_s = time.perf_counter() - drain_t0
-            watcher.poll()  # incidents the last windows opened
+            # The watcher goes on while the last rankings land, so their latency counts too.
+            incidents, causes, info = _read_back(api, rca_wait_s, say)
             watcher.stop()
-            incidents, causes, info = _read_back(api, watcher, rca_wait_s, say)
+            causes = {i: replace(c, latency_s=watcher.latency_s(i)) for i, c in causes.items()}
+            server_rca = _rca_metrics(api)
             cpu_s = time.process_time() - cpu0
             if not info["incidents_carry_root_causes"]:
                 say(f"incidents carry no root_causes: asking {RCA_ROUTE} for the incidents that matched")
@@ -529,6 +609,7 @@ def evaluate_live(
             "analysis_dropped_items": _dropped(dropped),
             "analysis_late_items": late,
             "api_poll_errors": watcher.errors,
+            "rca_from_metrics": server_rca,
         },
         "replay": summary.as_dict(),
         "timing": {
