@@ -1,11 +1,12 @@
 """Wiring: build every stage from the config and own the order of start and shutdown.
 
-Start order is store -> store writer and analysis (restoring its state) -> fan-out -> API ->
-receivers, so nothing is accepted before it can be stored. Shutdown reverses it: receivers
-stop accepting and finish their in-flight requests, the fan-out flushes every accepted batch
-to the store, then lets the analysis finish its queue and save its state (one deadline,
-``shutdown_timeout_s``), then the API, the analysis tables and the store close.
-``shutdown`` is safe to call twice.
+Start order is store -> intake log (opened) -> store writer and analysis (restoring its
+state) -> fan-out -> replay of the intake log (acknowledged requests the store does not hold
+yet) -> API -> receivers, so nothing is accepted before it can be stored. Shutdown reverses
+it: receivers stop accepting and finish their in-flight requests, the fan-out flushes every
+accepted batch to the store, then lets the analysis finish its queue and save its state (one
+deadline, ``shutdown_timeout_s``), then the intake log is trimmed and closed, then the API,
+the analysis tables and the store close. ``shutdown`` is safe to call twice.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from faultlens.export import Exporter
 from faultlens.pipeline.base import BatchConsumer
 from faultlens.pipeline.fanout import Fanout
 from faultlens.receive import Receivers
+from faultlens.receive.intake import Durability, IntakeLog, replay_intake
 from faultlens.selfmetrics import SelfMetrics
 from faultlens.store import DuckDBStore, RetentionTask, StoreConsumer, open_store
 from faultlens.store.analysis_duckdb import DuckDBAnalysisStore
@@ -56,18 +58,22 @@ class FaultlensServer:
         self.analysis: AnalysisConsumer | None = None
         self.analysis_store: DuckDBAnalysisStore | None = None
         self.exporters: list[Exporter] = []
+        self.intake: IntakeLog | None = None
+        self._trimmer: asyncio.Task[None] | None = None
         self._stopped = False
 
     async def start(self) -> list[Listener]:
         """Start every stage; returns the listeners with their bound ports."""
         cfg = self.config
         self.store = store = open_store(cfg.store)
+        self.intake = self._open_intake()
         self._writer = StoreConsumer(
             store,
             cfg.store,
             self.metrics,
             retry_after_s=cfg.admission.retry_after,
             on_outcome=self._store_outcome,
+            intake=self.intake,
         )
         if cfg.analysis.enabled:
             self.analysis_store = DuckDBAnalysisStore(store.path)
@@ -81,6 +87,9 @@ class FaultlensServer:
         self.health.add_details("exporters", self._exporter_details)
         self._fanout = Fanout(required=[self._writer], best_effort=best_effort, metrics=self.metrics)
         self._fanout.start()
+        if self.intake is not None:
+            await asyncio.to_thread(self._replay_intake, self.intake, self._fanout, self._writer)
+            self._trimmer = asyncio.create_task(self._trim_intake(self.intake))
         self._retention = RetentionTask(store, cfg.store, self.metrics, analysis=self.analysis_store)
         self._retention.start()
         self.health.set_ready("store")
@@ -97,7 +106,7 @@ class FaultlensServer:
             self._api = ApiServer(app, cfg.api.host, cfg.api.port, tls=cfg.api.tls, limits=cfg.api)
             await asyncio.to_thread(self._api.start)
             listeners.append(Listener("api", cfg.api.host, self._api.port))
-        self._receivers = Receivers(cfg.receivers, cfg.admission, self._fanout, self.metrics)
+        self._receivers = Receivers(cfg.receivers, cfg.admission, self._fanout, self.metrics, intake=self.intake)
         ports = await self._receivers.start()
         if ports.grpc is not None:
             listeners.append(Listener("otlp-grpc", cfg.receivers.grpc.host, ports.grpc))
@@ -105,6 +114,49 @@ class FaultlensServer:
             listeners.append(Listener("otlp-http", cfg.receivers.http.host, ports.http))
         self.health.set_ready("receivers")
         return listeners
+
+    def _open_intake(self) -> IntakeLog | None:
+        """The intake log of ``intake`` config, opened (a torn tail cut off), or None."""
+        cfg = self.config.intake
+        durability = Durability(cfg.durability)
+        if durability is Durability.NONE:
+            return None
+        intake = IntakeLog(
+            cfg.directory or self.config.store.data_dir / "intake",
+            durability=durability,
+            segment_bytes=cfg.segment_bytes,
+            max_bytes=cfg.max_bytes,
+            retry_after_s=self.config.admission.retry_after,
+        )
+        stats = intake.open()
+        if stats.records:
+            log.info(
+                "intake log: %d requests in %d segments (%d cancelled), %d torn bytes cut off",
+                stats.records,
+                stats.segments,
+                stats.cancelled,
+                stats.torn_bytes,
+            )
+        return intake
+
+    def _replay_intake(self, intake: IntakeLog, fanout: Fanout, writer: StoreConsumer) -> None:
+        assert self.store is not None
+        handed = replay_intake(intake, self.store, fanout, wait_for_room=lambda: writer.flush(5.0))
+        if handed:
+            log.info("intake log: replayed %d acknowledged requests the store did not hold", handed)
+
+    async def _trim_intake(self, intake: IntakeLog, interval_s: float = 1.0) -> None:
+        """Delete applied segments of the intake log, and the store's record of them."""
+        forgotten = 0
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                below = intake.trim()
+                if below > forgotten and self.store is not None:
+                    await asyncio.to_thread(self.store.forget_intake, below)
+                    forgotten = below
+            except Exception:  # the next round tries again; the log only grows meanwhile
+                log.exception("trimming the intake log failed")
 
     def _store_outcome(self, error: Exception | None) -> None:
         """The store is ready while its writes land; the last failure is the reason it is not."""
@@ -159,6 +211,11 @@ class FaultlensServer:
             await self._receivers.shutdown(min(5.0, remaining()))
         if self._fanout is not None:
             await asyncio.to_thread(self._fanout.shutdown, remaining())
+        if self._trimmer is not None:
+            self._trimmer.cancel()
+        if self.intake is not None:
+            self.intake.trim()
+            self.intake.close()
         if self._retention is not None:
             await asyncio.to_thread(self._retention.shutdown, min(5.0, remaining()))
         if self._api is not None:

@@ -225,9 +225,26 @@ class PipelineConfig(_Section):
         return self
 
 
+class IntakeConfig(_Section):
+    """The intake log (``faultlens.receive.intake``): what an OTLP acknowledgement survives.
+
+    ``durability``: ``process`` (default) writes each request to the log before answering,
+    so acknowledged data survives the process being killed; ``fsync`` also waits for the
+    disk (group committed), so it survives power loss; ``none`` keeps no log and answers once
+    the request is queued in memory. ``directory`` defaults to ``<store.data_dir>/intake``.
+    ``max_bytes``: log not yet stored past which requests are refused as retryable.
+    """
+
+    durability: Literal["none", "process", "fsync"] = "process"
+    directory: Path | None = None
+    segment_bytes: int = Field(default=64 * 2**20, ge=2**16)
+    max_bytes: int = Field(default=4 * 2**30, gt=0)
+
+
 class Config(_Section):
     receivers: ReceiversConfig = ReceiversConfig()
     admission: AdmissionConfig = AdmissionConfig()
+    intake: IntakeConfig = IntakeConfig()
     store: StoreConfig = StoreConfig()
     api: ApiConfig = ApiConfig()
     analysis: AnalysisConfig = AnalysisConfig()

@@ -2,8 +2,10 @@
 
 The transports own everything about the wire (paths, headers, metadata, compression,
 status encoding); :class:`Ingest` owns what is the same for both: the bearer-token check,
-admission, decoding once, handing the batch to the :class:`BatchConsumer`, and the
-counters. Keeping it here is what makes gRPC and HTTP answer the same request the same way.
+admission, decoding once, writing the request to the intake log (so that the answer means
+the data survives a kill: :mod:`faultlens.receive.intake`), handing the batch to the
+:class:`BatchConsumer`, and the counters. Keeping it here is what makes gRPC and HTTP
+answer the same request the same way.
 
 Decode placement. Three placements exist: on the event loop (default); in N threads
 (``receivers.decode_threads``) for what the native span decoder parses, which is protobuf
@@ -46,6 +48,7 @@ by decode; measure there with ``bench/ingest.py --decode-workers 0,1,2``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -59,6 +62,7 @@ from faultlens.receive.accounting import Accounting, RefusalReason
 from faultlens.receive.admission import Admission
 from faultlens.receive.auth import BearerAuth
 from faultlens.receive.decode_pool import DecodePool
+from faultlens.receive.intake import Durability, IntakeLog
 from faultlens.selfmetrics import SelfMetrics
 from faultlens.types import Signal, Transport
 
@@ -82,13 +86,16 @@ class Ingest:
         gate: Admission | None = None,
         pool: DecodePool | None = None,
         threads: int = 0,
+        intake: IntakeLog | None = None,
     ) -> None:
+        """``intake``: the log each accepted request is written to before it is answered."""
         self.max_request_bytes = receivers.max_request_bytes
         self.auth = BearerAuth(receivers.auth)
         self.admission = gate if gate is not None else Admission(admission, metrics)
         self.consumer = consumer
         self.metrics = metrics
         self.pool = pool
+        self.intake = intake
         self.threads: ThreadPoolExecutor | None = None
         if threads > 0 and NATIVE:
             self.threads = ThreadPoolExecutor(threads, thread_name_prefix="faultlens-decode")
@@ -115,12 +122,34 @@ class Ingest:
         acct.decoded(batch)
         if batch.accepted:
             try:
+                batch = await self._log(batch, body, json=json)
+            except Overloaded:
+                acct.refused_items(batch)
+                raise
+            try:
                 self.consumer.consume(batch)
             except Overloaded:
+                if batch.intake_seq is not None and self.intake is not None:
+                    self.intake.cancel(batch.intake_seq)
                 acct.refused_items(batch)
                 raise
         acct.accepted(batch)
         return encode_response(signal, batch, json=json)
+
+    async def _log(self, batch: DecodedBatch, body: bytes, *, json: bool) -> DecodedBatch:
+        """Write the request to the intake log (and wait for the disk in ``fsync`` mode);
+        the batch then carries its sequence number. Raises :class:`Overloaded`."""
+        intake = self.intake
+        if intake is None:
+            return batch
+        seq = intake.append(batch.signal, body, json=json)
+        if intake.durability is Durability.FSYNC:
+            try:
+                await asyncio.to_thread(intake.wait_durable_blocking)
+            except Overloaded:
+                intake.cancel(seq)
+                raise
+        return dataclasses.replace(batch, intake_seq=seq)
 
     async def _decode(self, signal: Signal, body: bytes, *, json: bool) -> DecodedBatch:
         started = time.perf_counter()

@@ -38,6 +38,7 @@ from faultlens.receive.decode_pool import DecodePool
 from faultlens.receive.grpc_server import create_grpc_server
 from faultlens.receive.http_server import OtlpHttpApp
 from faultlens.receive.ingest import Ingest
+from faultlens.receive.intake import IntakeLog
 from faultlens.receive.tls import uvicorn_ssl_options
 from faultlens.selfmetrics import SelfMetrics
 
@@ -73,7 +74,10 @@ class Receivers:
         admission: AdmissionConfig,
         consumer: BatchConsumer,
         metrics: SelfMetrics,
+        *,
+        intake: IntakeLog | None = None,
     ) -> None:
+        """``intake``: the log every accepted request is written to before it is answered."""
         self._config = receivers
         self.pool = (
             DecodePool(receivers.decode_workers, retry_after_s=admission.retry_after)
@@ -81,7 +85,13 @@ class Receivers:
             else None
         )
         self.ingest = Ingest(
-            receivers, admission, consumer, metrics, pool=self.pool, threads=receivers.decode_threads
+            receivers,
+            admission,
+            consumer,
+            metrics,
+            pool=self.pool,
+            threads=receivers.decode_threads,
+            intake=intake,
         )
         self._grpc: Any = None
         self._http: _EmbeddedUvicorn | None = None

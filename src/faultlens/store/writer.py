@@ -14,11 +14,25 @@ DuckDB inserts Arrow several times faster in large inserts than in small ones (D
 ~140k rows/s at 1k rows, ~600k rows/s at 100k rows), so small requests are coalesced into
 one insert per signal. Rows and their Arrow bytes count against the bounds until they are
 written, so the bound is on memory actually held: a decoded span is ~1.2 KB of Arrow, so a
-row bound alone would let a million spans hold over a gigabyte. Every accepted row ends up
-written, or counted in ``faultlens_dropped_items_total{consumer="store"}`` with reason
-``store_error`` (the store kept failing) or ``shutdown_timeout`` (shutdown ran out of
-time) and logged. Once a flush has failed every attempt, new batches are refused (the
-client keeps them and retries) but for one probe per ``retry_after_s``, until a flush lands.
+row bound alone would let a million spans hold over a gigabyte.
+
+With an intake log (``faultlens.receive.intake``), each batch carries its request's sequence
+number; a write records them in the store with the rows, and the writer reports them to the
+log once committed, so the log can be trimmed. A write that raised is retried only when the
+store does not hold its sequence numbers (DuckDB may fail a COMMIT that is already durable,
+when the checkpoint after it fails): nothing is stored twice. When every attempt of a flush
+fails, the batches stay queued and are tried again every ``retry_after_s``; nothing
+acknowledged is dropped for a store failure, and what is still queued at the shutdown
+deadline stays in the intake log and is replayed at the next start. A batch that fails alone
+while others of the same flush land is not a store failure but a batch the store cannot take:
+it is counted in ``faultlens_dropped_items_total{consumer="store", reason="store_rejected"}``,
+logged, and cancelled in the log.
+
+Without an intake log (``intake.durability: none``), a flush whose every attempt failed is
+counted as dropped (reason ``store_error``), and what is left at the shutdown deadline as
+``shutdown_timeout``. In both cases, once a flush has failed every attempt, new batches are
+refused (the client keeps them and retries) but for one probe per ``retry_after_s``, until a
+flush lands.
 """
 
 from __future__ import annotations
@@ -27,6 +41,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -36,6 +51,9 @@ from faultlens.errors import Overloaded
 from faultlens.selfmetrics import SelfMetrics
 from faultlens.store.base import StoreWriter
 from faultlens.types import Signal
+
+if TYPE_CHECKING:
+    from faultlens.receive.intake import IntakeLog
 
 __all__ = ["StoreConsumer"]
 
@@ -67,6 +85,7 @@ class StoreConsumer:
         retry_backoff_s: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
         on_outcome: Callable[[Exception | None], None] | None = None,
+        intake: IntakeLog | None = None,
     ) -> None:
         """``config`` gives ``flush_rows``, ``flush_interval`` and ``queue_max_rows``;
         ``retry_after_s`` is the back-off hint in :class:`Overloaded` refusals; a failed write
@@ -81,7 +100,10 @@ class StoreConsumer:
         While the last flush failed, :meth:`consume` refuses with :class:`Overloaded` (the
         client retries after ``retry_after_s``) instead of accepting data only to drop it,
         except for one batch per ``retry_after_s``: that one is the probe whose flush tells
-        whether the store writes again."""
+        whether the store writes again.
+
+        ``intake``: the intake log whose requests the batches are; with it, failed flushes
+        are kept and retried instead of dropped (module docstring)."""
         if write_attempts <= 0:
             raise ValueError("write_attempts must be positive")
         self._store = store
@@ -95,6 +117,8 @@ class StoreConsumer:
         self._retry_backoff_s = retry_backoff_s
         self._clock = clock
         self._on_outcome = on_outcome
+        self._intake = intake
+        self._retry_at = 0.0  # clock() before which kept batches are not tried again
         self._failing: Exception | None = None  # the last flush's error while none has landed since
         self._next_probe = 0.0  # clock() after which a batch may pass while failing
 
@@ -154,7 +178,9 @@ class StoreConsumer:
                 )
             # Only the table is written: dropping ``raw`` (the request as it came, ~0.5 KB a
             # span) here keeps it from living in the queue until the flush.
-            self._pending.setdefault(batch.signal, []).append(DecodedBatch(batch.signal, batch.table))
+            self._pending.setdefault(batch.signal, []).append(
+                DecodedBatch(batch.signal, batch.table, intake_seq=batch.intake_seq)
+            )
             self._pending_rows += rows
             self._queued_bytes += size
             self._accepted_batches += 1
@@ -226,6 +252,9 @@ class StoreConsumer:
         """0 when a flush is due now, else seconds until it is (None: nothing pending)."""
         if not self._pending_rows:
             return None
+        if self._failing is not None and self._intake is not None:
+            # Kept batches wait for the next try; a shutdown keeps trying until its deadline.
+            return max(0.0, self._retry_at - self._clock())
         if (
             self._stopping
             or self._pending_rows >= self._flush_rows
@@ -248,48 +277,83 @@ class StoreConsumer:
                 taken, rows = self._pending, self._pending_rows
                 self._pending, self._pending_rows, self._oldest_pending = {}, 0, None
                 self._inflight_rows += rows
-            batches = sum(len(v) for v in taken.values())
-            taken_bytes = sum(b.table.nbytes for v in taken.values() for b in v)
+            kept: dict[Signal, list[DecodedBatch]] = {}
             try:
                 for signal, parts in taken.items():
                     try:
-                        self._write_signal(signal, parts)
+                        left = self._write_signal(signal, parts)
                     except Exception:  # a bug, not a store failure: keep the thread alive, count it
                         log.exception("store writer failed unexpectedly")
                         self._count_dropped(signal, sum(b.accepted for b in parts), "internal_error")
+                        left = []
+                    if left:
+                        kept[signal] = left
             finally:
-                with self._cond:
-                    self._inflight_rows -= rows
-                    self._queued_bytes -= taken_bytes
-                    self._done_batches += batches
-                    self._set_gauge()
-                    self._cond.notify_all()
+                self._settle(taken, rows, kept)
 
-    def _write_signal(self, signal: Signal, parts: list[DecodedBatch]) -> None:
-        """Write one signal's waiting batches as one insert; isolate a poisonous batch if not."""
+    def _settle(
+        self, taken: dict[Signal, list[DecodedBatch]], rows: int, kept: dict[Signal, list[DecodedBatch]]
+    ) -> None:
+        """After a flush: release what was written or dropped; queue what is kept in front."""
+        kept_rows = sum(b.accepted for v in kept.values() for b in v)
+        kept_count = sum(len(v) for v in kept.values())
+        done_bytes = sum(b.table.nbytes for v in taken.values() for b in v) - sum(
+            b.table.nbytes for v in kept.values() for b in v
+        )
+        with self._cond:
+            self._inflight_rows -= rows
+            self._queued_bytes -= done_bytes
+            if kept:
+                for signal, parts in kept.items():
+                    self._pending[signal] = parts + self._pending.get(signal, [])
+                self._pending_rows += kept_rows
+                if self._oldest_pending is None:
+                    self._oldest_pending = self._clock()
+                self._retry_at = self._clock() + self._retry_after_s
+            self._done_batches += sum(len(v) for v in taken.values()) - kept_count
+            self._set_gauge()
+            self._cond.notify_all()
+
+    def _write_signal(self, signal: Signal, parts: list[DecodedBatch]) -> list[DecodedBatch]:
+        """Write one signal's waiting batches as one insert; isolate a poisonous batch if not.
+
+        Returns the batches to keep and try again (with an intake log, when the store failed
+        them all); the others were written or counted as dropped."""
         rows = sum(b.accepted for b in parts)
         try:
             coalesced = [DecodedBatch(signal, pa.concat_tables([b.table for b in parts]))]
         except (pa.ArrowInvalid, pa.ArrowTypeError):
             coalesced = parts  # schemas differ; let the store take them one by one
-        error = self._write_with_retries(signal, coalesced, rows, self._write_attempts)
+        error = self._write_with_retries(signal, coalesced, _seqs(parts), rows, self._write_attempts)
         if error is None:
             self._report(None)
-            return
-        if len(parts) > 1:
-            # One bad batch must not take the others with it: try each alone, once.
-            written = False
-            for b in parts:
-                failed = self._write_with_retries(signal, [b], b.accepted, 1)
-                if failed is None:
-                    written = True
-                else:
-                    error = failed
-                    self._count_dropped(signal, b.accepted, "store_error")
-            self._report(None if written else error)
-        else:
-            self._count_dropped(signal, rows, "store_error")
-            self._report(error)
+            return []
+        if len(parts) == 1:
+            return self._failed(signal, parts, error)
+        # One bad batch must not take the others with it: try each alone, once.
+        failed: list[DecodedBatch] = []
+        for b in parts:
+            if self._write_with_retries(signal, [b], _seqs([b]), b.accepted, 1) is not None:
+                failed.append(b)
+        if len(failed) == len(parts):
+            return self._failed(signal, failed, error)
+        for b in failed:  # the store writes, but not these: they can never be written
+            self._reject(signal, b)
+        self._report(None)
+        return []
+
+    def _failed(self, signal: Signal, parts: list[DecodedBatch], error: Exception) -> list[DecodedBatch]:
+        """Every attempt failed: keep the batches (intake log) or drop and count them."""
+        self._report(error)
+        if self._intake is not None:
+            return parts
+        self._count_dropped(signal, sum(b.accepted for b in parts), "store_error")
+        return []
+
+    def _reject(self, signal: Signal, batch: DecodedBatch) -> None:
+        self._count_dropped(signal, batch.accepted, "store_rejected")
+        if self._intake is not None and batch.intake_seq is not None:
+            self._intake.cancel(batch.intake_seq)
 
     def _report(self, error: Exception | None) -> None:
         with self._cond:
@@ -304,15 +368,21 @@ class StoreConsumer:
             log.exception("store write outcome listener failed")
 
     def _write_with_retries(
-        self, signal: Signal, batches: list[DecodedBatch], rows: int, attempts: int
+        self, signal: Signal, batches: list[DecodedBatch], seqs: list[int], rows: int, attempts: int
     ) -> Exception | None:
-        """None once the store took the batches, else the error of the last attempt."""
+        """None once the store took the batches, else the error of the last attempt.
+
+        With sequence numbers, a write that raised counts as taken when the store holds them
+        (its COMMIT was durable); they are reported to the intake log once taken."""
         error: Exception | None = None
         for attempt in range(attempts):
             started = time.perf_counter()
             try:
-                self._store.write(batches)
+                self._store.write(batches, seqs)
             except Exception as e:
+                if seqs and self._landed(seqs, e):
+                    self._written(signal, seqs, rows, started)
+                    return None
                 error = e
                 log.warning(
                     "store write of %d %s failed (attempt %d of %d): %s",
@@ -326,10 +396,26 @@ class StoreConsumer:
                     time.sleep(self._retry_backoff_s * 2**attempt)
                     continue
                 break
-            self._metrics.store_flush_seconds.observe(time.perf_counter() - started)
-            self._metrics.store_written_items.labels(signal=signal.value).inc(rows)
+            self._written(signal, seqs, rows, started)
             return None
         return error
+
+    def _landed(self, seqs: list[int], error: Exception) -> bool:
+        """Whether a write that raised ``error`` committed all the same."""
+        try:
+            held = self._store.applied_intake(seqs)
+        except Exception as e:  # the store cannot even answer: treat the write as failed
+            log.debug("cannot ask the store which intake requests it holds: %s", e)
+            return False
+        if held:
+            log.warning("store write raised but committed (%s); not retried", error)
+        return len(held) == len(set(seqs))
+
+    def _written(self, signal: Signal, seqs: list[int], rows: int, started: float) -> None:
+        self._metrics.store_flush_seconds.observe(time.perf_counter() - started)
+        self._metrics.store_written_items.labels(signal=signal.value).inc(rows)
+        if self._intake is not None and seqs:
+            self._intake.applied(seqs)
 
     def _count_dropped(self, signal: Signal, rows: int, reason: str) -> None:
         self._metrics.dropped_items.labels(signal=signal.value, consumer=CONSUMER, reason=reason).inc(rows)
@@ -344,4 +430,17 @@ class StoreConsumer:
             self._set_gauge()
             self._cond.notify_all()
         for signal, parts in leftover.items():
-            self._count_dropped(signal, sum(b.accepted for b in parts), "shutdown_timeout")
+            rows = sum(b.accepted for b in parts)
+            if self._intake is not None and all(b.intake_seq is not None for b in parts):
+                log.warning(
+                    "store writer stopped with %d %s not written; they stay in the intake log "
+                    "and are written at the next start",
+                    rows,
+                    signal.item_name,
+                )
+            else:
+                self._count_dropped(signal, rows, "shutdown_timeout")
+
+
+def _seqs(batches: list[DecodedBatch]) -> list[int]:
+    return [b.intake_seq for b in batches if b.intake_seq is not None]

@@ -72,7 +72,7 @@ def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None)
         if time.monotonic() > deadline:
             proc.kill()
             raise RuntimeError("faultlens serve did not print its ports within 60 s")
-    output: list[str] = []
+    output: list[str] = [line.rstrip("\n") for line in seen]  # what it printed while starting too
 
     def drain() -> None:
         assert proc.stdout is not None

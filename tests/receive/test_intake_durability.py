@@ -1,0 +1,177 @@
+"""An acknowledgement means the data survives ``kill -9``: real processes, unique request tags.
+
+Every request carries its own service name (``req-<n>``), so after the run each request's
+rows can be counted in the store file: a request that was answered OK must be there exactly
+once, and no request may be there twice (one that was in flight when the process died was
+never answered; it may be there once, or not at all).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+from google.protobuf.message import Message
+
+from faultlens.testing.payloads import build_logs_request, build_metrics_request, build_trace_request
+from faultlens.testing.process import ServerProcess, start_server
+
+TRIALS = 20
+
+
+def _tag(message: Message, resources: str, name: str) -> None:
+    for r in getattr(message, resources):
+        for kv in r.resource.attributes:
+            if kv.key == "service.name":
+                kv.value.string_value = name
+
+
+# path, table, a request of n's rows and its row count
+_SIGNALS: list[tuple[str, str, Callable[[int], tuple[bytes, int]]]] = []
+
+
+def _traces(n: int) -> tuple[bytes, int]:
+    req = build_trace_request(n_spans=40, services=1, attrs_per_span=4, seed=n)
+    _tag(req, "resource_spans", f"req-{n}")
+    return req.SerializeToString(), 40
+
+
+def _logs(n: int) -> tuple[bytes, int]:
+    req = build_logs_request(n_records=30, services=1, seed=n)
+    _tag(req, "resource_logs", f"req-{n}")
+    return req.SerializeToString(), 30
+
+
+def _metrics(n: int) -> tuple[bytes, int]:
+    req = build_metrics_request(services=1, points_per_metric=2, seed=n)
+    _tag(req, "resource_metrics", f"req-{n}")
+    return req.SerializeToString(), 14
+
+
+_SIGNALS = [("/v1/traces", "spans", _traces), ("/v1/logs", "logs", _logs), ("/v1/metrics", "metric_points", _metrics)]
+
+
+@dataclass
+class _Sender:
+    """Sends requests one after the other until the server stops answering."""
+
+    port: int
+    start: int
+    acked: dict[int, tuple[str, int]] = field(default_factory=dict)  # n -> (table, rows)
+    sent: dict[int, tuple[str, int]] = field(default_factory=dict)
+    next_n: int = 0
+
+    def run(self, stop: threading.Event) -> None:
+        n = self.start
+        with httpx.Client(timeout=5) as client:
+            while not stop.is_set():
+                path, table, build = _SIGNALS[n % len(_SIGNALS)]
+                body, rows = build(n)
+                self.sent[n] = (table, rows)
+                try:
+                    r = client.post(
+                        f"http://127.0.0.1:{self.port}{path}",
+                        content=body,
+                        headers={"Content-Type": "application/x-protobuf"},
+                    )
+                except httpx.HTTPError:
+                    break
+                if r.status_code == 200:
+                    self.acked[n] = (table, rows)
+                n += 1
+        self.next_n = n
+
+
+def _rows_per_request(db: Path) -> dict[tuple[str, str], int]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        out: dict[tuple[str, str], int] = {}
+        for table in ("spans", "logs", "metric_points"):
+            for service, count in con.execute(f"SELECT service_name, count(*) FROM {table} GROUP BY service_name").fetchall():
+                out[(table, service)] = count
+        return out
+    finally:
+        con.close()
+
+
+def _wait_stored(server: ServerProcess, timeout_s: float = 30.0) -> None:
+    """Until the store's counts stop moving (the writer flushes every ~2 s)."""
+    deadline = time.monotonic() + timeout_s
+    last: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        stats = server.stats()
+        if stats == last:
+            return
+        last = stats
+        time.sleep(2.5)
+
+
+@pytest.mark.timeout(600)
+def test_kill_9_at_random_points_loses_and_duplicates_nothing_acknowledged(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    acked: dict[int, tuple[str, int]] = {}
+    sent: dict[int, tuple[str, int]] = {}
+    n = 0
+    for _ in range(TRIALS):
+        server = start_server(tmp_path)
+        sender = _Sender(server.http_port, n)
+        stop = threading.Event()
+        thread = threading.Thread(target=sender.run, args=(stop,))
+        thread.start()
+        time.sleep(rng.uniform(0.3, 1.5))
+        server.proc.kill()  # SIGKILL: no flush, no shutdown
+        server.proc.wait()
+        stop.set()
+        thread.join(10)
+        acked.update(sender.acked)
+        sent.update(sender.sent)
+        n = sender.next_n + 1
+    server = start_server(tmp_path)
+    try:
+        _wait_stored(server)
+    finally:
+        assert server.stop() == 0
+    counts = _rows_per_request(tmp_path / "faultlens.duckdb")
+    assert len(acked) > TRIALS * 5, "the sender got too few answers to test anything"
+    lost = {k: v for k, v in acked.items() if counts.get((v[0], f"req-{k}"), 0) != v[1]}
+    assert not lost, f"{len(lost)} of {len(acked)} acknowledged requests not stored exactly once: {list(lost)[:5]}"
+    doubled = {k for k, (table, rows) in sent.items() if counts.get((table, f"req-{k}"), 0) > rows}
+    assert not doubled, f"requests stored twice: {sorted(doubled)[:5]}"
+
+
+def test_a_torn_tail_is_cut_off_and_the_rest_replayed(tmp_path: Path) -> None:
+    """The process dies in the middle of writing a record: the records before it are kept."""
+    server = start_server(tmp_path)
+    try:
+        with httpx.Client(timeout=5) as client:
+            for n in range(3):
+                body, _ = _traces(n)
+                r = client.post(
+                    f"http://127.0.0.1:{server.http_port}/v1/traces",
+                    content=body,
+                    headers={"Content-Type": "application/x-protobuf"},
+                )
+                assert r.status_code == 200
+    finally:
+        server.proc.kill()
+        server.proc.wait()
+    segments = sorted((tmp_path / "intake").glob("*.log"))
+    assert segments
+    with open(segments[-1], "ab") as f:
+        f.write(b"FLI1" + b"\x00" * 11)  # a header cut short
+    server = start_server(tmp_path)
+    try:
+        _wait_stored(server)
+        assert server.stats()["spans"] >= 120
+    finally:
+        assert server.stop() == 0
+    assert any("torn or corrupt" in line for line in server.output)
+    counts = _rows_per_request(tmp_path / "faultlens.duckdb")
+    assert [counts.get(("spans", f"req-{n}")) for n in range(3)] == [40, 40, 40]
