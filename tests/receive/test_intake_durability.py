@@ -55,7 +55,11 @@ def _metrics(n: int) -> tuple[bytes, int]:
     return req.SerializeToString(), 14
 
 
-_SIGNALS = [("/v1/traces", "spans", _traces), ("/v1/logs", "logs", _logs), ("/v1/metrics", "metric_points", _metrics)]
+_SIGNALS = [
+    ("/v1/traces", "spans", _traces),
+    ("/v1/logs", "logs", _logs),
+    ("/v1/metrics", "metric_points", _metrics),
+]
 
 
 @dataclass
@@ -94,7 +98,9 @@ def _rows_per_request(db: Path) -> dict[tuple[str, str], int]:
     try:
         out: dict[tuple[str, str], int] = {}
         for table in ("spans", "logs", "metric_points"):
-            for service, count in con.execute(f"SELECT service_name, count(*) FROM {table} GROUP BY service_name").fetchall():
+            for service, count in con.execute(
+                f"SELECT service_name, count(*) FROM {table} GROUP BY service_name"
+            ).fetchall():
                 out[(table, service)] = count
         return out
     finally:
@@ -141,7 +147,9 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing_acknowledged(tmp_p
     counts = _rows_per_request(tmp_path / "faultlens.duckdb")
     assert len(acked) > TRIALS * 5, "the sender got too few answers to test anything"
     lost = {k: v for k, v in acked.items() if counts.get((v[0], f"req-{k}"), 0) != v[1]}
-    assert not lost, f"{len(lost)} of {len(acked)} acknowledged requests not stored exactly once: {list(lost)[:5]}"
+    assert not lost, (
+        f"{len(lost)} of {len(acked)} acknowledged requests not stored exactly once: {list(lost)[:5]}"
+    )
     doubled = {k for k, (table, rows) in sent.items() if counts.get((table, f"req-{k}"), 0) > rows}
     assert not doubled, f"requests stored twice: {sorted(doubled)[:5]}"
 

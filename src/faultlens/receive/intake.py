@@ -68,6 +68,7 @@ log = logging.getLogger(__name__)
 
 _MAGIC = b"FLI1"
 _HEADER = struct.Struct("<4sIQBBHI")
+_CRC = struct.Struct("<I")
 _CRC_PART = struct.Struct("<QBBHI")  # the header after magic and crc, which the crc covers
 _KIND_REQUEST = 1
 _KIND_CANCEL = 2
@@ -323,6 +324,9 @@ class IntakeLog:
         the sequence number below which nothing is kept (for the store's ``forget_intake``)."""
         with self._lock:
             low = min(self._outstanding, default=self._next_seq)
+            active = self._segments[-1] if self._segments else None
+            if active is not None and active.size and active.last_seq < low and self._fd is not None:
+                self._start_segment()  # all of it is applied: close it so that it can go too
             keep: list[_Segment] = []
             for i, seg in enumerate(self._segments):
                 active = i == len(self._segments) - 1
@@ -383,8 +387,7 @@ class IntakeLog:
 
 def _record(seq: int, kind: int, signal: Signal, json: bool, body: bytes) -> bytes:
     part = _CRC_PART.pack(seq, kind, _SIGNALS.index(signal), _FLAG_JSON if json else 0, len(body))
-    crc = zlib.crc32(body, zlib.crc32(part))
-    return _HEADER.pack(_MAGIC, crc, seq, kind, _SIGNALS.index(signal), _FLAG_JSON if json else 0, len(body)) + body
+    return _MAGIC + _CRC.pack(zlib.crc32(body, zlib.crc32(part))) + part + body
 
 
 def _scan(path: Path) -> Iterator[tuple[int, int, Signal, bool, bytes, int]]:
@@ -491,5 +494,7 @@ def replay_intake(
         if batch:
             flush_chunk()
     if time.monotonic() >= deadline:
-        log.warning("intake replay stopped after %.0f s; what is left is replayed at the next start", timeout_s)
+        log.warning(
+            "intake replay stopped after %.0f s; what is left is replayed at the next start", timeout_s
+        )
     return handed
