@@ -324,13 +324,13 @@ class IntakeLog:
         the sequence number below which nothing is kept (for the store's ``forget_intake``)."""
         with self._lock:
             low = min(self._outstanding, default=self._next_seq)
-            active = self._segments[-1] if self._segments else None
-            if active is not None and active.size and active.last_seq < low and self._fd is not None:
+            current = self._segments[-1] if self._segments else None
+            if current is not None and current.size and current.last_seq < low and self._fd is not None:
                 self._start_segment()  # all of it is applied: close it so that it can go too
             keep: list[_Segment] = []
+            last = len(self._segments) - 1
             for i, seg in enumerate(self._segments):
-                active = i == len(self._segments) - 1
-                if not active and seg.last_seq < low and not keep:
+                if i < last and seg.last_seq < low and not keep:
                     try:
                         seg.path.unlink()
                     except FileNotFoundError:
