@@ -48,7 +48,7 @@ class SkeletonConfig:
     """Tuning of :class:`SkeletonMiner`; one setting for every system (docs/analysis.md)."""
 
     word_values: int = 5  # distinct words in one slot (the rest equal) that make it variable
-    min_constants: int = 2  # constant elements a folded or joined key keeps at least
+    min_constants: int = 3  # constant elements a folded or joined key keeps at least
     max_clusters: int = 10_000
     max_keys: int = 40_000
     line_cache: int = 20_000  # distinct lines whose key is remembered (speed only; 0: off)
@@ -74,10 +74,21 @@ class SkeletonCluster:
     keys: list[Key] = field(default_factory=list)
     template: str = ""
     last_shown: tuple[str, ...] = ()  # the shown elements of the last line fitted (speed only)
+    repeat: Match | None = None  # what a line that changes nothing gets (speed only)
 
     def __post_init__(self) -> None:
         if not self.template:
             self.template = " ".join(self.tokens)
+
+    def join(self, key: Key, shown: tuple[str, ...]) -> Match:
+        """A line with one of this cluster's keys joins it."""
+        self.size += 1
+        if self.fit(key, shown):
+            return Match(self.cluster_id, self.template, False, True)
+        m = self.repeat  # a line that changes nothing: one shared Match
+        if m is None or m.template is not self.template:
+            m = self.repeat = Match(self.cluster_id, self.template, False, False)
+        return m
 
     def fit(self, key: Key, shown: tuple[str, ...]) -> bool:
         """Generalise the template where ``shown`` differs from it; True when it changed."""
@@ -136,16 +147,24 @@ class SkeletonMiner:
         """Place ``line`` in a cluster, creating, joining or folding clusters as needed."""
         key, shown = self.key(line)
         c = self._by_key.get(key)
-        if c is not None:
-            c.size += 1
-            changed = c.fit(key, shown)
-            return Match(c.cluster_id, c.template, False, changed)
-        return self._new_key(key, shown)
+        return self._new_key(key, shown) if c is None else c.join(key, shown)
 
     def add_many(self, lines: Sequence[str]) -> list[Match]:
         """``[self.add(line) for line in lines]``."""
-        add = self.add
-        return [add(line) for line in lines]
+        out: list[Match] = []
+        by_key = self._by_key
+        cache = self._lines
+        for line in lines:
+            key, shown = cache.get(line) or self.key(line)
+            c = by_key.get(key)
+            if c is not None:
+                c.size += 1
+                out.append(
+                    Match(c.cluster_id, c.template, False, True) if c.fit(key, shown) else c.unchanged()
+                )
+            else:
+                out.append(self._new_key(key, shown))
+        return out
 
     def match(self, line: str) -> SkeletonCluster | None:
         """The cluster ``line`` would join, without changing anything (None if it would be new)."""

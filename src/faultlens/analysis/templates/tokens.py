@@ -23,34 +23,19 @@ system or its vocabulary:
    any length: ``name an14 an15 an16``).
 
 The key holds each word as it is and each value as ``<*>`` (``name=<*>``); ``shown`` holds the
-same elements as the line shows them, values masked by type (``<NUM>``, ``<IP>``, ...), which
-is what a template displays. :func:`line_key` is a pure function; each distinct token is
-judged once (a bounded memo).
+same elements as a template displays them: a value keeps its name and brackets and shows as
+``<NUM>`` when it is a plain number, else ``<*>`` (``(uid=<NUM>)``, ``[<*>]``). Values are not
+typed further (``<IP>``, ``<PATH>``): the masks that do it cost more than all the rest of a
+line's work, and the grouping does not use them. :func:`line_key` is a pure function; each
+distinct token is judged once (a bounded memo).
 """
 
 from __future__ import annotations
 
 import re
 
-from faultlens.analysis.templates import masking as _m
-from faultlens.analysis.templates.masking import MaskRule, mask
-
 VALUE = "<*>"
-
-# Masks that only name the type of a value for display; whether a token is a value is decided
-# by its shape (above), not by which mask matched.
-SHOWN_MASKS: tuple[MaskRule, ...] = (
-    _m._URL_QUERY,
-    _m._EMAIL,
-    _m._UUID,
-    _m._IPV6,
-    _m._IPV4,
-    _m._HEX0X,
-    _m._HEX,
-    _m._WINPATH,
-    _m._PATH,
-    _m._NUM,
-)
+NUMBER = "<NUM>"  # how a value that is a plain number is shown
 
 _WORD, _VALUE, _DATE_NAME, _UNIT = 0, 1, 2, 3
 _STRIP = "()[]{}<>,;:.'\"!?"
@@ -77,29 +62,39 @@ def _is_value(text: str) -> bool:
     core = text.strip(_STRIP)
     if not core or _NAME_WITH_DIGIT.match(core):
         return False
-    if _HEX_LETTERS.match(core):
-        return True
-    if _VALUE_MARKS.search(core) is not None:
-        return True
-    return _VALUE_MARKS.search(mask(core, SHOWN_MASKS)) is not None  # e.g. a URL query
+    return _HEX_LETTERS.match(core) is not None or _VALUE_MARKS.search(core) is not None
+
+
+def _shown(name: str, value: str) -> str:
+    """How a value is shown in a template: its brackets and punctuation, and ``<NUM>`` or ``<*>``."""
+    core = value.strip(_STRIP)
+    placeholder = NUMBER if core.isdigit() else VALUE
+    if len(core) == len(value):
+        return name + placeholder
+    start = value.find(core)
+    return name + value[:start] + placeholder + value[start + len(core) :]
 
 
 def _judge(token: str) -> tuple[int, str, str]:
     """(kind, key element, shown element) of one token."""
+    if token.isdigit():
+        return _VALUE, VALUE, NUMBER
     core = token.strip(_STRIP)
     if not core:
         if len(token) >= 2 and token[0] in _OPENERS:
             return _VALUE, VALUE, token  # an empty value: "()", "''"
         return _WORD, token, token
-    kv = _KEY_EQ.match(token) or _KEY_COLON.match(token)
+    kv = (_KEY_EQ.match(token) if "=" in token else None) or (
+        _KEY_COLON.match(token) if ":" in token else None
+    )
     if kv is not None:
         name, value = kv.group(1), kv.group(2)
         if "." not in name and _DIGIT.search(name) is None:
             if not value.strip(_STRIP) or not _is_value(value):
                 return _WORD, token, token
-            return _VALUE, name + VALUE, name + mask(value, SHOWN_MASKS)
+            return _VALUE, name + VALUE, _shown(name, value)
     if _is_value(token):
-        return _VALUE, VALUE, mask(token, SHOWN_MASKS)
+        return _VALUE, VALUE, _shown("", token)
     low = core.lower()
     if low[:3] in _DATE_NAMES and len(low) <= 9:
         return _DATE_NAME, token, token
@@ -119,32 +114,39 @@ def judge(token: str) -> tuple[int, str, str]:
     return got
 
 
+def clear_memo() -> None:
+    """Forget every judged token (the memo only saves time; benchmarks start cold with it)."""
+    _memo.clear()
+
+
 def line_key(line: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The grouping key of ``line`` and the same elements as shown (see the module docstring)."""
     tokens = line.split()
-    judged = [_memo.get(t) or judge(t) for t in tokens]
+    get = _memo.get
+    judged = [get(t) or judge(t) for t in tokens]
     kinds = [j[0] for j in judged]
+    if _VALUE not in kinds:  # words only (date names and units stay words without a value)
+        words = tuple(tokens)
+        return words, words
     n = len(tokens)
     if _DATE_NAME in kinds or _UNIT in kinds:
         _context(kinds, n)
-    keep = _annotations(tokens, kinds, n) if _VALUE in kinds else None
+        judged = [
+            j if k != _VALUE or j[0] == _VALUE else (k, VALUE, j[2])
+            for j, k in zip(judged, kinds, strict=True)
+        ]
+    keep = _annotations(tokens, kinds, n)
+    if keep is not None:
+        judged = [j for j, k in zip(judged, keep, strict=True) if k]
     key: list[str] = []
     shown: list[str] = []
     last_value = False
-    for i in range(n):
-        if keep is not None and not keep[i]:
-            continue
-        kind, elem, text = judged[i]
-        if kinds[i] == _VALUE:
-            if kind != _VALUE:  # a date or unit word made a value by its neighbours
-                elem = VALUE
-            if elem == VALUE:
-                if last_value:
-                    shown[-1] = shown[-1] + " " + text
-                    continue
-                last_value = True
-            else:
-                last_value = False
+    for _, elem, text in judged:
+        if elem == VALUE:
+            if last_value:  # a run of values is one <*>
+                shown[-1] += " " + text
+                continue
+            last_value = True
         else:
             last_value = False
         key.append(elem)
