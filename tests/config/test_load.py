@@ -16,6 +16,13 @@ EXPECTED_KEY = {
     "section_not_mapping.yaml": "api",
     "zero_retention.yaml": "store",
     "size_not_int.yaml": "receivers.max_request_bytes",
+    "api_allowed_host_with_scheme.yaml": "api.allowed_hosts",
+    "api_auth_unknown_key.yaml": "api.auth.tokens",
+    "api_idle_timeout_not_duration.yaml": "api.idle_timeout",
+    "api_max_connections_zero.yaml": "api.max_connections",
+    "api_require_auth_not_bool.yaml": "api.require_auth_beyond_loopback",
+    "api_tls_without_key_file.yaml": "api.tls.key_file",
+    "http_header_timeout_zero.yaml": "receivers.http.header_timeout",
 }
 
 
@@ -26,6 +33,23 @@ def test_defaults_match_the_otlp_ports_and_seven_day_retention() -> None:
     assert cfg.api.port == 8080
     assert cfg.store.retention == 7 * 86400
     assert cfg.receivers.max_request_bytes == 64 * 1024 * 1024
+
+
+def test_http_listener_defaults_bound_idle_and_slow_clients_and_leave_the_api_closed_to_strangers() -> None:
+    cfg = load_config(environ={})
+    for listener in (cfg.receivers.http, cfg.api):
+        assert (listener.idle_timeout, listener.header_timeout, listener.body_timeout) == (60.0, 10.0, 60.0)
+    assert (cfg.receivers.http.max_connections, cfg.api.max_connections) == (1024, 256)
+    assert cfg.api.auth is None  # the receivers' tokens, when they have some
+    assert cfg.api.tls is None and cfg.api.allowed_hosts == []
+    assert cfg.api.require_auth_beyond_loopback is False
+
+
+def test_allowed_hosts_are_kept_lower_case_and_may_hold_wildcards() -> None:
+    cfg = load_config(
+        environ={"FAULTLENS_API__ALLOWED_HOSTS": "[Faultlens.Example.com, '*.corp.example', '::1']"}
+    )
+    assert cfg.api.allowed_hosts == ["faultlens.example.com", "*.corp.example", "::1"]
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_KEY))

@@ -36,6 +36,10 @@ def api_auth(config: Config) -> AuthConfig:
     return config.api.auth if config.api.auth is not None else config.receivers.auth
 
 
+def _where(host: str, port: int) -> str:
+    return f"{host}:{port}" if port else f"{host} (a free port)"
+
+
 def _authenticated(auth: AuthConfig, tls: TlsConfig | None) -> bool:
     return auth.enabled or (tls is not None and tls.client_ca_file is not None)
 
@@ -53,13 +57,13 @@ def exposure_warnings(config: Config) -> list[str]:
     for name, listener in (("OTLP/gRPC receiver", r.grpc), ("OTLP/HTTP receiver", r.http)):
         if listener.enabled and open_receivers and not is_loopback(listener.host):
             out.append(
-                f"the {name} listens on {listener.host}:{listener.port}, beyond loopback, with no "
+                f"the {name} listens on {_where(listener.host, listener.port)}, beyond loopback, with no "
                 "authentication: anyone who can reach it can send data "
                 "(set receivers.auth.bearer_tokens or receivers.tls.client_ca_file)"
             )
     if _api_exposed(config):
         out.append(
-            f"the query API listens on {config.api.host}:{config.api.port}, beyond loopback, with no "
+            f"the query API listens on {_where(config.api.host, config.api.port)}, beyond loopback, with no "
             "authentication: anyone who can reach it can read every stored span, log and metric "
             "(set api.auth.bearer_tokens or receivers.auth.bearer_tokens; "
             "api.require_auth_beyond_loopback: true refuses to start like this)"

@@ -37,12 +37,11 @@ def redact_url(url: str, *, hide_path: bool = False) -> str:
     """``https://u:pw@h:1/p?k=v`` -> ``https://u:***@h:1/p?k=***``; with ``hide_path``,
     ``https://u:***@h:1/***``. A gRPC target without a scheme (``u:pw@h:1``) is handled too;
     a value that is not a URL comes back unchanged."""
-    if "://" not in url:
-        if "@" not in url.split("/", 1)[0]:
-            return url
-        return redact_url("//" + url, hide_path=hide_path)[2:]
+    schemeless = "://" not in url
+    if schemeless and "@" not in url.split("/", 1)[0]:
+        return url
     try:
-        parts = urlsplit(url)
+        parts = urlsplit("//" + url if schemeless else url)
         port = parts.port  # raises for a malformed port
     except ValueError:
         return MASK
@@ -58,12 +57,14 @@ def redact_url(url: str, *, hide_path: bool = False) -> str:
         netloc = f"{userinfo}@{netloc}"
     if hide_path:
         hidden = bool(parts.path.strip("/") or parts.query or parts.fragment)
-        return urlunsplit((parts.scheme, netloc, "/" + MASK if hidden else parts.path, "", ""))
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, MASK) for k, _ in pairs], safe="*") if pairs else MASK
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment and MASK))
+        shown = urlunsplit((parts.scheme, netloc, "/" + MASK if hidden else parts.path, "", ""))
+    else:
+        query = parts.query
+        if query:
+            pairs = parse_qsl(query, keep_blank_values=True)
+            query = urlencode([(k, MASK) for k, _ in pairs], safe="*") if pairs else MASK
+        shown = urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment and MASK))
+    return shown.removeprefix("//") if schemeless else shown
 
 
 def redact_text(text: str) -> str:
