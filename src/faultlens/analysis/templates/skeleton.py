@@ -157,13 +157,7 @@ class SkeletonMiner:
         for line in lines:
             key, shown = cache.get(line) or self.key(line)
             c = by_key.get(key)
-            if c is not None:
-                c.size += 1
-                out.append(
-                    Match(c.cluster_id, c.template, False, True) if c.fit(key, shown) else c.unchanged()
-                )
-            else:
-                out.append(self._new_key(key, shown))
+            out.append(self._new_key(key, shown) if c is None else c.join(key, shown))
         return out
 
     def match(self, line: str) -> SkeletonCluster | None:
