@@ -131,6 +131,19 @@ class SelfMetrics:
             ("outcome",),
             registry=r,
         )
+        self.rca_rankings = Counter(
+            "faultlens_rca_rankings",
+            "Incident root-cause rankings by outcome (ranked, not_enough_data, nothing_changed, "
+            "failed, coalesced, dropped).",
+            ("outcome",),
+            registry=r,
+        )
+        self.rca_attach_seconds = Histogram(
+            "faultlens_rca_attach_seconds",
+            "Time from an incident opening or growing to its root causes being stored.",
+            buckets=(0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0),
+            registry=r,
+        )
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

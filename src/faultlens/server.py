@@ -17,13 +17,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from faultlens.analysis.runtime import AnalysisConsumer, build_analysis
+from faultlens.analysis.runtime import AnalysisConsumer, build_analysis, webhook_notifier
 from faultlens.api import ApiServer, HealthState, create_app
 from faultlens.api.security import ApiSecurity
 from faultlens.config.model import Config, ExporterConfig
 from faultlens.export import Exporter
 from faultlens.pipeline.base import BatchConsumer
 from faultlens.pipeline.fanout import Fanout
+from faultlens.rca.worker import RCA_MAX_ROWS, RootCauseWorker, root_cause_worker
 from faultlens.receive import Receivers
 from faultlens.receive.intake import Durability, IntakeLog, replay_intake
 from faultlens.selfmetrics import SelfMetrics
@@ -57,6 +58,7 @@ class FaultlensServer:
         self._receivers: Receivers | None = None
         self.analysis: AnalysisConsumer | None = None
         self.analysis_store: DuckDBAnalysisStore | None = None
+        self.root_causes: RootCauseWorker | None = None
         self.exporters: list[Exporter] = []
         self.intake: IntakeLog | None = None
         self._trimmer: asyncio.Task[None] | None = None
@@ -77,7 +79,18 @@ class FaultlensServer:
         )
         if cfg.analysis.enabled:
             self.analysis_store = DuckDBAnalysisStore(store.path)
-            self.analysis = build_analysis(cfg.analysis, self.analysis_store, self.metrics)
+            # Root causes are ranked off the analysis thread when incidents open or grow, once
+            # the writer has landed what was accepted; the webhook hears of incidents after.
+            self.root_causes = root_cause_worker(
+                WindowReader.for_store(store, max_rows=RCA_MAX_ROWS),
+                self.analysis_store,
+                self.metrics,
+                notifier=webhook_notifier(cfg.analysis, self.metrics),
+                before_read=self._writer.flush,
+            )
+            self.analysis = build_analysis(
+                cfg.analysis, self.analysis_store, self.metrics, notifier=self.root_causes
+            )
         self.exporters = [
             Exporter(self._with_queue_dir(e), metrics=self.metrics) for e in cfg.pipeline.exporters
         ]

@@ -73,15 +73,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
 
 
 def without_timing(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in body.items() if k != "duration_ms"}
+    return {k: v for k, v in body.items() if k not in ("duration_ms", "rca_at", "rca_at_unix_nano")}
 
 
 def test_data_dir_and_server_rank_the_slow_pod_first_alike(
     server: tuple[str, Path], stopped_dir: Path
 ) -> None:
     url, _ = server
-    local = start(*WINDOW, "--data-dir", str(stopped_dir), "--json")
-    remote = start(*WINDOW, "--server", url, "--json")
+    # the same baseline on both sides (by default a server steers around its incidents,
+    # which a data directory read alone does not know of)
+    base = ["--baseline-start", str(T0), "--baseline-end", str(T0 + 10 * MIN)]
+    local = start(*WINDOW, *base, "--data-dir", str(stopped_dir), "--json")
+    remote = start(*WINDOW, *base, "--server", url, "--json")
     (local_code, local_out, local_err), (remote_code, remote_out, remote_err) = finish(local), finish(remote)
     assert local_code == 0, local_err
     assert remote_code == 0, remote_err
@@ -93,8 +96,12 @@ def test_data_dir_and_server_rank_the_slow_pod_first_alike(
         "payment-b",
         "slow_execution",
     )
-    assert body["window"] == {"start_unix_nano": T0 + 10 * MIN, "end_unix_nano": T0 + 13 * MIN}
-    assert body["baseline"] == {"start_unix_nano": T0, "end_unix_nano": T0 + 10 * MIN}
+    assert (
+        body["window"]["start_unix_nano"] == T0 + 10 * MIN
+        and body["window"]["end_unix_nano"] == T0 + 13 * MIN
+    )
+    assert (body["baseline"]["start_unix_nano"], body["baseline"]["end_unix_nano"]) == (T0, T0 + 10 * MIN)
+    assert body["rca_status"] == "ranked" and body["root_causes"][0]["service"] == "payment"
     assert body["chains"][0]["services"] == ["frontend", "checkout", "payment"]
     assert without_timing(json.loads(remote_out)) == without_timing(body)
 
@@ -133,7 +140,8 @@ def test_table_shows_candidates_evidence_and_propagation(server: tuple[str, Path
     assert result.exit_code == 0, result.output
     out = result.output
     assert "window   2023-11-14T22:24:00Z .. 2023-11-14T22:27:00Z  (540 spans" in out
-    assert "baseline 2023-11-14T22:14:00Z .. 2023-11-14T22:24:00Z" in out
+    assert "baseline 2023-11-14T22:03:00Z .. 2023-11-14T22:23:00Z" in out  # around the open incident
+    assert "status   ranked: judged spans and logs" in out
     row = next(line for line in out.splitlines() if "payment-b" in line)
     assert "1" in row and "payment" in row and "Charge" in row and "slow_execution" in row
     assert "Evidence" in out and "1. payment" in out
@@ -150,7 +158,10 @@ def test_explicit_baseline_reaches_the_server(server: tuple[str, Path]) -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     body = json.loads(result.output)
-    assert body["baseline"] == {"start_unix_nano": T0 + 15 * MIN, "end_unix_nano": T0 + 25 * MIN}
+    assert (body["baseline"]["start_unix_nano"], body["baseline"]["end_unix_nano"]) == (
+        T0 + 15 * MIN,
+        T0 + 25 * MIN,
+    )
     assert body["candidates"][0]["service"] == "cart"
 
 

@@ -24,6 +24,8 @@ from faultlens.analysis.errors.model import Category
 from faultlens.analysis.incidents.types import Incident
 from faultlens.analysis.sketch import QuantileSketch
 from faultlens.api.params import SPAN_KIND_NAMES, UnixNanos, time_range
+from faultlens.rca.model import RcaAnswer
+from faultlens.rca.report import answer_fields
 from faultlens.store.analysis_base import (
     AnalysisReader,
     AnomalyQuery,
@@ -35,7 +37,7 @@ from faultlens.store.analysis_base import (
     TemplateQuery,
 )
 
-__all__ = ["analysis_router"]
+__all__ = ["IncidentOut", "RootCauseFields", "RootCauseOut", "analysis_router"]
 
 MAX_LIMIT = 1000
 _ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -252,7 +254,57 @@ class AnomaliesResponse(_Body):
     truncated: bool
 
 
-class IncidentOut(_Body):
+class LogStatementOut(_Body):
+    key: str = Field(description="How the ranking knows the statement: a code location, or `template:<id>`.")
+    change: str = Field(description="`new` or `missing`.")
+    template: str = Field(description="The statement's text, variable parts as `<*>`.")
+    sample: str = Field(description="One line as it was logged.")
+
+
+class EvidenceOut(_Body):
+    text: str = Field(description="What changed, in words and figures a person can check.")
+    reason: str
+    operation: str
+    pod: str
+    effect: float = Field(description="Share of requests (or of capacity) that changed, lower bound.")
+    z: float
+    first_seen_unix_nano: int | None = Field(description="First changed request (or point) in the window.")
+    first_seen: str | None = Field(description="The same, RFC 3339.")
+    last_seen_unix_nano: int | None
+    last_seen: str | None
+    sample_trace_ids: list[str]
+    log_statements: list[LogStatementOut] = Field(
+        description="The log statements behind a log_pattern finding."
+    )
+
+
+class RootCauseOut(_Body):
+    rank: int
+    service: str
+    operation: str = Field(description='The operation of the strongest evidence ("" when none).')
+    pod: str = Field(description='The pod of the strongest evidence ("" when none).')
+    reason: str = Field(
+        description="`log_pattern`, `error_origin`, `slow_execution`, `slow_calls_into`, "
+        "`cpu_saturation` or `memory_pressure`."
+    )
+    score: float = Field(description="Effect of the strongest evidence, 0..1.")
+    confidence: float = Field(description="This root cause's share of the scores of all listed, 0..1.")
+    evidence: list[EvidenceOut] = Field(description="Strongest first.")
+    error_groups: list[str] = Field(description="Ids of the service's error groups seen in the window.")
+    sample_trace_ids: list[str]
+
+
+class RootCauseFields(_Body):
+    rca_status: str = Field(description="`pending`, `ranked`, `not_enough_data` or `nothing_changed`.")
+    rca_reason: str = Field(description="Why the status is what it is, in words.")
+    rca_at_unix_nano: int | None = Field(description="When the root causes were ranked (wall clock).")
+    rca_at: str | None = Field(description="The same, RFC 3339.")
+    root_causes: list[RootCauseOut] = Field(
+        description="Best first; only candidates that passed the significance bar."
+    )
+
+
+class IncidentOut(RootCauseFields):
     id: str
     state: str
     severity: str
@@ -266,8 +318,8 @@ class IncidentOut(_Body):
     anomaly_count: int
 
     @classmethod
-    def of(cls, i: Incident) -> IncidentOut:
-        return cls(**_incident_fields(i))
+    def of(cls, i: Incident, answer: RcaAnswer | None = None) -> IncidentOut:
+        return cls(**_incident_fields(i), **answer_fields(answer))
 
 
 class IncidentsResponse(_Body):
@@ -280,8 +332,10 @@ class IncidentDetail(IncidentOut):
     anomalies: list[AnomalyOut] = Field(description="Members, oldest window first.")
 
     @classmethod
-    def of(cls, i: Incident) -> IncidentDetail:
-        return cls(**_incident_fields(i), anomalies=[AnomalyOut.of(a) for a in i.anomalies])
+    def of(cls, i: Incident, answer: RcaAnswer | None = None) -> IncidentDetail:
+        return cls(
+            **_incident_fields(i), **answer_fields(answer), anomalies=[AnomalyOut.of(a) for a in i.anomalies]
+        )
 
 
 def _incident_fields(i: Incident) -> dict[str, Any]:
@@ -419,17 +473,20 @@ def analysis_router(reader: AnalysisReader) -> APIRouter:
         found = reader.incidents(
             IncidentQuery(state=None if status is None else status.value, limit=limit + 1)
         )
+        answers = reader.root_causes([i.id for i in found[:limit]])
         return IncidentsResponse(
-            incidents=[IncidentOut.of(i) for i in found[:limit]], limit=limit, truncated=len(found) > limit
+            incidents=[IncidentOut.of(i, answers.get(i.id)) for i in found[:limit]],
+            limit=limit,
+            truncated=len(found) > limit,
         )
 
     @router.get("/api/v1/incidents/{incident_id}", responses=_NOT_FOUND)
     def incident(incident_id: Annotated[Id, Path()]) -> IncidentDetail:
-        """One incident with its member anomalies."""
+        """One incident with its member anomalies and its ranked root causes."""
         found = reader.incident(incident_id)
         if found is None:
             raise HTTPException(404, f"incident {incident_id} not found")
-        return IncidentDetail.of(found)
+        return IncidentDetail.of(found, reader.root_causes([incident_id]).get(incident_id))
 
     return router
 

@@ -2,40 +2,37 @@
 
 - ``GET /api/v1/graph?start=&end=``: the service dependency graph of a time range, with
   RED figures on every edge (:func:`faultlens.graph.build_service_graph`).
-- ``GET /api/v1/rca?start=&end=&baseline_start=&baseline_end=``: candidates for the root
-  cause of what changed in a window against a baseline (:func:`faultlens.rca.rank_root_causes`),
-  with the propagation chains of anomalous edges and the evidence of each.
-- ``GET /api/v1/incidents/{id}/rca``: the same for an incident the streaming analysis
-  opened: the window is the incident's ``start .. end`` (``now`` while it is open) widened
-  by a margin, the baseline the period just before the window.
+- ``GET /api/v1/rca?start=&end=&baseline_start=&baseline_end=``: root causes of what changed
+  in a window. Without a baseline the server picks one from its own history (the latest
+  data before the window outside any incident, :func:`faultlens.rca.incident.pick_baseline`).
+- ``GET /api/v1/incidents/{id}/rca``: the same, ranked now, for an incident the streaming
+  analysis opened: its window is the incident's ``start .. end`` widened by a margin. (The
+  root causes ranked when it opened or grew are stored with it: ``GET /api/v1/incidents/{id}``.)
 
-The telemetry is read back from the store with :class:`~faultlens.store.window.WindowReader`
-(bounded: a window with too many rows is a 400 naming the limit, never a sample). The
-work of a request (read, graph, ranking) runs in FastAPI's threadpool; the computing
-functions (:func:`analyse`, :func:`service_graph`, :func:`resolve_ranges`) are plain
-functions shared with ``faultlens rca --data-dir``, so the command and the API give the
-same answers in the same JSON.
+The work is :class:`~faultlens.rca.incident.RootCauseRanker`'s (the orchestration lives in
+``rca``; ``faultlens rca --data-dir`` runs the same), and the body is
+:func:`faultlens.rca.report.run_report`'s, validated here for the OpenAPI schema. Too little
+data, or nothing significant, is an answer (200 with ``rca_status``), never an error. Routes
+run in FastAPI's threadpool.
 """
 
 from __future__ import annotations
 
 import re
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from faultlens.analysis.incidents.types import Incident, IncidentState
-from faultlens.api.analysis_routes import Id, IncidentOut
+from faultlens.api.analysis_routes import Id, IncidentOut, RootCauseFields
 from faultlens.api.params import INT64_MAX, UnixNanos
 from faultlens.graph import ServiceGraph, build_service_graph
-from faultlens.graph.propagation import PropagationChain
-from faultlens.rca import Candidate, Observations, RcaConfig, RcaResult, rank_root_causes
+from faultlens.rca.incident import IncidentHistory, RankerSettings, RcaRun, RootCauseRanker
+from faultlens.rca.report import run_report
 from faultlens.store.analysis_base import AnalysisReader
-from faultlens.store.window import TelemetryWindow, WindowReader
+from faultlens.store.window import WindowReader
 from faultlens.types import Signal, TimeRange
 
 __all__ = [
@@ -43,8 +40,7 @@ __all__ = [
     "RangeProblem",
     "RcaResponse",
     "RcaSettings",
-    "analyse",
-    "incident_ranges",
+    "parse_duration",
     "rca_router",
     "resolve_ranges",
     "service_graph",
@@ -56,24 +52,16 @@ NS_PER_MIN = 60 * NS_PER_S
 
 @dataclass(frozen=True, slots=True)
 class RcaSettings:
-    """Defaults of the graph and RCA endpoints (each may be overridden per request where noted).
+    """Defaults of the graph and RCA endpoints.
 
-    - ``baseline_ns``: length of the baseline taken just before the window when the request
-      names none (``baseline`` on the incident route).
-    - ``margin_ns``: how far an incident's window reaches before its start and after its
-      end (``margin`` on the incident route): anomalies are cut in whole analysis windows,
-      and a fault starts a little before its first anomalous window closes.
-    - ``max_window_ns``: an incident window is cut to this length from its start (the start
-      is where the cause shows; a long open incident would otherwise read hours of data).
+    - ``ranker``: windows, baselines and the significance bar (``margin`` and ``baseline``
+      on the incident route override its margin and baseline length).
     - ``parent_margin_ns``: the graph also reads spans starting this much before ``start``,
       so calls near the start find their caller's span.
     """
 
-    baseline_ns: int = 10 * NS_PER_MIN
-    margin_ns: int = 1 * NS_PER_MIN
-    max_window_ns: int = 30 * NS_PER_MIN
+    ranker: RankerSettings = field(default_factory=RankerSettings)
     parent_margin_ns: int = 1 * NS_PER_MIN
-    rca: RcaConfig = field(default_factory=RcaConfig)
 
 
 # --- time ranges ----------------------------------------------------------------------------
@@ -89,14 +77,17 @@ class RangeProblem(ValueError):
 
 def resolve_ranges(
     start: int, end: int, baseline_start: int | None, baseline_end: int | None, baseline_ns: int
-) -> tuple[TimeRange, TimeRange]:
-    """The window ``[start, end)`` and its baseline, which must end at or before ``start``.
+) -> tuple[TimeRange, TimeRange | None]:
+    """The window ``[start, end)`` and the baseline the caller asked for, which must end at
+    or before ``start``; None when neither bound was given (the server picks one).
 
     A missing ``baseline_end`` is ``start``; a missing ``baseline_start`` is
     ``baseline_end - baseline_ns`` (clipped at the epoch). Raises :class:`RangeProblem`.
     """
     if end <= start:
         raise RangeProblem("end", "end must be after start")
+    if baseline_start is None and baseline_end is None:
+        return TimeRange(start, end), None
     b_end = start if baseline_end is None else baseline_end
     b_start = max(0, b_end - baseline_ns) if baseline_start is None else baseline_start
     if b_end <= b_start:
@@ -106,20 +97,6 @@ def resolve_ranges(
             "baseline_end", "the baseline must end at or before the window's start (they may not overlap)"
         )
     return TimeRange(start, end), TimeRange(b_start, b_end)
-
-
-def incident_ranges(
-    incident: Incident, now_ns: int, margin_ns: int, baseline_ns: int, max_window_ns: int
-) -> tuple[TimeRange, TimeRange, bool]:
-    """(window, baseline, whether the window was cut to ``max_window_ns``) of an incident."""
-    start = max(0, incident.start_ns - margin_ns)
-    last = incident.end_ns if incident.state is IncidentState.RESOLVED else max(incident.end_ns, now_ns)
-    end = min(last + margin_ns, INT64_MAX)
-    capped = end - start > max_window_ns
-    if capped:
-        end = start + max_window_ns
-    end = max(end, start + 1)
-    return TimeRange(start, end), TimeRange(max(0, start - baseline_ns), start), capped
 
 
 # --- response bodies ------------------------------------------------------------------------
@@ -142,10 +119,6 @@ class CountsOut(_Body):
     spans: int
     logs: int
     metric_points: int
-
-    @classmethod
-    def of(cls, w: TelemetryWindow) -> CountsOut:
-        return cls(spans=w.spans.num_rows, logs=w.logs.num_rows, metric_points=w.metrics.num_rows)
 
 
 class NodeOut(_Body):
@@ -227,29 +200,6 @@ class CandidateOut(_Body):
     evidence: list[str] = Field(description="One line per finding, strongest first.")
     findings: list[FindingOut]
 
-    @classmethod
-    def of(cls, c: Candidate) -> CandidateOut:
-        return cls(
-            rank=c.rank,
-            service=c.service,
-            operation=c.operation,
-            pod=c.pod,
-            reason=c.reason.value,
-            score=c.score,
-            evidence=list(c.evidence),
-            findings=[
-                FindingOut(
-                    reason=f.reason.value,
-                    operation=f.operation,
-                    pod=f.pod,
-                    effect=f.effect,
-                    z=f.z,
-                    evidence=f.evidence,
-                )
-                for f in c.findings
-            ],
-        )
-
 
 class ChainEdgeOut(_Body):
     caller: str
@@ -265,86 +215,48 @@ class ChainOut(_Body):
     end: str
     edges: list[ChainEdgeOut]
 
-    @classmethod
-    def of(cls, c: PropagationChain) -> ChainOut:
-        return cls(
-            services=list(c.services),
-            end=c.end,
-            edges=[
-                ChainEdgeOut(
-                    caller=e.caller,
-                    callee=e.callee,
-                    evidence=list(e.evidence),
-                    latency_ratio=e.latency_ratio,
-                    error_rate=e.error_rate,
-                    baseline_error_rate=e.baseline_error_rate,
-                )
-                for e in c.edges
-            ],
-        )
+
+class TimeRangeOut(RangeOut):
+    start: str = Field(description="RFC 3339.")
+    end: str = Field(description="RFC 3339, exclusive.")
 
 
-class RcaResponse(_Body):
-    window: RangeOut
-    baseline: RangeOut
+class SideOut(CountsOut):
+    time_read: float = Field(
+        description="Share of the range's time read: below 1 when it held more rows than one read "
+        "may, and was read as evenly spread slices of every minute."
+    )
+
+
+class RcaResponse(RootCauseFields):
+    window: TimeRangeOut
+    baseline: TimeRangeOut | None = Field(
+        description="From the first baseline stretch's start to the last one's end; null when no "
+        "history was free to serve as one."
+    )
+    baseline_ranges: list[TimeRangeOut] = Field(
+        description="The stretches read as the baseline, oldest first (other incidents left out)."
+    )
     window_capped: bool = Field(
         default=False, description="The incident lasted longer than the longest window; its start is kept."
     )
     incident: IncidentOut | None = Field(default=None, description="Set on the incident route.")
-    observed: CountsOut = Field(description="Rows read for the window.")
-    baseline_observed: CountsOut = Field(description="Rows read for the baseline.")
-    candidates: list[CandidateOut] = Field(description="Best first; services with no finding are left out.")
+    observed: SideOut = Field(description="Rows read for the window.")
+    baseline_observed: SideOut = Field(description="Rows read for the baseline.")
+    candidates: list[CandidateOut] = Field(
+        description="Every ranked candidate, significant or not, best first (root_causes holds the "
+        "significant ones with their evidence)."
+    )
     chains: list[ChainOut] = Field(description="Propagation chains of anomalous edges, longest first.")
     origin_spans: int = Field(description="Window spans that changed with no changed span below them.")
     duration_ms: float = Field(description="Time taken to read and rank.")
 
     @classmethod
-    def of(
-        cls,
-        result: RcaResult,
-        current: TelemetryWindow,
-        baseline: TelemetryWindow,
-        duration_ms: float,
-        incident: Incident | None = None,
-        window_capped: bool = False,
-    ) -> RcaResponse:
-        return cls(
-            window=RangeOut.of(current.time_range),
-            baseline=RangeOut.of(baseline.time_range),
-            window_capped=window_capped,
-            incident=None if incident is None else IncidentOut.of(incident),
-            observed=CountsOut.of(current),
-            baseline_observed=CountsOut.of(baseline),
-            candidates=[CandidateOut.of(c) for c in result.candidates],
-            chains=[ChainOut.of(c) for c in result.chains],
-            origin_spans=result.origin_spans,
-            duration_ms=duration_ms,
-        )
+    def of(cls, run: RcaRun, incident: IncidentOut | None = None) -> RcaResponse:
+        return cls.model_validate({**run_report(run), "incident": incident})
 
 
 # --- computing ------------------------------------------------------------------------------
-
-
-def analyse(
-    windows: WindowReader,
-    window: TimeRange,
-    baseline: TimeRange,
-    config: RcaConfig | None = None,
-    *,
-    incident: Incident | None = None,
-    window_capped: bool = False,
-) -> RcaResponse:
-    """Read the window and its baseline, rank root-cause candidates, and shape the answer."""
-    t0 = time.perf_counter()
-    current = windows.read(window)
-    base = windows.read(baseline)
-    result = rank_root_causes(
-        Observations(current.spans, current.logs, current.metrics),
-        Observations(base.spans, base.logs, base.metrics),
-        config,
-    )
-    elapsed = (time.perf_counter() - t0) * 1e3
-    return RcaResponse.of(result, current, base, round(elapsed, 1), incident, window_capped)
 
 
 def service_graph(windows: WindowReader, time_range: TimeRange, parent_margin_ns: int) -> GraphResponse:
@@ -389,8 +301,11 @@ def _invalid(param: str, message: str, value: Any) -> RequestValidationError:
 def rca_router(
     windows: WindowReader, analysis: AnalysisReader | None = None, settings: RcaSettings | None = None
 ) -> APIRouter:
-    """The graph and RCA endpoints over ``windows``; the incident route needs ``analysis``."""
+    """The graph and RCA endpoints over ``windows``; ``analysis`` adds the incident route and
+    lets baselines steer around stored incidents."""
     cfg = settings or RcaSettings()
+    history: IncidentHistory | None = analysis
+    ranker = RootCauseRanker(windows, history, cfg.ranker)
     router = APIRouter(tags=["rca"])
 
     @router.get("/api/v1/graph", responses=_BAD_WINDOW)
@@ -411,19 +326,27 @@ def rca_router(
         end: Annotated[UnixNanos, Query(description="Window end, exclusive. " + _TIME_DOC)],
         baseline_start: Annotated[
             UnixNanos | None,
-            Query(description="Default: baseline_end minus the default baseline length (10 min)."),
+            Query(
+                description="Default: picked from history (see baseline_end), else baseline_end minus 20 min."
+            ),
         ] = None,
         baseline_end: Annotated[
-            UnixNanos | None, Query(description="Default: start. Must not be after start.")
+            UnixNanos | None,
+            Query(
+                description="Default: when neither baseline bound is given, the server picks the latest "
+                "history before the window outside any incident; else start. Not after start."
+            ),
         ] = None,
     ) -> RcaResponse:
-        """Root-cause candidates of what changed in start..end against the baseline before it."""
+        """Root causes of what changed in start..end against a baseline before it."""
         try:
-            window, baseline = resolve_ranges(start, end, baseline_start, baseline_end, cfg.baseline_ns)
+            window, baseline = resolve_ranges(
+                start, end, baseline_start, baseline_end, cfg.ranker.baseline_ns
+            )
         except RangeProblem as e:
             given = {"end": end, "baseline_start": baseline_start, "baseline_end": baseline_end}
             raise _invalid(e.param, str(e), given.get(e.param)) from None
-        return analyse(windows, window, baseline, cfg.rca)
+        return RcaResponse.of(ranker.rank_window(window, None if baseline is None else [baseline]))
 
     if analysis is not None:
 
@@ -439,22 +362,23 @@ def rca_router(
             ] = None,
             baseline: Annotated[
                 Duration | None,
-                Query(description="Length of the baseline just before the window (default 10m)."),
+                Query(description="Most history the baseline takes (default 20m)."),
             ] = None,
         ) -> RcaResponse:
-            """Root-cause candidates of an incident, with how the fault propagated."""
+            """Root causes of an incident ranked now, with how the fault propagated."""
             found = analysis.incident(incident_id)
             if found is None:
                 raise HTTPException(404, f"incident {incident_id} not found")
             if baseline is not None and baseline <= 0:
                 raise _invalid("baseline", "the baseline must be longer than zero", baseline)
-            window, base, capped = incident_ranges(
-                found,
-                time.time_ns(),
-                cfg.margin_ns if margin is None else margin,
-                cfg.baseline_ns if baseline is None else baseline,
-                cfg.max_window_ns,
+            s = cfg.ranker
+            s = replace(
+                s,
+                margin_ns=s.margin_ns if margin is None else margin,
+                baseline_ns=s.baseline_ns if baseline is None else baseline,
             )
-            return analyse(windows, window, base, cfg.rca, incident=found, window_capped=capped)
+            run = RootCauseRanker(windows, history, s).rank_incident(found)
+            stored = analysis.root_causes([incident_id]).get(incident_id)
+            return RcaResponse.of(run, IncidentOut.of(found, stored))
 
     return router

@@ -5,12 +5,15 @@ Two ways to get the answer, the same answer either way:
 - ``--server URL`` (the default, ``http://127.0.0.1:8080``): ask a running faultlens
   (``GET /api/v1/rca``);
 - ``--data-dir DIR``: open the store file of a stopped faultlens read-only and run the
-  same code the API runs (:func:`faultlens.api.rca_routes.analyse`). A running server
-  holds the file's lock; the command then says so and points to ``--server``.
+  same code the API runs (:class:`faultlens.rca.incident.RootCauseRanker`, shaped by
+  :func:`faultlens.rca.report.run_report`). A running server holds the file's lock; the
+  command then says so and points to ``--server``. Without a server's incidents at hand,
+  the baseline picked there is simply the latest history before the window.
 
 Times are those of the API (RFC 3339 with offset, or integer Unix nanoseconds), plus
 ``now`` and ``now-15m`` style offsets. Output is a table with the evidence (rich), or with
-``--json`` the API's JSON body.
+``--json`` the API's JSON body. Too little data, or nothing significant, is an answer too:
+the status and its reason are printed, and the exit code is 0.
 
 Exit codes: 0 answered, 1 the store or server could not answer, 2 bad options.
 """
@@ -20,7 +23,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,6 +34,7 @@ from faultlens.store.window import DEFAULT_MAX_ROWS
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 _NOW = re.compile(r"^\s*now\s*(?:([+-])\s*(.+))?$", re.IGNORECASE)
+_OFFSET = re.compile(r"^\s*\d+\s*(ms|s|m|h|d)\s*$")
 
 
 def register(app: typer.Typer) -> None:
@@ -41,22 +44,18 @@ def register(app: typer.Typer) -> None:
 
 def parse_cli_time(text: str, now_ns: int) -> int:
     """``now``, ``now-15m`` / ``now+30s``, an RFC 3339 timestamp with offset, or Unix nanoseconds."""
-    from faultlens.api.params import parse_time
-    from faultlens.api.rca_routes import parse_duration
+    from faultlens.api.params import parse_time  # the project's one time parser
+    from faultlens.durations import parse_duration_s
 
     m = _NOW.match(text)
     if m is not None:
         if m.group(1) is None:
             return now_ns
-        offset = parse_duration(m.group(2))
+        if not _OFFSET.match(m.group(2)):
+            raise ValueError("expected an offset with a unit, e.g. now-90s, now-15m or now-1h")
+        offset = int(parse_duration_s(m.group(2)) * 1_000_000_000)
         return now_ns + offset if m.group(1) == "+" else max(0, now_ns - offset)
     return parse_time(text)
-
-
-def _when(ns: int) -> str:
-    when = datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    frac = ns % 1_000_000_000
-    return (f"{when}.{frac:09d}".rstrip("0").rstrip(".") if frac else when) + "Z"
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -96,55 +95,66 @@ def _from_server(server: str, params: dict[str, int]) -> dict[str, Any]:
     raise _fail(f"the server answered {r.status_code}: {detail or r.text[:500]}", code)
 
 
-def _counts(c: Any) -> str:
-    return f"{c.spans:,} spans, {c.logs:,} logs, {c.metric_points:,} metric points"
+def _counts(c: dict[str, Any]) -> str:
+    read = "" if c.get("time_read", 1.0) >= 1 else f", {c['time_read']:.1%} of its time read"
+    return f"{c['spans']:,} spans, {c['logs']:,} logs, {c['metric_points']:,} metric points{read}"
 
 
-def _print_table(body: Any, console: Console) -> None:
+def _print_table(body: dict[str, Any], console: Console) -> None:
+    w = body["window"]
     console.print(
-        f"[bold]window[/]   {_when(body.window.start_unix_nano)} .. {_when(body.window.end_unix_nano)}"
-        f"  ({_counts(body.observed)})",
-        highlight=False,
+        f"[bold]window[/]   {w['start']} .. {w['end']}  ({_counts(body['observed'])})", highlight=False
     )
-    console.print(
-        f"[bold]baseline[/] {_when(body.baseline.start_unix_nano)} .. {_when(body.baseline.end_unix_nano)}"
-        f"  ({_counts(body.baseline_observed)})",
-        highlight=False,
-    )
-    if not body.candidates:
-        console.print("No service changed beyond its baseline in this window.")
-    else:
-        table = Table(title="Root-cause candidates, most likely first", title_justify="left")
+    for b in body["baseline_ranges"]:
+        console.print(f"[bold]baseline[/] {b['start']} .. {b['end']}", highlight=False)
+    if body["baseline_ranges"]:
+        console.print(f"          ({_counts(body['baseline_observed'])})", highlight=False)
+    console.print(f"[bold]status[/]   {body['rca_status']}: {body['rca_reason']}", highlight=False)
+    causes = body["root_causes"]
+    if causes:
+        table = Table(title="Root causes, most likely first", title_justify="left")
         table.add_column("#", justify="right")
         table.add_column("service", style="bold")
         table.add_column("operation")
         table.add_column("pod")
         table.add_column("reason")
         table.add_column("score", justify="right")
-        for c in body.candidates:
+        table.add_column("confidence", justify="right")
+        for c in causes:
             table.add_row(
-                str(c.rank), c.service, c.operation or "-", c.pod or "-", c.reason, f"{c.score:.2f}"
+                str(c["rank"]),
+                c["service"],
+                c["operation"] or "-",
+                c["pod"] or "-",
+                c["reason"],
+                f"{c['score']:.2f}",
+                f"{c['confidence']:.0%}",
             )
         console.print(table)
         console.print("[bold]Evidence[/]")
-        for c in body.candidates:
-            console.print(f"  [bold]{c.rank}. {c.service}[/]", highlight=False)
-            for line in c.evidence:
-                console.print(f"     - {line}", highlight=False)
-    if body.chains:
+        for c in causes:
+            console.print(f"  [bold]{c['rank']}. {c['service']}[/]", highlight=False)
+            for e in c["evidence"]:
+                when = f" [dim](from {e['first_seen']})[/]" if e.get("first_seen") else ""
+                console.print(f"     - {e['text']}{when}", highlight=False)
+            if c["sample_trace_ids"]:
+                console.print(f"     traces: {', '.join(c['sample_trace_ids'])}", highlight=False)
+    if body["chains"]:
         console.print("[bold]Propagation[/] (anomalous calls, from the entry service down)")
-        for chain in body.chains:
-            console.print("  " + " -> ".join(chain.services), highlight=False)
-            for e in chain.edges:
-                console.print(f"      {e.caller} -> {e.callee}: {'; '.join(e.evidence)}", highlight=False)
-    console.print(f"[dim]ranked in {body.duration_ms:.0f} ms[/]")
+        for chain in body["chains"]:
+            console.print("  " + " -> ".join(chain["services"]), highlight=False)
+            for e in chain["edges"]:
+                console.print(
+                    f"      {e['caller']} -> {e['callee']}: {'; '.join(e['evidence'])}", highlight=False
+                )
+    console.print(f"[dim]ranked in {body['duration_ms']:.0f} ms[/]")
 
 
 def rca(
     start: Annotated[str, typer.Option(help="Window start: RFC 3339 with offset, Unix ns, or now-15m.")],
     end: Annotated[str, typer.Option(help="Window end (exclusive), same forms.")],
     baseline_start: Annotated[
-        str | None, typer.Option(help="Baseline start (default: baseline end minus 10 minutes).")
+        str | None, typer.Option(help="Baseline start (default: picked from history before the window).")
     ] = None,
     baseline_end: Annotated[
         str | None, typer.Option(help="Baseline end (default: the window start); not after it.")
@@ -158,13 +168,15 @@ def rca(
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the API's JSON body.")] = False,
     max_rows: Annotated[
-        int, typer.Option(min=1, help="With --data-dir: refuse windows with more rows of one signal.")
+        int, typer.Option(min=1, help="With --data-dir: rows of one signal read at once (more: slices).")
     ] = DEFAULT_MAX_ROWS,
 ) -> None:
-    """Rank the root-cause candidates of what changed in a window compared with a baseline."""
-    from faultlens.api.rca_routes import RangeProblem, RcaResponse, RcaSettings, analyse, resolve_ranges
-    from faultlens.errors import StoreError
+    """Rank the root causes of what changed in a window compared with a baseline."""
+    from faultlens.errors import StoreError, UnsupportedQuery
+    from faultlens.rca.incident import RankerSettings, RootCauseRanker
+    from faultlens.rca.report import run_report
     from faultlens.store.window import open_read_only
+    from faultlens.types import TimeRange
 
     if server is not None and data_dir is not None:
         raise _fail("give --server or --data-dir, not both", 2)
@@ -177,22 +189,28 @@ def rca(
     }
     given = {k: v for k, v in times.items() if v is not None}
     if data_dir is None:
-        body = RcaResponse.model_validate(_from_server(server or DEFAULT_SERVER, given))
+        body = _from_server(server or DEFAULT_SERVER, given)
     else:
-        settings = RcaSettings()
-        try:
-            window, baseline = resolve_ranges(
-                given["start"], given["end"], given.get("baseline_start"), given.get("baseline_end"),
-                settings.baseline_ns,
-            )  # fmt: skip
-        except RangeProblem as e:
-            raise _fail(f"--{e.param.replace('_', '-')}: {e}", 2) from None
+        settings = RankerSettings()
+        w_start, w_end = given["start"], given["end"]
+        if w_end <= w_start:
+            raise _fail("--end: end must be after start", 2)
+        baseline: list[TimeRange] | None = None
+        if "baseline_start" in given or "baseline_end" in given:
+            b_end = given.get("baseline_end", w_start)
+            b_start = given.get("baseline_start", max(0, b_end - settings.baseline_ns))
+            if b_end <= b_start:
+                raise _fail("--baseline-end: baseline_end must be after baseline_start", 2)
+            if b_end > w_start:
+                raise _fail("--baseline-end: the baseline must end at or before the window's start", 2)
+            baseline = [TimeRange(b_start, b_end)]
         try:
             with open_read_only(data_dir, max_rows=max_rows) as reader:
-                body = analyse(reader, window, baseline, settings.rca)
-        except StoreError as e:
+                run = RootCauseRanker(reader, None, settings).rank_window(TimeRange(w_start, w_end), baseline)
+        except (StoreError, UnsupportedQuery) as e:
             raise _fail(str(e), 1) from None
+        body = run_report(run)
     if json_output:
-        typer.echo(json.dumps(body.model_dump(mode="json"), indent=2))
+        typer.echo(json.dumps(body, indent=2))
     else:
         _print_table(body, Console())

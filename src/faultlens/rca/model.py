@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
 from faultlens.graph.model import ServiceGraph
 from faultlens.graph.propagation import PropagationChain
+from faultlens.types import TimeRange
 
 __all__ = [
     "BaselineModel",
@@ -17,9 +19,12 @@ __all__ = [
     "LogChange",
     "LogEvidence",
     "Observations",
+    "RcaAnswer",
     "RcaConfig",
     "RcaResult",
+    "RcaStatus",
     "Reason",
+    "RootCause",
 ]
 
 
@@ -167,3 +172,147 @@ class RcaConfig:
     resource_floor: float = 0.05
     max_candidates: int = 20
     max_findings: int = 5
+
+
+# --- what an incident carries -----------------------------------------------------------------
+
+
+class RcaStatus(enum.StrEnum):
+    """Where an incident's root-cause ranking stands; every state is an answer, none an error."""
+
+    PENDING = "pending"  # not ranked yet (queued, or the ranking could not run)
+    RANKED = "ranked"  # at least one candidate passed the significance bar
+    NOT_ENOUGH_DATA = "not_enough_data"  # the window or its baseline holds too little to judge
+    NOTHING_CHANGED = "nothing_changed"  # there was data, and no candidate passed the bar
+
+
+@dataclass(frozen=True, slots=True)
+class RootCause:
+    """A ranked root cause as an incident carries it: a candidate, and what backs it.
+
+    ``confidence`` is the candidate's share of the summed scores of every root cause
+    listed (so it says how clearly this one stands out from the others, 0..1);
+    ``findings`` are the evidence, strongest first; ``error_groups`` the ids of the
+    service's error groups seen in the window; ``sample_trace_ids`` traces that show it.
+    """
+
+    service: str
+    operation: str
+    pod: str
+    reason: Reason
+    score: float
+    confidence: float
+    findings: tuple[Finding, ...]
+    error_groups: tuple[str, ...] = ()
+    sample_trace_ids: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RcaAnswer:
+    """The root causes of one window (an incident's), with how they were judged.
+
+    ``reason`` says in words why the status is what it is (which signals were judged,
+    what was missing); ``at_ns`` is the wall-clock time of the ranking; ``window`` and
+    ``baseline`` (one or more stretches, oldest first) are data time; ``duration_s`` is
+    how long reading and ranking took.
+    """
+
+    status: RcaStatus
+    reason: str
+    at_ns: int
+    root_causes: tuple[RootCause, ...] = ()
+    window: TimeRange | None = None
+    baseline: tuple[TimeRange, ...] = ()
+    duration_s: float = 0.0
+
+    def top(self, n: int = 3) -> tuple[tuple[str, str, str, str], ...]:
+        """(service, operation, pod, reason) of the first ``n``: what a notification names."""
+        return tuple((r.service, r.operation, r.pod, r.reason.value) for r in self.root_causes[:n])
+
+    def to_data(self) -> dict[str, Any]:
+        """JSON-ready form (ids as hex), read back by :meth:`from_data`."""
+        return {
+            "version": 1,
+            "status": self.status.value,
+            "reason": self.reason,
+            "at_ns": self.at_ns,
+            "window": None if self.window is None else [self.window.start_ns, self.window.end_ns],
+            "baseline": [[r.start_ns, r.end_ns] for r in self.baseline],
+            "duration_s": self.duration_s,
+            "root_causes": [_root_cause_data(r) for r in self.root_causes],
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> RcaAnswer:
+        if data.get("version") != 1:
+            raise ValueError("unknown root-cause answer version")
+        window = data.get("window")
+        return cls(
+            status=RcaStatus(data["status"]),
+            reason=str(data["reason"]),
+            at_ns=int(data["at_ns"]),
+            root_causes=tuple(_root_cause_from(r) for r in data["root_causes"]),
+            window=None if window is None else TimeRange(int(window[0]), int(window[1])),
+            baseline=tuple(TimeRange(int(a), int(b)) for a, b in data["baseline"]),
+            duration_s=float(data["duration_s"]),
+        )
+
+
+def _finding_data(f: Finding) -> dict[str, Any]:
+    return {
+        "service": f.service,
+        "reason": f.reason.value,
+        "operation": f.operation,
+        "pod": f.pod,
+        "effect": f.effect,
+        "z": f.z,
+        "evidence": f.evidence,
+        "first_ns": f.first_ns,
+        "last_ns": f.last_ns,
+        "trace_ids": [t.hex() for t in f.trace_ids],
+        "logs": [[e.key, e.change.value, e.template, e.sample] for e in f.logs],
+    }
+
+
+def _finding_from(d: dict[str, Any]) -> Finding:
+    return Finding(
+        service=str(d["service"]),
+        reason=Reason(d["reason"]),
+        operation=str(d["operation"]),
+        pod=str(d["pod"]),
+        effect=float(d["effect"]),
+        z=float(d["z"]),
+        evidence=str(d["evidence"]),
+        first_ns=None if d["first_ns"] is None else int(d["first_ns"]),
+        last_ns=None if d["last_ns"] is None else int(d["last_ns"]),
+        trace_ids=tuple(bytes.fromhex(t) for t in d["trace_ids"]),
+        logs=tuple(LogEvidence(str(k), LogChange(c), str(t), str(s)) for k, c, t, s in d["logs"]),
+    )
+
+
+def _root_cause_data(r: RootCause) -> dict[str, Any]:
+    return {
+        "service": r.service,
+        "operation": r.operation,
+        "pod": r.pod,
+        "reason": r.reason.value,
+        "score": r.score,
+        "confidence": r.confidence,
+        "findings": [_finding_data(f) for f in r.findings],
+        "error_groups": list(r.error_groups),
+        "sample_trace_ids": [t.hex() for t in r.sample_trace_ids],
+    }
+
+
+def _root_cause_from(d: dict[str, Any]) -> RootCause:
+    return RootCause(
+        service=str(d["service"]),
+        operation=str(d["operation"]),
+        pod=str(d["pod"]),
+        reason=Reason(d["reason"]),
+        score=float(d["score"]),
+        confidence=float(d["confidence"]),
+        findings=tuple(_finding_from(f) for f in d["findings"]),
+        error_groups=tuple(str(g) for g in d["error_groups"]),
+        sample_trace_ids=tuple(bytes.fromhex(t) for t in d["sample_trace_ids"]),
+    )

@@ -25,6 +25,7 @@ from faultlens.analysis.incidents.types import Incident
 from faultlens.analysis.red.types import EdgeWindow, RedWindow
 from faultlens.analysis.sketch import QuantileSketch
 from faultlens.analysis.templates.counter import TemplateChange, WindowCounts
+from faultlens.rca.model import RcaAnswer
 from faultlens.types import TimeRange
 
 # --- what the analysis writes ---------------------------------------------------------------
@@ -116,8 +117,12 @@ class AnomalyQuery:
 
 @dataclass(frozen=True, slots=True)
 class IncidentQuery:
+    """Incidents in ``state``, latest opened first. With ``time_range``: only those whose
+    span (start .. end, or resolution) overlaps it."""
+
     state: str | None = None  # "open" | "resolved" | None for both
     limit: int = 100
+    time_range: TimeRange | None = None
 
 
 # --- results --------------------------------------------------------------------------------
@@ -179,6 +184,13 @@ class AnalysisWriter(Protocol):
         ...
 
 
+class RootCauseWriter(Protocol):
+    def write_root_causes(self, incident_id: str, answer: RcaAnswer) -> bool:
+        """Store ``answer`` with the incident (replacing any earlier one); False when the
+        incident is not stored. Called from the RCA worker thread; may block."""
+        ...
+
+
 class AnalysisReader(Protocol):
     def error_groups(self, query: ErrorGroupQuery) -> list[StoredErrorGroup]: ...
 
@@ -196,8 +208,12 @@ class AnalysisReader(Protocol):
 
     def incident(self, incident_id: str) -> Incident | None: ...
 
+    def root_causes(self, incident_ids: list[str]) -> dict[str, RcaAnswer]:
+        """The stored root-cause answers of these incidents (those never ranked are absent)."""
+        ...
 
-class AnalysisStore(AnalysisWriter, AnalysisReader, Protocol):
+
+class AnalysisStore(AnalysisWriter, RootCauseWriter, AnalysisReader, Protocol):
     def close(self) -> None:
         """Release the backend; safe to call twice."""
         ...

@@ -11,7 +11,8 @@ Tables (created on open; ``ANALYSIS_SCHEMA_VERSION`` is kept in ``analysis_state
     red_windows           RED per (service, operation, kind, window)     appended; sketches as bytes
     edge_windows          calls per (caller, callee, window)             appended; sketches as bytes
     anomalies             one row per anomaly id (stable), first write wins
-    incidents             one row per incident id, replaced on each update
+    incidents             one row per incident id, replaced on each update; its ranked root
+                          causes (status, reason, time, JSON) are set apart by the RCA worker
     incident_members      (incident, anomaly)
     analysis_state        (name) -> JSON state of one analysis core, for restarts
 
@@ -43,6 +44,7 @@ from faultlens.analysis.errors.model import Category, ClassificationSource, Erro
 from faultlens.analysis.incidents.types import Incident, IncidentState, Severity
 from faultlens.analysis.sketch import QuantileSketch
 from faultlens.errors import StoreError
+from faultlens.rca.model import RcaAnswer
 from faultlens.store._connection import ALIAS, SharedConnection, open_store_file, rollback
 from faultlens.store.analysis_base import (
     AnalysisResults,
@@ -58,7 +60,16 @@ from faultlens.store.analysis_base import (
 
 __all__ = ["ANALYSIS_SCHEMA_VERSION", "DuckDBAnalysisStore"]
 
-ANALYSIS_SCHEMA_VERSION = 1
+ANALYSIS_SCHEMA_VERSION = 2
+# What each version added to the one before, run in order on an older file (idempotent).
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    2: (
+        "ALTER TABLE incidents ADD COLUMN IF NOT EXISTS rca_status VARCHAR",
+        "ALTER TABLE incidents ADD COLUMN IF NOT EXISTS rca_reason VARCHAR",
+        "ALTER TABLE incidents ADD COLUMN IF NOT EXISTS rca_at BIGINT",
+        "ALTER TABLE incidents ADD COLUMN IF NOT EXISTS root_causes VARCHAR",
+    ),
+}
 
 # Analysis tables that are series over time, with the column that dates a row: they grow for
 # as long as the server runs, so the store's retention applies to them as to the spans
@@ -203,7 +214,11 @@ _DDL = (
         resolved_ns BIGINT,
         services VARCHAR[] NOT NULL,
         title VARCHAR NOT NULL,
-        updated_unix_nano BIGINT NOT NULL
+        updated_unix_nano BIGINT NOT NULL,
+        rca_status VARCHAR,
+        rca_reason VARCHAR,
+        rca_at BIGINT,
+        root_causes VARCHAR
     )
     """,
     """
@@ -271,9 +286,13 @@ class DuckDBAnalysisStore:
                     f"the analysis tables have schema version {found}, newer than this faultlens "
                     f"({ANALYSIS_SCHEMA_VERSION})"
                 )
-            if found is None:
+            for version in range(found or ANALYSIS_SCHEMA_VERSION, ANALYSIS_SCHEMA_VERSION):
+                for ddl in _MIGRATIONS[version + 1]:
+                    con.execute(ddl)
+            if found != ANALYSIS_SCHEMA_VERSION:
                 con.execute(
-                    "INSERT INTO analysis_state VALUES (?, ?, ?)",
+                    "INSERT INTO analysis_state VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                    "state = excluded.state, updated_unix_nano = excluded.updated_unix_nano",
                     [_SCHEMA_KEY, json.dumps({"version": ANALYSIS_SCHEMA_VERSION}), time.time_ns()],
                 )
             con.execute("COMMIT")
@@ -558,8 +577,13 @@ class DuckDBAnalysisStore:
         updates = ", ".join(
             f"{c} = excluded.{c}" for c in [*_INCIDENT_COLUMNS.split(", ")[1:], "updated_unix_nano"]
         )
+        # Named columns: the root-cause columns are the RCA worker's, and an update of the
+        # incident leaves them as they are.
         self._insert(
-            cur, f"INSERT INTO incidents SELECT * FROM _rows ON CONFLICT (id) DO UPDATE SET {updates}", rows
+            cur,
+            f"INSERT INTO incidents ({_INCIDENT_COLUMNS}, updated_unix_nano) SELECT * FROM _rows "
+            f"ON CONFLICT (id) DO UPDATE SET {updates}",
+            rows,
         )
         members = {(i.id, a.id): a for i in latest for a in i.anomalies}
         self._write_anomalies(cur, list(members.values()))
@@ -568,6 +592,16 @@ class DuckDBAnalysisStore:
             "INSERT INTO incident_members SELECT * FROM _rows ON CONFLICT DO NOTHING",
             pa.table({"incident_id": [k[0] for k in members], "anomaly_id": [k[1] for k in members]}),
         )
+
+    def write_root_causes(self, incident_id: str, answer: RcaAnswer) -> bool:
+        text = json.dumps(answer.to_data(), separators=(",", ":"))
+        with self._lock, self._cursor() as cur:
+            row = cur.execute(
+                "UPDATE incidents SET rca_status = ?, rca_reason = ?, rca_at = ?, root_causes = ? "
+                "WHERE id = ? RETURNING id",
+                [answer.status.value, answer.reason, answer.at_ns, text, incident_id],
+            ).fetchall()
+        return bool(row)
 
     # --- state -----------------------------------------------------------------------------
 
@@ -725,7 +759,15 @@ class DuckDBAnalysisStore:
     def incidents(self, query: IncidentQuery) -> list[Incident]:
         if query.limit <= 0:
             return []
-        where, params = ("WHERE state = ?", [query.state]) if query.state is not None else ("", [])
+        conditions: list[str] = []
+        params: list[Any] = []
+        if query.state is not None:
+            conditions.append("state = ?")
+            params.append(query.state)
+        if query.time_range is not None:
+            conditions.append("start_ns < ? AND greatest(end_ns, coalesce(resolved_ns, end_ns)) > ?")
+            params += [query.time_range.end_ns, query.time_range.start_ns]
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         with self._cursor() as cur:
             rows = cur.execute(
                 f"SELECT {_INCIDENT_COLUMNS} FROM incidents {where} ORDER BY opened_ns DESC, id LIMIT ?",
@@ -743,6 +785,25 @@ class DuckDBAnalysisStore:
                 return None
             members = self._members(cur, [incident_id])
         return _incident(row, members.get(incident_id, ()))
+
+    def root_causes(self, incident_ids: list[str]) -> dict[str, RcaAnswer]:
+        if not incident_ids:
+            return {}
+        with self._cursor() as cur:
+            rows = cur.execute(
+                "SELECT id, root_causes FROM incidents WHERE id IN (SELECT unnest(?)) "
+                "AND root_causes IS NOT NULL",
+                [incident_ids],
+            ).fetchall()
+        out: dict[str, RcaAnswer] = {}
+        for incident_id, text in rows:
+            try:
+                out[incident_id] = RcaAnswer.from_data(json.loads(text))
+            except (ValueError, KeyError, TypeError) as e:
+                raise StoreError(
+                    f"the root causes stored with incident {incident_id} are unreadable: {e}"
+                ) from e
+        return out
 
     @staticmethod
     def _members(cur: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, tuple[Anomaly, ...]]:

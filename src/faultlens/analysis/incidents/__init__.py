@@ -7,7 +7,13 @@ Entry point: :class:`IncidentTracker` (pure state machine; state as plain data).
 from collections.abc import Iterable
 
 from faultlens.analysis.incidents.tracker import Graph, IncidentTracker, IncidentUpdate
-from faultlens.analysis.incidents.types import Incident, IncidentConfig, IncidentState, Severity
+from faultlens.analysis.incidents.types import (
+    Incident,
+    IncidentConfig,
+    IncidentEvent,
+    IncidentState,
+    Severity,
+)
 from faultlens.analysis.red.types import EdgeWindow
 
 
@@ -25,6 +31,7 @@ __all__ = [
     "Graph",
     "Incident",
     "IncidentConfig",
+    "IncidentEvent",
     "IncidentState",
     "IncidentTracker",
     "IncidentUpdate",

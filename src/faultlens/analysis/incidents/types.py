@@ -13,6 +13,14 @@ class IncidentState(enum.StrEnum):
     RESOLVED = "resolved"
 
 
+class IncidentEvent(enum.StrEnum):
+    """What happened to an incident, as notifications name it."""
+
+    OPENED = "incident.opened"
+    UPDATED = "incident.updated"  # it took new members (consumers decide what is news)
+    RESOLVED = "incident.resolved"
+
+
 class Severity(enum.IntEnum):
     LOW = 1
     MEDIUM = 2

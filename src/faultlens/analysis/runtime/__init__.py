@@ -27,6 +27,7 @@ __all__ = [
     "build_analysis",
     "engine_config",
     "incident_payload",
+    "webhook_notifier",
 ]
 
 
@@ -45,9 +46,25 @@ def engine_config(config: AnalysisConfig) -> EngineConfig:
     )
 
 
-def build_analysis(config: AnalysisConfig, store: AnalysisWriter, metrics: SelfMetrics) -> AnalysisConsumer:
-    """The analysis consumer for ``config``, persisting to ``store`` (not started)."""
-    notifier = WebhookNotifier(config.webhook, metrics) if config.webhook.url else None
+def webhook_notifier(config: AnalysisConfig, metrics: SelfMetrics) -> WebhookNotifier | None:
+    """The incident webhook of an ``analysis`` config section (None when no url is set)."""
+    return WebhookNotifier(config.webhook, metrics) if config.webhook.url else None
+
+
+def build_analysis(
+    config: AnalysisConfig,
+    store: AnalysisWriter,
+    metrics: SelfMetrics,
+    *,
+    notifier: IncidentNotifier | None = None,
+) -> AnalysisConsumer:
+    """The analysis consumer for ``config``, persisting to ``store`` (not started).
+
+    Incidents are told to ``notifier`` (the server passes its root-cause worker, which wraps
+    the webhook); without one, to the configured webhook directly.
+    """
+    if notifier is None:
+        notifier = webhook_notifier(config, metrics)
     return AnalysisConsumer(
         AnalysisEngine(engine_config(config)),
         store,

@@ -7,7 +7,7 @@
                            fan-out counts the drop     │ engine.process(queued batches of one signal, merged)
                            for "analysis" only         │ results kept, merged, for up to write_interval
                                                        │ store.write_results(merged steps): one transaction
-                                                       │ webhook.notify(opened/resolved)
+                                                       │ notifier.notify(opened/updated/resolved)
                                                        └ every state_interval: save core state
 
 Results are written at most every ``write_interval_s`` (and at once when an incident opens
@@ -40,10 +40,11 @@ from typing import Protocol
 import pyarrow as pa
 
 from faultlens.analysis.errors import ErrorGroup
-from faultlens.analysis.incidents import Incident
+from faultlens.analysis.incidents import Incident, IncidentEvent, IncidentState
 from faultlens.analysis.runtime.engine import AnalysisEngine, Step
 from faultlens.decode.base import DecodedBatch
 from faultlens.errors import Overloaded
+from faultlens.rca.model import RcaAnswer
 from faultlens.selfmetrics import SelfMetrics
 from faultlens.store.analysis_base import AnalysisResults, AnalysisWriter
 
@@ -56,9 +57,11 @@ STATE_PARTS = ("engine", "errors", "templates", "anomalies", "incidents")
 
 
 class IncidentNotifier(Protocol):
-    """Told about incidents that opened or resolved. Must not block (queue and return)."""
+    """Told about incidents that opened, took new members (UPDATED) or resolved, in that
+    order per incident; ``answer`` is the incident's ranked root causes when the caller has
+    them. Must not block (queue and return); the incident values are not changed after."""
 
-    def notify(self, event: str, incident: Incident) -> None: ...
+    def notify(self, event: IncidentEvent, incident: Incident, answer: RcaAnswer | None = None) -> None: ...
 
     def shutdown(self, timeout_s: float = 5.0) -> None: ...
 
@@ -329,16 +332,24 @@ class AnalysisConsumer:
         except Exception:
             log.exception("storing analysis results failed; they are lost, the analysis goes on")
             m.analysis_store_failures.inc()
+        # Merged steps hold several snapshots of an incident; the latest comes last.
+        latest = {i.id: i for i in step.results.incidents}
+        opened = {i.id for i in step.opened}
         for inc in step.opened:
             m.analysis_incidents.labels(event="opened").inc()
             log.info("incident %s opened: %s", inc.id, inc.title)
             if self._notifier is not None:
-                self._notifier.notify("incident.opened", inc)
+                now = latest.get(inc.id, inc)
+                self._notifier.notify(IncidentEvent.OPENED, now if now.state is IncidentState.OPEN else inc)
+        if self._notifier is not None:
+            for inc in latest.values():
+                if inc.id not in opened and inc.state is IncidentState.OPEN:
+                    self._notifier.notify(IncidentEvent.UPDATED, inc)
         for inc in step.resolved:
             m.analysis_incidents.labels(event="resolved").inc()
             log.info("incident %s resolved", inc.id)
             if self._notifier is not None:
-                self._notifier.notify("incident.resolved", inc)
+                self._notifier.notify(IncidentEvent.RESOLVED, inc)
         if step.results.anomalies:
             m.analysis_anomalies.inc(len(step.results.anomalies))
 

@@ -1,8 +1,8 @@
-"""Incident notifications: a JSON POST per incident that opens or resolves.
+"""Incident notifications: a JSON POST per incident that opens, changes root causes or resolves.
 
 ::
 
-    notify(event, incident) ──> bounded queue ──> sender thread ──POST──> url
+    notify(event, incident, answer) ──> bounded queue ──> sender thread ──POST──> url
       (never blocks; full:        (drop counted)     │ retryable failure (connection, 429, 5xx):
        dropped and counted)                          │   Backoff (export.retry) then again,
                                                      │   up to max_attempts
@@ -11,6 +11,11 @@
 
 The retry schedule and the breaker are the export package's own (issue 3); only the transport
 differs (a plain JSON POST, not OTLP). The analysis never waits for a webhook.
+
+In the server the root-cause worker (:mod:`faultlens.rca.worker`) stands between the analysis
+and this notifier, so ``incident.opened`` carries the incident's first ranked root causes
+(its top 3) and ``incident.updated`` is sent when they change. An ``incident.updated`` with no
+root causes is not news and is not sent.
 """
 
 from __future__ import annotations
@@ -23,12 +28,14 @@ from typing import Any
 
 import httpx
 
-from faultlens.analysis.incidents import Incident
+from faultlens.analysis.incidents import Incident, IncidentEvent
 from faultlens.config.model import WebhookConfig
 from faultlens.config.redact import redact_text, redact_url
 from faultlens.export.breaker import CircuitBreaker
 from faultlens.export.config import BreakerConfig, RetryConfig
 from faultlens.export.retry import Backoff
+from faultlens.rca.model import RcaAnswer
+from faultlens.rca.report import answer_fields
 from faultlens.selfmetrics import SelfMetrics
 
 __all__ = ["WebhookNotifier", "incident_payload"]
@@ -36,12 +43,17 @@ __all__ = ["WebhookNotifier", "incident_payload"]
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+TOP_ROOT_CAUSES = 3
 
 
-def incident_payload(event: str, incident: Incident) -> dict[str, Any]:
-    """The JSON body of one notification (documented in docs/api.md)."""
+def incident_payload(
+    event: IncidentEvent, incident: Incident, answer: RcaAnswer | None = None
+) -> dict[str, Any]:
+    """The JSON body of one notification (documented in docs/api.md): the incident, its
+    root-cause status and its top 3 root causes."""
     return {
-        "event": event,
+        "event": IncidentEvent(event).value,
+        **answer_fields(answer, top=TOP_ROOT_CAUSES),
         "incident": {
             "id": incident.id,
             "state": incident.state.value,
@@ -86,12 +98,14 @@ class WebhookNotifier:
         self._thread = threading.Thread(target=self._run, name="faultlens-webhook", daemon=True)
         self._thread.start()
 
-    def notify(self, event: str, incident: Incident) -> None:
+    def notify(self, event: IncidentEvent, incident: Incident, answer: RcaAnswer | None = None) -> None:
+        if event is IncidentEvent.UPDATED and answer is None:
+            return  # only a change of root causes makes an update worth sending
         with self._cond:
             if self._stopping or len(self._queue) >= self._config.queue_max:
                 self._metrics.analysis_webhook_deliveries.labels(outcome="dropped").inc()
                 return
-            self._queue.append(incident_payload(event, incident))
+            self._queue.append(incident_payload(event, incident, answer))
             self._cond.notify_all()
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
