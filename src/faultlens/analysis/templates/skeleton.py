@@ -24,8 +24,9 @@ Either way the key left has at least ``min_constants`` constant elements, so sho
 What a line costs: its key (each distinct token is judged once, and each distinct line is
 keyed once while it stays in the bounded line cache) and one dict lookup; a new key also
 looks up one key per word slot. State is bounded: at most ``max_clusters`` clusters and
-``max_keys`` keys (the smallest cluster goes first), and the evidence for word slots is kept
-per key, so it goes with them.
+``max_keys`` keys (the smallest cluster goes first), and at most ``max_slots`` slots of
+evidence for word slots (past it the evidence restarts; it is rebuilt from the keys when the
+state is restored).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class SkeletonConfig:
     min_constants: int = 3  # constant elements a folded or joined key keeps at least
     max_clusters: int = 10_000
     max_keys: int = 40_000
+    max_slots: int = 50_000  # slots holding evidence of words; past it the evidence restarts
     line_cache: int = 20_000  # distinct lines whose key is remembered (speed only; 0: off)
 
     def __post_init__(self) -> None:
@@ -58,8 +60,8 @@ class SkeletonConfig:
             raise ValueError("word_values must be at least 2")
         if self.min_constants < 0:
             raise ValueError("min_constants must be >= 0")
-        if self.max_clusters < 1 or self.max_keys < self.max_clusters:
-            raise ValueError("need max_clusters >= 1 and max_keys >= max_clusters")
+        if self.max_clusters < 1 or self.max_keys < self.max_clusters or self.max_slots < 1:
+            raise ValueError("need max_clusters >= 1, max_keys >= max_clusters and max_slots >= 1")
         if self.line_cache < 0:
             raise ValueError("line_cache must be >= 0")
 
@@ -117,6 +119,19 @@ def _slot_keys(key: Key, min_constants: int) -> list[tuple[int, Key]]:
     return [(i, (*key[:i], VALUE, *key[i + 1 :])) for i, e in enumerate(key) if e != VALUE]
 
 
+def _in_slot(key: Key, slot: Key) -> bool:
+    """Whether ``key`` is ``slot`` with a non-value in exactly one of the slot's ``<*>``."""
+    if len(key) != len(slot):
+        return False
+    differ = 0
+    for a, b in zip(key, slot, strict=True):
+        if a != b:
+            if b != VALUE or a == VALUE:
+                return False
+            differ += 1
+    return differ == 1
+
+
 class SkeletonMiner:
     """Skeleton template mining for one stream of lines. Not thread-safe; one per service."""
 
@@ -124,10 +139,15 @@ class SkeletonMiner:
         self.config = config or SkeletonConfig()
         self._clusters: dict[int, SkeletonCluster] = {}
         self._by_key: dict[Key, SkeletonCluster] = {}
-        # a key with one slot made <*> -> the words seen in that slot -> the key that had each
-        self._words: dict[Key, dict[str, Key]] = {}
+        # hash of a key with one slot made <*> -> the words seen in that slot -> the key that had
+        # each (by hash, so that a slot costs the same whatever the length of its key; a key is
+        # checked against the slot before it counts, so a collision changes nothing)
+        self._words: dict[int, dict[str, Key]] = {}
         self._next_id = 1
         self._lines: dict[str, tuple[Key, tuple[str, ...]]] = {}
+        # a key that joined another key's cluster (a word in a variable slot) -> that key; a
+        # bounded cache, not state: without it the key finds the same cluster again
+        self._aliases: dict[Key, Key] = {}
 
     # -- public ---------------------------------------------------------------------------
 
@@ -146,8 +166,7 @@ class SkeletonMiner:
     def add(self, line: str) -> Match:
         """Place ``line`` in a cluster, creating, joining or folding clusters as needed."""
         key, shown = self.key(line)
-        c = self._by_key.get(key)
-        return self._new_key(key, shown) if c is None else c.join(key, shown)
+        return self._place(key, shown)
 
     def add_many(self, lines: Sequence[str]) -> list[Match]:
         """``[self.add(line) for line in lines]``."""
@@ -157,13 +176,13 @@ class SkeletonMiner:
         for line in lines:
             key, shown = cache.get(line) or self.key(line)
             c = by_key.get(key)
-            out.append(self._new_key(key, shown) if c is None else c.join(key, shown))
+            out.append(self._place(key, shown) if c is None else c.join(key, shown))
         return out
 
     def match(self, line: str) -> SkeletonCluster | None:
         """The cluster ``line`` would join, without changing anything (None if it would be new)."""
         key, _ = line_key(line)
-        c = self._by_key.get(key)
+        c = self._by_key.get(key) or self._by_key.get(self._aliases.get(key, ()))
         if c is None:
             for _, slot in _slot_keys(key, self.config.min_constants):
                 c = self._by_key.get(slot)
@@ -220,26 +239,45 @@ class SkeletonMiner:
 
     # -- new keys -------------------------------------------------------------------------
 
+    def _place(self, key: Key, shown: tuple[str, ...]) -> Match:
+        c = self._by_key.get(key)
+        if c is None:
+            slot = self._aliases.get(key)
+            c = None if slot is None else self._by_key.get(slot)
+            if c is None:
+                return self._new_key(key, shown)
+        return c.join(key, shown)
+
+    def _alias(self, key: Key, slot: Key) -> None:
+        if len(self._aliases) >= self.config.max_keys:
+            self._aliases.clear()
+        self._aliases[key] = slot
+
     def _new_key(self, key: Key, shown: tuple[str, ...]) -> Match:
         slots = _slot_keys(key, self.config.min_constants)
         for _, slot in slots:  # a value was seen where this key has a word: join that
             target = self._by_key.get(slot)
             if target is not None:
+                self._alias(key, slot)
                 return self._attach(target, key, shown, merged=())
         # words seen where this key has a value: their clusters join this key's
-        if sum(1 for e in key if e != VALUE) >= self.config.min_constants:
-            words = self._words.pop(key, None)
+        if VALUE in key and sum(1 for e in key if e != VALUE) >= self.config.min_constants:
+            words = self._words.pop(hash(key), None)
             if words:
-                found = self._clusters_of(words.values())
+                found = self._clusters_of(k for k in words.values() if _in_slot(k, key))
                 if found:
-                    return self._fold(found, [key], key, shown)
+                    return self._fold(found, key, key, shown)
         for i, slot in slots:  # enough distinct words in one slot: it is a variable
-            words = self._words.get(slot)
-            if words is not None and len(words) + (key[i] not in words) >= self.config.word_values:
-                found = self._clusters_of(words.values())
+            words = self._words.get(hash(slot))
+            if words is None:
+                continue
+            seen = [k for k in words.values() if _in_slot(k, slot)]
+            if len(seen) + (key[i] not in words) >= self.config.word_values:
+                found = self._clusters_of(seen)
                 if found:
-                    del self._words[slot]
-                    return self._fold(found, [slot, key], key, shown)
+                    del self._words[hash(slot)]
+                    self._alias(key, slot)
+                    return self._fold(found, slot, key, shown)
         c = SkeletonCluster(self._next_id, list(shown), 1, [key], last_shown=shown)
         self._next_id += 1
         self._clusters[c.cluster_id] = c
@@ -256,10 +294,8 @@ class SkeletonMiner:
                 seen[c.cluster_id] = c
         return list(seen.values())
 
-    def _fold(
-        self, found: list[SkeletonCluster], new_keys: list[Key], key: Key, shown: tuple[str, ...]
-    ) -> Match:
-        """Fold ``found`` into the largest of them, give it ``new_keys``, and add the line."""
+    def _fold(self, found: list[SkeletonCluster], owned: Key, key: Key, shown: tuple[str, ...]) -> Match:
+        """Fold ``found`` into the largest of them, give it the key ``owned``, and add the line."""
         target = max(found, key=lambda c: (c.size, -c.cluster_id))
         merged: list[int] = []
         for c in found:
@@ -272,22 +308,16 @@ class SkeletonMiner:
             target.fit(k, tuple(c.tokens))
             del self._clusters[c.cluster_id]
             merged.append(c.cluster_id)
-        return self._attach(target, key, shown, merged=tuple(merged), extra=new_keys)
+        if owned not in self._by_key:
+            self._by_key[owned] = target
+            target.keys.append(owned)
+            self._note_words(owned)
+        return self._attach(target, key, shown, merged=tuple(merged))
 
     def _attach(
-        self,
-        target: SkeletonCluster,
-        key: Key,
-        shown: tuple[str, ...],
-        merged: tuple[int, ...],
-        extra: Sequence[Key] = (),
+        self, target: SkeletonCluster, key: Key, shown: tuple[str, ...], merged: tuple[int, ...]
     ) -> Match:
-        """``key`` (and ``extra`` keys) now lead to ``target``; the line joins it."""
-        for k in extra or (key,):
-            if k not in self._by_key:
-                self._by_key[k] = target
-                target.keys.append(k)
-                self._note_words(k)
+        """The line of ``key`` joins ``target`` (after folding ``merged`` into it)."""
         target.size += 1
         changed = target.fit(key, shown)  # the slot where it differs becomes <*>
         self._bound(keep=target)
@@ -295,9 +325,12 @@ class SkeletonMiner:
 
     def _note_words(self, key: Key) -> None:
         """Remember this key's word in each of its slots, as evidence that the slot is variable."""
+        words = self._words
         for i, slot in _slot_keys(key, self.config.min_constants):
             if slot not in self._by_key:
-                self._words.setdefault(slot, {})[key[i]] = key
+                words.setdefault(hash(slot), {})[key[i]] = key
+        if len(words) > self.config.max_slots:
+            words.clear()  # bounded: the evidence restarts (clusters and keys stay)
 
     # -- bounds ---------------------------------------------------------------------------
 
@@ -316,8 +349,8 @@ class SkeletonMiner:
             if self._by_key.get(k) is victim:
                 del self._by_key[k]
             for i, slot in _slot_keys(k, self.config.min_constants):
-                words = self._words.get(slot)
+                words = self._words.get(hash(slot))
                 if words is not None and words.get(k[i]) == k:
                     del words[k[i]]
                     if not words:
-                        del self._words[slot]
+                        del self._words[hash(slot)]
