@@ -82,6 +82,7 @@ class GuardedH11Protocol(H11Protocol):
         self.timeout_keep_alive = limits.idle_timeout  # type: ignore[assignment]  # a float works
         self._deadline: asyncio.TimerHandle | None = None
         self._waiting_for: str | None = None  # "headers" | "body" while a deadline runs
+        self._upgraded = False  # handed to a WebSocket protocol, which has its own pings
         self.app = _CapacityGate(self.app, server_state.connections, limits.max_connections, self.policy)
 
     # --- asyncio.Protocol ------------------------------------------------------------------
@@ -101,9 +102,16 @@ class GuardedH11Protocol(H11Protocol):
         super().on_response_complete()  # may start a pipelined request already buffered
         self._follow_client()
 
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        self._disarm()
+        self._upgraded = True
+        super().handle_websocket_upgrade(event)
+
     # --- deadlines ---------------------------------------------------------------------------
     def _follow_client(self) -> None:
         """Set the deadline for what the client owes now (see the module's diagram)."""
+        if self._upgraded:
+            return
         state = self.conn.their_state
         if state is h11.IDLE:
             # Bytes of a request head arrived (data_received) or a response just completed
