@@ -141,7 +141,7 @@ def test_table_shows_candidates_evidence_and_propagation(server: tuple[str, Path
     out = result.output
     assert "window   2023-11-14T22:24:00Z .. 2023-11-14T22:27:00Z  (540 spans" in out
     assert "baseline 2023-11-14T22:03:00Z .. 2023-11-14T22:23:00Z" in out  # around the open incident
-    assert "status   ranked: judged spans and logs" in out
+    assert "status   ranked: judged spans, logs" in out
     row = next(line for line in out.splitlines() if "payment-b" in line)
     assert "1" in row and "payment" in row and "Charge" in row and "slow_execution" in row
     assert "Evidence" in out and "1. payment" in out

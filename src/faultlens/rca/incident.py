@@ -301,7 +301,7 @@ class RootCauseRanker:
             )
         judge_spans = current.spans.num_rows > 0 and base.spans.num_rows >= s.min_spans
         judge_points = current.metrics.num_rows > 0 and base.metrics.num_rows >= s.min_points
-        base_words = f"the baseline ({_ranges_words(picked)}) holds {base_counts.words()}"
+        base_words = f"the baseline ({_ranges_words(picked)}) holding {base_counts.words()}"
         if not (judge_spans or judge_points):
             return run(
                 answer(
@@ -322,7 +322,8 @@ class RootCauseRanker:
             base.metrics if judge_points else empty[2],
         )
         result = rank_root_causes(cur, bas, s.rca)
-        judged = ", ".join(n for n, ok in (("spans and logs", judge_spans), ("metrics", judge_points)) if ok)
+        names = [*(("spans", "logs") if judge_spans else ()), *(("metrics",) if judge_points else ())]
+        judged = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
         passing = [c for c in result.candidates if significant(c, s)][: s.max_root_causes]
         if not passing:
             strongest = (

@@ -1,0 +1,266 @@
+"""RootCauseRanker: windows and baselines from the server's own history, and every answer a status.
+
+The pure parts (:func:`pick_baseline`, :func:`busy_ranges`, :func:`incident_window`) are
+checked on ranges; the ranker itself reads a real DuckDB store holding the synthetic system
+of :mod:`.synth` (ten normal minutes, then a window at minute 20), with real incidents in
+the analysis tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from faultlens.analysis.incidents.types import Incident, IncidentState, Severity
+from faultlens.decode.base import DecodedBatch
+from faultlens.rca import Observations
+from faultlens.rca.incident import (
+    RankerSettings,
+    RootCauseRanker,
+    busy_ranges,
+    incident_window,
+    pick_baseline,
+    rfc3339,
+)
+from faultlens.rca.model import RcaAnswer, RcaStatus, Reason
+from faultlens.store.analysis_base import AnalysisResults
+from faultlens.store.analysis_duckdb import DuckDBAnalysisStore
+from faultlens.store.duckdb_store import DuckDBStore
+from faultlens.store.window import WindowReader
+from faultlens.types import Signal, TimeRange
+
+from .synth import MIN, PODS, Knobs, baseline, observations
+
+S = 1_000_000_000
+T = 1_800_000_000 * S  # the synthetic system's minute 0 is shifted here (a real epoch time)
+SETTINGS = RankerSettings()
+
+
+def _incident(id: str, start: int, end: int, state: IncidentState = IncidentState.RESOLVED) -> Incident:
+    return Incident(
+        id=id,
+        state=state,
+        severity=Severity.HIGH,
+        start_ns=start,
+        end_ns=end,
+        opened_ns=start + MIN,
+        resolved_ns=end if state is IncidentState.RESOLVED else None,
+        services=("b",),
+        anomalies=(),
+        title=id,
+    )
+
+
+# --- pure parts -----------------------------------------------------------------------------
+
+
+def test_baseline_is_the_latest_history_before_the_window() -> None:
+    window = TimeRange(T + 60 * MIN, T + 65 * MIN)
+    assert pick_baseline(window, [], SETTINGS) == (TimeRange(T + 40 * MIN, T + 60 * MIN),)
+
+
+def test_baseline_steers_around_incidents_and_takes_the_rest_further_back() -> None:
+    window = TimeRange(T + 60 * MIN, T + 65 * MIN)
+    busy = busy_ranges([_incident("prev", T + 50 * MIN, T + 53 * MIN)], None, SETTINGS)
+    # the previous incident, one minute of margin before, margin and 5 min of settling after
+    assert busy == [TimeRange(T + 49 * MIN, T + 59 * MIN)]
+    assert pick_baseline(window, busy, SETTINGS) == (
+        TimeRange(T + 30 * MIN, T + 49 * MIN),
+        TimeRange(T + 59 * MIN, T + 60 * MIN),
+    )
+
+
+def test_the_incident_itself_is_not_in_its_own_way() -> None:
+    me = _incident("me", T + 60 * MIN, T + 62 * MIN, IncidentState.OPEN)
+    assert busy_ranges([me], "me", SETTINGS) == []
+
+
+def test_no_free_history_gives_no_baseline() -> None:
+    window = TimeRange(T + 60 * MIN, T + 65 * MIN)
+    busy = [TimeRange(T - 200 * MIN, T + 59 * MIN + 30 * S)]  # 30 s free: less than a minute
+    assert pick_baseline(window, busy, SETTINGS) == ()
+    assert pick_baseline(TimeRange(30 * S, MIN), [], SETTINGS) == ()  # the epoch is the floor
+
+
+def test_baseline_never_reaches_past_the_lookback() -> None:
+    window = TimeRange(T + 200 * MIN, T + 205 * MIN)
+    busy = [TimeRange(T + 90 * MIN, T + 200 * MIN)]
+    picked = pick_baseline(window, busy, SETTINGS)
+    assert picked == (TimeRange(T + 80 * MIN, T + 90 * MIN),)  # 2 h back at most: 10 min left
+
+
+def test_incident_window_is_its_data_time_widened_and_cut() -> None:
+    inc = _incident("x", T + 10 * MIN, T + 13 * MIN)
+    assert incident_window(inc, SETTINGS) == (TimeRange(T + 9 * MIN, T + 14 * MIN), False)
+    long = _incident("y", T, T + 90 * MIN, IncidentState.OPEN)
+    assert incident_window(long, SETTINGS) == (TimeRange(T - MIN, T + 29 * MIN), True)
+
+
+def test_rfc3339_beside_nanoseconds() -> None:
+    assert rfc3339(0) == "1970-01-01T00:00:00Z"
+    assert rfc3339(1_500_000_000) == "1970-01-01T00:00:01.5Z"
+
+
+# --- the ranker over a real store -----------------------------------------------------------
+
+
+def _shift(o: Observations, by: int) -> Observations:
+    def moved(t: pa.Table, cols: tuple[str, ...]) -> pa.Table:
+        for c in cols:
+            i = t.schema.get_field_index(c)
+            t = t.set_column(i, t.schema.field(i), pa.compute.add(t.column(c), by))
+        return t
+
+    return Observations(
+        moved(o.spans, ("start_time_unix_nano", "end_time_unix_nano")),
+        moved(o.logs, ("time_unix_nano", "observed_time_unix_nano")),
+        moved(o.metrics, ("time_unix_nano",)),
+    )
+
+
+def _write(store: DuckDBStore, o: Observations) -> None:
+    store.write(
+        [
+            DecodedBatch(Signal.TRACES, o.spans),
+            DecodedBatch(Signal.LOGS, o.logs),
+            DecodedBatch(Signal.METRICS, o.metrics),
+        ]
+    )
+
+
+WINDOWS = {  # minute -> what happens in the 3 minutes from there
+    20: Knobs(c_extra_ns=60_000_000),  # c slows down
+    30: Knobs(),  # nothing
+    40: Knobs(b_locations=("B#1",)),  # b stops logging a statement
+}
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DuckDBStore, DuckDBAnalysisStore]]:
+    path: Path = tmp_path_factory.mktemp("ranker") / "faultlens.duckdb"
+    store = DuckDBStore(path)
+    _write(store, _shift(baseline(), T))  # minutes 0..10
+    _write(store, _shift(observations(300, 10 * MIN, Knobs(), first_trace=50_000, minutes=10), T))
+    for i, (minute, knobs) in enumerate(WINDOWS.items()):
+        _write(store, _shift(observations(120, minute * MIN, knobs, first_trace=100_000 * (i + 2)), T))
+    analysis = DuckDBAnalysisStore(path)
+    analysis.write_results(AnalysisResults(incidents=(_incident("inc-c", T + 20 * MIN, T + 23 * MIN),)))
+    yield store, analysis
+    analysis.close()
+    store.close()
+
+
+@pytest.fixture
+def ranker(stores: tuple[DuckDBStore, DuckDBAnalysisStore]) -> RootCauseRanker:
+    store, analysis = stores
+    return RootCauseRanker(WindowReader.for_store(store), analysis)
+
+
+def test_a_slow_pod_is_ranked_with_evidence_a_person_can_check(ranker: RootCauseRanker) -> None:
+    run = ranker.rank_window(TimeRange(T + 20 * MIN, T + 23 * MIN))
+    a = run.answer
+    assert a.status is RcaStatus.RANKED, a.reason
+    top = a.root_causes[0]
+    assert (top.service, top.pod, top.reason) == ("c", PODS["c"], Reason.SLOW_EXECUTION)
+    assert 0.5 < top.confidence <= 1 and top.sample_trace_ids
+    f = top.findings[0]
+    assert f.first_ns is not None and T + 20 * MIN <= f.first_ns < T + 23 * MIN
+    assert "exclusive time" in f.evidence
+    assert "judged spans, logs and metrics of the window" in a.reason
+
+
+def test_a_missing_log_statement_names_its_text_and_a_sample_line(ranker: RootCauseRanker) -> None:
+    a = ranker.rank_window(TimeRange(T + 40 * MIN, T + 43 * MIN)).answer
+    top = a.root_causes[0]
+    assert (top.service, top.reason) == ("b", Reason.LOG_PATTERN)
+    (log,) = top.findings[0].logs
+    assert (log.key, log.change.value, log.sample) == ("B#2", "missing", "B#2 did something 42")
+    assert log.template and "B#2 did something 42" in top.findings[0].evidence
+
+
+def test_a_quiet_window_is_nothing_changed(ranker: RootCauseRanker) -> None:
+    a = ranker.rank_window(TimeRange(T + 30 * MIN, T + 33 * MIN)).answer
+    assert a.status is RcaStatus.NOTHING_CHANGED, a.root_causes
+    assert a.root_causes == () and "no change passed the bar" in a.reason
+
+
+def test_the_baseline_of_a_later_window_leaves_the_earlier_incident_out(ranker: RootCauseRanker) -> None:
+    run = ranker.rank_window(TimeRange(T + 30 * MIN, T + 33 * MIN))
+    # inc-c (20..23 min) widened to 19..29 min: the baseline is 29..30 and 10..19 (the rest of
+    # the 20 minutes reaches back before minute 10)
+    assert run.baseline == (TimeRange(T + 10 * MIN, T + 19 * MIN), TimeRange(T + 29 * MIN, T + 30 * MIN)) or (
+        run.baseline[-1] == TimeRange(T + 29 * MIN, T + 30 * MIN)
+        and all(r.end_ns <= T + 19 * MIN for r in run.baseline[:-1])
+    )
+    assert "around other incidents" in run.answer.reason
+
+
+def test_an_incident_is_ranked_over_its_own_window(
+    ranker: RootCauseRanker, stores: tuple[DuckDBStore, DuckDBAnalysisStore]
+) -> None:
+    inc = stores[1].incident("inc-c")
+    assert inc is not None
+    run = ranker.rank_incident(inc)
+    assert run.window == TimeRange(T + 19 * MIN, T + 24 * MIN)
+    assert run.baseline[-1].end_ns == T + 19 * MIN
+    assert run.answer.root_causes[0].service == "c"
+
+
+@pytest.mark.parametrize(
+    ("window", "baseline", "words"),
+    [
+        # a window before any data
+        (TimeRange(T - 30 * MIN, T - 27 * MIN), None, "holds 0 spans"),
+        # data in the window, none in the baseline
+        (TimeRange(T, T + 3 * MIN), [TimeRange(T - 10 * MIN, T)], "the baseline"),
+        # one span against a one-span baseline
+        (TimeRange(T + 20 * MIN, T + 20 * MIN + 1), [TimeRange(T, T + 1)], "judging needs"),
+    ],
+)
+def test_too_little_data_is_not_enough_data_with_the_counts(
+    ranker: RootCauseRanker, window: TimeRange, baseline: list[TimeRange] | None, words: str
+) -> None:
+    a = ranker.rank_window(window, baseline).answer
+    assert a.status is RcaStatus.NOT_ENOUGH_DATA
+    assert words in a.reason and a.root_causes == ()
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        TimeRange(T + 20 * MIN, T + 20 * MIN + 1),  # one span
+        TimeRange(T + 20 * MIN, T + 20 * MIN + 2 * S),  # a few spans
+        TimeRange(T + 20 * MIN + 30 * S, T + 20 * MIN + 31 * S),  # spans, no metric point
+    ],
+)
+def test_tiny_windows_against_a_full_baseline_answer(ranker: RootCauseRanker, window: TimeRange) -> None:
+    a = ranker.rank_window(window).answer
+    assert a.status in (RcaStatus.RANKED, RcaStatus.NOTHING_CHANGED, RcaStatus.NOT_ENOUGH_DATA)
+
+
+def test_a_signal_without_enough_baseline_is_left_out_and_said(
+    stores: tuple[DuckDBStore, DuckDBAnalysisStore],
+) -> None:
+    store, analysis = stores
+    strict = RootCauseRanker(WindowReader.for_store(store), analysis, replace(SETTINGS, min_points=10_000))
+    a = strict.rank_window(TimeRange(T + 20 * MIN, T + 23 * MIN)).answer
+    assert a.status is RcaStatus.RANKED and "judged spans and logs of the window" in a.reason
+
+
+def test_a_side_over_the_row_limit_is_read_in_slices(stores: tuple[DuckDBStore, DuckDBAnalysisStore]) -> None:
+    store, analysis = stores
+    small = RootCauseRanker(WindowReader.for_store(store, max_rows=600), analysis)
+    run = small.rank_window(TimeRange(T + 20 * MIN, T + 23 * MIN))
+    assert 0 < run.observed.coverage < 1 and run.observed.spans <= 600
+    assert 0 < run.baseline_observed.coverage < 1
+    assert "in slices" in run.answer.reason
+    assert run.answer.root_causes[0].service == "c"
+
+
+def test_an_answer_survives_its_json_form(ranker: RootCauseRanker) -> None:
+    a = ranker.rank_window(TimeRange(T + 40 * MIN, T + 43 * MIN)).answer
+    assert RcaAnswer.from_data(a.to_data()) == a
