@@ -15,6 +15,8 @@ Item counters (label ``signal`` is traces/metrics/logs, ``transport`` is grpc/ht
 - ``faultlens_receiver_refused_requests_total{reason}``: requests refused before decoding
   (too large, bad content type, malformed, unauthenticated, overloaded...).
 - ``faultlens_store_written_items_total`` / ``faultlens_dropped_items_total{reason}``.
+- ``faultlens_truncated_values_total{signal,what}``: strings cut and attributes dropped by
+  ``receivers.limits`` (``what``: attribute_value, field, log_body, attribute_dropped).
 - ``faultlens_analysis_*``: items analysed, queue lag, data-time watermark, anomalies,
   incidents opened/resolved, webhook deliveries (drops are in ``dropped_items{consumer="analysis"}``).
 """
@@ -96,6 +98,12 @@ class SelfMetrics:
         )
         self.retention_deleted_items = Counter(
             "faultlens_retention_deleted_items", "Items removed by retention.", ("signal",), registry=r
+        )
+        self.truncated_values = Counter(
+            "faultlens_truncated_values",
+            "Values cut or attributes dropped by receivers.limits (decode.limits), by what.",
+            ("signal", "what"),
+            registry=r,
         )
 
         self.analysis_processed_items = Counter(

@@ -79,11 +79,55 @@ class HttpReceiverConfig(HttpListenerConfig):
     port: int = Field(default=4318, ge=0, le=65535)
 
 
+# DuckDB holds in memory, until the write commits, the strings of each run of this many
+# rows it inserts (its vector size), so the strings of 2,048 consecutive records of one
+# write must fit in the store's memory limit, or the write fails and so does every retry:
+# the store stops writing (docs/architecture.md, "Limits"). Measured with DuckDB 2.0.1: one
+# write failed once 2,048 rows held over ~80% of the limit (27,000 against 24,000 string
+# bytes a row at 64 MiB; 16,000 against 12,000 at 32 MiB), however few or many rows it had.
+STORE_VECTOR_ROWS = 2048
+# The share of store.memory_limit_mib that 2,048 records at the record limit may take: the
+# rest is for what else the file holds at that moment (analysis tables, reads).
+STORE_RECORD_SHARE = 0.5
+
+
+class LimitsConfig(_Section):
+    """Attribute and record limits applied to every decoded batch before any consumer sees
+    it, as the OpenTelemetry SDK's attribute limits are applied before export
+    (:func:`faultlens.decode.limits.enforce_limits`; counted in
+    ``faultlens_truncated_values_total{signal,what}``).
+
+    The SDK's count limit is 128 by default (``OTEL_ATTRIBUTE_COUNT_LIMIT``), and so it is
+    here. The SDK sets no length limit by default; here a value, a log body and an attribute
+    set may each be 16 KiB (a URL, a SQL statement, the top of a stack trace: the parts fault
+    analysis reads), and a whole record 16 KiB of strings, what 2,048 records of one write
+    may take of the store's default 64 MiB (:data:`STORE_VECTOR_ROWS`). A record limit
+    above what ``store.memory_limit_mib`` holds is refused at load
+    (:meth:`Config._limits_fit_store`); raise both together.
+    """
+
+    # One string value: an attribute value (also inside arrays and maps), a name, a status
+    # message; the columns promoted from attributes get the same cut.
+    attribute_value_max_bytes: int = Field(default=16 * 1024, ge=256)
+    # Attributes of one item, resource, span event or link; later ones are dropped.
+    attribute_count_max: int = Field(default=128, ge=1)
+    # A log record's body (a string, or the JSON of a structured body).
+    log_body_max_bytes: int = Field(default=16 * 1024, ge=256)
+    # The JSON of one attribute set as stored: attributes are dropped from the end until it
+    # fits, and counted in the item's dropped_attributes_count.
+    attributes_max_bytes: int = Field(default=16 * 1024, ge=256)
+    # Every string of one span, log record or point together (its attribute sets, events,
+    # links, names, body): past it, the longest parts are cut to a common length and the
+    # events and links that do not fit are dropped (counted in dropped_*_count).
+    record_max_bytes: int = Field(default=16 * 1024, ge=4096)
+
+
 class ReceiversConfig(_Section):
     grpc: GrpcReceiverConfig = GrpcReceiverConfig()
     http: HttpReceiverConfig = HttpReceiverConfig()
     # Limit on one request's body, measured after decompression.
     max_request_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    limits: LimitsConfig = LimitsConfig()
     tls: TlsConfig | None = None
     auth: AuthConfig = AuthConfig()
     # Worker processes that decode requests off the event loop; 0 decodes on the loop.
@@ -250,3 +294,18 @@ class Config(_Section):
     analysis: AnalysisConfig = AnalysisConfig()
     pipeline: PipelineConfig = PipelineConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _limits_fit_store(self) -> Config:
+        """A write holds the strings of :data:`STORE_VECTOR_ROWS` records in memory at once;
+        at the record limit they must fit in :data:`STORE_RECORD_SHARE` of the store's."""
+        record = self.receivers.limits.record_max_bytes
+        need_mib = -(-int(STORE_VECTOR_ROWS * record / STORE_RECORD_SHARE) // 2**20)
+        if self.store.memory_limit_mib < need_mib:
+            raise ValueError(
+                f"receivers.limits.record_max_bytes {record} needs store.memory_limit_mib of at "
+                f"least {need_mib} (it is {self.store.memory_limit_mib}): DuckDB holds the strings "
+                f"of {STORE_VECTOR_ROWS} records of a write in memory at once; raise the memory "
+                "limit or lower the record limit"
+            )
+        return self

@@ -1,0 +1,501 @@
+"""Attribute and record limits: what keeps one request from breaking the store.
+
+A request under the size limit may still carry a single 20 MiB attribute. Stored as is, a
+few of them fill DuckDB's memory limit in one write and the store stops writing
+(:data:`~faultlens.config.model.STORE_INLINE_STRING_BYTES` has the measurement). So, as
+the OpenTelemetry SDK applies its attribute limits before export, every decoded batch is
+limited here before any consumer sees it (:class:`~faultlens.config.model.LimitsConfig`):
+
+- **values**: every string longer than ``attribute_value_max_bytes`` (attribute values,
+  also inside arrays and maps; names, status messages, the columns promoted from
+  attributes) is cut at a UTF-8 boundary and ends with ``...[truncated N bytes]``, N the
+  bytes removed; the result is at most the limit long. A log body has its own limit.
+- **counts**: an attribute set (of an item, its resource, a span event or link) keeps its
+  first ``attribute_count_max`` attributes; the rest are dropped.
+- **records**: an attribute set whose JSON is still longer than ``attributes_max_bytes``
+  keeps, in order, the attributes that fit (the last one that does not is cut to fit when
+  it is a string); the others are dropped. An attribute with a key over the value limit
+  is dropped too. Dropped attributes of an item are added to its
+  ``dropped_attributes_count``, as the SDK reports its own drops.
+
+The cost where nothing exceeds is a length check per string column (Arrow kernels), and a
+count of ``":`` in attribute sets long enough to hold more attributes than the count
+limit; only the values found over a limit are touched in Python. The result has the
+batch's schema exactly. ``raw`` (the request as received) is kept: exporters forward
+what the client sent, and other backends apply limits of their own.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from faultlens.config.model import LimitsConfig
+from faultlens.decode.base import DecodedBatch
+
+if TYPE_CHECKING:
+    from faultlens.selfmetrics import SelfMetrics
+
+__all__ = ["LimitOutcome", "LimitedWhat", "apply_limits", "enforce_limits", "truncate_text"]
+
+MARKER = "...[truncated {} bytes]"
+_MARKED = re.compile(r"\.\.\.\[truncated (\d+) bytes\]\Z")
+_MAP_COLUMNS = ("attributes", "resource_attributes")
+_NESTED = {"events": ("name",), "links": ("trace_state",)}  # list<struct> columns: their string fields
+_UNLIMITED = frozenset({"metric_type"})  # one of a few short names the decoder writes itself
+
+
+class LimitedWhat(Enum):
+    """What a limit changed (the ``what`` label of ``faultlens_truncated_values_total``)."""
+
+    ATTRIBUTE_VALUE = "attribute_value"  # a string inside an attribute set
+    FIELD = "field"  # a string column: a name, a message, a column promoted from attributes
+    LOG_BODY = "log_body"
+    ATTRIBUTE_DROPPED = "attribute_dropped"  # an attribute left out (count, size or key)
+
+
+@dataclass(frozen=True, slots=True)
+class LimitOutcome:
+    """The limited batch (the same object when nothing exceeded) and what was changed."""
+
+    batch: DecodedBatch
+    counts: tuple[tuple[LimitedWhat, int], ...] = ()
+
+    def count(self, what: LimitedWhat) -> int:
+        return sum(n for w, n in self.counts if w is what)
+
+    @property
+    def truncated_values(self) -> int:
+        return sum(n for w, n in self.counts if w is not LimitedWhat.ATTRIBUTE_DROPPED)
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self.count(LimitedWhat.ATTRIBUTE_DROPPED)
+
+
+def truncate_text(text: str, limit: int) -> str:
+    """``text`` if its UTF-8 form fits in ``limit`` bytes, else its start and the marker,
+    together at most ``limit`` bytes (``limit`` must leave room for the marker). Cutting a
+    cut text again counts the bytes removed by both cuts in the one marker."""
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return text
+    earlier = 0
+    found = _MARKED.search(text)
+    if found:
+        earlier = int(found.group(1))
+        data = text[: found.start()].encode("utf-8", "surrogatepass")
+    # The marker's number has at most as many digits as the whole length.
+    keep = max(0, limit - len(MARKER.format(len(data) + earlier)))
+    prefix = data[:keep].decode("utf-8", "ignore")  # a character cut in two goes whole
+    removed = len(data) - len(prefix.encode("utf-8", "surrogatepass")) + earlier
+    return prefix + MARKER.format(removed)
+
+
+def enforce_limits(batch: DecodedBatch, limits: LimitsConfig) -> LimitOutcome:
+    """``batch`` within ``limits`` (see the module docstring). Pure: nothing is mutated."""
+    table = batch.table
+    if not table.num_rows:
+        return LimitOutcome(batch)
+    counts: Counter[LimitedWhat] = Counter()
+    new_columns: dict[str, pa.ChunkedArray] = {}
+    item_drops: np.ndarray | None = None
+    for field in table.schema:
+        column = table.column(field.name)
+        if field.name in _MAP_COLUMNS:
+            changed, drops = _limit_maps(column, limits, counts)
+            if changed is not None:
+                new_columns[field.name] = changed
+                if field.name == "attributes" and drops.any():
+                    item_drops = drops
+        elif field.name in _NESTED:
+            changed = _limit_nested(column, _NESTED[field.name], limits, counts)
+            if changed is not None:
+                new_columns[field.name] = changed
+        elif pa.types.is_string(field.type) and field.name not in _UNLIMITED:
+            body = field.name == "body"
+            what = LimitedWhat.LOG_BODY if body else LimitedWhat.FIELD
+            limit = limits.log_body_max_bytes if body else limits.attribute_value_max_bytes
+            cut = _limit_strings(column, limit, what, counts)
+            if cut is not None:
+                new_columns[field.name] = cut
+    if item_drops is not None and "dropped_attributes_count" in table.schema.names:
+        new_columns["dropped_attributes_count"] = _add_counts(
+            table.column("dropped_attributes_count"), item_drops
+        )
+    table = _set_columns(table, new_columns)
+    table = _limit_records(table, limits, counts)
+    if table is batch.table:
+        return LimitOutcome(batch)
+    ordered = tuple(sorted(((w, n) for w, n in counts.items() if n), key=lambda kv: kv[0].value))
+    return LimitOutcome(replace(batch, table=table), ordered)
+
+
+def _set_columns(table: pa.Table, columns: dict[str, pa.ChunkedArray]) -> pa.Table:
+    for name, column in columns.items():
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, table.schema.field(i), column.cast(table.schema.field(i).type))
+    return table
+
+
+def _add_counts(column: pa.ChunkedArray, added: np.ndarray) -> pa.ChunkedArray:
+    before = column.to_numpy(zero_copy_only=False)
+    before = np.nan_to_num(before.astype(np.float64), nan=0.0).astype(np.int64)
+    total = np.minimum(before + added, np.iinfo(np.int32).max)
+    return pa.chunked_array([pa.array(total, pa.int32())])
+
+
+def apply_limits(batch: DecodedBatch, limits: LimitsConfig, metrics: SelfMetrics) -> DecodedBatch:
+    """:func:`enforce_limits`, its counts added to ``faultlens_truncated_values_total``."""
+    outcome = enforce_limits(batch, limits)
+    for what, n in outcome.counts:
+        metrics.truncated_values.labels(signal=batch.signal.value, what=what.value).inc(n)
+    return outcome.batch
+
+
+# --- plain string columns ---------------------------------------------------------------
+
+
+def _over(column: pa.ChunkedArray | pa.Array, limit: int) -> np.ndarray | None:
+    """Row positions whose string is longer than ``limit`` bytes, or None when there are none."""
+    lengths = pc.binary_length(column)
+    top = pc.max(lengths).as_py()
+    if top is None or top <= limit:
+        return None
+    return np.flatnonzero(pc.fill_null(pc.greater(lengths, limit), False).to_numpy(zero_copy_only=False))
+
+
+def _replace(
+    column: pa.ChunkedArray | pa.Array, rows: np.ndarray, values: list[str | None]
+) -> pa.ChunkedArray:
+    mask = np.zeros(len(column), dtype=bool)
+    mask[rows] = True
+    flat = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    out = pc.replace_with_mask(flat, pa.array(mask), pa.array(values, flat.type))
+    return pa.chunked_array([out])
+
+
+def _limit_strings(
+    column: pa.ChunkedArray | pa.Array,
+    limit: int,
+    what: LimitedWhat,
+    counts: Counter[LimitedWhat],
+) -> pa.ChunkedArray | None:
+    rows = _over(column, limit)
+    if rows is None:
+        return None
+    olds = column.take(pa.array(rows)).to_pylist()
+    counts[what] += len(rows)
+    return _replace(column, rows, [truncate_text(s, limit) for s in olds])
+
+
+# --- attribute sets (JSON objects) ------------------------------------------------------
+
+
+def _map_candidates(column: pa.ChunkedArray | pa.Array, limits: LimitsConfig) -> np.ndarray | None:
+    """Rows whose attribute set may exceed a limit: longer than the value or set limit (no
+    shorter JSON can hold a longer value), or long enough to hold more attributes than the
+    count limit and with more ``":`` (each key ends with one) than it."""
+    lengths = pc.binary_length(column)
+    top = pc.max(lengths).as_py()
+    if top is None:
+        return None
+    long_limit = min(limits.attribute_value_max_bytes, limits.attributes_max_bytes)
+    # The shortest JSON of n attributes is {"":0,"":0...}: 5n + 1 bytes.
+    count_floor = 5 * (limits.attribute_count_max + 1) + 1
+    if top <= long_limit and top < count_floor:
+        return None
+    suspect = pc.fill_null(pc.greater(lengths, long_limit), False)
+    if top >= count_floor:
+        maybe_many = pc.fill_null(pc.greater_equal(lengths, count_floor), False)
+        rows = np.flatnonzero(maybe_many.to_numpy(zero_copy_only=False))
+        if len(rows):
+            keys = pc.count_substring(column.take(pa.array(rows)), pattern='":')
+            keys = keys.to_numpy(zero_copy_only=False)
+            many = np.zeros(len(column), dtype=bool)
+            many[rows[keys > limits.attribute_count_max]] = True
+            suspect = pc.or_(suspect, pa.array(many))
+    found = np.flatnonzero(suspect.to_numpy(zero_copy_only=False))
+    return found if len(found) else None
+
+
+def _limit_maps(
+    column: pa.ChunkedArray | pa.Array, limits: LimitsConfig, counts: Counter[LimitedWhat]
+) -> tuple[pa.ChunkedArray | None, np.ndarray]:
+    """The limited column (None if unchanged) and the attributes dropped from each row."""
+    drops = np.zeros(len(column), dtype=np.int64)
+    rows = _map_candidates(column, limits)
+    if rows is None:
+        return None, drops
+    olds = column.take(pa.array(rows)).to_pylist()
+    news: list[str | None] = []
+    changed = False
+    for row, text in zip(rows, olds, strict=True):
+        new, cut, dropped = _limit_map(text, limits)
+        counts[LimitedWhat.ATTRIBUTE_VALUE] += cut
+        counts[LimitedWhat.ATTRIBUTE_DROPPED] += dropped
+        drops[row] = dropped
+        changed = changed or new != text
+        news.append(new)
+    if not changed:
+        return None, drops
+    return _replace(column, rows, news), drops
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _cut_value(value: Any, limit: int) -> tuple[Any, int]:
+    """``value`` with every string in it cut to ``limit``; how many were cut."""
+    if isinstance(value, str):
+        cut = truncate_text(value, limit)
+        return cut, int(cut is not value and not _MARKED.search(value))
+    if isinstance(value, list):
+        out, n = [], 0
+        for v in value:
+            c, k = _cut_value(v, limit)
+            out.append(c)
+            n += k
+        return out, n
+    if isinstance(value, dict):
+        items, n = {}, 0
+        for k, v in value.items():
+            c, m = _cut_value(v, limit)
+            items[truncate_text(k, limit)] = c
+            n += m
+        return items, n
+    return value, 0
+
+
+def _limit_map(text: str | None, limits: LimitsConfig) -> tuple[str | None, int, int]:
+    """One attribute set within the limits: (new JSON, values cut, attributes dropped)."""
+    if text is None:
+        return None, 0, 0
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        obj = None
+    if not isinstance(obj, dict):  # not an attribute set: a plain string cut
+        short = truncate_text(text, limits.attributes_max_bytes)
+        return short, int(short is not text), 0
+    items = list(obj.items())
+    dropped = max(0, len(items) - limits.attribute_count_max)
+    items = items[: limits.attribute_count_max]
+    parts: list[str] = []
+    size = 2  # the braces
+    cut_total = 0
+    for key, value in items:
+        if _size(key) > limits.attribute_value_max_bytes:
+            dropped += 1
+            continue
+        new, cut = _cut_value(value, limits.attribute_value_max_bytes)
+        entry = f"{_json(key)}:{_json(new)}"
+        room = limits.attributes_max_bytes - size - (1 if parts else 0)
+        if _size(entry) > room and isinstance(value, str):
+            fitted = _fit_string(key, value, room)
+            if fitted is not None:
+                entry = f"{_json(key)}:{_json(fitted)}"
+                cut = int(not _MARKED.search(value))
+        if _size(entry) > room:
+            dropped += 1
+            continue
+        cut_total += cut
+        size += _size(entry) + (1 if parts else 0)
+        parts.append(entry)
+    if not dropped and not cut_total:
+        return text, 0, 0
+    return "{" + ",".join(parts) + "}", cut_total, dropped
+
+
+def _fit_string(key: str, value: str, room: int) -> str | None:
+    """``value`` cut so that ``"key":"value"`` takes at most ``room`` bytes, or None when
+    not even the marker fits."""
+    target = room - _size(_json(key)) - 3  # the colon and the value's quotes
+    budget = target
+    while budget >= len(MARKER.format(_size(value))) + 16:
+        cut = truncate_text(value, budget)
+        over = _size(_json(cut)) - 2 - target  # escapes make JSON longer than the text
+        if over <= 0:
+            return cut
+        budget -= over
+    return None
+
+
+# --- span events and links (list<struct>) ------------------------------------------------
+
+
+def _limit_nested(
+    column: pa.ChunkedArray, strings: tuple[str, ...], limits: LimitsConfig, counts: Counter[LimitedWhat]
+) -> pa.ChunkedArray | None:
+    """Events or links within the limits: their attribute sets and their string fields."""
+    flat = pc.list_flatten(column)
+    if not len(flat):
+        return None
+    attrs = pc.struct_field(flat, "attributes")
+    names = {name: pc.struct_field(flat, name) for name in strings}
+    if _map_candidates(attrs, limits) is None and all(
+        _over(arr, limits.attribute_value_max_bytes) is None for arr in names.values()
+    ):
+        return None
+    lists = column.combine_chunks()
+    first, last = lists.offsets[0].as_py(), lists.offsets[-1].as_py()
+    values = lists.values.slice(first, last - first)  # what the offsets point into
+    struct_type = values.type
+    children: list[pa.Array] = []
+    for i in range(struct_type.num_fields):
+        child = struct_type.field(i)
+        arr = pc.struct_field(values, child.name)
+        if child.name == "attributes":
+            changed, _ = _limit_maps(arr, limits, counts)
+            arr = changed.combine_chunks() if changed is not None else arr
+        elif child.name in strings:
+            cut = _limit_strings(arr, limits.attribute_value_max_bytes, LimitedWhat.FIELD, counts)
+            arr = cut.combine_chunks() if cut is not None else arr
+        children.append(arr)
+    struct = pa.StructArray.from_arrays(
+        children, fields=list(struct_type), mask=pc.is_null(values) if values.null_count else None
+    )
+    offsets = pc.subtract(lists.offsets, lists.offsets[0])
+    rebuilt = pa.ListArray.from_arrays(
+        offsets, struct, type=lists.type, mask=pc.is_null(lists) if lists.null_count else None
+    )
+    return pa.chunked_array([rebuilt])
+
+
+# --- whole records ------------------------------------------------------------------------
+
+
+def _string_parts(schema: pa.Schema) -> list[str]:
+    """The columns holding a record's strings (plain, attribute sets, events and links)."""
+    return [
+        f.name
+        for f in schema
+        if f.name in _NESTED or (pa.types.is_string(f.type) and f.name not in _UNLIMITED)
+    ]
+
+
+def _record_bytes(table: pa.Table, parts: list[str]) -> np.ndarray:
+    """The string bytes of each row, over every part."""
+    total = np.zeros(table.num_rows, dtype=np.int64)
+    for name in parts:
+        column = table.column(name)
+        if name not in _NESTED:
+            total += pc.fill_null(pc.binary_length(column), 0).to_numpy(zero_copy_only=False)
+            continue
+        start = 0
+        for chunk in column.chunks:
+            flat = pc.list_flatten(chunk)
+            if len(flat):
+                sizes = np.zeros(len(flat), dtype=np.int64)
+                for child in ("attributes", *_NESTED[name]):
+                    lengths = pc.fill_null(pc.binary_length(pc.struct_field(flat, child)), 0)
+                    sizes += lengths.to_numpy(zero_copy_only=False)
+                parents = pc.list_parent_indices(chunk).to_numpy(zero_copy_only=False)
+                total[start : start + len(chunk)] += np.bincount(
+                    parents, weights=sizes, minlength=len(chunk)
+                ).astype(np.int64)
+            start += len(chunk)
+    return total
+
+
+def _level(sizes: list[int], budget: int) -> int:
+    """The largest length ``c`` with ``sum(min(size, c)) <= budget`` (water filling)."""
+    left = budget
+    ordered = sorted(sizes)
+    for i, size in enumerate(ordered):
+        share = left // (len(ordered) - i)
+        if size > share:
+            return share
+        left -= size
+    return max(ordered, default=budget)
+
+
+def _item_bytes(item: dict[str, Any], fields: tuple[str, ...]) -> int:
+    return sum(_size(item[f]) for f in ("attributes", *fields) if item.get(f) is not None)
+
+
+def _limit_records(table: pa.Table, limits: LimitsConfig, counts: Counter[LimitedWhat]) -> pa.Table:
+    """Rows whose strings together pass ``record_max_bytes``: every part longer than a common
+    length is cut to it (strings with the marker, attribute sets by dropping attributes,
+    events and links by dropping the ones that no longer fit)."""
+    parts = _string_parts(table.schema)
+    sizes = _record_bytes(table, parts)
+    rows = np.flatnonzero(sizes > limits.record_max_bytes)
+    if not len(rows):
+        return table
+    updates: dict[str, dict[int, Any]] = {}
+    drops = {name: np.zeros(table.num_rows, dtype=np.int64) for name in ("attributes", *_NESTED)}
+    for row in map(int, rows):
+        record = {name: table.column(name)[row].as_py() for name in parts}
+        row_sizes = []
+        for name in parts:
+            v = record[name]
+            if v is None:
+                row_sizes.append(0)
+            elif name in _NESTED:
+                row_sizes.append(sum(_item_bytes(item, _NESTED[name]) for item in v))
+            else:
+                row_sizes.append(_size(v))
+        cap = max(_level(row_sizes, limits.record_max_bytes), 64)
+        for name, size in zip(parts, row_sizes, strict=True):
+            if size <= cap:
+                continue
+            v = record[name]
+            changes = updates.setdefault(name, {})
+            if name in _NESTED:
+                kept, used = [], 0
+                for item in v:
+                    size = _item_bytes(item, _NESTED[name])
+                    if used + size > cap:
+                        # The first that does not fit keeps what of its attributes does.
+                        room = cap - used - (size - _size(item["attributes"] or ""))
+                        if room >= 256:
+                            narrow = limits.model_copy(update={"attributes_max_bytes": room})
+                            attrs, cut, dropped = _limit_map(item["attributes"], narrow)
+                            kept.append({**item, "attributes": attrs})
+                            counts[LimitedWhat.ATTRIBUTE_VALUE] += cut
+                            counts[LimitedWhat.ATTRIBUTE_DROPPED] += dropped
+                        break
+                    used += size
+                    kept.append(item)
+                changes[row] = kept
+                drops[name][row] += len(v) - len(kept)
+            elif name in _MAP_COLUMNS:
+                narrow = limits.model_copy(update={"attributes_max_bytes": cap})
+                new, cut, dropped = _limit_map(v, narrow)
+                changes[row] = new
+                counts[LimitedWhat.ATTRIBUTE_VALUE] += cut
+                counts[LimitedWhat.ATTRIBUTE_DROPPED] += dropped
+                drops["attributes"][row] += dropped if name == "attributes" else 0
+            else:
+                changes[row] = truncate_text(v, cap)
+                if not _MARKED.search(v):  # a value cut before is counted once
+                    counts[LimitedWhat.LOG_BODY if name == "body" else LimitedWhat.FIELD] += 1
+    changed: dict[str, pa.ChunkedArray] = {}
+    for name, changes in updates.items():
+        values = table.column(name).to_pylist()
+        for row, value in changes.items():
+            values[row] = value
+        changed[name] = pa.chunked_array([pa.array(values, table.schema.field(name).type)])
+    for name, count_column in (
+        ("attributes", "dropped_attributes_count"),
+        ("events", "dropped_events_count"),
+        ("links", "dropped_links_count"),
+    ):
+        if count_column in table.schema.names and drops[name].any():
+            changed[count_column] = _add_counts(table.column(count_column), drops[name])
+    counts[LimitedWhat.ATTRIBUTE_DROPPED] += int(drops["events"].sum() + drops["links"].sum())
+    return _set_columns(table, changed)
