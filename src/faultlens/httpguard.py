@@ -30,7 +30,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import h11
 from uvicorn.config import Config as UvicornConfig
@@ -52,6 +52,7 @@ Send = Callable[[Message], Awaitable[None]]
 Refusal = Callable[[Scope, Receive, Send, str], Awaitable[None]]
 
 _WARN_EVERY_S = 10.0
+_Owed = Literal["headers", "body"]  # what a running deadline waits for
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +82,7 @@ class GuardedH11Protocol(H11Protocol):
         limits = self.policy.limits
         self.timeout_keep_alive = limits.idle_timeout  # type: ignore[assignment]  # a float works
         self._deadline: asyncio.TimerHandle | None = None
-        self._waiting_for: str | None = None  # "headers" | "body" while a deadline runs
+        self._waiting_for: _Owed | None = None  # while a deadline runs
         self._upgraded = False  # handed to a WebSocket protocol, which has its own pings
         self.app = _CapacityGate(self.app, server_state.connections, limits.max_connections, self.policy)
 
@@ -124,7 +125,7 @@ class GuardedH11Protocol(H11Protocol):
         else:  # DONE: the request is in; MUST_CLOSE, CLOSED, ERROR: nothing more to read
             self._disarm()
 
-    def _expect(self, what: str) -> None:
+    def _expect(self, what: _Owed) -> None:
         self._disarm()
         limits = self.policy.limits
         delay = limits.header_timeout if what == "headers" else limits.body_timeout
@@ -137,7 +138,7 @@ class GuardedH11Protocol(H11Protocol):
         self._deadline = None
         self._waiting_for = None
 
-    def _too_slow(self, what: str) -> None:
+    def _too_slow(self, what: _Owed) -> None:
         self._deadline = None
         self._waiting_for = None
         if self.transport is None or self.transport.is_closing():
