@@ -9,7 +9,14 @@ import pytest
 from typer.testing import CliRunner
 
 from faultlens.datasets import Fault
-from faultlens.eval.live import RCA_ROUTE, RootCauses, evaluate_live, render_table, score_live, service_rank
+from faultlens.eval.live import (
+    INCIDENT_ROUTE,
+    RootCauses,
+    evaluate_live,
+    render_table,
+    score_live,
+    service_rank,
+)
 from faultlens.eval.matching import IncidentRecord
 
 from .nezha_fault import build_faulty_day
@@ -101,10 +108,10 @@ def test_a_clear_fault_is_detected_and_its_root_cause_ranked_through_the_server(
     assert dt.datetime.fromisoformat(p["inject_time"]).timestamp() * S == day.inject_time_ns
     assert p["incident_id"].startswith("inc-") and day.service in p["incident_services"]
     assert 0 < p["delay_s"] <= 180 and p["incident_opened_ns"] >= day.inject_time_ns - M
-    assert (
-        p["root_causes_top3"][0]["service"] == day.service
-        and p["root_cause_source"] in r["root_cause_source"]
-    )
+    # The root causes the server stored with the incident when it ranked them.
+    assert r["root_cause_source"] == p["root_cause_source"] == INCIDENT_ROUTE
+    assert p["rca_status"] == "ranked" and p["root_causes_top3"][0]["service"] == day.service
+    assert r["server"]["rca_from_metrics"]["rankings_by_outcome"]["ranked"] >= 1
     assert (r["detected"], r["ac1"], r["ac3"], r["ac5"]) == (1, 1.0, 1.0, 1.0)
     assert r["false_incidents"] == 0 and r["false_per_hour"] == 0.0
     assert r["data_hours"] == round(day.minutes / 60, 3)
@@ -144,5 +151,5 @@ def test_the_first_fault_of_the_shared_data_is_scored_from_the_api(datasets_dir:
     assert r["days"] == ["2023-01-29"] and r["faults"] == 1 and r["detected"] == 1
     (p,) = r["per_fault"]
     assert p["delay_s"] <= 300 and p["root_cause_source"] is not None
-    assert r["root_cause_source"] in (RCA_ROUTE, "GET /api/v1/incidents/{id} root_causes")
+    assert r["root_cause_source"] == INCIDENT_ROUTE and p["rca_status"] in ("ranked", "nothing_changed")
     assert r["server"]["analysis_dropped_items"] == 0
