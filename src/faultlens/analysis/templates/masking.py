@@ -165,6 +165,11 @@ def mask_tokens(lines: Sequence[str], rules: Sequence[MaskRule] = TEMPLATE_MASKS
     return [list(map(get, tokens)) for tokens in token_lists]
 
 
+def clear_token_caches() -> None:
+    """Forget what :func:`mask_tokens` remembered (it only saves time; benchmarks start cold)."""
+    _token_caches.clear()
+
+
 def is_placeholder(token: str) -> bool:
     """Whether ``token`` is exactly one placeholder (``<NUM>``, ``<*>``, ...)."""
     return token in PLACEHOLDERS
