@@ -235,3 +235,34 @@ def test_a_full_call_or_a_drain_does_not_wait_for_the_linger() -> None:
         assert [n for n, _ in engine.calls] == [first_two, work[2].accepted]
     finally:
         consumer.shutdown(5)
+
+
+def test_the_notifier_hears_each_incident_open_then_its_updates_then_its_end_in_order() -> None:
+    from faultlens.analysis.incidents import Incident, IncidentEvent, IncidentState
+
+    told: list[tuple[IncidentEvent, str, IncidentState]] = []
+
+    class Recorder:
+        def notify(self, event: IncidentEvent, incident: Incident, answer: object = None) -> None:
+            told.append((event, incident.id, incident.state))
+
+        def shutdown(self, timeout_s: float = 5.0) -> None:
+            pass
+
+    consumer = AnalysisConsumer(AnalysisEngine(), RecordingStore(), SelfMetrics(), notifier=Recorder())
+    consumer.start()
+    try:
+        for b in _batches(range(0, 6), 0.02) + _batches(range(6, 10), 0.9) + _batches(range(10, 16), 0.02):
+            consumer.consume(b)
+        assert consumer.drain(30, close_windows=True)
+    finally:
+        consumer.shutdown(5)
+    assert told, "the fault opened no incident"
+    for inc_id in {i for _, i, _ in told}:
+        events = [e for e, i, _ in told if i == inc_id]
+        assert events[0] is IncidentEvent.OPENED
+        assert set(events[1:-1]) <= {IncidentEvent.UPDATED}
+        if IncidentEvent.RESOLVED in events:
+            assert events[-1] is IncidentEvent.RESOLVED and events.count(IncidentEvent.RESOLVED) == 1
+    # updates are told of open incidents only
+    assert all(state is IncidentState.OPEN for e, _, state in told if e is IncidentEvent.UPDATED)

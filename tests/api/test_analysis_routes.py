@@ -171,6 +171,9 @@ def test_anomalies_and_incidents(client: httpx.Client) -> None:
     assert client.get("/api/v1/incidents", params={"status": "resolved"}).json()["incidents"] == []
     detail = client.get("/api/v1/incidents/inc-0123456789ab").json()
     assert [m["service"] for m in detail["anomalies"]] == ["cart", "frontend"]
+    # never ranked: the answer says so rather than leaving the fields out
+    for body in (inc, detail):
+        assert body["rca_status"] == "pending" and body["root_causes"] == [] and body["rca_at"] is None
 
 
 @pytest.mark.parametrize(
@@ -208,3 +211,47 @@ def test_without_analysis_the_routes_are_absent(tmp_path: Path) -> None:
         assert not any(getattr(r, "path", "").startswith("/api/v1/incidents") for r in app.routes)
     finally:
         telemetry.close()
+
+
+def test_incidents_carry_their_stored_root_causes_best_first(tmp_path: Path) -> None:
+    from faultlens.rca.model import Finding, LogChange, LogEvidence, RcaAnswer, RcaStatus, Reason, RootCause
+
+    path = tmp_path / "faultlens.duckdb"
+    telemetry, analysis = DuckDBStore(path), DuckDBAnalysisStore(path)
+    inc = Incident("inc-1", IncidentState.OPEN, Severity.HIGH, T0, T0 + W, T0, None, ("cart",), (), "t")
+    analysis.write_results(AnalysisResults(incidents=(inc,)))
+    log = LogEvidence("C#9", LogChange.NEW, "cart <*> failed", "cart 42 failed")
+    finding = Finding(
+        "cart", Reason.LOG_PATTERN, "GET /cart", "cart-1", 0.8, 9.0, "cart: GET /cart: ...",
+        first_ns=T0 + 1_500_000_000, last_ns=T0 + W, trace_ids=(b"\xab" * 16,), logs=(log,),
+    )  # fmt: skip
+    causes = tuple(
+        RootCause(
+            svc, "GET /x", "", Reason.LOG_PATTERN, score, score / 1.2, (finding,), ("g1",), (b"\xab" * 16,)
+        )
+        for svc, score in (("cart", 0.8), ("frontend", 0.4))
+    )
+    answer = RcaAnswer(RcaStatus.RANKED, "judged spans and logs", T0 + 2 * W, causes)
+    assert analysis.write_root_causes("inc-1", answer)
+    server = ApiServer(create_app(telemetry, SelfMetrics(), HealthState(), analysis=analysis), port=0)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            detail = client.get("/api/v1/incidents/inc-1").json()
+            [listed] = client.get("/api/v1/incidents").json()["incidents"]
+    finally:
+        server.shutdown()
+        analysis.close()
+        telemetry.close()
+    assert listed["root_causes"] == detail["root_causes"]
+    assert detail["rca_status"] == "ranked" and detail["rca_reason"] == "judged spans and logs"
+    assert detail["rca_at_unix_nano"] == T0 + 2 * W and detail["rca_at"] == "2023-11-14T22:14:00Z"
+    top, second = detail["root_causes"]
+    assert (top["rank"], top["service"], second["rank"], second["service"]) == (1, "cart", 2, "frontend")
+    assert top["error_groups"] == ["g1"] and top["sample_trace_ids"] == ["ab" * 16]
+    [evidence] = top["evidence"]
+    assert evidence["first_seen"] == "2023-11-14T22:12:01.5Z"
+    assert evidence["first_seen_unix_nano"] == T0 + 1_500_000_000
+    assert evidence["log_statements"] == [
+        {"key": "C#9", "change": "new", "template": "cart <*> failed", "sample": "cart 42 failed"}
+    ]
