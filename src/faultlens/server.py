@@ -92,7 +92,8 @@ class FaultlensServer:
                 cfg.analysis, self.analysis_store, self.metrics, notifier=self.root_causes
             )
         self.exporters = [
-            Exporter(self._with_queue_dir(e), metrics=self.metrics) for e in cfg.pipeline.exporters
+            Exporter(self._with_queue_dir(e), metrics=self.metrics, intake=self.intake)
+            for e in cfg.pipeline.exporters
         ]
         best_effort: list[BatchConsumer] = [*self.exporters]
         if self.analysis is not None:
@@ -119,7 +120,9 @@ class FaultlensServer:
             self._api = ApiServer(app, cfg.api.host, cfg.api.port, tls=cfg.api.tls, limits=cfg.api)
             await asyncio.to_thread(self._api.start)
             listeners.append(Listener("api", cfg.api.host, self._api.port))
-        self._receivers = Receivers(cfg.receivers, cfg.admission, self._fanout, self.metrics, intake=self.intake)
+        self._receivers = Receivers(
+            cfg.receivers, cfg.admission, self._fanout, self.metrics, intake=self.intake
+        )
         ports = await self._receivers.start()
         if ports.grpc is not None:
             listeners.append(Listener("otlp-grpc", cfg.receivers.grpc.host, ports.grpc))
@@ -154,7 +157,13 @@ class FaultlensServer:
 
     def _replay_intake(self, intake: IntakeLog, fanout: Fanout, writer: StoreConsumer) -> None:
         assert self.store is not None
-        handed = replay_intake(intake, self.store, fanout, wait_for_room=lambda: writer.flush(5.0))
+        # What the store holds but the log still keeps may not have reached an export queue.
+        forward = None
+        if self.exporters:
+            forward = Fanout(required=[], best_effort=self.exporters, metrics=self.metrics)
+        handed = replay_intake(
+            intake, self.store, fanout, forward=forward, wait_for_room=lambda: writer.flush(5.0)
+        )
         if handed:
             log.info("intake log: replayed %d acknowledged requests the store did not hold", handed)
 

@@ -7,6 +7,7 @@ process forwards; while the backend is down the data waits in the disk queue and
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 
@@ -91,4 +92,40 @@ def test_forwards_while_storing_and_survives_a_backend_outage(tmp_path: Path) ->
         assert drops == []  # nothing was dropped on the way
     finally:
         assert server.stop() == 0
+        backend.stop()
+
+
+def test_kill_9_loses_no_acknowledged_request_on_the_forwarding_path(tmp_path: Path) -> None:
+    """Killed at random points while forwarding: every request answered OK reaches the
+    destination after the restart (the intake log replays what no export queue committed)."""
+    rng = random.Random(3)
+    backend = OtlpBackend().start()
+    config = _config(tmp_path, backend)
+    acked: set[bytes] = set()
+    seed = 0
+    try:
+        for _ in range(8):
+            server = start_server(tmp_path / "data", "--config", str(config))
+            deadline = time.monotonic() + rng.uniform(0.2, 1.0)
+            with httpx.Client(timeout=5) as client:
+                while time.monotonic() < deadline:
+                    seed += 1
+                    req = build_trace_request(n_spans=20, services=2, seed=seed)
+                    r = client.post(
+                        f"http://127.0.0.1:{server.http_port}/v1/traces",
+                        content=req.SerializeToString(),
+                        headers={"Content-Type": "application/x-protobuf"},
+                    )
+                    if r.status_code == 200:
+                        spans = (s for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans)
+                        acked |= {s.span_id for s in spans}
+            server.proc.kill()
+            server.proc.wait()
+        server = start_server(tmp_path / "data", "--config", str(config))
+        try:
+            assert backend.wait_for_spans(len(acked), timeout_s=60)
+            assert acked <= backend.unique_span_ids()
+        finally:
+            server.stop()
+    finally:
         backend.stop()

@@ -36,12 +36,17 @@ class _Store:
 
 
 class _Consumer:
+    """Takes batches and holds their requests in the log, as the store writer does."""
+
     name = "test"
 
-    def __init__(self) -> None:
+    def __init__(self, log: IntakeLog | None = None) -> None:
         self.batches: list[DecodedBatch] = []
+        self.log = log
 
     def consume(self, batch: DecodedBatch) -> None:
+        if self.log is not None and batch.intake_seq is not None:
+            self.log.hold(batch.intake_seq)
         self.batches.append(batch)
 
     def start(self) -> None:
@@ -78,7 +83,7 @@ def test_cancelled_and_applied_requests_are_not_replayed(tmp_path: Path) -> None
     log = _open(tmp_path)
     seqs = [log.append(Signal.TRACES, b"", json=False) for _ in range(4)]
     log.cancel(seqs[1])
-    log.applied([seqs[2]])
+    log.release([seqs[2]])
     log.close()
     again = IntakeLog(tmp_path)
     again.open()
@@ -106,11 +111,11 @@ def test_segments_roll_and_applied_ones_are_deleted(tmp_path: Path) -> None:
     log = _open(tmp_path, segment_bytes=2**16)
     seqs = [log.append(Signal.TRACES, b"x" * 10_000, json=False) for _ in range(20)]
     assert len(list(tmp_path.glob("*.log"))) >= 3
-    log.applied(seqs[:10])
+    log.release(seqs[:10])
     below = log.trim()
     assert seqs[0] < below <= seqs[10]
     assert all(r.seq >= below for r in log.pending_records())
-    log.applied(seqs[10:])
+    log.release(seqs[10:])
     log.trim()
     assert len(list(tmp_path.glob("*.log"))) == 1  # the active segment stays
     assert log.size_bytes < 2**16
@@ -122,7 +127,7 @@ def test_past_max_bytes_appends_are_refused_as_retryable(tmp_path: Path) -> None
     with pytest.raises(Overloaded) as refused:
         log.append(Signal.TRACES, b"x", json=False)
     assert refused.value.retry_after_s > 0
-    log.applied(seqs)
+    log.release(seqs)
     log.trim()
     for _ in range(4):  # the active segment counts until it rolls; applied ones do not hold
         log.append(Signal.TRACES, b"x" * 10_000, json=False)
@@ -142,14 +147,15 @@ def test_replay_hands_on_what_the_store_does_not_hold_and_marks_the_rest(tmp_pat
     log = _open(tmp_path)
     seqs = [log.append(Signal.TRACES, body, json=False) for _ in range(3)]
     log.close()
-    store, consumer = _Store(), _Consumer()
+    store = _Store()
     store.apply([seqs[1]])
     again = IntakeLog(tmp_path)
     again.open()
+    consumer = _Consumer(again)
     assert replay_intake(again, store, consumer, wait_for_room=lambda: None) == 2
     assert [b.intake_seq for b in consumer.batches] == [seqs[0], seqs[2]]
     assert all(b.accepted == 3 for b in consumer.batches)
-    assert again.outstanding == 2  # handed on, not yet applied
+    assert again.outstanding == 2  # handed on and held by the consumer, not yet applied
 
 
 _BODIES = [b"", *(build_trace_request(n_spans=n, services=1).SerializeToString() for n in (1, 40))]
@@ -176,6 +182,8 @@ class IntakeMachine(RuleBasedStateMachine):
     @rule(body=st.sampled_from(_BODIES))
     def append(self, body: bytes) -> None:
         seq = self.log.append(Signal.TRACES, body, json=False)
+        self.log.hold(seq)  # the store writer took it
+        self.log.release([seq])  # ingest handed it on and answered
         assert seq not in self.acked
         self.acked.add(seq)
         self.in_queue.append(seq)
@@ -196,7 +204,7 @@ class IntakeMachine(RuleBasedStateMachine):
         n = data.draw(st.integers(1, len(self.in_queue)))
         taken, self.in_queue = self.in_queue[:n], self.in_queue[n:]
         self.store.apply(taken)
-        self.log.applied(taken)
+        self.log.release(taken)
 
     @rule()
     def trim(self) -> None:
@@ -211,11 +219,11 @@ class IntakeMachine(RuleBasedStateMachine):
                 f.write(b"FLI1\x00\x00\x00\x00\x07")
         self.log = IntakeLog(self.dir, segment_bytes=2**16)
         self.log.open()
-        consumer = _Consumer()
+        consumer = _Consumer(self.log)
         replay_intake(self.log, self.store, consumer, wait_for_room=lambda: None)
         replayed = [b.intake_seq for b in consumer.batches if b.intake_seq is not None]
         self.store.apply(replayed)  # the writer lands them
-        self.log.applied(replayed)
+        self.log.release(replayed)
         self.in_queue = []
 
     @invariant()

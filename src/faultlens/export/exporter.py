@@ -37,6 +37,7 @@ with a reason (``no_raw``, ``queue_full``, ``degraded_sampled``, ``retry_exhaust
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import random
 import threading
@@ -58,6 +59,7 @@ from faultlens.export.queue import Batch, ExportQueue, Leased, make_queue
 from faultlens.export.queue.base import IndexedQueue
 from faultlens.export.retry import Backoff
 from faultlens.export.transport import Transport, make_transport
+from faultlens.pipeline.base import IntakeHolds
 from faultlens.selfmetrics import SelfMetrics
 from faultlens.types import Signal
 
@@ -80,6 +82,12 @@ class _Pending:
     batch: Batch
     done: threading.Event | None = None
     queued: bool = False
+    settled: Callable[[], None] | None = None  # called once it is committed to the queue or dropped
+
+    def settle(self) -> None:
+        if self.settled is not None:
+            settled, self.settled = self.settled, None
+            settled()
 
 
 @dataclass(slots=True)
@@ -104,6 +112,7 @@ class Exporter:
         transport: Transport | None = None,
         queue_factory: Callable[[], ExportQueue] | None = None,
         rng: random.Random | None = None,
+        intake: IntakeHolds | None = None,
     ) -> None:
         self.config = config
         self.name = f"export/{config.name}"
@@ -113,6 +122,7 @@ class Exporter:
         self._transport_arg = transport
         self._queue_factory = queue_factory or (lambda: make_queue(config.queue, config.name))
         self._rng = rng or random.Random()
+        self._holds = intake
         self._breaker = CircuitBreaker(config.breaker)
         self._degrader = Degrader(config.degradation, self._rng)
         self._degraded = False
@@ -223,15 +233,39 @@ class Exporter:
             # Batches that did not come from the wire would need encoding from Arrow; not yet.
             self._drop(batch.signal, batch.accepted, NO_RAW)
             return
-        self.submit(batch.signal, batch.raw, batch.accepted)
+        holds, seq = self._holds, batch.intake_seq
+        if holds is None or seq is None:
+            self.submit(batch.signal, batch.raw, batch.accepted)
+            return
+        # The intake log keeps the request until the disk queue has committed it (or it was
+        # dropped): a kill before then replays it to this exporter at the next start.
+        holds.hold(seq)
+        settled = functools.partial(holds.release, [seq])
+        try:
+            taken = self.submit(batch.signal, batch.raw, batch.accepted, settled=settled)
+        except BaseException:
+            settled()
+            raise
+        if not taken:
+            settled()
 
-    def submit(self, signal: Signal, body: bytes, items: int, *, wait_s: float | None = None) -> bool:
+    def submit(
+        self,
+        signal: Signal,
+        body: bytes,
+        items: int,
+        *,
+        wait_s: float | None = None,
+        settled: Callable[[], None] | None = None,
+    ) -> bool:
         """Queue one serialized export request of ``items`` items.
 
         With ``wait_s=None`` it returns at once (the :meth:`consume` path): under the ``block``
         policy a full intake raises :class:`Overloaded`. With ``wait_s`` it waits up to that
         long for room (``block``) and for the batch to be committed to the queue, and returns
         whether it was; the SDK exporters use this. Returns False when the batch was dropped.
+        ``settled`` is called once a batch that was taken (True) is committed to the queue or
+        dropped from the intake.
         """
         if not self._accepting:
             self._drop(signal, items, SHUTDOWN)
@@ -247,7 +281,9 @@ class Exporter:
                     self._spooling = True
             if mine:
                 return self._spool_now(Batch(signal, body, items), deadline)
-        pending = _Pending(Batch(signal, body, items), threading.Event() if wait_s is not None else None)
+        pending = _Pending(
+            Batch(signal, body, items), threading.Event() if wait_s is not None else None, settled=settled
+        )
         limit = self.config.queue.intake_max_batches
         with self._intake_cond:
             while len(self._intake) >= limit:
@@ -266,6 +302,7 @@ class Exporter:
                 else:
                     old = self._intake.popleft()
                     self._drop(old.batch.signal, old.batch.items, QUEUE_FULL)
+                    old.settle()
                     if old.done is not None:
                         old.done.set()
             self._intake.append(pending)
@@ -316,6 +353,7 @@ class Exporter:
                         self._drop(p.batch.signal, p.batch.items, "queue_error")
             finally:
                 for p in pending:
+                    p.settle()
                     if p.done is not None:
                         p.done.set()
                 with self._intake_cond:

@@ -38,3 +38,23 @@ class BatchConsumer(Protocol):
     def start(self) -> None: ...
 
     def shutdown(self, timeout_s: float = 30.0) -> None: ...
+
+
+class IntakeHolds(Protocol):
+    """The intake log's side for consumers that make a batch durable on their own (the store
+    writer, each exporter's disk queue): the log keeps a request until every holder let go.
+
+    A consumer calls :meth:`hold` with the batch's ``intake_seq`` inside :meth:`BatchConsumer.consume`
+    (before the request is answered) and :meth:`release` once the batch is durable in its own
+    keeping, or counted as dropped. Releasing what is not held does nothing.
+    """
+
+    def hold(self, seq: int) -> None: ...
+
+    def release(self, seqs: list[int]) -> None: ...
+
+    def cancel(self, seq: int) -> None:
+        """Request ``seq`` is never to be replayed: it was refused (the client sends it
+        again) or the store rejected it for good (counted as dropped)."""
+        ...
+

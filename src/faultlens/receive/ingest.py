@@ -133,6 +133,8 @@ class Ingest:
                     self.intake.cancel(batch.intake_seq)
                 acct.refused_items(batch)
                 raise
+            if batch.intake_seq is not None and self.intake is not None:
+                self.intake.release([batch.intake_seq])  # the consumers hold it now
         acct.accepted(batch)
         return encode_response(signal, batch, json=json)
 

@@ -144,7 +144,10 @@ class IntakeLog:
         self._segments: list[_Segment] = []
         self._fd: int | None = None
         self._next_seq = 1
-        self._outstanding: set[int] = set()  # appended, not yet applied or cancelled
+        # Requests still needed, with how many holders still need them: the one who appended
+        # (ingest, or the replay at start) until it handed the batch on, and each consumer that
+        # took it and makes it durable on its own (the store writer, each export disk queue).
+        self._outstanding: dict[int, int] = {}
         self._bytes = 0  # bytes of every segment on disk
         # fsync group commit: ``_written`` counts bytes written, ``_synced`` those made durable.
         self._sync_cond = threading.Condition()
@@ -196,7 +199,7 @@ class IntakeLog:
             self._next_seq = max(self._next_seq, seg.last_seq + 1)
         records = len(requests)
         cancelled = len(requests & cancels)
-        self._outstanding = requests - cancels
+        self._outstanding = dict.fromkeys(sorted(requests - cancels), 1)  # the replay holds them
         self._bytes = sum(s.size for s in self._segments)
         # Numbers never go back, even when the log was deleted: the store keeps the numbers it
         # applied for a while, and a new request must not look applied. Microseconds since the
@@ -235,7 +238,7 @@ class IntakeLog:
             seq = self._next_seq
             self._write(_record(seq, _KIND_REQUEST, signal, json, body))
             self._next_seq += 1
-            self._outstanding.add(seq)
+            self._outstanding[seq] = 1  # the appender's hold, released once it handed the batch on
             self._segments[-1].last_seq = seq
             return seq
 
@@ -245,7 +248,7 @@ class IntakeLog:
         Best effort: if the cancel record cannot be written, a replay may store a request the
         client was told to retry (a duplicate, never a loss)."""
         with self._lock:
-            self._outstanding.discard(seq)
+            self._outstanding.pop(seq, None)
             if self._fd is None:
                 return
             try:
@@ -307,15 +310,31 @@ class IntakeLog:
 
     # --- trimming ------------------------------------------------------------------------
 
-    def applied(self, seqs: list[int]) -> None:
-        """The store holds these requests now (called by the store writer after a commit)."""
+    def hold(self, seq: int) -> None:
+        """A consumer took request ``seq`` and will :meth:`release` it once it is durable in
+        its own keeping (:class:`~faultlens.pipeline.base.IntakeHolds`)."""
+        with self._lock:
+            if seq in self._outstanding:
+                self._outstanding[seq] += 1
+
+    def release(self, seqs: list[int]) -> None:
+        """One holder of each request in ``seqs`` let go (the store committed it, an export
+        queue committed or dropped it, the appender handed it on); a request nobody holds any
+        more may be trimmed."""
         if not seqs:
             return
         with self._lock:
-            self._outstanding.difference_update(seqs)
+            for seq in seqs:
+                left = self._outstanding.get(seq)
+                if left is None:
+                    continue
+                if left <= 1:
+                    del self._outstanding[seq]
+                else:
+                    self._outstanding[seq] = left - 1
 
     def watermark(self) -> int:
-        """Every request below this sequence number is applied or cancelled."""
+        """Every request below this sequence number is released or cancelled."""
         with self._lock:
             return min(self._outstanding, default=self._next_seq)
 
@@ -441,19 +460,21 @@ def replay_intake(
     store: _AppliedReader,
     consumer: BatchConsumer,
     *,
+    forward: BatchConsumer | None = None,
     wait_for_room: Callable[[], object],
     timeout_s: float = 300.0,
     chunk: int = 256,
 ) -> int:
-    """Hand the consumer every request of the log that the store does not hold yet.
+    """Hand on every request of the log that some consumer may not have made durable.
 
-    Called at start, after the consumer and before the receivers: the requests that were
-    acknowledged but not yet written when the last process stopped. Requests the store
-    holds are marked applied; the rest are decoded again and consumed, carrying their
-    sequence numbers (so the store writes each once). When the consumer is full,
-    ``wait_for_room`` is called (the store writer's flush) and the request is offered again,
-    for at most ``timeout_s`` in all; requests still not taken then stay in the log for the
-    next start. Returns how many requests were handed on.
+    Called at start, after the consumers and before the receivers. A request the store does
+    not hold is decoded again and handed to ``consumer`` (the whole pipeline) with its
+    sequence number, so the store writes it once. A request the store holds but the log
+    still keeps may not have reached an export queue: it goes to ``forward`` (the exporters)
+    alone, so forwarding is at least once. When ``consumer`` is full, ``wait_for_room`` is
+    called (the store writer's flush) and the request is offered again, for at most
+    ``timeout_s`` in all; requests still not taken then stay in the log for the next start.
+    Returns how many requests went to ``consumer``.
     """
     deadline = time.monotonic() + timeout_s
     handed = 0
@@ -462,9 +483,9 @@ def replay_intake(
     def flush_chunk() -> bool:
         nonlocal handed
         held = store.applied_intake([r.seq for r in batch])
-        intake.applied(sorted(held))
         for record in batch:
-            if record.seq in held:
+            if record.seq in held and forward is None:
+                intake.release([record.seq])
                 continue
             try:
                 decoded = decode_request(record.signal, record.body, json=record.json)
@@ -473,6 +494,11 @@ def replay_intake(
                 intake.cancel(record.seq)
                 continue
             decoded = dataclasses.replace(decoded, intake_seq=record.seq)
+            if record.seq in held:
+                assert forward is not None
+                forward.consume(decoded)
+                intake.release([record.seq])
+                continue
             while True:
                 try:
                     consumer.consume(decoded)
@@ -482,6 +508,7 @@ def replay_intake(
                         return False
                     wait_for_room()
                     time.sleep(0.05)
+            intake.release([record.seq])
             handed += 1
         batch.clear()
         return True

@@ -41,19 +41,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from faultlens.config.model import StoreConfig
 from faultlens.decode.base import DecodedBatch
 from faultlens.errors import Overloaded
+from faultlens.pipeline.base import IntakeHolds
 from faultlens.selfmetrics import SelfMetrics
 from faultlens.store.base import StoreWriter
 from faultlens.types import Signal
-
-if TYPE_CHECKING:
-    from faultlens.receive.intake import IntakeLog
 
 __all__ = ["StoreConsumer"]
 
@@ -85,7 +82,7 @@ class StoreConsumer:
         retry_backoff_s: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
         on_outcome: Callable[[Exception | None], None] | None = None,
-        intake: IntakeLog | None = None,
+        intake: IntakeHolds | None = None,
     ) -> None:
         """``config`` gives ``flush_rows``, ``flush_interval`` and ``queue_max_rows``;
         ``retry_after_s`` is the back-off hint in :class:`Overloaded` refusals; a failed write
@@ -178,6 +175,8 @@ class StoreConsumer:
                 )
             # Only the table is written: dropping ``raw`` (the request as it came, ~0.5 KB a
             # span) here keeps it from living in the queue until the flush.
+            if self._intake is not None and batch.intake_seq is not None:
+                self._intake.hold(batch.intake_seq)  # released once committed
             self._pending.setdefault(batch.signal, []).append(
                 DecodedBatch(batch.signal, batch.table, intake_seq=batch.intake_seq)
             )
@@ -415,7 +414,7 @@ class StoreConsumer:
         self._metrics.store_flush_seconds.observe(time.perf_counter() - started)
         self._metrics.store_written_items.labels(signal=signal.value).inc(rows)
         if self._intake is not None and seqs:
-            self._intake.applied(seqs)
+            self._intake.release(seqs)
 
     def _count_dropped(self, signal: Signal, rows: int, reason: str) -> None:
         self._metrics.dropped_items.labels(signal=signal.value, consumer=CONSUMER, reason=reason).inc(rows)
