@@ -20,6 +20,9 @@ def test_values_are_masked_by_shape_and_words_kept() -> None:
     key, shown = line_key("Accepted password for 10.0.0.7 port 52344 ssh2 in /var/log/x.log (3 ms)")
     assert key == ("Accepted", "password", "for", "<*>", "port", "<*>", "ssh2", "in", "<*>")
     assert shown[5] == "<NUM>" and shown[6] == "ssh2"  # a name ending in one digit stays a word
+    # host and package names are values, class and constant names are not
+    assert line_key("resolved ns.example.com")[0] == line_key("resolved com.example.app")[0]
+    assert line_key("caught java.io.IOException")[0] != line_key("caught java.lang.NullPointerException")[0]
     # name=value keeps its name; a value that is a plain word stays a word
     assert line_key("uid=0 euid=12 user=root logname=")[0] == ("uid=<*>", "euid=<*>", "user=root", "logname=")
     # a date written with names is one value; a run of values is one <*>
@@ -130,8 +133,8 @@ def test_add_many_and_the_line_cache_change_no_result(datasets_dir: Path) -> Non
         assert got == expected and m.export_state() == plain.export_state()
 
 
-# Reached 0.978 with the default config (docs/benchmarks.md); a small margin below it.
-MEAN_GA_FLOOR = 0.97
+# Reached 0.984 with the default config (docs/benchmarks.md); a small margin below it.
+MEAN_GA_FLOOR = 0.975
 
 
 def test_grouping_accuracy_on_loghub(datasets_dir: Path) -> None:

@@ -6,13 +6,16 @@ system or its vocabulary:
 
 1. A line is split on whitespace. A token is a **value** when, once its surrounding brackets
    and punctuation are stripped, it holds a digit, a run of 8+ hex letters, an inner ``.``
-   (host, package and class names), a ``/`` or ``\\`` (paths, URLs, MIME types) or an ``@``,
+   (host and package names, dotted numbers), a ``/`` or ``\\`` (paths, URLs, MIME types) or an ``@``,
    or when it is an empty pair of brackets or quotes (``()``, ``""``: a value that is empty).
-   One exception: a word ending in one digit (``ssh2``, ``eth0``, ``IPv6``, ``SOCKS5``) is a
-   name, not a value. Every other token is a **word** and is kept as it is: in the logs
-   loghub labels, and in logs in general, a plain word is far more often part of the message
-   than a value (``VM Paused`` and ``VM Resumed`` are two events; see :mod:`.skeleton` for how
-   a slot of words still turns variable).
+   Two exceptions, names rather than values: a word ending in one digit (``ssh2``, ``eth0``,
+   ``IPv6``, ``SOCKS5``), and a qualified name whose last part is capitalised, as class and
+   constant names are (``java.io.IOException``, ``android.intent.action.SCREEN_ON``: two
+   exceptions are two events; ``ns.example.com`` and ``com.example.app`` stay values).
+   Every other token is a **word** and is kept as it is: in the logs loghub labels, and in
+   logs in general, a plain word is far more often part of the message than a value (``VM
+   Paused`` and ``VM Resumed`` are two events; see :mod:`.skeleton` for how a slot of words
+   still turns variable).
 2. ``name=value`` and ``name:value`` tokens keep their name and judge the value alone:
    ``uid=0`` keys as ``uid=<*>``, ``user=root`` stays a word, ``logname=`` too.
 3. Context: a month or weekday name next to a value is part of a date; a unit name right
@@ -44,6 +47,7 @@ _CLOSERS = {"(": ")", "[": "]", "{": "}"}
 _DIGIT = re.compile(r"\d")
 _VALUE_MARKS = re.compile(r"\d|[./\\@]|<[A-Z]+>")
 _NAME_WITH_DIGIT = re.compile(r"[A-Za-z]{2,}\d\Z")
+_CLASS_NAME = re.compile(r"(?:[a-z_][a-z_]*\.)+[A-Z][A-Za-z_$]*\Z")
 _HEX_LETTERS = re.compile(r"[a-fA-F]{8,}\Z")
 _KEY_EQ = re.compile(r"([^=]*?[A-Za-z_]\w*=)(.*)\Z", re.DOTALL)
 _KEY_COLON = re.compile(r"(\W*[A-Za-z_]\w*:)(.+)\Z", re.DOTALL)
@@ -60,7 +64,7 @@ _MEMO_SIZE = 200_000
 
 def _is_value(text: str) -> bool:
     core = text.strip(_STRIP)
-    if not core or _NAME_WITH_DIGIT.match(core):
+    if not core or _NAME_WITH_DIGIT.match(core) or _CLASS_NAME.match(core):
         return False
     return _HEX_LETTERS.match(core) is not None or _VALUE_MARKS.search(core) is not None
 
