@@ -31,6 +31,7 @@ state is restored).
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -282,7 +283,7 @@ class SkeletonMiner:
         self._next_id += 1
         self._clusters[c.cluster_id] = c
         self._by_key[key] = c
-        self._note_words(key)
+        self._note_words(key, slots)
         self._bound(keep=c)
         return Match(c.cluster_id, c.template, True, True)
 
@@ -323,10 +324,10 @@ class SkeletonMiner:
         self._bound(keep=target)
         return Match(target.cluster_id, target.template, False, changed or bool(merged), merged)
 
-    def _note_words(self, key: Key) -> None:
+    def _note_words(self, key: Key, slots: list[tuple[int, Key]] | None = None) -> None:
         """Remember this key's word in each of its slots, as evidence that the slot is variable."""
         words = self._words
-        for i, slot in _slot_keys(key, self.config.min_constants):
+        for i, slot in _slot_keys(key, self.config.min_constants) if slots is None else slots:
             if slot not in self._by_key:
                 words.setdefault(hash(slot), {})[key[i]] = key
         if len(words) > self.config.max_slots:
@@ -335,13 +336,17 @@ class SkeletonMiner:
     # -- bounds ---------------------------------------------------------------------------
 
     def _bound(self, keep: SkeletonCluster) -> None:
+        """Past a bound, evict the smallest clusters: 1/32 of the bound at once, so that a
+        stream of new templates at the bound does not scan every cluster for each of them."""
         cfg = self.config
         while len(self._clusters) > cfg.max_clusters or len(self._by_key) > cfg.max_keys:
+            batch = max(1, cfg.max_clusters // 32)
             others = (c for c in self._clusters.values() if c is not keep)
-            victim = min(others, key=lambda c: c.size, default=None)
-            if victim is None:
+            victims = heapq.nsmallest(batch, others, key=lambda c: c.size)
+            if not victims:
                 return
-            self._evict(victim)
+            for victim in victims:
+                self._evict(victim)
 
     def _evict(self, victim: SkeletonCluster) -> None:
         del self._clusters[victim.cluster_id]
