@@ -111,3 +111,13 @@ def test_a_drain_state_restores_as_drain_or_starts_the_skeleton_after_its_ids() 
     again = LogTemplateAnalyzer.from_state(json.loads(json.dumps(skel.export_state())), skel.config)
     (m2,) = again.observe_logs(logs([("auth", "user dan logged out", 4 * W)])).matches
     assert m2 is not None and m2.template_id > m.template_id
+
+
+def test_a_skeleton_state_under_a_drain_config_starts_drain_after_its_ids() -> None:
+    skel = LogTemplateAnalyzer(TemplateAnalyzerConfig(counter=COUNTER))
+    _fill(skel)
+    state = json.loads(json.dumps(skel.export_state()))
+    drain_config = TemplateAnalyzerConfig(miner=MinerKind.DRAIN, counter=COUNTER)
+    back = LogTemplateAnalyzer.from_state(state, drain_config)
+    (m,) = back.observe_logs(logs([("auth", "session opened for user ann", 3 * W)])).matches
+    assert m is not None and m.template_id >= state["miners"]["auth"]["next_id"]

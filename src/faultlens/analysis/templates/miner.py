@@ -16,9 +16,9 @@ batch are reported with the surviving id, the counter moves the folded ids' coun
 :attr:`TemplateResult.merges` says which ids went, so that stored rows can follow.
 
 State saved with Drain trees (version 1) is restored as it was when the config still asks for
-Drain; with the skeleton miner, the trees cannot be carried over: each service's miner starts
-afresh with ids above every id its tree gave (a stored id never names two templates), and the
-counter starts afresh too (its windows count the old ids).
+Drain. State saved with another kind of miner than the config's cannot be carried over: each
+service's miner starts afresh with ids above every id the old one gave (a stored id never
+names two templates), and the counter starts afresh too (its windows count the old ids).
 """
 
 from __future__ import annotations
@@ -90,10 +90,12 @@ class LogTemplateAnalyzer:
         self.dropped_services_lines = 0
 
     def _new_miner(self, service: str) -> TemplateMiner:
-        if self.config.miner is MinerKind.DRAIN:
-            return Drain(self.config.drain)
-        miner = SkeletonMiner(self.config.skeleton)
         first = self._first_ids.get(service)
+        if self.config.miner is MinerKind.DRAIN:
+            if first is None:
+                return Drain(self.config.drain)
+            return Drain.from_state({"version": 1, "next_id": first, "clusters": []}, self.config.drain)
+        miner = SkeletonMiner(self.config.skeleton)
         if first is not None:
             miner.skip_ids(first)
         return miner
