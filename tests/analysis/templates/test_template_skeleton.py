@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from faultlens.analysis.templates import SkeletonConfig, SkeletonMiner
 from faultlens.analysis.templates.evaluate import evaluate, load_all, parse_with_skeleton
@@ -31,6 +33,54 @@ def test_values_are_masked_by_shape_and_words_kept() -> None:
     # a bracketed group of values annotates what precedes it; an empty value is a value
     assert line_key("1190 bytes (1.16 KB) sent")[0] == line_key("0 bytes sent")[0]
     assert line_key("from 1.2.3.4 () at")[0] == line_key("from 1.2.3.4 (a.example.org) at")[0]
+
+
+_PIECES = st.sampled_from(
+    [
+        "user",
+        "alice",
+        "bob",
+        "=",
+        ":",
+        "(",
+        ")",
+        "[",
+        "]",
+        "7",
+        "42",
+        ".",
+        "/",
+        "x1",
+        "KB",
+        "Jul",
+        "ms",
+        "'",
+        " ",
+        "é",
+        "٣",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_PIECES, max_size=14).map("".join), min_size=1, max_size=30))
+def test_any_lines_key_consistently_and_survive_a_round_trip(lines: list[str]) -> None:
+    for line in lines:
+        key, shown = line_key(line)
+        assert len(key) == len(shown) <= len(line.split())
+        assert line_key(" ".join(line.split())) == (key, shown)
+    m = SkeletonMiner(SkeletonConfig(word_values=2, min_constants=1))
+    first = [m.add(line) for line in lines]
+    restored = SkeletonMiner.from_state(json.loads(json.dumps(m.export_state())), m.config)
+    assert restored.export_state() == m.export_state()
+    assert [m.add(x) for x in lines] == [restored.add(x) for x in lines]
+    for match in first:  # every id it gave is a cluster or was folded into one later
+        assert m.cluster(match.cluster_id) is not None or any(match.cluster_id in x.merged for x in first)
+
+
+def test_a_long_token_is_judged_in_linear_time() -> None:
+    key, _ = line_key("a" * 1999 + "=" + " " + "b" * 1000 + ":" + "1" * 999)
+    assert key == ("a" * 1999 + "=", "b" * 1000 + ":<*>")
 
 
 def test_lines_that_differ_in_a_word_are_two_templates() -> None:

@@ -49,8 +49,6 @@ _VALUE_MARKS = re.compile(r"\d|[./\\@]|<[A-Z]+>")
 _NAME_WITH_DIGIT = re.compile(r"[A-Za-z]{2,}\d\Z")
 _CLASS_NAME = re.compile(r"(?:[a-z_][a-z_]*\.)+[A-Z][A-Za-z_$]*\Z")
 _HEX_LETTERS = re.compile(r"[a-fA-F]{8,}\Z")
-_KEY_EQ = re.compile(r"([^=]*?[A-Za-z_]\w*=)(.*)\Z", re.DOTALL)
-_KEY_COLON = re.compile(r"(\W*[A-Za-z_]\w*:)(.+)\Z", re.DOTALL)
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _DATE_NAMES = frozenset((*_WEEKDAYS, *_MONTHS))
@@ -79,6 +77,37 @@ def _shown(name: str, value: str) -> str:
     return name + value[:start] + placeholder + value[start + len(core) :]
 
 
+def _is_name_char(c: str) -> bool:
+    return c.isalnum() or c == "_"
+
+
+def _name_and_value(token: str) -> tuple[str, str] | None:
+    """``("name=", "value")`` or ``("name:", "value")`` when the token is written so, else None.
+
+    ``=``: the text up to the first ``=`` ends in a name (letters, digits, ``_``, with a
+    letter or ``_``), e.g. ``(uid=0)``; ``:``: the text up to the first ``:`` is a name after
+    any punctuation, and something follows, e.g. ``action:start``. Plain string scans, linear
+    in the token (a regex with a lazy prefix is quadratic on long tokens).
+    """
+    eq = token.find("=")
+    if eq > 0:
+        j = eq
+        while j > 0 and _is_name_char(token[j - 1]):
+            j -= 1
+        run = token[j:eq]
+        if any(c == "_" or ("a" <= c.lower() <= "z") for c in run):
+            return token[: eq + 1], token[eq + 1 :]
+    colon = token.find(":")
+    if 0 <= colon < len(token) - 1:
+        j = 0
+        while j < colon and not _is_name_char(token[j]):
+            j += 1
+        run = token[j:colon]
+        if run and (run[0] == "_" or "a" <= run[0].lower() <= "z") and all(map(_is_name_char, run)):
+            return token[: colon + 1], token[colon + 1 :]
+    return None
+
+
 def _judge(token: str) -> tuple[int, str, str]:
     """(kind, key element, shown element) of one token."""
     if token.isdigit():
@@ -88,11 +117,9 @@ def _judge(token: str) -> tuple[int, str, str]:
         if len(token) >= 2 and token[0] in _OPENERS:
             return _VALUE, VALUE, token  # an empty value: "()", "''"
         return _WORD, token, token
-    kv = (_KEY_EQ.match(token) if "=" in token else None) or (
-        _KEY_COLON.match(token) if ":" in token else None
-    )
-    if kv is not None:
-        name, value = kv.group(1), kv.group(2)
+    split = _name_and_value(token)
+    if split is not None:
+        name, value = split
         if "." not in name and _DIGIT.search(name) is None:
             if not value.strip(_STRIP) or not _is_value(value):
                 return _WORD, token, token
