@@ -1,7 +1,8 @@
 """The skeleton miner: online log templates where words are constant until shown otherwise.
 
 Pure and single-threaded: lines in, :class:`~.base.Match` out; no I/O, no clock; state goes
-out and comes back as plain data (:meth:`SkeletonMiner.export_state` / :meth:`SkeletonMiner.from_state`).
+out and comes back as plain data (:meth:`SkeletonMiner.export_state` /
+:meth:`SkeletonMiner.from_state`).
 
 Why not Drain's similarity: on logs with labelled templates (loghub-2k, 16 systems) two lines
 that differ in one plain word are nearly always two events (``VM Paused`` / ``VM Resumed``,
@@ -15,7 +16,8 @@ make a word slot variable, the way user names or service names are:
   (the largest keeps its id; :attr:`~.base.Match.merged` names the others) and later lines
   with any word there join it.
 - **A value seen in the slot.** A line whose key differs from an existing key only where that
-  key has ``<*>`` joins it (``removing <*>`` takes ``removing echo``), and a new key with
+  key has ``<*>`` joins it (``entry for <*> expired now`` takes ``entry for alpha expired
+  now``), and a new key with
   ``<*>`` takes in the clusters that differ from it only there.
 
 Either way the key left has at least ``min_constants`` constant elements, so short lines
