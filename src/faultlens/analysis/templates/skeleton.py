@@ -17,8 +17,7 @@ make a word slot variable, the way user names or service names are:
   with any word there join it.
 - **A value seen in the slot.** A line whose key differs from an existing key only where that
   key has ``<*>`` joins it (``entry for <*> expired now`` takes ``entry for alpha expired
-  now``), and a new key with
-  ``<*>`` takes in the clusters that differ from it only there.
+  now``), and a new key with ``<*>`` takes in the clusters that differ from it only there.
 
 Either way the key left has at least ``min_constants`` constant elements, so short lines
 (``running`` / ``normal``, ``boot (command <*>)`` / ``wait (command <*>)``) never fold.
