@@ -18,6 +18,7 @@ from faultlens.selfmetrics import SelfMetrics
 from faultlens.store import DuckDBStore, StoreConsumer, StoreStats, TraceQuery
 from faultlens.store._connection import ROW_GROUP_SIZE
 from faultlens.store.testing import log_row, logs_batch, span_row, spans_batch
+from faultlens.store.writer import REJECT_AFTER
 from faultlens.types import Signal
 
 WAIT_S = 5.0
@@ -406,3 +407,109 @@ def test_the_queue_does_not_keep_the_request_bytes(make: Make, fake: FakeStore) 
     fake.gate.set()
     assert consumer.flush(WAIT_S)
     assert fake.rows() == 4
+
+
+class _Holds:
+    """The intake log's side, recorded."""
+
+    def __init__(self) -> None:
+        self.held: dict[int, int] = {}
+        self.cancelled: list[int] = []
+
+    def hold(self, seq: int) -> None:
+        self.held[seq] = self.held.get(seq, 0) + 1
+
+    def release(self, seqs: list[int]) -> None:
+        for s in seqs:
+            self.held[s] -= 1
+
+    def cancel(self, seq: int) -> None:
+        self.cancelled.append(seq)
+
+
+def _seq(batch: DecodedBatch, seq: int) -> DecodedBatch:
+    return DecodedBatch(batch.signal, batch.table, intake_seq=seq)
+
+
+def test_with_an_intake_log_a_failing_store_keeps_the_batches_until_they_land(
+    make: Make, fake: FakeStore, metrics: SelfMetrics
+) -> None:
+    holds = _Holds()
+    consumer = make(intake=holds, retry_after_s=0.05)
+    fake.failures_left = 5  # more than one flush's attempts
+    consumer.consume(_seq(spans(2), 1))
+    consumer.consume(_seq(spans(3), 2))
+    consumer.start()
+    assert consumer.flush(WAIT_S)  # done only once kept batches landed
+    assert fake.rows() == 5
+    assert fake.attempts == 6  # three of the two together, one of each alone, then it landed
+    assert fake.applied == {1, 2}
+    assert holds.held == {1: 0, 2: 0}  # held at consume, released at commit
+    assert sample(metrics, "faultlens_dropped_items_total", signal="traces", consumer="store",
+                  reason="store_error") == 0  # fmt: skip
+
+
+def test_a_commit_that_raised_but_landed_is_not_written_again(make: Make, fake: FakeStore) -> None:
+    class CommitRaises(FakeStore):
+        def write(self, batches: list[DecodedBatch], intake_seqs: Sequence[int] = ()) -> None:
+            super().write(batches, intake_seqs)
+            if len(self.writes) == 1:
+                raise StoreError("COMMIT succeeded and is durable, but the checkpoint failed")
+
+    store = CommitRaises()
+    consumer = StoreConsumer(store, config(), SelfMetrics(), retry_backoff_s=0.0, intake=_Holds())
+    consumer.consume(_seq(spans(4), 7))
+    consumer.start()
+    try:
+        assert consumer.flush(WAIT_S)
+    finally:
+        consumer.shutdown(WAIT_S)
+    assert store.rows() == 4  # once, though the first write raised
+
+
+def test_with_an_intake_log_a_bad_batch_is_rejected_only_after_failing_alone_repeatedly(
+    make: Make, fake: FakeStore, metrics: SelfMetrics
+) -> None:
+    holds = _Holds()
+    fake.poison_name = "bad"
+    consumer = make(intake=holds, retry_after_s=0.05)
+    consumer.start()
+    consumer.consume(_seq(spans(3, name="bad"), 1))
+    good = 0
+    deadline = time.monotonic() + WAIT_S
+    while not holds.cancelled and time.monotonic() < deadline:
+        try:  # while the bad batch fails, one batch per retry_after passes: the probe
+            consumer.consume(_seq(spans(2), 100 + good))
+            good += 1
+        except Overloaded:
+            pass
+        consumer.flush(0.1)
+        time.sleep(0.06)
+    assert holds.cancelled == [1]
+    assert sample(metrics, "faultlens_dropped_items_total", signal="traces", consumer="store",
+                  reason="store_rejected") == 3  # fmt: skip
+    assert good >= REJECT_AFTER  # it failed alone beside batches that landed, that many times
+    assert consumer.flush(WAIT_S)
+    assert fake.rows() == 2 * good
+
+
+def test_a_storage_failure_never_isolates_a_batch(make: Make, fake: FakeStore, metrics: SelfMetrics) -> None:
+    class DiskFull(FakeStore):
+        def write(self, batches: list[DecodedBatch], intake_seqs: Sequence[int] = ()) -> None:
+            if sum(b.accepted for b in batches) > 2:
+                raise StoreError("Could not write file: No space left on device")
+            super().write(batches, intake_seqs)
+
+    store = DiskFull()
+    holds = _Holds()
+    consumer = StoreConsumer(store, config(), metrics, retry_backoff_s=0.0, retry_after_s=60.0, intake=holds)
+    consumer.consume(_seq(spans(2), 1))
+    consumer.consume(_seq(spans(3), 2))
+    consumer.start()
+    try:
+        consumer.flush(0.5)  # does not complete: the batches are kept for the next try
+        assert store.rows() == 0  # the small one was not written apart: nothing was isolated
+        assert consumer.queued_rows == 5
+        assert holds.cancelled == []
+    finally:
+        consumer.shutdown(0.2)

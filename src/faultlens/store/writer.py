@@ -57,6 +57,27 @@ __all__ = ["StoreConsumer"]
 log = logging.getLogger(__name__)
 
 CONSUMER = "store"
+# Flushes in which a batch must fail alone, while others land, before it is given up as one
+# the store cannot take (with an intake log; without one, the first such flush gives it up).
+REJECT_AFTER = 3
+# Words of errors that say the storage failed (disk full, read-only, I/O, an invalidated file):
+# such a failure is the store's, never a batch's, so it never isolates a batch.
+_STORAGE_FAILURE_WORDS = (
+    "no space left",
+    "could not write",
+    "read-only file system",
+    "input/output error",
+    "i/o error",
+    "permission denied",
+    "has been invalidated",
+    "disk quota",
+)
+
+
+def storage_failure(error: Exception) -> bool:
+    """Whether ``error`` says the storage itself failed rather than the data written."""
+    text = str(error).lower()
+    return any(word in text for word in _STORAGE_FAILURE_WORDS)
 
 
 class StoreConsumer:
@@ -115,6 +136,7 @@ class StoreConsumer:
         self._clock = clock
         self._on_outcome = on_outcome
         self._intake = intake
+        self._strikes: dict[int, int] = {}  # intake seq -> flushes in which it failed alone
         self._retry_at = 0.0  # clock() before which kept batches are not tried again
         self._failing: Exception | None = None  # the last flush's error while none has landed since
         self._next_probe = 0.0  # clock() after which a batch may pass while failing
@@ -327,7 +349,7 @@ class StoreConsumer:
         if error is None:
             self._report(None)
             return []
-        if len(parts) == 1:
+        if len(parts) == 1 or storage_failure(error):
             return self._failed(signal, parts, error)
         # One bad batch must not take the others with it: try each alone, once.
         failed: list[DecodedBatch] = []
@@ -336,10 +358,22 @@ class StoreConsumer:
                 failed.append(b)
         if len(failed) == len(parts):
             return self._failed(signal, failed, error)
-        for b in failed:  # the store writes, but not these: they can never be written
-            self._reject(signal, b)
         self._report(None)
-        return []
+        kept: list[DecodedBatch] = []
+        for b in failed:  # the store writes, but not these
+            seq = b.intake_seq
+            if self._intake is None or seq is None:
+                self._reject(signal, b)
+                continue
+            # With a log, a batch is given up only after failing alone in REJECT_AFTER flushes
+            # in which others landed: a store that fails now and then is not a bad batch.
+            self._strikes[seq] = self._strikes.get(seq, 0) + 1
+            if self._strikes[seq] >= REJECT_AFTER:
+                del self._strikes[seq]
+                self._reject(signal, b)
+            else:
+                kept.append(b)
+        return kept
 
     def _failed(self, signal: Signal, parts: list[DecodedBatch], error: Exception) -> list[DecodedBatch]:
         """Every attempt failed: keep the batches (intake log) or drop and count them."""
@@ -415,6 +449,9 @@ class StoreConsumer:
         self._metrics.store_written_items.labels(signal=signal.value).inc(rows)
         if self._intake is not None and seqs:
             self._intake.release(seqs)
+            if self._strikes:
+                for seq in seqs:
+                    self._strikes.pop(seq, None)
 
     def _count_dropped(self, signal: Signal, rows: int, reason: str) -> None:
         self._metrics.dropped_items.labels(signal=signal.value, consumer=CONSUMER, reason=reason).inc(rows)
