@@ -78,8 +78,7 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--lodo", help="Add the per-day (leave-one-day-out) figures.")
         ] = False,
     ) -> None:
-        """Replay DIR into a fresh faultlens as live telemetry; score the incidents and root causes
-        its HTTP API gives.
+        """Replay DIR into a fresh faultlens as live telemetry; score what its HTTP API answers.
 
         The first incident opened from a minute before each labelled injection to five minutes
         after it is its detection; AC@k ranks the true service in that incident's root causes.
