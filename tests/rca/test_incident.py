@@ -264,3 +264,12 @@ def test_a_side_over_the_row_limit_is_read_in_slices(stores: tuple[DuckDBStore, 
 def test_an_answer_survives_its_json_form(ranker: RootCauseRanker) -> None:
     a = ranker.rank_window(TimeRange(T + 40 * MIN, T + 43 * MIN)).answer
     assert RcaAnswer.from_data(a.to_data()) == a
+
+
+def test_an_incident_soon_after_the_data_begins_takes_its_margin_as_history(ranker: RootCauseRanker) -> None:
+    early = _incident("early", T + 45 * S, T + 3 * MIN)
+    run = ranker.rank_incident(early)
+    # widened by a minute, the window would start before the first data, leaving no history
+    assert run.window == TimeRange(T + 45 * S, T + 4 * MIN)
+    assert run.answer.status is not RcaStatus.NOT_ENOUGH_DATA, run.answer.reason
+    assert run.baseline_observed.spans >= SETTINGS.min_spans

@@ -254,9 +254,23 @@ class RootCauseRanker:
         self._wall_ns = wall_ns
 
     def rank_incident(self, incident: Incident) -> RcaRun:
-        """Root causes of ``incident``: its window against history free of other incidents."""
+        """Root causes of ``incident``: its window against history free of other incidents.
+
+        When the history before the widened window is too short to judge (the server started
+        shortly before the incident), the window starts at the incident's own start instead,
+        so the minute of margin is history rather than window.
+        """
         window, capped = incident_window(incident, self.settings)
         run = self.rank_window(window, skip_incident=incident.id)
+        if (
+            run.answer.status is RcaStatus.NOT_ENOUGH_DATA
+            and run.baseline_observed.spans < self.settings.min_spans
+            and window.start_ns < incident.start_ns < window.end_ns
+        ):
+            window = TimeRange(incident.start_ns, window.end_ns)
+            retry = self.rank_window(window, skip_incident=incident.id)
+            if retry.answer.status is not RcaStatus.NOT_ENOUGH_DATA:
+                run = retry
         return RcaRun(
             run.answer, run.window, run.baseline, run.observed, run.baseline_observed, run.result, capped
         )

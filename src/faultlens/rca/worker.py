@@ -199,11 +199,13 @@ class RootCauseWorker:
 
     def _rank(self, task: _Task) -> RcaAnswer:
         incident = task.incident
+        waited = time.perf_counter()
         if self._before_read is not None:
             try:
                 self._before_read(self._read_wait_s)
             except Exception:
                 log.exception("waiting for the store before ranking failed; ranking what it holds")
+        waited = time.perf_counter() - waited
         try:
             answer = self._ranker.rank_incident(incident).answer
             outcome = answer.status.value
@@ -217,7 +219,14 @@ class RootCauseWorker:
             log.exception("storing the root causes of incident %s failed", incident.id)
             outcome = "failed"
         self._metrics.rca_rankings.labels(outcome=outcome).inc()
-        self._metrics.rca_attach_seconds.observe(max(0.0, self._clock() - task.since))
+        attach = max(0.0, self._clock() - task.since)
+        self._metrics.rca_attach_seconds.observe(attach)
+        top = answer.root_causes[0].service if answer.root_causes else "-"
+        log.info(
+            "incident %s root causes %s (top %s) attached %.2f s after the request "
+            "(store wait %.2f s, ranking %.2f s)",
+            incident.id, outcome, top, attach, waited, answer.duration_s,
+        )  # fmt: skip
         return answer
 
     def _announce(self, task: _Task, answer: RcaAnswer | None) -> None:
