@@ -14,7 +14,8 @@
      │    └── Overloaded             retryable (memory soft limit, full queue)
      │                                  -> 503 + Retry-After / UNAVAILABLE + RetryInfo
      ├── StoreError                  the store failed or refused a query
-     │    └── UnsupportedQuery       a query the store cannot answer exactly (never approximated)
+     │    ├── UnsupportedQuery       a query the store cannot answer exactly (never approximated)
+     │    └── StoreBusy              retryable: reads queued past their wait -> 503 + Retry-After
      └── QueueLocked                 an export disk queue is in use by another process
                                      (faultlens.export.queue.sqlite)
 
@@ -98,6 +99,14 @@ class StoreError(FaultlensError):
 
 class UnsupportedQuery(StoreError):
     """The store cannot answer this query exactly; it refuses rather than approximates."""
+
+
+class StoreBusy(StoreError):
+    """Retryable: the store's reads were all busy for longer than a read may wait."""
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True, slots=True)

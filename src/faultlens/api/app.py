@@ -7,7 +7,8 @@ Errors are mapped here, once:
 
 - bad parameters -> 422, FastAPI's validation body naming the parameter;
 - :class:`~faultlens.errors.UnsupportedQuery` -> 400 with the store's message;
-- any other :class:`~faultlens.errors.StoreError` -> 503 (the store cannot answer now);
+- any other :class:`~faultlens.errors.StoreError` -> 503 (the store cannot answer now), with
+  ``Retry-After`` when it is :class:`~faultlens.errors.StoreBusy` (reads queued too long);
 - an unknown trace -> 404; anything unexpected -> 500 "internal error", logged, and the
   server keeps serving.
 
@@ -263,7 +264,9 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StoreError)
     async def store_failed(_: Request, exc: StoreError) -> JSONResponse:
         log.warning("store query failed: %s", exc)
-        return JSONResponse({"detail": f"store error: {exc}"}, status_code=503)
+        retry = getattr(exc, "retry_after_s", None)  # StoreBusy: reads queued too long
+        headers = {"Retry-After": str(max(1, round(retry)))} if retry is not None else None
+        return JSONResponse({"detail": f"store error: {exc}"}, status_code=503, headers=headers)
 
     app.add_middleware(_InternalErrors)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import duckdb
 
-from faultlens.errors import StoreError
+from faultlens.errors import StoreBusy, StoreError
 
 # Rows per DuckDB row group in the store file (DuckDB's default is 122,880). An insert of at
 # least one row group is compressed and written straight to the file; a smaller one goes
@@ -111,6 +111,68 @@ def _gate(path: Path) -> _Gate:
     key = str(path.resolve())
     with _gates_lock:
         return _gates.setdefault(key, _Gate())
+
+
+# Reads of one store file running at once. Every read takes memory of the file's one DuckDB
+# instance, whose limit (store.memory_limit_mib) the writer shares: eight readers and a
+# writer on 300k spans failed 5 of 59 reads with "failed to allocate" / "could not allocate
+# block" at 64 MiB, where two at a time, the others queued, failed none (tests/store/test_read_budget.py).
+READ_SLOTS = 2
+# How long a read waits for a slot before it is refused as retryable (503 + Retry-After).
+READ_WAIT_S = 15.0
+
+
+class ReadBudget:
+    """At most ``slots`` reads of a store file run at once; the others queue for a slot.
+
+    A read that waited ``wait_s`` without getting one is refused with
+    :class:`~faultlens.errors.StoreBusy` (retryable: the API answers 503 with Retry-After),
+    rather than failing inside DuckDB for lack of memory. A thread already holding a slot
+    takes no second one (a read may run a read inside it).
+    """
+
+    def __init__(
+        self, slots: int = READ_SLOTS, wait_s: float = READ_WAIT_S, retry_after_s: float = 1.0
+    ) -> None:
+        if slots < 1:
+            raise ValueError("slots must be at least 1")
+        self.slots = slots
+        self.wait_s = wait_s
+        self.retry_after_s = retry_after_s
+        self._free = threading.BoundedSemaphore(slots)
+        self._held = threading.local()
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        if getattr(self._held, "n", 0):
+            self._held.n += 1
+            try:
+                yield
+            finally:
+                self._held.n -= 1
+            return
+        if not self._free.acquire(timeout=self.wait_s):
+            raise StoreBusy(
+                f"the store is busy: {self.slots} reads were running and this one waited "
+                f"{self.wait_s:g} s for its turn; retry later",
+                retry_after_s=self.retry_after_s,
+            )
+        self._held.n = 1
+        try:
+            yield
+        finally:
+            self._held.n = 0
+            self._free.release()
+
+
+_budgets: dict[str, ReadBudget] = {}
+
+
+def read_budget(path: Path) -> ReadBudget:
+    """The read budget every reader of the store file at ``path`` in this process shares."""
+    key = str(path.resolve())
+    with _gates_lock:
+        return _budgets.setdefault(key, ReadBudget())
 
 
 def open_store_file(path: Path) -> duckdb.DuckDBPyConnection:

@@ -9,15 +9,17 @@ scanning only the row groups inside them.
 
 Concurrency: writes and retention are serialised by a lock (there is one writer thread in
 practice); every read opens its own cursor and runs without the lock, so DuckDB's MVCC
-lets it see the last committed state while a long insert is in progress.
+lets it see the last committed state while a long insert is in progress. Reads share one
+budget per file (``_connection.ReadBudget``): a few run at once and the others queue, since
+they all draw on the one memory limit; a read that waits too long is refused as retryable.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from faultlens.store._connection import (
     ALIAS,
     SharedConnection,
     open_store_file,
+    read_budget,
     refresh_store_file,
     rollback,
 )
@@ -193,6 +196,7 @@ class DuckDBStore:
             raise StoreError(f"cannot configure the store at {self.path}: {e}") from e
         self._write_lock = threading.Lock()
         self._db = SharedConnection(self._con, "store", self.path, database=ALIAS)
+        self._reads = read_budget(self.path)
         self._refresh_rows = refresh_rows
         self._rows_since_refresh = 0
         self.refreshes = 0  # re-attaches done, for tests and curiosity
@@ -210,6 +214,16 @@ class DuckDBStore:
         return self._db.cursor()
 
     _cursor = cursor
+
+    @contextmanager
+    def read_cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor for one read, once the file's read budget gives it a turn: reads queue
+        rather than run out of the memory they share (``_connection.ReadBudget``); raises
+        :class:`~faultlens.errors.StoreBusy` when the turn does not come in time."""
+        with self._reads.slot(), self._db.cursor() as cur:
+            yield cur
+
+    _read = read_cursor
 
     # --- writing -------------------------------------------------------------------------
 
@@ -353,13 +367,13 @@ class DuckDBStore:
 
     def services(self) -> list[str]:
         """Every service that sent any signal still within retention, sorted."""
-        with self._cursor() as cur:
+        with self._read() as cur:
             rows = cur.execute("SELECT DISTINCT service FROM service_names ORDER BY service").fetchall()
         return [r[0] for r in rows]
 
     def operations(self, service: str) -> list[Operation]:
         """Span names and kinds of the service, sorted by name then kind."""
-        with self._cursor() as cur:
+        with self._read() as cur:
             rows = cur.execute(
                 "SELECT name, kind FROM operations WHERE service = ? ORDER BY name, kind", [service]
             ).fetchall()
@@ -402,13 +416,13 @@ class DuckDBStore:
             GROUP BY trace_id
             ORDER BY trace_start DESC, trace_id
         """
-        with self._cursor() as cur:
+        with self._read() as cur:
             rows = cur.execute(sql, [*params, query.limit]).fetchall()
         return [trace_summary(r) for r in rows]
 
     def get_trace(self, trace_id: bytes) -> Trace | None:
         """Spans ordered by start time, then logs ordered by time, read in one snapshot."""
-        with self._cursor() as cur:
+        with self._read() as cur:
             cur.execute("BEGIN TRANSACTION")
             try:
                 spans = self._trace_rows(cur, trace_id, Signal.TRACES, SPAN_COLUMNS, "span_id")
@@ -466,7 +480,7 @@ class DuckDBStore:
         if query.text is not None:
             conditions.append("contains(lower(body), lower(?))")
             params.append(query.text)
-        with self._cursor() as cur:
+        with self._read() as cur:
             if query.trace_id is not None:
                 bounds = self._trace_bounds(cur, query.trace_id, Signal.LOGS)
                 if bounds is None:
@@ -492,7 +506,7 @@ class DuckDBStore:
         if query.service is not None:
             conditions.append("service_name = ?")
             params.append(query.service)
-        with self._cursor() as cur:
+        with self._read() as cur:
             rows = cur.execute(
                 f"SELECT {select_list(METRIC_COLUMNS)} FROM metric_points {_where(conditions)} "
                 "ORDER BY time_unix_nano, metric_name LIMIT ?",
@@ -501,7 +515,7 @@ class DuckDBStore:
         return [metric_point(r) for r in rows]
 
     def stats(self) -> StoreStats:
-        with self._cursor() as cur:
+        with self._read() as cur:
             row = cur.execute(
                 "SELECT (SELECT count(*) FROM spans), (SELECT count(*) FROM logs), "
                 "(SELECT count(*) FROM metric_points)"

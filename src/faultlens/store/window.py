@@ -14,7 +14,8 @@ see stored data as they would see live batches.
   :class:`~faultlens.errors.UnsupportedQuery` naming the count and the limit; it is never
   cut short or sampled, which would silently answer another question.
 - **Where from**: through a cursor of the store's own connection (:meth:`WindowReader.for_store`,
-  reads run beside the writer under DuckDB's MVCC), or through a read-only connection to a
+  reads run beside the writer under DuckDB's MVCC, and take their turn in the store's read
+  budget, :meth:`DuckDBStore.read_cursor`), or through a read-only connection to a
   store file that no process holds open (:func:`open_read_only`, for ``faultlens rca
   --data-dir``). DuckDB lets only one process open a file for writing; when a server holds
   it, :func:`open_read_only` says so and names the process.
@@ -119,7 +120,7 @@ class WindowReader:
     @classmethod
     def for_store(cls, store: DuckDBStore, *, max_rows: int = DEFAULT_MAX_ROWS) -> WindowReader:
         """A reader over an open store, one cursor of the store's connection per read."""
-        return cls(store.cursor, max_rows=max_rows)
+        return cls(store.read_cursor, max_rows=max_rows)
 
     def read(self, time_range: TimeRange, signals: frozenset[Signal] = ALL_SIGNALS) -> TelemetryWindow:
         """The rows of ``signals`` in ``time_range``, in one snapshot of the store.
