@@ -8,6 +8,9 @@ One run measures, on the 16 systems of loghub-2k (2,000 labelled lines each):
   its defaults, plus drain3 when it is installed;
 - the same means with each system's lines **shuffled** (one fixed seed): a streaming miner
   sees lines in one order, and a figure that held only in file order would not be one;
+- the mean GA with each **rule** of the line keys (:class:`~faultlens.analysis.templates.tokens.KeyRules`)
+  switched off alone, and the systems it moves: the rules were written while looking at
+  loghub's errors, so this shows which of them the figure leans on, and where;
 - **leave-one-system-out** GA: for each system, the skeleton setting (``word_values`` x
   ``min_constants``, :data:`~faultlens.analysis.templates.evaluate.SETTINGS`) best on the other
   15 is measured on it, so the figure does not profit from tuning on the system it scores;
@@ -55,6 +58,7 @@ from faultlens.analysis.templates.evaluate import (
     load_all,
     parse_with_drain,
     parse_with_skeleton,
+    rule_ablation,
 )
 from faultlens.analysis.templates.skeleton import SkeletonMiner
 from faultlens.datasets.nezha.reader import NezhaDataset
@@ -173,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "systems": {name: {k: row[k] for k in _ROW if k in row} for name, row in ga["systems"].items()},
     }
     result.update(shuffled_means(data))
+    result["without_rule"] = rule_ablation(data)
     if not args.no_loso:
         loso = leave_one_out(data)
         result["loso_mean_ga"] = loso["mean_ga"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from faultlens.analysis.templates import SkeletonConfig, SkeletonMiner
 from faultlens.analysis.templates.evaluate import evaluate, load_all, parse_with_skeleton
-from faultlens.analysis.templates.tokens import line_key
+from faultlens.analysis.templates.tokens import KeyRules, line_key
 
 
 def ids(miner: SkeletonMiner, lines: list[str]) -> list[int]:
@@ -33,6 +34,14 @@ def test_values_are_masked_by_shape_and_words_kept() -> None:
     # a bracketed group of values annotates what precedes it; an empty value is a value
     assert line_key("1190 bytes (1.16 KB) sent")[0] == line_key("0 bytes sent")[0]
     assert line_key("from 1.2.3.4 () at")[0] == line_key("from 1.2.3.4 (a.example.org) at")[0]
+    # each rule can be switched off alone (to measure it): then the lines key apart
+    no_notes = KeyRules(annotations=False)
+    assert line_key("1190 bytes (1.16 KB) sent", no_notes)[0] != line_key("0 bytes sent", no_notes)[0]
+    assert line_key("uid=0", KeyRules(name_value=False))[0] == ("<*>",)
+    assert (
+        SkeletonMiner(SkeletonConfig(rules=no_notes)).add("1 bytes (2 KB) sent").template
+        == "<NUM> bytes (<NUM> KB) sent"
+    )
 
 
 _PIECES = st.sampled_from(
@@ -150,7 +159,7 @@ def test_bounds_hold_and_evict_the_smallest() -> None:
 
 
 def test_config_is_validated() -> None:
-    bad: list[dict[str, int]] = [
+    bad: list[dict[str, Any]] = [
         {"word_values": 1},
         {"min_constants": -1},
         {"max_keys": 10, "max_clusters": 20},
@@ -174,7 +183,7 @@ def test_add_many_and_the_line_cache_change_no_result(datasets_dir: Path) -> Non
     and state one line at a time, in batches, and without the line cache."""
     lines = [line for contents, _ in _loghub(datasets_dir).values() for line in contents[:400]]
     lines += lines[::3]
-    small = {"max_clusters": 300, "max_keys": 400}
+    small: dict[str, Any] = {"max_clusters": 300, "max_keys": 400}
     plain = SkeletonMiner(SkeletonConfig(line_cache=0, **small))
     expected = [plain.add(line) for line in lines]
     for cache in (20_000, 50):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import gzip
 import importlib
 import importlib.util
@@ -36,6 +37,7 @@ from typing import Any
 
 from faultlens.analysis.templates.drain import Drain, DrainConfig
 from faultlens.analysis.templates.skeleton import SkeletonConfig, SkeletonMiner
+from faultlens.analysis.templates.tokens import ALL_RULES, KeyRules
 
 Parser = Callable[[Sequence[str]], list[int]]
 
@@ -174,6 +176,19 @@ def leave_one_out(
         }
     mean = sum(r["ga"] for r in out.values()) / len(out) if out else 0.0
     return {"systems": out, "mean_ga": round(mean, 4)}
+
+
+def rule_ablation(data: dict[str, tuple[list[str], list[str]]]) -> dict[str, Any]:
+    """Mean GA with each of the line-key rules (:class:`~.tokens.KeyRules`) switched off alone,
+    and the systems whose GA it moves by more than 0.001 (GA without the rule - with it)."""
+    base = {n: grouping_accuracy(t, parse_with_skeleton(x)) for n, (x, t) in data.items()}
+    out: dict[str, Any] = {}
+    for rule in (f.name for f in dataclasses.fields(KeyRules)):
+        cfg = SkeletonConfig(rules=dataclasses.replace(ALL_RULES, **{rule: False}))
+        ga = {n: grouping_accuracy(t, parse_with_skeleton(x, cfg)) for n, (x, t) in data.items()}
+        moved = {n: round(ga[n] - base[n], 4) for n in ga if abs(ga[n] - base[n]) > 0.001}
+        out[rule] = {"mean_ga": round(sum(ga.values()) / max(len(ga), 1), 4), "moved": moved}
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

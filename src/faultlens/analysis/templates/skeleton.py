@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from faultlens.analysis.templates.base import Match
-from faultlens.analysis.templates.tokens import VALUE, line_key
+from faultlens.analysis.templates.tokens import ALL_RULES, VALUE, KeyRules, line_key
 
 _STATE_VERSION = 1
 KIND = "skeleton"
@@ -56,6 +56,7 @@ class SkeletonConfig:
     max_keys: int = 40_000
     max_slots: int = 50_000  # slots holding evidence of words; past it the evidence restarts
     line_cache: int = 20_000  # distinct lines whose key is remembered (speed only; 0: off)
+    rules: KeyRules = ALL_RULES  # all of them; fewer only to measure what each brings
 
     def __post_init__(self) -> None:
         if self.word_values < 2:
@@ -157,7 +158,7 @@ class SkeletonMiner:
         """The key of ``line`` and its shown elements (remembered for repeated lines)."""
         got = self._lines.get(line)
         if got is None:
-            got = line_key(line)
+            got = line_key(line, self.config.rules)
             limit = self.config.line_cache
             if limit:
                 if len(self._lines) >= limit:
@@ -183,7 +184,7 @@ class SkeletonMiner:
 
     def match(self, line: str) -> SkeletonCluster | None:
         """The cluster ``line`` would join, without changing anything (None if it would be new)."""
-        key, _ = line_key(line)
+        key, _ = line_key(line, self.config.rules)
         c = self._by_key.get(key) or self._by_key.get(self._aliases.get(key, ()))
         if c is None:
             for _, slot in _slot_keys(key, self.config.min_constants):

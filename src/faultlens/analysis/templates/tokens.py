@@ -36,6 +36,7 @@ distinct token is judged once (a bounded memo).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 VALUE = "<*>"
 NUMBER = "<NUM>"  # how a value that is a plain number is shown
@@ -56,15 +57,40 @@ _SIZE_UNITS = ("b", "kb", "mb", "gb", "tb", "kib", "mib", "gib")
 _UNIT_NAMES = frozenset((*_SIZE_UNITS, "ns", "us", "ms", "s", "sec", "secs"))
 _MAX_GROUP = 4  # tokens in a bracketed annotation
 
-_memo: dict[str, tuple[int, str, str]] = {}
+_VALUE_MARKS_UNDOTTED = re.compile(r"\d|[/\\@]|<[A-Z]+>")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRules:
+    """Which of the rules above apply: all of them, always, in the server. Switching one off
+    is for measuring what it brings (``bench/templates.py`` does, rule by rule)."""
+
+    dotted_values: bool = True  # 1: an inner "." makes a value
+    empty_values: bool = True  # 1: "()", '""' are values
+    names_with_digit: bool = True  # 1: ssh2, IPv6 are words
+    class_names: bool = True  # 1: java.io.IOException is a word
+    name_value: bool = True  # 2
+    context: bool = True  # 3
+    annotations: bool = True  # 4: bracketed values after the first token are left out
+    value_runs: bool = True  # 4: a run of values is one <*>
+
+
+ALL_RULES = KeyRules()
+
+_memos: dict[KeyRules, dict[str, tuple[int, str, str]]] = {}
 _MEMO_SIZE = 200_000
 
 
-def _is_value(text: str) -> bool:
+def _is_value(text: str, rules: KeyRules) -> bool:
     core = text.strip(_STRIP)
-    if not core or _NAME_WITH_DIGIT.match(core) or _CLASS_NAME.match(core):
+    if not core:
         return False
-    return _HEX_LETTERS.match(core) is not None or _VALUE_MARKS.search(core) is not None
+    if rules.names_with_digit and _NAME_WITH_DIGIT.match(core):
+        return False
+    if rules.class_names and _CLASS_NAME.match(core):
+        return False
+    marks = _VALUE_MARKS if rules.dotted_values else _VALUE_MARKS_UNDOTTED
+    return _HEX_LETTERS.match(core) is not None or marks.search(core) is not None
 
 
 def _shown(name: str, value: str) -> str:
@@ -108,23 +134,23 @@ def _name_and_value(token: str) -> tuple[str, str] | None:
     return None
 
 
-def _judge(token: str) -> tuple[int, str, str]:
+def _judge(token: str, rules: KeyRules) -> tuple[int, str, str]:
     """(kind, key element, shown element) of one token."""
     if token.isdigit():
         return _VALUE, VALUE, NUMBER
     core = token.strip(_STRIP)
     if not core:
-        if len(token) >= 2 and token[0] in _OPENERS:
+        if rules.empty_values and len(token) >= 2 and token[0] in _OPENERS:
             return _VALUE, VALUE, token  # an empty value: "()", "''"
         return _WORD, token, token
-    split = _name_and_value(token)
+    split = _name_and_value(token) if rules.name_value else None
     if split is not None:
         name, value = split
         if "." not in name and _DIGIT.search(name) is None:
-            if not value.strip(_STRIP) or not _is_value(value):
+            if not value.strip(_STRIP) or not _is_value(value, rules):
                 return _WORD, token, token
             return _VALUE, name + VALUE, _shown(name, value)
-    if _is_value(token):
+    if _is_value(token, rules):
         return _VALUE, VALUE, _shown("", token)
     low = core.lower()
     if low[:3] in _DATE_NAMES and len(low) <= 9:
@@ -134,46 +160,53 @@ def _judge(token: str) -> tuple[int, str, str]:
     return _WORD, token, token
 
 
-def judge(token: str) -> tuple[int, str, str]:
-    """:func:`_judge`, remembered (a bounded memo of a pure function)."""
-    got = _memo.get(token)
+def judge(token: str, rules: KeyRules = ALL_RULES) -> tuple[int, str, str]:
+    """:func:`_judge`, remembered (a bounded memo of a pure function, one per rule set)."""
+    memo = _memos.get(rules)
+    if memo is None:
+        memo = _memos[rules] = {}
+    got = memo.get(token)
     if got is None:
-        got = _judge(token)
-        if len(_memo) >= _MEMO_SIZE:
-            _memo.clear()
-        _memo[token] = got
+        got = _judge(token, rules)
+        if len(memo) >= _MEMO_SIZE:
+            memo.clear()
+        memo[token] = got
     return got
 
 
 def clear_memo() -> None:
     """Forget every judged token (the memo only saves time; benchmarks start cold with it)."""
-    _memo.clear()
+    _memos.clear()
 
 
-def line_key(line: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def line_key(line: str, rules: KeyRules = ALL_RULES) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The grouping key of ``line`` and the same elements as shown (see the module docstring)."""
     tokens = line.split()
-    get = _memo.get
-    judged = [get(t) or judge(t) for t in tokens]
+    memo = _memos.get(rules)
+    if memo is None:
+        memo = _memos[rules] = {}
+    get = memo.get
+    judged = [get(t) or judge(t, rules) for t in tokens]
     kinds = [j[0] for j in judged]
     if _VALUE not in kinds:  # words only (date names and units stay words without a value)
         words = tuple(tokens)
         return words, words
     n = len(tokens)
-    if _DATE_NAME in kinds or _UNIT in kinds:
+    if rules.context and (_DATE_NAME in kinds or _UNIT in kinds):
         _context(kinds, n)
         judged = [
             j if k != _VALUE or j[0] == _VALUE else (k, VALUE, j[2])
             for j, k in zip(judged, kinds, strict=True)
         ]
-    keep = _annotations(tokens, kinds, n)
+    keep = _annotations(tokens, kinds, n) if rules.annotations else None
     if keep is not None:
         judged = [j for j, k in zip(judged, keep, strict=True) if k]
     key: list[str] = []
     shown: list[str] = []
     last_value = False
+    runs = rules.value_runs
     for _, elem, text in judged:
-        if elem == VALUE:
+        if elem == VALUE and runs:
             if last_value:  # a run of values is one <*>
                 shown[-1] += " " + text
                 continue
