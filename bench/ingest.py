@@ -323,8 +323,13 @@ def run_scenario(
     workers: int,
     server_env: dict[str, str] | None = None,
     fresh_ids: bool = True,
+    durability: str = "process",
 ) -> dict[str, Any]:
-    env = {**(server_env or {}), "FAULTLENS_RECEIVERS__DECODE_WORKERS": str(workers)}
+    env = {
+        **(server_env or {}),
+        "FAULTLENS_RECEIVERS__DECODE_WORKERS": str(workers),
+        "FAULTLENS_INTAKE__DURABILITY": durability,
+    }
     with tempfile.TemporaryDirectory(prefix="faultlens-bench-") as tmp:
         server = start_server(Path(tmp) / "data", "--log-level", "warning", env=env)
         try:
@@ -332,6 +337,7 @@ def run_scenario(
         finally:
             server.stop()
     result["decode_workers"] = workers
+    result["durability"] = durability
     return result
 
 
@@ -506,11 +512,37 @@ def _median(runs: list[dict[str, Any]], rates: dict[str, int]) -> dict[str, Any]
     return out
 
 
+def _durability_cost(configurations: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Per scenario, spans stored/s with each durability as a ratio of ``none`` (same run)."""
+    base = {c["decode_workers"]: c for c in configurations if c["durability"] == "none"}
+    if not base:
+        return None
+    out: dict[str, Any] = {}
+    for c in configurations:
+        ref = base.get(c["decode_workers"])
+        if ref is None or c is ref:
+            continue
+        ratios = {}
+        for mine, theirs in zip(c["scenarios"], ref["scenarios"], strict=True):
+            if mine["spans_stored_per_s"] and theirs["spans_stored_per_s"]:
+                ratios[mine["scenario"]] = round(mine["spans_stored_per_s"] / theirs["spans_stored_per_s"], 3)
+        out[f"{c['durability']}/workers={c['decode_workers']}"] = {
+            "spans_stored_per_s_ratio_to_none": ratios,
+            "target_min_ratio": 0.85,
+        }
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full", action="store_true", help="longer runs: the figures for the issue")
     ap.add_argument("--only", help="comma-separated scenario names to run, e.g. grpc,http-protobuf,sustained")
     ap.add_argument("--decode-workers", default="0,1,2", help="placements to compare, e.g. 0,1,2")
+    ap.add_argument(
+        "--durability",
+        default="process",
+        help="intake.durability settings to compare in the same run, e.g. none,process,fsync",
+    )
     ap.add_argument("--repeat", type=int, default=1, help="runs per figure; the median is reported")
     ap.add_argument("--requests", type=int, help="requests of 1,000 spans per scenario")
     ap.add_argument("--rate", type=float, default=10_000.0, help="sustained phase, spans/s")
@@ -531,6 +563,8 @@ def main() -> None:
     fresh = not args.reuse_ids
     server_env = dict(kv.split("=", 1) for kv in args.server_env)
     placements = [int(w) for w in args.decode_workers.split(",") if w.strip()]
+    durabilities = [d.strip() for d in args.durability.split(",") if d.strip()]
+    setups = [(w, d) for w in placements for d in durabilities]
     requests = args.requests or (1000 if args.full else 100)
     sustain_s = args.sustain_seconds or (60.0 if args.full else 10.0)
     payload_count = 20
@@ -541,31 +575,41 @@ def main() -> None:
     only = set(args.only.split(",")) if args.only else None
     scenarios = [s for s in SCENARIOS if only is None or s[0] in only]
     run_sustained = only is None or "sustained" in only
-    raw_runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    raw_runs: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
     for _ in range(args.repeat):
         for name, transport, gz in scenarios:
-            for workers in placements:  # interleaved: each placement sees the same load
+            for workers, dur in setups:  # interleaved: each setup sees the same load
                 r = run_scenario(
-                    name, transport, gz, requests, None, payload_count, workers, server_env, fresh
+                    name, transport, gz, requests, None, payload_count, workers, server_env, fresh, dur
                 )
-                raw_runs.setdefault((name, workers), []).append(r)
+                raw_runs.setdefault((name, workers, dur), []).append(r)
         if run_sustained:
             n = int(args.rate * sustain_s / SPANS_PER_REQUEST)
-            for workers in placements:
+            for workers, dur in setups:
                 r = run_scenario(
-                    "sustained-grpc", "grpc", False, n, args.rate, payload_count, workers, server_env, fresh
+                    "sustained-grpc",
+                    "grpc",
+                    False,
+                    n,
+                    args.rate,
+                    payload_count,
+                    workers,
+                    server_env,
+                    fresh,
+                    dur,
                 )
-                raw_runs.setdefault(("sustained-grpc", workers), []).append(r)
+                raw_runs.setdefault(("sustained-grpc", workers, dur), []).append(r)
     configurations = []
-    for workers in placements:
-        results = [_median(raw_runs[(name, workers)], rates) for name, _, _ in scenarios]
-        sustained = _median(raw_runs[("sustained-grpc", workers)], rates) if run_sustained else None
+    for workers, dur in setups:
+        results = [_median(raw_runs[(name, workers, dur)], rates) for name, _, _ in scenarios]
+        sustained = _median(raw_runs[("sustained-grpc", workers, dur)], rates) if run_sustained else None
         if sustained is not None:
             sustained["achieved_spans_stored_per_s"] = sustained.pop("spans_stored_per_s")
         grpc_plain = next((r for r in results if r["scenario"] == "grpc"), None)
         configurations.append(
             {
                 "decode_workers": workers,
+                "durability": dur,
                 "scenarios": results,
                 "sustained": sustained,
                 "targets": {
@@ -608,7 +652,8 @@ def main() -> None:
         **rates,
         "library_floor": floor,
         "configurations": configurations,
-        "runs": {f"{name}/workers={w}": runs for (name, w), runs in raw_runs.items()}
+        "durability_cost": _durability_cost(configurations),
+        "runs": {f"{name}/workers={w}/durability={d}": runs for (name, w, d), runs in raw_runs.items()}
         if args.repeat > 1
         else None,
     }

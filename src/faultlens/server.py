@@ -12,6 +12,7 @@ the analysis tables and the store close. ``shutdown`` is safe to call twice.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from faultlens.analysis.runtime import AnalysisConsumer, build_analysis, webhook
 from faultlens.api import ApiServer, HealthState, create_app
 from faultlens.api.security import ApiSecurity
 from faultlens.config.model import Config, ExporterConfig
+from faultlens.decode.limits import apply_limits
 from faultlens.export import Exporter
 from faultlens.pipeline.base import BatchConsumer
 from faultlens.pipeline.fanout import Fanout
@@ -162,7 +164,12 @@ class FaultlensServer:
         if self.exporters:
             forward = Fanout(required=[], best_effort=self.exporters, metrics=self.metrics)
         handed = replay_intake(
-            intake, self.store, fanout, forward=forward, wait_for_room=lambda: writer.flush(5.0)
+            intake,
+            self.store,
+            fanout,
+            forward=forward,
+            limit=functools.partial(apply_limits, limits=self.config.receivers.limits, metrics=self.metrics),
+            wait_for_room=lambda: writer.flush(5.0),
         )
         if handed:
             log.info("intake log: replayed %d acknowledged requests the store did not hold", handed)

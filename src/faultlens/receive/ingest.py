@@ -2,10 +2,10 @@
 
 The transports own everything about the wire (paths, headers, metadata, compression,
 status encoding); :class:`Ingest` owns what is the same for both: the bearer-token check,
-admission, decoding once, writing the request to the intake log (so that the answer means
-the data survives a kill: :mod:`faultlens.receive.intake`), handing the batch to the
-:class:`BatchConsumer`, and the counters. Keeping it here is what makes gRPC and HTTP
-answer the same request the same way.
+admission, decoding once, the attribute and record limits (``receivers.limits``), writing
+the request to the intake log (so that the answer means the data survives a kill:
+:mod:`faultlens.receive.intake`), handing the batch to the :class:`BatchConsumer`, and the
+counters. Keeping it here is what makes gRPC and HTTP answer the same request the same way.
 
 Decode placement. Three placements exist: on the event loop (default); in N threads
 (``receivers.decode_threads``) for what the native span decoder parses, which is protobuf
@@ -55,6 +55,7 @@ from concurrent.futures import ThreadPoolExecutor
 from faultlens.config.model import AdmissionConfig, ReceiversConfig
 from faultlens.decode import decode_request, encode_response
 from faultlens.decode.base import DecodedBatch
+from faultlens.decode.limits import apply_limits
 from faultlens.decode.spans import NATIVE
 from faultlens.errors import Overloaded
 from faultlens.pipeline.base import BatchConsumer
@@ -90,6 +91,7 @@ class Ingest:
     ) -> None:
         """``intake``: the log each accepted request is written to before it is answered."""
         self.max_request_bytes = receivers.max_request_bytes
+        self.limits = receivers.limits
         self.auth = BearerAuth(receivers.auth)
         self.admission = gate if gate is not None else Admission(admission, metrics)
         self.consumer = consumer
@@ -120,6 +122,7 @@ class Ingest:
         acct.body(signal, len(body))
         batch = await self._decode(signal, body, json=json)
         acct.decoded(batch)
+        batch = apply_limits(batch, self.limits, self.metrics)
         if batch.accepted:
             try:
                 batch = await self._log(batch, body, json=json)

@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Protocol
 
 from faultlens.decode import decode_request
+from faultlens.decode.base import DecodedBatch
 from faultlens.errors import FaultlensError, Overloaded
 from faultlens.pipeline.base import BatchConsumer
 from faultlens.types import Signal
@@ -461,6 +462,7 @@ def replay_intake(
     consumer: BatchConsumer,
     *,
     forward: BatchConsumer | None = None,
+    limit: Callable[[DecodedBatch], DecodedBatch] = lambda batch: batch,
     wait_for_room: Callable[[], object],
     timeout_s: float = 300.0,
     chunk: int = 256,
@@ -471,7 +473,8 @@ def replay_intake(
     not hold is decoded again and handed to ``consumer`` (the whole pipeline) with its
     sequence number, so the store writes it once. A request the store holds but the log
     still keeps may not have reached an export queue: it goes to ``forward`` (the exporters)
-    alone, so forwarding is at least once. When ``consumer`` is full, ``wait_for_room`` is
+    alone, so forwarding is at least once. ``limit`` applies the attribute and record limits
+    to each decoded request, as ingest does. When ``consumer`` is full, ``wait_for_room`` is
     called (the store writer's flush) and the request is offered again, for at most
     ``timeout_s`` in all; requests still not taken then stay in the log for the next start.
     Returns how many requests went to ``consumer``.
@@ -493,7 +496,7 @@ def replay_intake(
                 log.error("intake request %d cannot be decoded again (%s); dropped", record.seq, e)
                 intake.cancel(record.seq)
                 continue
-            decoded = dataclasses.replace(decoded, intake_seq=record.seq)
+            decoded = dataclasses.replace(limit(decoded), intake_seq=record.seq)
             if record.seq in held:
                 assert forward is not None
                 forward.consume(decoded)
