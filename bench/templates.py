@@ -23,6 +23,10 @@ One run measures, on the 16 systems of loghub-2k (2,000 labelled lines each):
   ``fresh_values`` (the same lines with every number changed each round: known words, new
   values and new lines, like live logs). The best of ``--rounds`` rounds is kept.
 
+Also the worst case for the skeleton miner: 60,000 lines that are all new templates (random
+words in two slots, seeded), so that it runs at its cluster bound, evicting, all along
+(``all_new_templates``).
+
 With ``--nezha DIR`` (a directory in the Nezha layout, whose logs carry no template labels),
 also: how many templates each miner finds there per service in all, and its lines per second
 over those logs (one pass, one fresh miner per service), as a check on logs neither miner was
@@ -42,6 +46,7 @@ import os
 import platform
 import random
 import re
+import string
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -118,6 +123,22 @@ def throughput(factory: MinerFactory, systems: list[list[str]], rounds: int) -> 
     return out
 
 
+def all_new_templates(factories: dict[str, MinerFactory], lines: int = 60_000) -> dict[str, Any]:
+    """Lines per CPU second when every line is a new template (the skeleton miner's worst case)."""
+    rng = random.Random(1)
+
+    def word() -> str:
+        return "".join(rng.choice(string.ascii_lowercase) for _ in range(6))
+
+    text = [f"{word()} {word()} happened to {word()} now" for _ in range(lines)]
+    out: dict[str, Any] = {}
+    for name, factory in factories.items():
+        _forget()
+        (cpu, _), miners = _feed(factory, [text], None)
+        out[name] = {"lines_per_cpu_s": round(lines / max(cpu, 1e-9)), "templates": len(miners[0].clusters)}
+    return out
+
+
 def shuffled_means(data: dict[str, tuple[list[str], list[str]]], seed: int = 1) -> dict[str, float]:
     """Mean GA of both miners with each system's lines in a shuffled order."""
     ga: dict[str, list[float]] = {"skeleton": [], "drain": []}
@@ -186,6 +207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "skeleton": throughput(SkeletonMiner, systems, args.rounds),
         "drain": throughput(Drain, systems, args.rounds),
     }
+    result["all_new_templates"] = all_new_templates({"skeleton": SkeletonMiner, "drain": Drain})
     if args.nezha is not None:
         result["nezha"] = {
             "data": str(args.nezha),

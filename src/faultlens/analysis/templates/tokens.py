@@ -77,7 +77,8 @@ class KeyRules:
 
 ALL_RULES = KeyRules()
 
-_memos: dict[KeyRules, dict[str, tuple[int, str, str]]] = {}
+_memos: dict[KeyRules, dict[str, tuple[int, str, str]]] = {}  # other rule sets (measuring only)
+_default_memo: dict[str, tuple[int, str, str]] = {}
 _MEMO_SIZE = 200_000
 
 
@@ -160,11 +161,21 @@ def _judge(token: str, rules: KeyRules) -> tuple[int, str, str]:
     return _WORD, token, token
 
 
-def judge(token: str, rules: KeyRules = ALL_RULES) -> tuple[int, str, str]:
-    """:func:`_judge`, remembered (a bounded memo of a pure function, one per rule set)."""
+def _memo_of(rules: KeyRules) -> dict[str, tuple[int, str, str]]:
+    if rules is ALL_RULES:  # the server's case: no hashing of the rules per line
+        return _default_memo
     memo = _memos.get(rules)
     if memo is None:
         memo = _memos[rules] = {}
+    return memo
+
+
+def judge(token: str, rules: KeyRules = ALL_RULES) -> tuple[int, str, str]:
+    """:func:`_judge`, remembered (a bounded memo of a pure function, one per rule set)."""
+    return _remember(_memo_of(rules), token, rules)
+
+
+def _remember(memo: dict[str, tuple[int, str, str]], token: str, rules: KeyRules) -> tuple[int, str, str]:
     got = memo.get(token)
     if got is None:
         got = _judge(token, rules)
@@ -177,16 +188,15 @@ def judge(token: str, rules: KeyRules = ALL_RULES) -> tuple[int, str, str]:
 def clear_memo() -> None:
     """Forget every judged token (the memo only saves time; benchmarks start cold with it)."""
     _memos.clear()
+    _default_memo.clear()
 
 
 def line_key(line: str, rules: KeyRules = ALL_RULES) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The grouping key of ``line`` and the same elements as shown (see the module docstring)."""
     tokens = line.split()
-    memo = _memos.get(rules)
-    if memo is None:
-        memo = _memos[rules] = {}
+    memo = _memo_of(rules)
     get = memo.get
-    judged = [get(t) or judge(t, rules) for t in tokens]
+    judged = [get(t) or _remember(memo, t, rules) for t in tokens]
     kinds = [j[0] for j in judged]
     if _VALUE not in kinds:  # words only (date names and units stay words without a value)
         words = tuple(tokens)
