@@ -46,6 +46,8 @@ _STATE_VERSION = 2
 
 
 class MinerKind(enum.StrEnum):
+    """Which miner each service gets: the skeleton miner (default) or Drain (for comparison)."""
+
     SKELETON = "skeleton"
     DRAIN = "drain"
 

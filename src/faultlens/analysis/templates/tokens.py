@@ -47,6 +47,7 @@ _OPENERS = "([{'\""
 _CLOSERS = {"(": ")", "[": "]", "{": "}"}
 _DIGIT = re.compile(r"\d")
 _VALUE_MARKS = re.compile(r"\d|[./\\@]|<[A-Z]+>")
+_VALUE_MARKS_UNDOTTED = re.compile(r"\d|[/\\@]|<[A-Z]+>")
 _NAME_WITH_DIGIT = re.compile(r"[A-Za-z]{2,}\d\Z")
 _CLASS_NAME = re.compile(r"(?:[a-z_][a-z_]*\.)+[A-Z][A-Za-z_$]*\Z")
 _HEX_LETTERS = re.compile(r"[a-fA-F]{8,}\Z")
@@ -56,8 +57,6 @@ _DATE_NAMES = frozenset((*_WEEKDAYS, *_MONTHS))
 _SIZE_UNITS = ("b", "kb", "mb", "gb", "tb", "kib", "mib", "gib")
 _UNIT_NAMES = frozenset((*_SIZE_UNITS, "ns", "us", "ms", "s", "sec", "secs"))
 _MAX_GROUP = 4  # tokens in a bracketed annotation
-
-_VALUE_MARKS_UNDOTTED = re.compile(r"\d|[/\\@]|<[A-Z]+>")
 
 
 @dataclass(frozen=True, slots=True)
