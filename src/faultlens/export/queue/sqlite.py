@@ -34,9 +34,10 @@ Durability is ``synchronous``:
   Costs one fsync per spool group (the spool thread commits everything waiting at once,
   so a burst pays one fsync, not one per batch).
 
-Batches still in the intake (accepted by ``consume()`` but not yet committed; normally
-milliseconds) are lost if the process dies; SDK exporters wait for the commit before
-returning.
+Batches still in the exporter's intake (accepted by ``consume()`` but not yet committed;
+normally milliseconds) are not lost when the server dies: the server's intake log keeps each
+request until the queue has committed it, and sends it again at the next start
+(``faultlens.receive.intake``). SDK exporters wait for the commit before returning.
 
 A file that SQLite cannot read is moved aside to ``<file>.corrupt-<UTC time>`` with an
 ERROR log line naming both paths, and an empty queue is started. An exclusive ``flock`` on
