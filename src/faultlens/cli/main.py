@@ -11,7 +11,7 @@ import typer
 from faultlens import __version__
 from faultlens.config import load_config
 from faultlens.config.redact import redact_tree
-from faultlens.errors import ConfigError
+from faultlens.errors import ConfigError, StoreError
 
 app = typer.Typer(
     name="faultlens",
@@ -48,16 +48,21 @@ def config_show(
 
 def _register_optional_commands() -> None:
     # Subcommands whose modules import heavy dependencies register themselves lazily.
-    from faultlens.cli import rca, replay, serve  # noqa: F401
+    from faultlens.cli import rca, replay, serve, store  # noqa: F401
     from faultlens.eval import cli as eval_cli
     from faultlens.eval import detect as eval_detect
 
     replay.register(app)
     rca.register(app)
+    store.register(app)
     eval_cli.register(app)  # creates the `eval` group with `eval rca`
     eval_detect.register(app)  # adds `eval detect` to it
 
 
 def main() -> None:
     _register_optional_commands()
-    app()
+    try:
+        app()
+    except StoreError as e:  # the store cannot open (faultlens serve): one line, no traceback
+        typer.echo(f"error: {e}", err=True)
+        raise SystemExit(1) from None

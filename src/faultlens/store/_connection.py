@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
+import struct
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -196,7 +199,138 @@ def open_store_file(path: Path) -> duckdb.DuckDBPyConnection:
 def _attach_sql(path: Path, *, if_not_exists: bool) -> str:
     literal = str(path).replace("'", "''")
     guard = "IF NOT EXISTS " if if_not_exists else ""
-    return f"ATTACH {guard}'{literal}' AS {ALIAS} (ROW_GROUP_SIZE {ROW_GROUP_SIZE})"
+    # TYPE DUCKDB: a file of another format is refused as such, rather than DuckDB trying to
+    # download the extension that reads it.
+    return f"ATTACH {guard}'{literal}' AS {ALIAS} (TYPE DUCKDB, ROW_GROUP_SIZE {ROW_GROUP_SIZE})"
+
+
+# --- why a store file does not open --------------------------------------------------------
+
+QUARANTINE_HINT = "move it aside with `faultlens store quarantine --data-dir {dir}` and start again"
+# DuckDB's messages for a file that is not a whole DuckDB database (or whose WAL is not).
+_CORRUPT = (
+    "not a valid DuckDB database file",
+    "Corrupt database file",
+    "Corrupt WAL file",
+    "Failure while replaying WAL",
+    "Could not read enough bytes",
+    "checksum",
+    "Serialization Error",
+    "INTERNAL Error",
+)
+_LOCKED = ("Could not set lock on file", "Conflicting lock")
+_VERSION = ("version number", "storage version")
+
+
+def open_error(path: Path, error: BaseException) -> StoreError:
+    """One line saying why the store file at ``path`` did not open, with what to do about it.
+
+    Told apart by DuckDB's message: held by another process (only then is another faultlens
+    suspected), written by a newer DuckDB, damaged or not a DuckDB file (then the file can be
+    moved aside, see :data:`QUARANTINE_HINT`), or not readable at all (permissions, a
+    directory in its place, the disk).
+    """
+    text = str(error)
+    first = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    if any(m in text for m in _LOCKED):
+        pid = _PID.search(text)
+        holder = f"process {pid.group(1)}" if pid else "another process"
+        return StoreError(
+            f"cannot open the store {path}: it is in use by {holder} (another faultlens serving "
+            "this data directory?); stop it, or give this one another --data-dir"
+        )
+    if any(m in text for m in _VERSION):
+        return StoreError(
+            f"cannot open the store {path}: it was written by another DuckDB version ({first}); "
+            "run the faultlens that wrote it"
+        )
+    if any(m in text for m in _CORRUPT):
+        hint = QUARANTINE_HINT.format(dir=path.parent)
+        return StoreError(
+            f"cannot open the store {path}: it is damaged or not a faultlens store ({first}); {hint}"
+        )
+    return StoreError(f"cannot open the store {path}: {first}")
+
+
+_PID = re.compile(r"\(PID (\d+)\)")
+
+
+# --- what DuckDB replays from the WAL at open ---------------------------------------------
+
+WAL_SUFFIX = ".wal"
+
+
+@dataclass(frozen=True, slots=True)
+class WalState:
+    """The WAL a store file had before it was opened: what DuckDB then replays.
+
+    ``entries`` and ``torn_bytes`` come from the WAL's framing (each entry after the header
+    is ``[u64 size][u64 checksum][size bytes]``): the whole entries, and the bytes after the
+    last of them, which DuckDB discards without a word (a write cut off by a kill or a
+    crash). Both are None when the file does not read as that framing (another DuckDB
+    storage version): then only its size is known.
+    """
+
+    path: Path
+    size: int
+    entries: int | None
+    torn_bytes: int | None
+
+
+def inspect_wal(db_path: Path) -> WalState | None:
+    """The WAL beside ``db_path`` as it is now (before an open replays it), None if there is
+    none or it is empty."""
+    wal = Path(str(db_path) + WAL_SUFFIX)
+    try:
+        data = wal.read_bytes()
+    except OSError:
+        return None
+    if not data:
+        return None
+    end = data.find(b"\xff\xff")  # the header is one serialized object, ended by 0xffff
+    if end < 0:
+        return WalState(wal, len(data), None, None)
+    pos, entries = end + 2, 0
+    while pos + 16 <= len(data):
+        (size,) = struct.unpack_from("<Q", data, pos)
+        if pos + 16 + size > len(data):
+            break
+        pos += 16 + size
+        entries += 1
+    if not entries:
+        return WalState(wal, len(data), None, None)
+    return WalState(wal, len(data), entries, len(data) - pos)
+
+
+def report_wal_replay(state: WalState | None) -> None:
+    """Log what opening the store did with the WAL it found: a warning when DuckDB
+    discarded a torn tail (or when that cannot be told), info when it replayed it whole."""
+    if state is None:
+        return
+    if state.torn_bytes is None:
+        log.warning(
+            "the store's WAL %s (%d bytes) was replayed: the last run did not checkpoint (killed?); "
+            "faultlens cannot tell whether DuckDB discarded a torn end of it",
+            state.path,
+            state.size,
+        )
+    elif state.torn_bytes:
+        log.warning(
+            "the store's WAL %s ended in %d bytes that are not a whole entry (a write cut off by a "
+            "kill or crash): DuckDB replayed its %d whole entries (%d bytes) and discarded those "
+            "bytes, and the rows in them",
+            state.path,
+            state.torn_bytes,
+            state.entries,
+            state.size - state.torn_bytes,
+        )
+    else:
+        log.info(
+            "replayed the store's WAL %s whole (%d entries, %d bytes): the last run did not checkpoint",
+            state.path,
+            state.entries,
+            state.size,
+        )
 
 
 def refresh_store_file(con: duckdb.DuckDBPyConnection, path: Path, *, timeout_s: float = 1.0) -> bool:

@@ -32,9 +32,12 @@ from faultlens.errors import StoreError
 from faultlens.store._connection import (
     ALIAS,
     SharedConnection,
+    inspect_wal,
+    open_error,
     open_store_file,
     read_budget,
     refresh_store_file,
+    report_wal_replay,
     rollback,
 )
 from faultlens.store._derive import log_trace_index_rows, operation_rows, service_rows, trace_index_rows
@@ -171,17 +174,17 @@ class DuckDBStore:
         """``threads``: DuckDB's worker threads for the file's instance; 0 leaves DuckDB's
         default. ``refresh_rows``: rows written between two re-attaches of the file."""
         self.path = Path(path)
+        wal = inspect_wal(self.path)
         try:
             self._con = open_store_file(self.path)
         except duckdb.Error as e:
-            raise StoreError(
-                f"cannot open the store at {self.path} (is another faultlens using it?): {e}"
-            ) from e
+            raise open_error(self.path, e) from e
+        report_wal_replay(wal)
         try:
             migrate(self._con)
         except duckdb.Error as e:
             self._con.close()
-            raise StoreError(f"cannot create the store schema in {self.path}: {e}") from e
+            raise open_error(self.path, e) from e
         except StoreError:
             self._con.close()
             raise
