@@ -196,7 +196,7 @@ def test_the_baseline_of_a_later_window_leaves_the_earlier_incident_out(ranker: 
         run.baseline[-1] == TimeRange(T + 29 * MIN, T + 30 * MIN)
         and all(r.end_ns <= T + 19 * MIN for r in run.baseline[:-1])
     )
-    assert "around other incidents" in run.answer.reason
+    assert "outside other incidents and their settling" in run.answer.reason
 
 
 def test_an_incident_is_ranked_over_its_own_window(
@@ -273,3 +273,33 @@ def test_an_incident_soon_after_the_data_begins_takes_its_margin_as_history(rank
     assert run.window == TimeRange(T + 45 * S, T + 4 * MIN)
     assert run.answer.status is not RcaStatus.NOT_ENOUGH_DATA, run.answer.reason
     assert run.baseline_observed.spans >= SETTINGS.min_spans
+
+
+def test_busy_ranges_relax_level_by_level() -> None:
+    inc = [_incident("prev", T + 50 * MIN, T + 53 * MIN)]
+    assert [busy_ranges(inc, None, SETTINGS, level) for level in range(4)] == [
+        [TimeRange(T + 49 * MIN, T + 59 * MIN)],  # margin before, margin and settling after
+        [TimeRange(T + 49 * MIN, T + 54 * MIN)],  # margins only
+        [TimeRange(T + 50 * MIN, T + 53 * MIN)],  # its members' windows alone
+        [],  # nothing left out
+    ]
+
+
+def test_a_baseline_without_spans_is_relaxed_until_one_holds_enough(
+    stores: tuple[DuckDBStore, DuckDBAnalysisStore], tmp_path: Path
+) -> None:
+    store, _ = stores
+    history = DuckDBAnalysisStore(tmp_path / "other.duckdb")
+    try:
+        # an incident over minutes 0..18: with its settling, only minutes 24..30 are free of
+        # it before the window, and the store holds no data there
+        history.write_results(AnalysisResults(incidents=(_incident("long", T, T + 18 * MIN),)))
+        run = RootCauseRanker(WindowReader.for_store(store), history).rank_window(
+            TimeRange(T + 30 * MIN, T + 33 * MIN)
+        )
+    finally:
+        history.close()
+    # margins only: minutes 19..30, and the rest of the 20 minutes before minute -1
+    assert run.baseline == (TimeRange(T - 10 * MIN, T - MIN), TimeRange(T + 19 * MIN, T + 30 * MIN))
+    assert run.baseline_observed.spans >= SETTINGS.min_spans
+    assert "outside other incidents)" in run.answer.reason

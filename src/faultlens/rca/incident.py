@@ -172,17 +172,28 @@ def pick_baseline(
     return tuple(reversed(picked))
 
 
-def busy_ranges(incidents: Sequence[Incident], skip: str | None, settings: RankerSettings) -> list[TimeRange]:
-    """The stretches baselines leave out: each incident (but ``skip``) widened by the margin
-    before and by margin and settle time after its end."""
+AVOIDANCE = (
+    "outside other incidents and their settling",
+    "outside other incidents",
+    "outside the members of other incidents",
+    "the latest history (no stretch outside other incidents held enough spans)",
+)
+"""How strictly a baseline keeps out of other incidents, strictest first (see :func:`busy_ranges`)."""
+
+
+def busy_ranges(
+    incidents: Sequence[Incident], skip: str | None, settings: RankerSettings, level: int = 0
+) -> list[TimeRange]:
+    """The stretches baselines leave out at ``level`` of :data:`AVOIDANCE`: each incident (but
+    ``skip``) widened by the margin before and margin plus settle time after its end (0), by
+    the margin only (1), its members' windows alone (2); nothing (3)."""
     out = []
     for i in incidents:
-        if i.id == skip:
+        if i.id == skip or level >= 3:
             continue
-        end = i.end_ns
-        out.append(
-            TimeRange(max(0, i.start_ns - settings.margin_ns), end + settings.margin_ns + settings.settle_ns)
-        )
+        before = settings.margin_ns if level <= 1 else 0
+        after = (settings.margin_ns if level <= 1 else 0) + (settings.settle_ns if level == 0 else 0)
+        out.append(TimeRange(max(0, i.start_ns - before), i.end_ns + after))
     return out
 
 
@@ -285,15 +296,30 @@ class RootCauseRanker:
         """Root causes of ``window`` against ``baseline`` (picked from history when None)."""
         t0 = time.perf_counter()
         s = self.settings
-        picked = tuple(baseline) if baseline is not None else self._pick(window, skip_incident)
         current, cur_counts = self._read([window])
-        if picked:
+        picked: tuple[TimeRange, ...] = ()
+        avoided = ""
+        base = Observations(SPAN_SCHEMA.empty_table(), LOG_SCHEMA.empty_table(), METRIC_SCHEMA.empty_table())
+        base_counts = SideCounts(0, 0, 0)
+        if baseline is not None:
+            picked = tuple(baseline)
             base, base_counts = self._read(list(picked))
         else:
-            base = Observations(
-                SPAN_SCHEMA.empty_table(), LOG_SCHEMA.empty_table(), METRIC_SCHEMA.empty_table()
-            )
-            base_counts = SideCounts(0, 0, 0)
+            # The strictest avoidance of other incidents whose baseline holds enough to judge
+            # what the window holds; failing all, the one holding the most spans.
+            incidents = self._incidents(window)
+            for level, words in enumerate(AVOIDANCE):
+                if level and not incidents:
+                    break
+                ranges = pick_baseline(window, busy_ranges(incidents, skip_incident, s, level), s)
+                if not ranges:
+                    continue
+                obs, counts = self._read(list(ranges))
+                if not picked or counts.spans > base_counts.spans:
+                    picked, avoided, base, base_counts = ranges, words, obs, counts
+                if _enough(cur_counts, counts, s):
+                    picked, avoided, base, base_counts = ranges, words, obs, counts
+                    break
 
         def answer(status: RcaStatus, reason: str, causes: tuple[RootCause, ...] = ()) -> RcaAnswer:
             return RcaAnswer(
@@ -315,7 +341,7 @@ class RootCauseRanker:
             )
         judge_spans = current.spans.num_rows > 0 and base.spans.num_rows >= s.min_spans
         judge_points = current.metrics.num_rows > 0 and base.metrics.num_rows >= s.min_points
-        base_words = f"the baseline ({_ranges_words(picked)}) holding {base_counts.words()}"
+        base_words = f"the baseline ({_ranges_words(picked, avoided)}) holding {base_counts.words()}"
         if not (judge_spans or judge_points):
             return run(
                 answer(
@@ -362,16 +388,15 @@ class RootCauseRanker:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _pick(self, window: TimeRange, skip: str | None) -> tuple[TimeRange, ...]:
+    def _incidents(self, window: TimeRange) -> list[Incident]:
+        """The stored incidents a baseline for ``window`` may have to steer around."""
+        if self.history is None:
+            return []
         s = self.settings
-        busy: list[TimeRange] = []
-        if self.history is not None:
-            around = TimeRange(
-                max(0, window.start_ns - s.lookback_ns - s.settle_ns - s.margin_ns),
-                window.end_ns + s.margin_ns,
-            )
-            busy = busy_ranges(self.history.incidents(IncidentQuery(limit=1000, time_range=around)), skip, s)
-        return pick_baseline(window, busy, s)
+        around = TimeRange(
+            max(0, window.start_ns - s.lookback_ns - s.settle_ns - s.margin_ns), window.end_ns + s.margin_ns
+        )
+        return self.history.incidents(IncidentQuery(limit=1000, time_range=around))
 
     def _read(self, ranges: list[TimeRange]) -> tuple[Observations, SideCounts]:
         """The rows of ``ranges``; when a range holds more than the reader allows, slices of it."""
@@ -453,8 +478,15 @@ class RootCauseRanker:
         )
 
 
-def _ranges_words(ranges: Sequence[TimeRange]) -> str:
+def _enough(window: SideCounts, baseline: SideCounts, s: RankerSettings) -> bool:
+    """Whether ``baseline`` holds enough to judge what ``window`` holds (spans first)."""
+    if window.spans:
+        return baseline.spans >= s.min_spans
+    return baseline.metric_points >= s.min_points
+
+
+def _ranges_words(ranges: Sequence[TimeRange], avoided: str) -> str:
     minutes = sum(r.duration_ns for r in ranges) / NS_PER_MIN
     span = f"{rfc3339(ranges[0].start_ns)} .. {rfc3339(ranges[-1].end_ns)}"
-    pieces = "" if len(ranges) == 1 else f" in {len(ranges)} stretches around other incidents"
-    return f"{minutes:.0f} min, {span}{pieces}"
+    pieces = "" if len(ranges) == 1 else f" in {len(ranges)} stretches"
+    return f"{minutes:.0f} min, {span}{pieces}" + (f", {avoided}" if avoided else "")
