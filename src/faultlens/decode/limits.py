@@ -108,31 +108,39 @@ def enforce_limits(batch: DecodedBatch, limits: LimitsConfig) -> LimitOutcome:
     counts: Counter[LimitedWhat] = Counter()
     new_columns: dict[str, pa.ChunkedArray] = {}
     item_drops: np.ndarray | None = None
+    row_bytes = np.zeros(table.num_rows, dtype=np.int64)  # every string of each record
     for field in table.schema:
         column = table.column(field.name)
         if field.name in _MAP_COLUMNS:
-            changed, drops = _limit_maps(column, limits, counts)
+            lengths = _lengths(column)
+            changed, drops = _limit_maps(column, limits, counts, lengths)
             if changed is not None:
                 new_columns[field.name] = changed
+                lengths = _lengths(changed)
                 if field.name == "attributes" and drops.any():
                     item_drops = drops
+            row_bytes += lengths
         elif field.name in _NESTED:
             changed = _limit_nested(column, _NESTED[field.name], limits, counts)
             if changed is not None:
                 new_columns[field.name] = changed
+            row_bytes += _nested_row_bytes(changed if changed is not None else column, _NESTED[field.name])
         elif pa.types.is_string(field.type) and field.name not in _UNLIMITED:
             body = field.name == "body"
             what = LimitedWhat.LOG_BODY if body else LimitedWhat.FIELD
             limit = limits.log_body_max_bytes if body else limits.attribute_value_max_bytes
-            cut = _limit_strings(column, limit, what, counts)
+            lengths = _lengths(column)
+            cut = _limit_strings(column, limit, what, counts, lengths)
             if cut is not None:
                 new_columns[field.name] = cut
+                lengths = _lengths(cut)
+            row_bytes += lengths
     if item_drops is not None and "dropped_attributes_count" in table.schema.names:
         new_columns["dropped_attributes_count"] = _add_counts(
             table.column("dropped_attributes_count"), item_drops
         )
     table = _set_columns(table, new_columns)
-    table = _limit_records(table, limits, counts)
+    table = _limit_records(table, limits, counts, row_bytes)
     if table is batch.table:
         return LimitOutcome(batch)
     ordered = tuple(sorted(((w, n) for w, n in counts.items() if n), key=lambda kv: kv[0].value))
@@ -164,13 +172,28 @@ def apply_limits(batch: DecodedBatch, limits: LimitsConfig, metrics: SelfMetrics
 # --- plain string columns ---------------------------------------------------------------
 
 
-def _over(column: pa.ChunkedArray | pa.Array, limit: int) -> np.ndarray | None:
-    """Row positions whose string is longer than ``limit`` bytes, or None when there are none."""
-    lengths = pc.binary_length(column)
-    top = pc.max(lengths).as_py()
-    if top is None or top <= limit:
+def _lengths(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Bytes of each string (0 for a null), read from the offsets without a kernel."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    parts = []
+    for chunk in chunks:
+        if not len(chunk):
+            continue
+        buffer = chunk.buffers()[1]
+        if buffer is None:
+            parts.append(np.zeros(len(chunk), dtype=np.int64))
+            continue
+        width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+        offsets = np.frombuffer(buffer, dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1]
+        parts.append(np.diff(offsets).astype(np.int64))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def _over(lengths: np.ndarray, limit: int) -> np.ndarray | None:
+    """Rows whose string is longer than ``limit`` bytes, or None when there are none."""
+    if not len(lengths) or lengths.max() <= limit:
         return None
-    return np.flatnonzero(pc.fill_null(pc.greater(lengths, limit), False).to_numpy(zero_copy_only=False))
+    return np.flatnonzero(lengths > limit)
 
 
 def _replace(
@@ -188,8 +211,9 @@ def _limit_strings(
     limit: int,
     what: LimitedWhat,
     counts: Counter[LimitedWhat],
+    lengths: np.ndarray | None = None,
 ) -> pa.ChunkedArray | None:
-    rows = _over(column, limit)
+    rows = _over(_lengths(column) if lengths is None else lengths, limit)
     if rows is None:
         return None
     olds = column.take(pa.array(rows)).to_pylist()
@@ -200,39 +224,58 @@ def _limit_strings(
 # --- attribute sets (JSON objects) ------------------------------------------------------
 
 
-def _map_candidates(column: pa.ChunkedArray | pa.Array, limits: LimitsConfig) -> np.ndarray | None:
+def _map_candidates(
+    column: pa.ChunkedArray | pa.Array, limits: LimitsConfig, lengths: np.ndarray | None = None
+) -> np.ndarray | None:
     """Rows whose attribute set may exceed a limit: longer than the value or set limit (no
     shorter JSON can hold a longer value), or long enough to hold more attributes than the
     count limit and with more ``":`` (each key ends with one) than it."""
-    lengths = pc.binary_length(column)
-    top = pc.max(lengths).as_py()
-    if top is None:
+    if lengths is None:
+        lengths = _lengths(column)
+    if not len(lengths):
         return None
+    top = int(lengths.max())
     long_limit = min(limits.attribute_value_max_bytes, limits.attributes_max_bytes)
     # The shortest JSON of n attributes is {"":0,"":0...}: 5n + 1 bytes.
     count_floor = 5 * (limits.attribute_count_max + 1) + 1
     if top <= long_limit and top < count_floor:
         return None
-    suspect = pc.fill_null(pc.greater(lengths, long_limit), False)
+    suspect = lengths > long_limit
     if top >= count_floor:
-        maybe_many = pc.fill_null(pc.greater_equal(lengths, count_floor), False)
-        rows = np.flatnonzero(maybe_many.to_numpy(zero_copy_only=False))
-        if len(rows):
-            keys = pc.count_substring(column.take(pa.array(rows)), pattern='":')
-            keys = keys.to_numpy(zero_copy_only=False)
-            many = np.zeros(len(column), dtype=bool)
-            many[rows[keys > limits.attribute_count_max]] = True
-            suspect = pc.or_(suspect, pa.array(many))
-    found = np.flatnonzero(suspect.to_numpy(zero_copy_only=False))
+        suspect |= (lengths >= count_floor) & (_key_marks(column) > limits.attribute_count_max)
+    found = np.flatnonzero(suspect)
     return found if len(found) else None
 
 
+def _key_marks(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """How many ``":`` each string holds (numpy over the data buffer: ~2.5x faster than
+    ``pc.count_substring``); at least the number of keys of a compact JSON object."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    parts = []
+    for chunk in chunks:
+        n = len(chunk)
+        buffers = chunk.buffers()
+        if not n or buffers[1] is None or buffers[2] is None or pa.types.is_large_string(chunk.type):
+            parts.append(
+                pc.fill_null(pc.count_substring(chunk, pattern='":'), 0).to_numpy(zero_copy_only=False)
+            )
+            continue
+        offsets = np.frombuffer(buffers[1], dtype=np.int32)[chunk.offset : chunk.offset + n + 1]
+        data = np.frombuffer(buffers[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+        hits = np.flatnonzero((data[1:] == 0x3A) & (data[:-1] == 0x22)) + 1 + offsets[0]  # '"' then ':'
+        parts.append(np.bincount(np.searchsorted(offsets, hits, side="right") - 1, minlength=n)[:n])
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
 def _limit_maps(
-    column: pa.ChunkedArray | pa.Array, limits: LimitsConfig, counts: Counter[LimitedWhat]
+    column: pa.ChunkedArray | pa.Array,
+    limits: LimitsConfig,
+    counts: Counter[LimitedWhat],
+    lengths: np.ndarray | None = None,
 ) -> tuple[pa.ChunkedArray | None, np.ndarray]:
     """The limited column (None if unchanged) and the attributes dropped from each row."""
     drops = np.zeros(len(column), dtype=np.int64)
-    rows = _map_candidates(column, limits)
+    rows = _map_candidates(column, limits, lengths)
     if rows is None:
         return None, drops
     olds = column.take(pa.array(rows)).to_pylist()
@@ -347,7 +390,7 @@ def _limit_nested(
     attrs = pc.struct_field(flat, "attributes")
     names = {name: pc.struct_field(flat, name) for name in strings}
     if _map_candidates(attrs, limits) is None and all(
-        _over(arr, limits.attribute_value_max_bytes) is None for arr in names.values()
+        _over(_lengths(arr), limits.attribute_value_max_bytes) is None for arr in names.values()
     ):
         return None
     lists = column.combine_chunks()
@@ -387,28 +430,20 @@ def _string_parts(schema: pa.Schema) -> list[str]:
     ]
 
 
-def _record_bytes(table: pa.Table, parts: list[str]) -> np.ndarray:
-    """The string bytes of each row, over every part."""
-    total = np.zeros(table.num_rows, dtype=np.int64)
-    for name in parts:
-        column = table.column(name)
-        if name not in _NESTED:
-            total += pc.fill_null(pc.binary_length(column), 0).to_numpy(zero_copy_only=False)
+def _nested_row_bytes(column: pa.ChunkedArray, fields: tuple[str, ...]) -> np.ndarray:
+    """The string bytes of each row's events or links (attribute sets and ``fields``)."""
+    out = []
+    for chunk in column.chunks:
+        if not len(chunk):
             continue
-        start = 0
-        for chunk in column.chunks:
-            flat = pc.list_flatten(chunk)
-            if len(flat):
-                sizes = np.zeros(len(flat), dtype=np.int64)
-                for child in ("attributes", *_NESTED[name]):
-                    lengths = pc.fill_null(pc.binary_length(pc.struct_field(flat, child)), 0)
-                    sizes += lengths.to_numpy(zero_copy_only=False)
-                parents = pc.list_parent_indices(chunk).to_numpy(zero_copy_only=False)
-                total[start : start + len(chunk)] += np.bincount(
-                    parents, weights=sizes, minlength=len(chunk)
-                ).astype(np.int64)
-            start += len(chunk)
-    return total
+        offsets = chunk.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
+        values = chunk.values
+        sizes = np.zeros(len(values), dtype=np.int64)
+        for child in ("attributes", *fields):
+            sizes += _lengths(pc.struct_field(values, child))
+        total = np.concatenate(([0], np.cumsum(sizes)))
+        out.append(total[offsets[1:]] - total[offsets[:-1]])
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
 def _level(sizes: list[int], budget: int) -> int:
@@ -427,19 +462,20 @@ def _item_bytes(item: dict[str, Any], fields: tuple[str, ...]) -> int:
     return sum(_size(item[f]) for f in ("attributes", *fields) if item.get(f) is not None)
 
 
-def _limit_records(table: pa.Table, limits: LimitsConfig, counts: Counter[LimitedWhat]) -> pa.Table:
+def _limit_records(
+    table: pa.Table, limits: LimitsConfig, counts: Counter[LimitedWhat], sizes: np.ndarray
+) -> pa.Table:
     """Rows whose strings together pass ``record_max_bytes``: every part longer than a common
     length is cut to it (strings with the marker, attribute sets by dropping attributes,
     events and links by dropping the ones that no longer fit)."""
-    parts = _string_parts(table.schema)
-    sizes = _record_bytes(table, parts)
-    rows = np.flatnonzero(sizes > limits.record_max_bytes)
-    if not len(rows):
+    if not len(sizes) or sizes.max() <= limits.record_max_bytes:
         return table
+    rows = np.flatnonzero(sizes > limits.record_max_bytes)
+    parts = _string_parts(table.schema)
     updates: dict[str, dict[int, Any]] = {}
     drops = {name: np.zeros(table.num_rows, dtype=np.int64) for name in ("attributes", *_NESTED)}
-    for row in map(int, rows):
-        record = {name: table.column(name)[row].as_py() for name in parts}
+    records = table.select(parts).take(pa.array(rows)).to_pylist()
+    for row, record in zip(map(int, rows), records, strict=True):
         row_sizes = []
         for name in parts:
             v = record[name]
