@@ -17,10 +17,9 @@ from faultlens.config.model import STORE_RECORD_SHARE, STORE_VECTOR_ROWS, Limits
 from faultlens.decode.base import SCHEMAS, DecodedBatch
 from faultlens.decode.limits import (
     LimitedWhat,
-    _record_bytes,
-    _string_parts,
     apply_limits,
     enforce_limits,
+    record_bytes,
     truncate_text,
 )
 from faultlens.decode.request import decode_bytes
@@ -311,7 +310,7 @@ def test_a_write_of_strings_all_at_the_limits_fits_the_default_memory_limit(tmp_
             event.name = "big"
             event.attributes.extend(key_values(filler))
     batch = enforce_limits(_spans(req), LIMITS).batch
-    sizes = _record_bytes(batch.table, _string_parts(batch.table.schema))
+    sizes = record_bytes(batch.table)
     assert LIMITS.record_max_bytes - KIB < sizes.min() and sizes.max() <= LIMITS.record_max_bytes
     metrics = SelfMetrics()
     store = DuckDBStore(tmp_path / "s.duckdb")

@@ -44,7 +44,7 @@ from faultlens.decode.base import DecodedBatch
 if TYPE_CHECKING:
     from faultlens.selfmetrics import SelfMetrics
 
-__all__ = ["LimitOutcome", "LimitedWhat", "apply_limits", "enforce_limits", "truncate_text"]
+__all__ = ["LimitOutcome", "LimitedWhat", "apply_limits", "enforce_limits", "record_bytes", "truncate_text"]
 
 MARKER = "...[truncated {} bytes]"
 _MARKED = re.compile(r"\.\.\.\[truncated (\d+) bytes\]\Z")
@@ -444,6 +444,15 @@ def _nested_row_bytes(column: pa.ChunkedArray, fields: tuple[str, ...]) -> np.nd
         total = np.concatenate(([0], np.cumsum(sizes)))
         out.append(total[offsets[1:]] - total[offsets[:-1]])
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def record_bytes(table: pa.Table) -> np.ndarray:
+    """The bytes of every string of each row, what ``record_max_bytes`` bounds."""
+    total = np.zeros(table.num_rows, dtype=np.int64)
+    for name in _string_parts(table.schema):
+        column = table.column(name)
+        total += _nested_row_bytes(column, _NESTED[name]) if name in _NESTED else _lengths(column)
+    return total
 
 
 def _level(sizes: list[int], budget: int) -> int:
