@@ -85,6 +85,8 @@ def create_app(
         title="faultlens query API",
         version="1",
         description="Read the traces, logs and metric points faultlens stored. See docs/api.md.",
+        docs_url=None,  # /docs is served by faultlens.ui from vendored files (works offline)
+        redoc_url=None,
     )
     _add_error_handlers(app)
     app.add_middleware(SecurityMiddleware, security=security or ApiSecurity())  # outermost
@@ -245,6 +247,9 @@ def create_app(
         )
         return JSONResponse(body.model_dump(), status_code=200 if r.ready else 503)
 
+    from faultlens.ui import mount_ui  # the web UI: pages over the same readers, /static, /docs
+
+    mount_ui(app, reader=reader, metrics=metrics, health=health, analysis=analysis, graph=windows is not None)
     return app
 
 

@@ -1,0 +1,464 @@
+"""The pages of the web UI: server-rendered over the readers the API uses.
+
+Each page is a Jinja2 template filled from the same :class:`~faultlens.store.base.StoreReader`
+and :class:`~faultlens.store.analysis_base.AnalysisReader` the JSON API reads, converted by
+the API's own body models (``TraceSummaryOut.of``, ``IncidentDetail.of``...), so a page
+shows exactly what ``/api/v1`` answers and there is no second query layer. What is drawn
+in the browser (RED charts, the trace waterfall, the service map) fetches the API's JSON
+from the page (``static/js/``), or reads figures the page embeds as JSON.
+
+Every page's state is in its URL (filters are query parameters; htmx swaps the results of
+a filter form and pushes the new URL), so any view can be shared. Times are rendered as
+RFC 3339 in UTC inside ``<time>`` elements; ``static/js/faultlens.js`` shows them in the
+browser's zone (still RFC 3339, with the local offset), the UTC form in the tooltip.
+
+Bad parameters render the page with the problem named next to the form and status 422,
+like the API; a store that cannot answer becomes the API's 503 (the app's handlers).
+Routes are plain ``def`` (store reads block; FastAPI runs them in its threadpool).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from faultlens.api import models as m
+from faultlens.api.analysis_routes import ErrorGroupOut, IncidentDetail, IncidentOut, TemplateOut
+from faultlens.api.health import HealthState
+from faultlens.api.params import parse_severity, parse_time, parse_trace_id
+from faultlens.rca.incident import rfc3339
+from faultlens.selfmetrics import SelfMetrics
+from faultlens.store.analysis_base import AnalysisReader, ErrorGroupQuery, IncidentQuery, TemplateQuery
+from faultlens.store.base import LogQuery, StoreReader, TraceQuery
+from faultlens.types import TimeRange
+from faultlens.ui.assets import STATIC_DIR, asset_path
+
+__all__ = ["LOOKBACKS", "mount_ui"]
+
+NS_PER_S = 1_000_000_000
+LOOKBACKS: dict[str, int] = {
+    "15m": 15 * 60 * NS_PER_S,
+    "1h": 3600 * NS_PER_S,
+    "6h": 6 * 3600 * NS_PER_S,
+    "24h": 24 * 3600 * NS_PER_S,
+    "7d": 7 * 24 * 3600 * NS_PER_S,
+}
+"""The time ranges the pages offer, ending at the newest data the analysis has seen."""
+
+MAX_LIMIT = 1000
+_TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def _duration(ns: float | None) -> str:
+    """A duration for people: ``850 us``, ``12.3 ms``, ``4.21 s``, ``3.5 min``."""
+    if ns is None or ns != ns:  # None or NaN
+        return "-"
+    if ns < 1_000:
+        return f"{ns:.0f} ns"
+    if ns < 1_000_000:
+        return f"{ns / 1_000:.0f} us"
+    if ns < 1_000_000_000:
+        return f"{ns / 1_000_000:.3g} ms"
+    if ns < 120 * NS_PER_S:
+        return f"{ns / NS_PER_S:.3g} s"
+    return f"{ns / (60 * NS_PER_S):.3g} min"
+
+
+_TEMPLATES.env.filters["duration"] = _duration
+_TEMPLATES.env.filters["rfc3339"] = lambda ns: "" if ns is None else rfc3339(int(ns))
+_TEMPLATES.env.filters["percent"] = lambda x: f"{100 * x:.1f}%"
+_TEMPLATES.env.globals["asset"] = asset_path
+
+
+@dataclass
+class _Form:
+    """A page's query parameters as given (to refill the form) and the problems found."""
+
+    values: dict[str, str]
+    problems: list[str] = field(default_factory=list)
+
+    def text(self, name: str) -> str | None:
+        value = self.values.get(name, "").strip()
+        return value or None
+
+    def time(self, name: str) -> int | None:
+        value = self.text(name)
+        if value is None:
+            return None
+        try:
+            return parse_time(value)
+        except ValueError as e:
+            self.problems.append(f"{name}: {e}")
+            return None
+
+    def limit(self, default: int) -> int:
+        value = self.text("limit")
+        if value is None:
+            return default
+        if not value.isdigit() or not 1 <= int(value) <= MAX_LIMIT:
+            self.problems.append(f"limit: a whole number 1..{MAX_LIMIT}")
+            return default
+        return int(value)
+
+    def time_range(self, latest_ns: int) -> TimeRange | None:
+        """``start``/``end`` when given, else ``last`` (a :data:`LOOKBACKS` key) ending at
+        ``latest_ns``; None for all time."""
+        start, end = self.time("start"), self.time("end")
+        last = self.text("last")
+        if start is None and end is None:
+            if last is None or last == "all":
+                return None
+            if last not in LOOKBACKS:
+                self.problems.append(f"last: one of {', '.join(LOOKBACKS)} or all")
+                return None
+            return TimeRange(max(0, latest_ns - LOOKBACKS[last]), latest_ns + 1)
+        lo, hi = start or 0, end if end is not None else 2**63 - 1
+        if hi < lo:
+            self.problems.append("end: end is before start")
+            return None
+        return TimeRange(lo, hi)
+
+
+def _form(request: Request) -> _Form:
+    return _Form({k: v for k, v in request.query_params.items()})
+
+
+def mount_ui(
+    app: FastAPI,
+    *,
+    reader: StoreReader,
+    metrics: SelfMetrics,
+    health: HealthState,
+    analysis: AnalysisReader | None = None,
+    graph: bool = False,
+) -> None:
+    """Serve the UI's pages, ``/static`` (the package's assets) and ``/docs`` (Swagger UI
+    from the vendored files) on ``app``. ``analysis`` adds the analysis pages' content;
+    ``graph`` says whether ``/api/v1/graph`` is served (the map page draws it).
+
+    The app's middleware (Host allow-list, auth) runs before these routes as before any
+    other, so the pages are exactly as protected as the API.
+    """
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(_router(reader, metrics, health, analysis, graph), include_in_schema=False)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - docs",
+            swagger_js_url=asset_path("swagger-ui-dist", "swagger-ui-bundle.js"),
+            swagger_css_url=asset_path("swagger-ui-dist", "swagger-ui.css"),
+            swagger_favicon_url="/static/favicon.svg",
+        )
+
+
+def _router(
+    reader: StoreReader,
+    metrics: SelfMetrics,
+    health: HealthState,
+    analysis: AnalysisReader | None,
+    graph: bool,
+) -> APIRouter:
+    router = APIRouter()
+
+    def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        context.setdefault("nav", name.removesuffix(".html"))
+        context.setdefault("analysis", analysis is not None)
+        return _TEMPLATES.TemplateResponse(request, name, context, status_code=status)
+
+    def latest_ns() -> int:
+        """The newest data time the analysis reached, else the wall clock: "the last hour"
+        of a replayed day is that day's last hour, not an empty hour of today."""
+        watermark = metrics.registry.get_sample_value("faultlens_analysis_watermark_seconds")
+        return int(watermark * NS_PER_S) if watermark else time.time_ns()
+
+    @router.get("/", response_class=HTMLResponse)
+    def overview(request: Request) -> HTMLResponse:
+        end = latest_ns()
+        incidents: list[dict[str, Any]] = []
+        groups: list[dict[str, Any]] = []
+        if analysis is not None:
+            found = analysis.incidents(IncidentQuery(state="open", limit=20))
+            answers = analysis.root_causes([i.id for i in found])
+            incidents = [IncidentOut.of(i, answers.get(i.id)).model_dump() for i in found]
+            groups = [
+                ErrorGroupOut.of(s.group, s.count_in_range).model_dump()
+                for s in analysis.error_groups(ErrorGroupQuery(limit=10))
+            ]
+        return page(
+            request,
+            "overview.html",
+            services=sorted(reader.services()),
+            red_start=end - LOOKBACKS["1h"],
+            red_end=end + 1,
+            incidents=incidents,
+            groups=groups,
+            ingest=_ingest_health(metrics),
+            readiness=health.readiness(),
+            stats=reader.stats(),
+        )
+
+    @router.get("/traces", response_class=HTMLResponse)
+    def traces(request: Request) -> HTMLResponse:
+        form = _form(request)
+        status = form.text("status") or "any"
+        if status not in ("any", "error"):
+            form.problems.append("status: any or error")
+        min_ns = _min_duration_ns(form)
+        query = TraceQuery(
+            service=form.text("service"),
+            operation=form.text("operation"),
+            status_error=status == "error",
+            min_duration_ns=min_ns,
+            time_range=form.time_range(time.time_ns()),
+            limit=form.limit(50) + 1,
+        )
+        found: list[dict[str, Any]] = []
+        truncated = False
+        if not form.problems:
+            summaries = reader.find_traces(query)
+            truncated = len(summaries) >= query.limit
+            found = [m.TraceSummaryOut.of(s).model_dump() for s in summaries[: query.limit - 1]]
+        points = [
+            [
+                t["start_time_unix_nano"] / NS_PER_S,
+                t["duration_ns"] / 1e6,
+                t["error_count"] > 0,
+                t["trace_id"],
+            ]
+            for t in found
+        ]
+        return page(
+            request,
+            "traces.html",
+            status=422 if form.problems else 200,
+            form=form,
+            services=sorted(reader.services()),
+            operations=_operations(reader, form.text("service")),
+            traces=found,
+            points=points,
+            truncated=truncated,
+            lookbacks=list(LOOKBACKS),
+        )
+
+    @router.get("/traces/{trace_id}", response_class=HTMLResponse)
+    def trace(request: Request, trace_id: str) -> HTMLResponse:
+        try:
+            parsed = parse_trace_id(trace_id).hex()
+        except ValueError as e:
+            return page(request, "error.html", status=422, nav="traces", message=f"trace id: {e}")
+        compare = request.query_params.get("compare")
+        return page(request, "trace.html", nav="traces", trace_id=parsed, compare=compare)
+
+    @router.get("/map", response_class=HTMLResponse)
+    def service_map(request: Request) -> HTMLResponse:
+        form = _form(request)
+        if form.text("last") is None and form.text("start") is None and form.text("end") is None:
+            form.values["last"] = "1h"
+        window = form.time_range(latest_ns())
+        return page(
+            request,
+            "map.html",
+            nav="map",
+            status=422 if form.problems else 200,
+            form=form,
+            graph=graph,
+            start=None if window is None else window.start_ns,
+            end=None if window is None else window.end_ns,
+            focus=form.text("service") or "",
+            lookbacks=list(LOOKBACKS),
+        )
+
+    @router.get("/incidents", response_class=HTMLResponse)
+    def incidents(request: Request) -> HTMLResponse:
+        form = _form(request)
+        state = form.text("state")
+        if state not in (None, "open", "resolved"):
+            form.problems.append("state: open or resolved")
+            state = None
+        limit = form.limit(100)
+        found: list[dict[str, Any]] = []
+        if analysis is not None and not form.problems:
+            rows = analysis.incidents(IncidentQuery(state=state, limit=limit))
+            answers = analysis.root_causes([i.id for i in rows])
+            found = [IncidentOut.of(i, answers.get(i.id)).model_dump() for i in rows]
+        return page(
+            request, "incidents.html", status=422 if form.problems else 200, form=form, incidents=found
+        )
+
+    @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
+    def incident(request: Request, incident_id: str) -> HTMLResponse:
+        found = None if analysis is None else analysis.incident(incident_id)
+        if analysis is None or found is None:
+            return page(
+                request,
+                "error.html",
+                status=404,
+                nav="incidents",
+                message=f"incident {incident_id} not found",
+            )
+        detail = IncidentDetail.of(found, analysis.root_causes([incident_id]).get(incident_id)).model_dump()
+        group_ids = sorted({g for rc in detail["root_causes"] for g in rc["error_groups"]})
+        groups = [g for g in (analysis.error_group(gid) for gid in group_ids) if g is not None]
+        traces = _sample_traces(detail)
+        return page(
+            request,
+            "incident.html",
+            nav="incidents",
+            incident=detail,
+            groups=[ErrorGroupOut.of(g).model_dump() for g in groups],
+            sample_traces=traces,
+            timeline=[
+                [a["window_start_unix_nano"] / NS_PER_S, a["score"], a["service"], a["kind"]]
+                for a in detail["anomalies"]
+            ],
+            graph=graph,
+        )
+
+    @router.get("/errors", response_class=HTMLResponse)
+    def errors(request: Request) -> HTMLResponse:
+        form = _form(request)
+        window = form.time_range(latest_ns())
+        limit = form.limit(100)
+        groups: list[dict[str, Any]] = []
+        if analysis is not None and not form.problems:
+            q = ErrorGroupQuery(service=form.text("service"), time_range=window, limit=limit)
+            groups = [
+                ErrorGroupOut.of(s.group, s.count_in_range).model_dump() for s in analysis.error_groups(q)
+            ]
+        return page(
+            request,
+            "errors.html",
+            status=422 if form.problems else 200,
+            form=form,
+            groups=groups,
+            services=sorted(reader.services()),
+            lookbacks=list(LOOKBACKS),
+        )
+
+    @router.get("/templates", response_class=HTMLResponse)
+    def templates(request: Request) -> HTMLResponse:
+        form = _form(request)
+        limit = form.limit(100)
+        rows: list[dict[str, Any]] = []
+        if analysis is not None and not form.problems:
+            q = TemplateQuery(service=form.text("service"), limit=limit)
+            rows = [TemplateOut.of(t).model_dump() for t in analysis.templates(q)]
+        return page(
+            request,
+            "templates.html",
+            status=422 if form.problems else 200,
+            form=form,
+            templates=rows,
+            services=sorted(reader.services()),
+        )
+
+    @router.get("/logs", response_class=HTMLResponse)
+    def logs(request: Request) -> HTMLResponse:
+        form = _form(request)
+        severity = None
+        if (text := form.text("severity")) is not None:
+            try:
+                severity = parse_severity(text)
+            except ValueError as e:
+                form.problems.append(f"severity: {e}")
+        trace_id = None
+        if (text := form.text("trace_id")) is not None:
+            try:
+                trace_id = parse_trace_id(text)
+            except ValueError as e:
+                form.problems.append(f"trace_id: {e}")
+        query = LogQuery(
+            service=form.text("service"),
+            min_severity=severity,
+            trace_id=trace_id,
+            text=form.text("q"),
+            time_range=form.time_range(time.time_ns()),
+            limit=form.limit(100),
+        )
+        rows = [] if form.problems else [m.LogOut.of(r).model_dump() for r in reader.find_logs(query)]
+        return page(
+            request,
+            "logs.html",
+            status=422 if form.problems else 200,
+            form=form,
+            logs=rows,
+            services=sorted(reader.services()),
+            lookbacks=list(LOOKBACKS),
+        )
+
+    @router.get("/ui/operations", response_class=HTMLResponse)
+    def operation_options(request: Request) -> HTMLResponse:
+        """The ``<option>`` list of a service's operations (the trace search form swaps it in)."""
+        service = request.query_params.get("service") or None
+        return page(request, "_operations.html", operations=_operations(reader, service))
+
+    @router.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response((STATIC_DIR / "favicon.svg").read_bytes(), media_type="image/svg+xml")
+
+    return router
+
+
+def _operations(reader: StoreReader, service: str | None) -> list[str]:
+    if service is None:
+        return []
+    return sorted({o.name for o in reader.operations(service)})
+
+
+def _min_duration_ns(form: _Form) -> int | None:
+    value = form.text("min_duration_ms")
+    if value is None:
+        return None
+    try:
+        ms = Decimal(value)
+    except InvalidOperation:
+        ms = Decimal(-1)
+    if not ms.is_finite() or ms < 0:
+        form.problems.append("min_duration_ms: a number of milliseconds, 0 or more")
+        return None
+    return int((ms * 1_000_000).to_integral_value(rounding=ROUND_CEILING))
+
+
+def _sample_traces(detail: Mapping[str, Any]) -> list[str]:
+    """The root causes' sample traces, strongest evidence first, without repeats."""
+    seen: dict[str, None] = {}
+    for rc in detail["root_causes"]:
+        for ev in rc["evidence"]:
+            seen.update(dict.fromkeys(ev["sample_trace_ids"]))
+        seen.update(dict.fromkeys(rc["sample_trace_ids"]))
+    return list(seen)[:20]
+
+
+def _ingest_health(metrics: SelfMetrics) -> list[dict[str, Any]]:
+    """Per signal: items received, accepted, rejected, refused, written and dropped so far
+    (the counters ``/metrics`` exposes, summed over their other labels)."""
+    wanted = {
+        "faultlens_receiver_received_items_total": "received",
+        "faultlens_receiver_accepted_items_total": "accepted",
+        "faultlens_receiver_rejected_items_total": "rejected",
+        "faultlens_receiver_refused_items_total": "refused",
+        "faultlens_store_written_items_total": "written",
+        "faultlens_dropped_items_total": "dropped",
+    }
+    rows: dict[str, dict[str, Any]] = {}
+    for family in metrics.registry.collect():
+        for sample in family.samples:
+            column = wanted.get(sample.name)
+            if column is None:
+                continue
+            signal = sample.labels.get("signal", "all")
+            row = rows.setdefault(signal, {"signal": signal, **dict.fromkeys(wanted.values(), 0)})
+            row[column] += int(sample.value)
+    return [rows[s] for s in sorted(rows)]

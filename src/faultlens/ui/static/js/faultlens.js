@@ -1,0 +1,189 @@
+// faultlens UI: what every page shares (times in the browser's zone, service colours,
+// small charts). Pages are server-rendered; this script only decorates them and draws
+// charts from figures the page embeds or from the API's JSON. No build step: plain ES2020.
+"use strict";
+
+const faultlens = (() => {
+  const pad = (n, w = 2) => String(n).padStart(w, "0");
+
+  // RFC 3339 in the browser's zone: 2026-12-07T01:02:03.456+01:00 (UTC form in the tooltip).
+  function localRfc3339(date) {
+    const off = -date.getTimezoneOffset();
+    const sign = off >= 0 ? "+" : "-";
+    const abs = Math.abs(off);
+    return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T` +
+      `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}.` +
+      `${pad(date.getMilliseconds(), 3)}${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
+  }
+
+  function localiseTimes(root) {
+    for (const el of root.querySelectorAll("time[datetime]")) {
+      if (el.dataset.localised) continue;
+      const utc = el.getAttribute("datetime");
+      const date = new Date(utc);
+      if (Number.isNaN(date.getTime())) continue;
+      el.textContent = localRfc3339(date);
+      el.title = utc;
+      el.dataset.localised = "1";
+    }
+  }
+
+  // A stable colour per service name, the same on every page.
+  function serviceColour(name) {
+    let h = 2166136261;
+    for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619);
+    return `hsl(${(h >>> 0) % 360}, 62%, 48%)`;
+  }
+
+  function colourServices(root) {
+    for (const el of root.querySelectorAll(".svc[data-service]")) {
+      el.style.borderLeftColor = serviceColour(el.dataset.service);
+    }
+  }
+
+  function duration(ns) {
+    if (ns === null || ns === undefined || Number.isNaN(ns)) return "-";
+    if (ns < 1e3) return `${ns.toFixed(0)} ns`;
+    if (ns < 1e6) return `${(ns / 1e3).toFixed(0)} us`;
+    if (ns < 1e9) return `${(ns / 1e6).toPrecision(3)} ms`;
+    return `${(ns / 1e9).toPrecision(3)} s`;
+  }
+
+  function escape(text) {
+    return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+  }
+
+  async function getJson(url) {
+    const r = await fetch(url, { headers: { Accept: "application/json" } });
+    if (!r.ok) {
+      let detail = r.statusText;
+      try { detail = (await r.json()).detail; } catch (_) { /* not JSON */ }
+      const e = new Error(typeof detail === "string" ? detail : JSON.stringify(detail));
+      e.status = r.status;
+      throw e;
+    }
+    return r.json();
+  }
+
+  const tzAxis = (u, splits) => splits.map((s) => {
+    const d = new Date(s * 1000);
+    return `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  });
+
+  function smallChart(el, title, xs, series, yFmt) {
+    const box = document.createElement("div");
+    box.className = "small-chart";
+    box.innerHTML = `<div class="chart-title">${escape(title)}</div>`;
+    el.appendChild(box);
+    const opts = {
+      width: 200, height: 90, legend: { show: false }, cursor: { show: true, points: { show: false } },
+      scales: { x: { time: true }, y: { range: (u, lo, hi) => [0, hi > 0 ? hi * 1.1 : 1] } },
+      axes: [{ size: 22, values: tzAxis, font: "10px sans-serif" },
+             { size: 42, font: "10px sans-serif", values: (u, v) => v.map(yFmt) }],
+      series: [{}, ...series.map((s) => ({ label: s.label, stroke: s.colour, width: 1.5, points: { show: xs.length < 3 } }))],
+    };
+    return new uPlot(opts, [xs, ...series.map((s) => s.values)], box);
+  }
+
+  // The overview's RED cards: one service's entry operations, from /api/v1/services/{s}/red.
+  async function redCard(card) {
+    const target = card.querySelector(".red-charts");
+    const service = card.dataset.redService;
+    const url = `/api/v1/services/${encodeURIComponent(service)}/red?start=${card.dataset.start}&end=${card.dataset.end}`;
+    let body;
+    try { body = await getJson(url); } catch (e) { target.innerHTML = `<span class="bad">${escape(e.message)}</span>`; return; }
+    let series = body.series.filter((s) => s.kind === "SERVER" || s.kind === "CONSUMER");
+    if (!series.length) series = body.series;
+    if (!series.length) { target.innerHTML = '<span class="muted">no RED windows in this hour</span>'; return; }
+    const step = (body.step_ns || 60e9) / 1e9;
+    const at = new Map();
+    for (const s of series) {
+      for (const p of s.points) {
+        const x = p.start_unix_nano / 1e9;
+        const acc = at.get(x) || { req: 0, err: 0, p50: 0, p90: 0, p99: 0 };
+        acc.req += p.requests; acc.err += p.errors;
+        for (const q of ["p50", "p90", "p99"]) {
+          const v = Number(p[`${q}_ns`]);
+          if (Number.isFinite(v)) acc[q] = Math.max(acc[q], v / 1e6);
+        }
+        at.set(x, acc);
+      }
+    }
+    const xs = [...at.keys()].sort((a, b) => a - b);
+    const col = (f) => xs.map((x) => f(at.get(x)));
+    target.innerHTML = "";
+    const num = (v) => (v == null ? "" : v >= 100 ? v.toFixed(0) : v.toPrecision(2));
+    smallChart(target, "requests/s", xs, [{ label: "req/s", colour: "#2f6fdf", values: col((a) => a.req / step) }], num);
+    smallChart(target, "errors/s", xs, [{ label: "err/s", colour: "#d9412b", values: col((a) => a.err / step) }], num);
+    smallChart(target, "latency ms p50/p90/p99 (slowest op)", xs, [
+      { label: "p50", colour: "#3b9c5a", values: col((a) => a.p50) },
+      { label: "p90", colour: "#d9a21b", values: col((a) => a.p90) },
+      { label: "p99", colour: "#b0413e", values: col((a) => a.p99) },
+    ], num);
+    card.dataset.loaded = "1";
+  }
+
+  // The trace search's scatter: duration over time, error traces in red; a click opens one.
+  function traceScatter(root) {
+    const data = root.querySelector("#trace-points");
+    const el = root.querySelector("#trace-scatter");
+    if (!data || !el || el.dataset.drawn) return;
+    el.dataset.drawn = "1";
+    const points = JSON.parse(data.textContent).sort((a, b) => a[0] - b[0]);
+    const xs = points.map((p) => p[0]);
+    const ok = points.map((p) => (p[2] ? null : p[1]));
+    const bad = points.map((p) => (p[2] ? p[1] : null));
+    const dot = (colour) => ({ stroke: colour, fill: colour, paths: () => null, points: { show: true, size: 8, fill: colour } });
+    const u = new uPlot({
+      width: Math.min(1100, el.clientWidth || 900), height: 220, legend: { show: false },
+      scales: { x: { time: true }, y: { distr: 3 } },
+      axes: [{ space: 90, values: (u, splits) => splits.map((s) => localRfc3339(new Date(s * 1000)).slice(11, 19)) },
+             { label: "duration ms", values: (u, v) => v.map((x) => (x == null ? "" : x.toPrecision(2))) }],
+      cursor: { points: { show: false } },
+      series: [{}, { label: "ok", ...dot("#2f6fdf") }, { label: "error", ...dot("#d9412b") }],
+    }, [xs, ok, bad], el);
+    u.over.addEventListener("click", () => {
+      const i = u.cursor.idx;
+      if (i !== null && i !== undefined && points[i]) window.location.href = `/traces/${points[i][3]}`;
+    });
+    u.over.style.cursor = "pointer";
+  }
+
+  function anomalyTimeline(root) {
+    const data = root.querySelector("#anomaly-points");
+    const el = root.querySelector("#anomaly-timeline");
+    if (!data || !el || el.dataset.drawn) return;
+    el.dataset.drawn = "1";
+    const points = JSON.parse(data.textContent);
+    if (!points.length) return;
+    const byX = new Map();
+    for (const [x, score] of points) byX.set(x, Math.max(byX.get(x) || 0, score));
+    const xs = [...byX.keys()].sort((a, b) => a - b);
+    const count = new Map();
+    for (const [x] of points) count.set(x, (count.get(x) || 0) + 1);
+    new uPlot({
+      width: Math.min(1100, el.clientWidth || 900), height: 160,
+      scales: { x: { time: true } },
+      axes: [{ values: (u, splits) => splits.map((s) => localRfc3339(new Date(s * 1000)).slice(11, 19)) }, { label: "score / count" }],
+      series: [{}, { label: "highest anomaly score", stroke: "#d9412b", width: 2 },
+               { label: "anomalies in the window", stroke: "#2f6fdf", width: 1, paths: uPlot.paths.bars({ size: [0.4] }) }],
+    }, [xs, xs.map((x) => byX.get(x)), xs.map((x) => count.get(x))], el);
+  }
+
+  function init(root) {
+    localiseTimes(root);
+    colourServices(root);
+    traceScatter(root);
+    anomalyTimeline(root);
+    for (const card of root.querySelectorAll("[data-red-service]")) if (!card.dataset.loaded) redCard(card);
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const tz = document.getElementById("tz-name");
+    if (tz) tz.textContent = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+    init(document);
+  });
+  document.addEventListener("htmx:afterSettle", (e) => init(e.target));
+
+  return { localRfc3339, localiseTimes, serviceColour, duration, escape, getJson, init };
+})();
