@@ -82,9 +82,8 @@ class HttpReceiverConfig(HttpListenerConfig):
 # DuckDB holds in memory, until the write commits, the strings of each run of this many
 # rows it inserts (its vector size), so the strings of 2,048 consecutive records of one
 # write must fit in the store's memory limit, or the write fails and so does every retry:
-# the store stops writing (docs/architecture.md, "Limits"). Measured with DuckDB 2.0.1: one
-# write failed once 2,048 rows held over ~80% of the limit (27,000 against 24,000 string
-# bytes a row at 64 MiB; 16,000 against 12,000 at 32 MiB), however few or many rows it had.
+# the store stops writing. A write failed once 2,048 rows held over ~80% of the limit,
+# however few or many rows it had (bench/store_limits.py pin; docs/benchmarks.md).
 STORE_VECTOR_ROWS = 2048
 # The share of store.memory_limit_mib that 2,048 records at the record limit may take: the
 # rest is for what else the file holds at that moment (analysis tables, reads).

@@ -117,9 +117,9 @@ def _gate(path: Path) -> _Gate:
 
 
 # Reads of one store file running at once. Every read takes memory of the file's one DuckDB
-# instance, whose limit (store.memory_limit_mib) the writer shares: eight readers and a
-# writer on 300k spans failed 5 of 59 reads with "failed to allocate" / "could not allocate
-# block" at 64 MiB, where two at a time, the others queued, failed none (tests/store/test_read_budget.py).
+# instance, whose limit (store.memory_limit_mib) the writer shares: with eight readers at
+# once beside the writer, reads and writes failed "could not allocate block"; two at a time,
+# the others queued, none did (bench/store_limits.py reads; docs/benchmarks.md).
 READ_SLOTS = 2
 # How long a read waits for a slot before it is refused as retryable (503 + Retry-After).
 READ_WAIT_S = 15.0
