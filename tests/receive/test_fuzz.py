@@ -229,7 +229,9 @@ def test_grpc_receiver_answers_hostile_messages_with_a_client_code(
     assert code in GRPC_OK, code
 
 
-def _api_routes(server: InProcessServer) -> list[tuple[str, list[str]]]:
+@pytest.fixture(scope="module")
+def api_routes(server: InProcessServer) -> list[tuple[str, list[str]]]:
+    """Every GET route of the API with its query parameters, from its own OpenAPI document."""
     spec = server.get("/openapi.json")
     routes = []
     for path, ops in spec["paths"].items():
@@ -251,9 +253,10 @@ QUERY_VALUES = st.one_of(
 
 @FUZZ
 @given(data=st.data())
-def test_api_never_answers_500_to_any_query(server: InProcessServer, data: st.DataObject) -> None:
-    routes = _api_routes(server)
-    path, names = data.draw(st.sampled_from(routes))
+def test_api_never_answers_500_to_any_query(
+    server: InProcessServer, api_routes: list[tuple[str, list[str]]], data: st.DataObject
+) -> None:
+    path, names = data.draw(st.sampled_from(api_routes))
     filled = path
     while "{" in filled:
         start, end = filled.index("{"), filled.index("}")

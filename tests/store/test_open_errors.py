@@ -17,6 +17,7 @@ from faultlens.cli.store import QUARANTINE_DIR, quarantine_store
 from faultlens.errors import StoreError
 from faultlens.store import DB_FILENAME, DuckDBStore
 from faultlens.store._connection import WAL_SUFFIX, inspect_wal
+from faultlens.store.window import open_read_only
 
 SPANS_PER_WRITE = 1000
 
@@ -130,6 +131,16 @@ def test_a_directory_where_the_file_should_be_cannot_be_opened(tmp_path: Path) -
     assert "directory" in message
 
 
+def test_a_damaged_store_opened_read_only_for_rca_gets_the_same_one_line(tmp_path: Path) -> None:
+    (tmp_path / DB_FILENAME).write_bytes(os.urandom(50_000))
+    with (
+        pytest.raises(StoreError, match="damaged or not a faultlens store") as raised,
+        open_read_only(tmp_path),
+    ):
+        pass
+    assert "faultlens store quarantine" in str(raised.value)
+
+
 # --- faultlens serve and faultlens store quarantine, as processes --------------------------
 
 
@@ -169,9 +180,8 @@ def test_quarantine_moves_the_wal_too_and_refuses_a_store_in_use(tmp_path: Path)
     assert done.directory == tmp_path / QUARANTINE_DIR / "19700101T000000Z"
     assert sorted(p.name for p in done.moved) == [DB_FILENAME, DB_FILENAME + WAL_SUFFIX]
     assert not path.exists() and not Path(str(path) + WAL_SUFFIX).exists()
-    again = quarantine_store  # a second store, quarantined in the same second, goes beside it
-    DuckDBStore(path).close()
-    assert again(tmp_path, now=0.0).directory.name == "19700101T000000Z-2"
+    DuckDBStore(path).close()  # a second store, quarantined in the same second, goes beside it
+    assert quarantine_store(tmp_path, now=0.0).directory.name == "19700101T000000Z-2"
 
     DuckDBStore(path).close()
     proc = _holder(path)

@@ -37,7 +37,7 @@ import duckdb
 import pyarrow as pa
 
 from faultlens.errors import StoreError, UnsupportedQuery
-from faultlens.store._connection import SharedConnection
+from faultlens.store._connection import SharedConnection, open_error
 from faultlens.store._schema import DATA_TABLES, quote
 from faultlens.store.duckdb_store import DB_FILENAME, DuckDBStore
 from faultlens.types import Signal, TimeRange
@@ -204,7 +204,7 @@ def open_read_only(data_dir: Path, *, max_rows: int = DEFAULT_MAX_ROWS) -> Itera
             ) from e
         if "different configuration" in text or "already attached" in text:
             raise StoreError(f"the store {path} is already open for writing in this process") from e
-        raise StoreError(f"cannot open the store {path} read-only: {e}") from e
+        raise open_error(path, e) from e  # damaged, another version, unreadable: one line
 
     db = SharedConnection(con, "store", path)
     try:
