@@ -14,10 +14,13 @@ from pathlib import Path
 import pytest
 
 from faultlens.cli.store import QUARANTINE_DIR, quarantine_store
+from faultlens.decode.request import decode_bytes
 from faultlens.errors import StoreError
 from faultlens.store import DB_FILENAME, DuckDBStore
 from faultlens.store._connection import WAL_SUFFIX, inspect_wal
 from faultlens.store.window import open_read_only
+from faultlens.testing.payloads import build_trace_request
+from faultlens.types import Signal
 
 SPANS_PER_WRITE = 1000
 
@@ -237,3 +240,19 @@ def test_a_whole_wal_replayed_at_open_is_only_noted(tmp_path: Path, caplog: pyte
         "replayed the store's WAL" in r.getMessage() and "whole" in r.getMessage() for r in caplog.records
     )
     assert inspect_wal(path) is None  # checkpointed at close
+
+
+def test_a_second_opener_in_the_process_reports_no_replay_of_the_live_wal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / DB_FILENAME
+    first = DuckDBStore(path)
+    try:
+        first.write([decode_bytes(Signal.TRACES, build_trace_request(n_spans=200).SerializeToString())])
+        assert inspect_wal(path) is not None  # the live WAL of the open file
+        with caplog.at_level(logging.INFO, logger="faultlens.store._connection"):
+            second = DuckDBStore(path)
+        second.close()
+    finally:
+        first.close()
+    assert not [r for r in caplog.records if "WAL" in r.getMessage()]

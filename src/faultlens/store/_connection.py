@@ -183,16 +183,20 @@ def open_store_file(path: Path) -> duckdb.DuckDBPyConnection:
 
     Openers of the same path in this process get connections to one instance (DuckDB lets a
     file be open once per process), so the store and the analysis tables share its memory
-    limit and see each other's commits. Raises ``duckdb.Error`` as ``duckdb.connect`` would.
+    limit and see each other's commits. The first one logs what the WAL replay did
+    (:func:`report_wal_replay`). Raises ``duckdb.Error`` as ``duckdb.connect`` would.
     """
     key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:20]
     con = duckdb.connect(f":memory:faultlens-{key}")
     try:
+        # The first opener attaches the file, and DuckDB replays its WAL: say what it did.
+        wal = None if _is_attached(con) else inspect_wal(path)
         con.execute(_attach_sql(path, if_not_exists=True))
         con.execute(f"USE {ALIAS}")
     except BaseException:
         con.close()
         raise
+    report_wal_replay(wal)
     return con
 
 

@@ -32,12 +32,10 @@ from faultlens.errors import StoreError
 from faultlens.store._connection import (
     ALIAS,
     SharedConnection,
-    inspect_wal,
     open_error,
     open_store_file,
     read_budget,
     refresh_store_file,
-    report_wal_replay,
     rollback,
 )
 from faultlens.store._derive import log_trace_index_rows, operation_rows, service_rows, trace_index_rows
@@ -174,12 +172,10 @@ class DuckDBStore:
         """``threads``: DuckDB's worker threads for the file's instance; 0 leaves DuckDB's
         default. ``refresh_rows``: rows written between two re-attaches of the file."""
         self.path = Path(path)
-        wal = inspect_wal(self.path)
         try:
-            self._con = open_store_file(self.path)
+            self._con = open_store_file(self.path)  # logs what the WAL replay did
         except duckdb.Error as e:
             raise open_error(self.path, e) from e
-        report_wal_replay(wal)
         try:
             migrate(self._con)
         except duckdb.Error as e:
