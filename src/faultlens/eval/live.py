@@ -45,7 +45,10 @@ time of a data set.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import itertools
+import math
+import statistics
 import tempfile
 import threading
 import time
@@ -66,6 +69,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CAPACITY_OVERRIDES",
+    "INCIDENT_ROUTE",
+    "RCA_ROUTE",
+    "RootCauseSource",
     "RootCauses",
     "evaluate_live",
     "render_table",
@@ -74,8 +80,17 @@ __all__ = [
 ]
 
 DAY_NS = 86_400 * NS_PER_S
-INCIDENT_ROUTE = "GET /api/v1/incidents/{id} root_causes"
-RCA_ROUTE = "GET /api/v1/incidents/{id}/rca"
+
+
+class RootCauseSource(enum.StrEnum):
+    """Where an incident's root causes were read."""
+
+    INCIDENT = "GET /api/v1/incidents/{id} root_causes"  # stored by the server when it ranked
+    RCA_ROUTE = "GET /api/v1/incidents/{id}/rca"  # ranked on request (servers that store none)
+
+
+INCIDENT_ROUTE = RootCauseSource.INCIDENT
+RCA_ROUTE = RootCauseSource.RCA_ROUTE
 # Issue 15's targets, reported beside the figures.
 TARGET_DELAY_S = 120.0
 TARGET_AC1 = 0.90
@@ -96,7 +111,7 @@ CAPACITY_OVERRIDES: dict[str, dict[str, Any]] = {
 class RootCauses:
     """The ranked root causes the server gave for one incident, best first."""
 
-    source: str  # INCIDENT_ROUTE or RCA_ROUTE
+    source: RootCauseSource
     causes: tuple[Mapping[str, Any], ...]
     latency_s: float | None = None  # incident shown -> causes shown (or the route's own time)
     status: str = ""  # the server's rca_status (ranked, nothing_changed, not_enough_data, ...)
@@ -147,8 +162,8 @@ def _quantiles(values: Sequence[float]) -> dict[str, Any]:
     s = sorted(values)
     return {
         "n": len(s),
-        "median": round(s[(len(s) - 1) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2, 3),
-        "p95": round(s[min(len(s) - 1, max(0, -(-95 * len(s) // 100) - 1))], 3),  # nearest rank
+        "median": round(statistics.median(s), 3),
+        "p95": round(s[math.ceil(0.95 * len(s)) - 1], 3),  # nearest rank
         "max": round(s[-1], 3),
     }
 
@@ -441,7 +456,7 @@ def _rca_route(api: httpx.Client, incident_ids: Sequence[str]) -> dict[str, Root
     for iid in incident_ids:
         r = api.get(f"/api/v1/incidents/{iid}/rca")
         if r.status_code != 200:
-            out[iid] = RootCauses(f"{RCA_ROUTE} (HTTP {r.status_code})", ())
+            out[iid] = RootCauses(RCA_ROUTE, (), status=f"HTTP {r.status_code}", reason=r.text[:200])
             continue
         body = r.json()
         causes = tuple(
