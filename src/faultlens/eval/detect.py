@@ -2,9 +2,9 @@
 
 ::
 
-    NezhaDataset ──replay_as_live (max speed, OTLP/gRPC)──> FaultlensServer (in process, temp data
-                                                            dir, free ports: receivers, store,
-                                                            analysis, API)
+    NezhaDataset ──replay_as_live (max speed, OTLP/gRPC)──> InProcessServer (temp data dir, free
+                                                            ports: receivers, store, analysis,
+                                                            API; eval.live.replay_config)
     wait: store writer idle, analysis drained, open windows closed
     incidents (read from the analysis tables) x fault labels ──> report
 
@@ -27,11 +27,9 @@ cooldown. Nothing is keyed to a service, pod or time of one data set.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import json
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -53,38 +51,6 @@ MINUTE_NS = 60 * NS_PER_S
 COOLDOWN_MINUTES = 3  # after a fault window effects may linger: neither fault nor fault-free
 TARGET_DELAY_S = 180.0
 TARGET_FALSE_PER_HOUR = 1.0
-
-
-class _ServerThread:
-    """A FaultlensServer on its own event loop thread."""
-
-    def __init__(self, data_dir: Path, window_s: int) -> None:
-        from faultlens.config.model import Config
-        from faultlens.server import FaultlensServer
-
-        config = Config.model_validate(
-            {
-                # Max-speed replay of a day: more than the default memory bound of a live server.
-                "store": {"data_dir": str(data_dir), "memory_limit_mib": 512},
-                "receivers": {"grpc": {"port": 0}, "http": {"port": 0}},
-                "api": {"enabled": False},
-                "admission": {"memory_soft_limit_mib": None},
-                "analysis": {"window": window_s, "queue_max_items": 5_000_000, "state_interval": 3600},
-                "log_level": "warning",
-            }
-        )
-        self.server = FaultlensServer(config, shutdown_timeout_s=120)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="eval-server", daemon=True)
-        self.thread.start()
-        listeners = asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(60)
-        self.grpc_port = next(ln.port for ln in listeners if ln.name == "otlp-grpc")
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.shutdown(), self.loop).result(300)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
 
 
 def replay_as_live(
@@ -183,7 +149,9 @@ def evaluate(
     """
     from faultlens.datasets import NezhaDataset, SpanRecord, make_sender
     from faultlens.datasets.otlp import OtlpConverter
+    from faultlens.eval.live import replay_config
     from faultlens.store.analysis_base import AnomalyQuery, IncidentQuery
+    from faultlens.testing.inprocess import InProcessServer
     from faultlens.types import Transport
 
     say = progress or (lambda _: None)
@@ -203,12 +171,16 @@ def evaluate(
             yield rec
 
     with tempfile.TemporaryDirectory(prefix="faultlens-eval-") as tmp:
-        running = _ServerThread(data_dir or Path(tmp), window_s)
+        running = InProcessServer(
+            replay_config(data_dir or Path(tmp), analysis={"window": window_s}), shutdown_timeout_s=120
+        )
         try:
             analysis = running.server.analysis
             store = running.server.analysis_store
             assert analysis is not None and store is not None
-            sender = make_sender(f"http://127.0.0.1:{running.grpc_port}", Transport.GRPC, timeout_s=60)
+            sender = make_sender(
+                f"http://127.0.0.1:{running.ports['otlp-grpc']}", Transport.GRPC, timeout_s=60
+            )
             say(f"replaying {root} at max speed")
             cpu0 = time.process_time()
             summary = replay_as_live(records(), sender, OtlpConverter(pod_nodes=ds.pod_nodes(time_range)))

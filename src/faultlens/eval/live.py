@@ -65,6 +65,7 @@ from faultlens.eval.metrics import accuracy_at
 from faultlens.types import TimeRange
 
 if TYPE_CHECKING:
+    from faultlens.config.model import Config
     from faultlens.datasets import Fault, NezhaDataset, Record
 
 __all__ = [
@@ -75,6 +76,7 @@ __all__ = [
     "RootCauses",
     "evaluate_live",
     "render_table",
+    "replay_config",
     "score_live",
     "service_rank",
 ]
@@ -494,6 +496,25 @@ def _ranges(days: Sequence[dt.date], end_ns: int | None) -> dict[dt.date, TimeRa
     return out
 
 
+def replay_config(data_dir: Path, *, analysis: Mapping[str, Any] | None = None) -> Config:
+    """The configuration of a server a data set is replayed into: the defaults, free ports,
+    ``data_dir``, and :data:`CAPACITY_OVERRIDES`; ``analysis`` adds analysis settings (``eval
+    detect`` picks its window with it)."""
+    from faultlens.config.model import Config
+
+    overrides = {k: dict(v) for k, v in CAPACITY_OVERRIDES.items()}
+    return Config.model_validate(
+        {
+            **overrides,
+            "store": {**overrides["store"], "data_dir": str(data_dir)},
+            "analysis": {**overrides["analysis"], **(analysis or {})},
+            "receivers": {"grpc": {"port": 0}, "http": {"port": 0}},
+            "api": {"enabled": True, "port": 0},
+            "log_level": "warning",
+        }
+    )
+
+
 def evaluate_live(
     root: Path,
     *,
@@ -510,7 +531,6 @@ def evaluate_live(
     server has the hours before it). ``lodo``: add the per-day figures as leave-one-day-out
     (the server's configuration is fixed, so every day is held out from any choice).
     """
-    from faultlens.config.model import Config
     from faultlens.datasets import NezhaDataset, SpanRecord, make_sender
     from faultlens.datasets.otlp import OtlpConverter
     from faultlens.eval.detect import _dropped, replay_as_live
@@ -537,16 +557,7 @@ def evaluate_live(
     seen = _Replayed()
 
     with tempfile.TemporaryDirectory(prefix="faultlens-eval-live-") as tmp:
-        overrides = {k: dict(v) for k, v in CAPACITY_OVERRIDES.items()}
-        config = Config.model_validate(
-            {
-                **overrides,
-                "store": {**overrides["store"], "data_dir": tmp},
-                "receivers": {"grpc": {"port": 0}, "http": {"port": 0}},
-                "api": {"enabled": True, "port": 0},
-                "log_level": "warning",
-            }
-        )
+        config = replay_config(Path(tmp))
         wn = int(config.analysis.window * NS_PER_S)
         lateness = int(config.analysis.lateness * NS_PER_S)
 
