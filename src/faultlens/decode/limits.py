@@ -293,8 +293,13 @@ def _limit_maps(
     return _replace(column, rows, news), drops
 
 
+# The decoder's JSON (compact, UTF-8 kept); one encoder, since json.dumps with options
+# builds a new one at every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return _ENCODER.encode(value)
 
 
 def _size(text: str) -> int:
@@ -341,22 +346,24 @@ def _limit_map(text: str | None, limits: LimitsConfig) -> tuple[str | None, int,
     size = 2  # the braces
     cut_total = 0
     for key, value in items:
-        if _size(key) > limits.attribute_value_max_bytes:
+        if len(key) > limits.attribute_value_max_bytes or _size(key) > limits.attribute_value_max_bytes:
             dropped += 1
             continue
         new, cut = _cut_value(value, limits.attribute_value_max_bytes)
         entry = f"{_json(key)}:{_json(new)}"
+        entry_size = _size(entry)
         room = limits.attributes_max_bytes - size - (1 if parts else 0)
-        if _size(entry) > room and isinstance(value, str):
+        if entry_size > room and isinstance(value, str):
             fitted = _fit_string(key, value, room)
             if fitted is not None:
                 entry = f"{_json(key)}:{_json(fitted)}"
+                entry_size = _size(entry)
                 cut = int(not _MARKED.search(value))
-        if _size(entry) > room:
+        if entry_size > room:
             dropped += 1
             continue
         cut_total += cut
-        size += _size(entry) + (1 if parts else 0)
+        size += entry_size + (1 if parts else 0)
         parts.append(entry)
     if not dropped and not cut_total:
         return text, 0, 0
@@ -483,22 +490,23 @@ def _limit_records(
     parts = _string_parts(table.schema)
     updates: dict[str, dict[int, Any]] = {}
     drops = {name: np.zeros(table.num_rows, dtype=np.int64) for name in ("attributes", *_NESTED)}
-    records = table.select(parts).take(pa.array(rows)).to_pylist()
-    for row, record in zip(map(int, rows), records, strict=True):
-        row_sizes = []
-        for name in parts:
-            v = record[name]
-            if v is None:
-                row_sizes.append(0)
-            elif name in _NESTED:
-                row_sizes.append(sum(_item_bytes(item, _NESTED[name]) for item in v))
-            else:
-                row_sizes.append(_size(v))
+    # Each part's bytes in the rows over the limit, from the offsets: only the parts to cut
+    # are turned into Python values.
+    part_sizes = np.stack(
+        [
+            (_nested_row_bytes(table.column(n), _NESTED[n]) if n in _NESTED else _lengths(table.column(n)))[
+                rows
+            ]
+            for n in parts
+        ],
+        axis=1,
+    )
+    for row, row_sizes in zip(map(int, rows), part_sizes.tolist(), strict=True):
         cap = max(_level(row_sizes, limits.record_max_bytes), 64)
         for name, size in zip(parts, row_sizes, strict=True):
             if size <= cap:
                 continue
-            v = record[name]
+            v = table.column(name)[row].as_py()
             changes = updates.setdefault(name, {})
             if name in _NESTED:
                 kept, used = [], 0
@@ -531,6 +539,11 @@ def _limit_records(
                     counts[LimitedWhat.LOG_BODY if name == "body" else LimitedWhat.FIELD] += 1
     changed: dict[str, pa.ChunkedArray] = {}
     for name, changes in updates.items():
+        if name not in _NESTED:
+            changed[name] = _replace(
+                table.column(name), np.fromiter(changes, dtype=np.int64), list(changes.values())
+            )
+            continue
         values = table.column(name).to_pylist()
         for row, value in changes.items():
             values[row] = value
