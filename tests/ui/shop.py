@@ -63,17 +63,28 @@ class Shop:
             resource = Resource.create({"service.name": service, "k8s.pod.name": f"{service}-1"})
             tp = TracerProvider(resource=resource)
             tp.add_span_processor(
-                BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True), max_export_batch_size=512)
+                BatchSpanProcessor(
+                    OTLPSpanExporter(endpoint=endpoint, insecure=True), max_export_batch_size=512
+                )
             )
             lp = LoggerProvider(resource=resource)
-            lp.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter(endpoint=endpoint, insecure=True)))
+            lp.add_log_record_processor(
+                BatchLogRecordProcessor(OTLPLogExporter(endpoint=endpoint, insecure=True))
+            )
             self.tracers[service] = tp.get_tracer("shop", "1.0")
             self.loggers[service] = lp.get_logger("shop", "1.0")
             self._providers += [tp, lp]
         self.sent = Sent(t0=(time.time_ns() // W - 360) * W)  # an hour ago, on a window boundary
 
     def _span(
-        self, service: str, name: str, parent: Span | None, start: int, dur: int, kind: SpanKind, **attrs: object
+        self,
+        service: str,
+        name: str,
+        parent: Span | None,
+        start: int,
+        dur: int,
+        kind: SpanKind,
+        **attrs: object,
     ) -> Span:
         ctx = trace.set_span_in_context(parent) if parent is not None else Context()
         span = self.tracers[service].start_span(name, context=ctx, kind=kind, start_time=start)
@@ -99,17 +110,23 @@ class Shop:
         jitter = (k * 7919) % 5 * MS // 10
         inv, pay, db = 5 * MS + jitter + slow_ns, 8 * MS + jitter, 2 * MS
         orders = inv + pay + db + 6 * MS
-        root = self._span("front", "GET /order", None, t, orders + 4 * MS, SpanKind.SERVER, http_route="/order")
+        root = self._span(
+            "front", "GET /order", None, t, orders + 4 * MS, SpanKind.SERVER, http_route="/order"
+        )
         call = self._span("front", "POST /orders", root, t + MS, orders + 2 * MS, SpanKind.CLIENT)
         o = self._span("orders", "POST /orders", call, t + 2 * MS, orders, SpanKind.SERVER)
         self._span("orders", "SELECT stock", o, t + 2 * MS, db, SpanKind.CLIENT, db_system="postgresql")
         c1 = self._span("orders", "GET /stock", o, t + 3 * MS + db, inv + MS, SpanKind.CLIENT)
         inv_span = self._span("inventory", "GET /stock", c1, t + 3 * MS + db, inv, SpanKind.SERVER)
-        self._log("inventory", inv_span, t + 4 * MS, SeverityNumber.INFO, "INFO", f"stock checked for sku-{k}")
+        self._log(
+            "inventory", inv_span, t + 4 * MS, SeverityNumber.INFO, "INFO", f"stock checked for sku-{k}"
+        )
         start_pay = t + 5 * MS + db + inv
         c2 = self._span("orders", "POST /charge", o, start_pay, pay + MS, SpanKind.CLIENT)
         ctx = trace.set_span_in_context(c2)
-        p = self.tracers["payment"].start_span("POST /charge", context=ctx, kind=SpanKind.SERVER, start_time=start_pay)
+        p = self.tracers["payment"].start_span(
+            "POST /charge", context=ctx, kind=SpanKind.SERVER, start_time=start_pay
+        )
         if declined:
             try:
                 raise ValueError(f"card declined for order {window * REQUESTS + k}")
@@ -119,7 +136,14 @@ class Shop:
         p.end(end_time=start_pay + pay)
         self.sent.spans += 1
         if declined:
-            self._log("payment", p, start_pay + pay // 2, SeverityNumber.ERROR, "ERROR", "payment declined: card declined")
+            self._log(
+                "payment",
+                p,
+                start_pay + pay // 2,
+                SeverityNumber.ERROR,
+                "ERROR",
+                "payment declined: card declined",
+            )
         trace_id = format(root.get_span_context().trace_id, "032x")
         if declined and not self.sent.error_trace:
             self.sent.error_trace, self.sent.error_trace_spans = trace_id, 8
@@ -135,7 +159,9 @@ class Shop:
             st = self._span("batch", f"stage {stage}", root, s_start, 4 * S // 41, SpanKind.INTERNAL)
             made += 1
             for step in range(min(49, BIG_SPANS - made)):
-                self._span("batch", f"reindex shard {step}", st, s_start + step * MS, MS // 2, SpanKind.INTERNAL)
+                self._span(
+                    "batch", f"reindex shard {step}", st, s_start + step * MS, MS // 2, SpanKind.INTERNAL
+                )
                 made += 1
             stage += 1
         return format(root.get_span_context().trace_id, "032x")

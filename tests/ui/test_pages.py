@@ -1,0 +1,218 @@
+"""Every page of the web UI in a real browser, over data sent by the OpenTelemetry SDK.
+
+What a person would check by looking: each page loads with no console error and nothing
+fetched from outside the server; times show in the browser's zone; the trace search finds a
+trace and keeps its filters in the URL; the waterfall shows every span (also for a trace of
+2,000 spans, rendering only the rows in view); the map draws every call edge; the incident
+page names its root cause with the evidence; ``/docs`` works offline.
+"""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from .conftest import Shopfront, Watched
+from .shop import BIG_SPANS
+
+PAGES = {
+    "overview": ("/", "[data-red-service='front'][data-loaded]"),
+    "traces": ("/traces", "#trace-scatter canvas"),
+    "trace": ("/traces/{error_trace}", "#waterfall[data-loaded]"),
+    "map": ("/map", "#map[data-loaded]"),
+    "incidents": ("/incidents", "#incident-list"),
+    "incident": ("/incidents/{incident}", "#root-causes"),
+    "errors": ("/errors", "#error-groups"),
+    "logs": ("/logs", "#log-list"),
+    "templates": ("/templates", "#template-list"),
+    "docs": ("/docs", ".swagger-ui .info .title"),
+}
+
+
+def _path(shopfront: Shopfront, template: str) -> str:
+    return template.format(error_trace=shopfront.sent.error_trace, incident=shopfront.incident["id"])
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_every_page_loads_with_no_console_error_and_nothing_from_outside(
+    watched: Watched, shopfront: Shopfront, name: str
+) -> None:
+    path, ready = PAGES[name]
+    response = watched.open(_path(shopfront, path), ready)
+    assert response is not None and response.status == 200
+    assert watched.problems == []
+    watched.screenshot(name)
+
+
+def test_times_are_shown_in_the_browsers_zone_as_rfc3339(watched: Watched, shopfront: Shopfront) -> None:
+    watched.open("/incidents", "#incident-list time")
+    shown = watched.page.locator("#incident-list time").first
+    utc = shown.get_attribute("datetime") or ""
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", utc)
+    text = shown.inner_text()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+01:00", text), text  # Paris in December
+    assert shown.get_attribute("title") == utc
+    assert "Europe/Paris" in watched.page.locator("#tz-name").inner_text()
+
+
+def test_the_overview_shows_red_charts_the_open_incident_and_ingest(
+    watched: Watched, shopfront: Shopfront
+) -> None:
+    watched.open("/", "[data-red-service='payment'][data-loaded]")
+    for service in ("front", "orders", "inventory", "payment"):
+        card = watched.page.locator(f"[data-red-service='{service}']")
+        expect(card.locator("canvas")).to_have_count(3)  # requests, errors, latency
+    incident = shopfront.incident["id"]  # its title may have changed as it grew
+    expect(watched.page.locator(f"#open-incidents a[href='/incidents/{incident}']")).to_be_visible()
+    traces_row = watched.page.locator("#ingest tr", has_text="traces")
+    assert f"{shopfront.sent.spans:,}" in traces_row.inner_text()  # received = written = sent
+    assert watched.problems == []
+
+
+def test_trace_search_finds_the_trace_and_keeps_the_filters_in_the_url(
+    watched: Watched, shopfront: Shopfront
+) -> None:
+    page = watched.page
+    watched.open("/traces", "#trace-list")
+    page.select_option("select[name=service]", "payment")
+    expect(page.locator("#operation-options option[value='POST /charge']")).to_have_count(1)  # htmx swap
+    page.select_option("select[name=status]", "error")
+    page.fill("input[name=limit]", "500")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"service=payment.*status=error"))
+    row = page.locator(f"tr[data-trace-id='{shopfront.sent.error_trace}']")
+    expect(row).to_be_visible()
+    expect(page.locator("#trace-list tbody tr")).to_have_count(54)  # 3 declined payments x 18 windows
+    expect(page.locator("#trace-scatter canvas").first).to_be_visible()
+    # the URL is shareable: opening it again gives the same results without the form
+    page.goto(page.url)
+    expect(page.locator(f"tr[data-trace-id='{shopfront.sent.error_trace}']")).to_be_visible()
+    row = page.locator(f"tr[data-trace-id='{shopfront.sent.error_trace}']")
+    row.locator("a").click()
+    page.wait_for_selector("#waterfall[data-loaded]")
+    assert watched.problems == []
+
+
+def test_the_waterfall_shows_every_span_with_details_logs_and_the_critical_path(
+    watched: Watched, shopfront: Shopfront
+) -> None:
+    page = watched.page
+    watched.open(f"/traces/{shopfront.sent.error_trace}", "#waterfall[data-loaded]")
+    assert page.locator("#span-count").inner_text() == "8"
+    rows = page.locator("#wf-rows .wf-row")
+    expect(rows).to_have_count(8)
+    names = rows.locator(".wf-label").all_inner_texts()
+    assert names == [
+        "front GET /order",
+        "front POST /orders",
+        "orders POST /orders",
+        "orders SELECT stock",
+        "orders GET /stock",
+        "inventory GET /stock",
+        "orders POST /charge",
+        "payment POST /charge",
+    ]
+    assert rows.and_(page.locator(".critical")).count() >= 3
+    # the error span is selected first: its exception, status and log are in the details
+    details = page.locator("#span-details")
+    expect(details).to_contain_text("ERROR: card declined")
+    expect(details.locator("pre.stack")).to_contain_text("ValueError: card declined for order")
+    expect(details).to_contain_text("payment declined: card declined")
+    expect(page.locator("#trace-log-list")).to_contain_text("stock checked for sku-")
+    # fold the root: one row left; unfold: all back
+    page.locator(".wf-row").first.locator("[data-toggle]").click()
+    expect(rows).to_have_count(1)
+    page.locator(".wf-row").first.locator("[data-toggle]").click()
+    expect(rows).to_have_count(8)
+    # a log's span link selects that span
+    page.locator("#trace-log-list a[data-select]").first.click()
+    expect(details.locator("h3")).to_contain_text("inventory")
+    assert watched.problems == []
+
+
+def test_a_large_trace_renders_only_the_rows_in_view_and_reaches_every_span(
+    watched: Watched, shopfront: Shopfront
+) -> None:
+    page = watched.page
+    watched.open(f"/traces/{shopfront.sent.big_trace}", "#waterfall[data-loaded]")
+    assert page.locator("#span-count").inner_text() == str(BIG_SPANS)
+    assert page.evaluate("window.faultlensWaterfall.rows.length") == BIG_SPANS
+    in_dom = page.locator("#wf-rows .wf-row").count()
+    assert 0 < in_dom < 100, in_dom
+    page.locator("#wf-scroll").evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    last = page.evaluate("window.faultlensWaterfall.rows.at(-1).span.span_id")
+    expect(page.locator(f".wf-row[data-span-id='{last}']")).to_be_visible()
+    assert page.locator("#wf-rows .wf-row").count() < 100
+    watched.screenshot("trace-large")
+    assert watched.problems == []
+
+
+def test_the_map_shows_every_call_edge_with_its_figures(watched: Watched, shopfront: Shopfront) -> None:
+    page = watched.page
+    watched.open("/map?service=orders", "#map[data-loaded]")
+    edges = {
+        (a, b)
+        for a, b in page.evaluate("window.faultlensMap.edges().map(e => [e.source().id(), e.target().id()])")
+    }
+    assert edges == {
+        ("front", "orders"),
+        ("orders", "inventory"),
+        ("orders", "payment"),
+        ("orders", "postgresql"),
+    }
+    payment = page.locator("#edges tr[data-callee='payment']")
+    expect(payment).to_contain_text("5.0%")  # every 20th charge declined
+    assert page.evaluate("window.faultlensMap.getElementById('batch').hasClass('faded')")
+    watched.screenshot("map")
+    assert watched.problems == []
+
+
+def test_the_incident_page_names_its_root_cause_with_evidence_and_traces(
+    watched: Watched, shopfront: Shopfront
+) -> None:
+    page = watched.page
+    watched.open("/incidents", "#incident-list")
+    page.locator(f"#incident-list a[href='/incidents/{shopfront.incident['id']}']").click()
+    page.wait_for_selector("#root-causes")
+    first = page.locator("article.root-cause").first
+    expect(first).to_contain_text("#1")
+    expect(first).to_contain_text("inventory")
+    expect(first).to_contain_text("slow_execution")
+    expect(first.locator("ul.evidence li").first).to_contain_text("exclusive time")
+    now = httpx.get(f"{shopfront.url}/api/v1/incidents/{shopfront.incident['id']}", timeout=10).json()
+    assert page.locator("#anomalies tbody tr").count() == now["anomaly_count"] == len(now["anomalies"])
+    expect(page.locator("#anomaly-timeline canvas").first).to_be_visible()
+    first.locator("ul.evidence a.mono").first.click()
+    page.wait_for_selector("#waterfall[data-loaded]")
+    expect(page.locator("#trace-summary")).to_contain_text("inventory")
+    assert watched.problems == []
+
+
+def test_comparing_two_traces_shows_where_the_time_went(watched: Watched, shopfront: Shopfront) -> None:
+    page = watched.page
+    sent = shopfront.sent
+    watched.open(f"/traces/{sent.error_trace}?compare={sent.slow_trace}", "#compare-table")
+    top = page.locator("#compare-table tbody tr").first
+    expect(top).to_contain_text("GET /stock")  # the slowed-down operation moved most
+    expect(top.locator("td").nth(5)).to_contain_text("+")
+    assert watched.problems == []
+
+
+def test_bad_filters_are_named_with_422_and_the_page_still_works(
+    watched: Watched, shopfront: Shopfront
+) -> None:
+    response = watched.open("/traces?start=yesterday&min_duration_ms=-3")
+    assert response is not None and response.status == 422
+    alert = watched.page.locator(".problems")
+    expect(alert).to_contain_text("start: expected an RFC 3339 timestamp")
+    expect(alert).to_contain_text("min_duration_ms")
+    response = watched.open("/traces/not-a-trace-id")
+    assert response is not None and response.status == 422
+    response = watched.open("/traces/" + "ab" * 16, "#trace-summary.bad")
+    expect(watched.page.locator("#trace-summary")).to_contain_text("not stored")
+    watched.problems.clear()  # the API's 404 for that trace is the expected answer
+    response = watched.open("/", "[data-red-service='front'][data-loaded]")
+    assert response is not None and response.status == 200
