@@ -74,12 +74,12 @@ def test_a_read_that_waits_too_long_is_refused_as_retryable_and_a_nested_read_ne
 
 @pytest.fixture(scope="module")
 def full_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store file holding 200k spans (one request's spans written 20 times)."""
+    """A store file holding 120k spans (one request's spans written 12 times)."""
     path = tmp_path_factory.mktemp("budget") / "s.duckdb"
     store = DuckDBStore(path)
     batch = decode_bytes(Signal.TRACES, build_trace_request(n_spans=10_000, seed=1).SerializeToString())
     try:
-        for _ in range(20):
+        for _ in range(12):
             store.write([batch])
     finally:
         store.close()
