@@ -319,3 +319,53 @@ def test_a_write_of_strings_all_at_the_limits_fits_the_default_memory_limit(tmp_
         assert store.stats().spans == 2600
     finally:
         store.close()
+
+
+SMALL = LimitsConfig(
+    attribute_value_max_bytes=256,
+    attribute_count_max=5,
+    log_body_max_bytes=256,
+    attributes_max_bytes=512,
+    record_max_bytes=4096,
+)
+VALUES = st.one_of(
+    st.text(max_size=600),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.lists(st.text(max_size=300), max_size=4),
+    st.dictionaries(st.text(max_size=8), st.text(max_size=300), max_size=3),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    attrs=st.dictionaries(st.text(max_size=300), VALUES, max_size=12),
+    events=st.lists(st.dictionaries(st.text(max_size=10), VALUES, max_size=6), max_size=8),
+    name=st.text(max_size=700),
+)
+def test_any_span_comes_out_within_every_limit_with_valid_attribute_sets(
+    attrs: dict[str, object], events: list[dict[str, object]], name: str
+) -> None:
+    req = build_trace_request(n_spans=3, seed=7)
+    span = req.resource_spans[0].scope_spans[0].spans[0]
+    span.name = name
+    span.attributes.extend(key_values(attrs))
+    for i, event_attrs in enumerate(events):
+        event = span.events.add()
+        event.name = f"e{i}"
+        event.attributes.extend(key_values(event_attrs))
+    batch = _spans(req)
+    outcome = enforce_limits(batch, SMALL)
+    table = outcome.batch.table
+    assert table.schema == SCHEMAS[Signal.TRACES]
+    assert table.num_rows == batch.table.num_rows
+    assert record_bytes(table).max() <= SMALL.record_max_bytes
+    for row in table.to_pylist():
+        for column in ("attributes", "resource_attributes"):
+            cell = row[column]
+            assert len(cell.encode()) <= SMALL.attributes_max_bytes
+            assert len(json.loads(cell)) <= SMALL.attribute_count_max
+        for event in row["events"] or []:
+            assert len(json.loads(event["attributes"])) <= SMALL.attribute_count_max
+        assert len(row["name"].encode()) <= SMALL.attribute_value_max_bytes

@@ -173,7 +173,9 @@ def apply_limits(batch: DecodedBatch, limits: LimitsConfig, metrics: SelfMetrics
 
 
 def _lengths(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """Bytes of each string (0 for a null), read from the offsets without a kernel."""
+    """Bytes of each string, read from the offsets without a kernel. A null counts what its
+    offsets span: 0 as Arrow's builders write it; the paths that then look at the values
+    themselves leave a null as it is."""
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
     parts = []
     for chunk in chunks:
@@ -217,8 +219,8 @@ def _limit_strings(
     if rows is None:
         return None
     olds = column.take(pa.array(rows)).to_pylist()
-    counts[what] += len(rows)
-    return _replace(column, rows, [truncate_text(s, limit) for s in olds])
+    counts[what] += sum(s is not None for s in olds)
+    return _replace(column, rows, [None if s is None else truncate_text(s, limit) for s in olds])
 
 
 # --- attribute sets (JSON objects) ------------------------------------------------------
@@ -474,7 +476,9 @@ def _level(sizes: list[int], budget: int) -> int:
     return max(ordered, default=budget)
 
 
-def _item_bytes(item: dict[str, Any], fields: tuple[str, ...]) -> int:
+def _item_bytes(item: dict[str, Any] | None, fields: tuple[str, ...]) -> int:
+    if item is None:
+        return 0
     return sum(_size(item[f]) for f in ("attributes", *fields) if item.get(f) is not None)
 
 
@@ -507,12 +511,14 @@ def _limit_records(
             if size <= cap:
                 continue
             v = table.column(name)[row].as_py()
+            if v is None:
+                continue
             changes = updates.setdefault(name, {})
             if name in _NESTED:
                 kept, used = [], 0
                 for item in v:
                     size = _item_bytes(item, _NESTED[name])
-                    if used + size > cap:
+                    if used + size > cap and item is not None:
                         # The first that does not fit keeps what of its attributes does.
                         room = cap - used - (size - _size(item["attributes"] or ""))
                         if room >= 256:
