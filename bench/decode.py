@@ -11,6 +11,11 @@ any Python decoder) and, for traces, the OTLP/JSON path. Requests come from
 median of the rounds) and the ratio. ``traces`` goes through ``decode_request``, which
 uses the native decoder when it is built (``FAULTLENS_NATIVE_DECODE=0`` turns it off).
 
+``json_fast_vs_reference`` decodes the same OTLP/JSON trace and log requests through
+``decode_request`` (the fast path, :mod:`faultlens.decode._jsonwire`) and through the
+json_format reference (``json_reference_bytes`` then ``decode_bytes``), interleaved the
+same way, and says whether the fast path took each body.
+
 Times are CPU time of this process (``time.process_time``), best of ``--repeat`` runs,
 so other work on a shared machine disturbs the figures less.
 
@@ -31,8 +36,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from faultlens.decode import decode_request
+from faultlens.decode import decode_bytes, decode_request
+from faultlens.decode._jsonwire import json_to_wire
 from faultlens.decode.parse import REQUEST_TYPES
+from faultlens.decode.request import json_reference_bytes
 from faultlens.decode.spans import NATIVE, decode_spans_native, decode_spans_python, native_available
 from faultlens.testing.payloads import (
     build_logs_request,
@@ -71,37 +78,67 @@ def measure(signal: Signal, body: bytes, items: int, repeat: int, as_json: bool 
     return out
 
 
-def native_vs_python(body: bytes, spans: int, repeat: int) -> dict[str, Any]:
-    """Both span decoders on the same bytes, rounds interleaved so load affects both alike."""
-    decoders: dict[str, Callable[[bytes], Any]] = {"python": decode_spans_python}
-    if native_available():
-        decoders["native"] = decode_spans_native
-    # a round lasts ~50 ms of CPU for either decoder
-    loops = {"python": max(1, 50_000 // (36 * spans)), "native": max(1, 50_000 // (3 * spans))}
+def interleaved(
+    decoders: dict[str, Callable[[], Any]], loops: dict[str, int], items: int, what: str, repeat: int
+) -> dict[str, Any]:
+    """Rounds of each decoder in turn, so load affects all alike: best and median per item."""
     times: dict[str, list[float]] = {name: [] for name in decoders}
     for fn in decoders.values():
-        fn(body)  # warm up
+        fn()  # warm up
     for _ in range(repeat):
         for name, fn in decoders.items():
             start = time.process_time()
             for _ in range(loops[name]):
-                fn(body)
+                fn()
             times[name].append((time.process_time() - start) / loops[name])
-    out: dict[str, Any] = {"spans": spans, "bytes": len(body), "native_built": native_available()}
+    out: dict[str, Any] = {}
     for name, ts in times.items():
         best, median = min(ts), statistics.median(ts)
         out[name] = {
-            "spans_per_s": round(spans / best),
-            "cpu_us_per_span": round(best / spans * 1e6, 2),
-            "median_spans_per_s": round(spans / median),
-            "median_cpu_us_per_span": round(median / spans * 1e6, 2),
+            f"{what}_per_s": round(items / best),
+            f"cpu_us_per_{what.rstrip('s')}": round(best / items * 1e6, 2),
+            f"median_{what}_per_s": round(items / median),
+            f"median_cpu_us_per_{what.rstrip('s')}": round(median / items * 1e6, 2),
         }
+    return {"times": times, **out}
+
+
+def native_vs_python(body: bytes, spans: int, repeat: int) -> dict[str, Any]:
+    """Both span decoders on the same bytes, rounds interleaved so load affects both alike."""
+    decoders: dict[str, Callable[[], Any]] = {"python": lambda: decode_spans_python(body)}
+    if native_available():
+        decoders["native"] = lambda: decode_spans_native(body)
+    # a round lasts ~50 ms of CPU for either decoder
+    loops = {"python": max(1, 50_000 // (36 * spans)), "native": max(1, 50_000 // (3 * spans))}
+    res = interleaved(decoders, loops, spans, "spans", repeat)
+    times = res.pop("times")
+    out: dict[str, Any] = {"spans": spans, "bytes": len(body), "native_built": native_available(), **res}
     if "native" in times:
         out["native_speedup"] = round(min(times["python"]) / min(times["native"]), 1)
         out["native_speedup_median"] = round(
             statistics.median(times["python"]) / statistics.median(times["native"]), 1
         )
     return out
+
+
+def json_fast_vs_reference(signal: Signal, body: bytes, items: int, repeat: int) -> dict[str, Any]:
+    """One OTLP/JSON body decoded by the fast path and by the json_format reference."""
+    decoders: dict[str, Callable[[], Any]] = {
+        "reference": lambda: decode_bytes(signal, json_reference_bytes(signal, body)),
+        "fast": lambda: decode_request(signal, body, json=True),
+    }
+    # a round lasts ~50-100 ms of CPU for either path
+    loops = {"reference": max(1, 50_000 // (200 * items)), "fast": max(1, 50_000 // (15 * items))}
+    res = interleaved(decoders, loops, items, "items", repeat)
+    times = res.pop("times")
+    return {
+        "items": items,
+        "bytes": len(body),
+        "fast_path_taken": json_to_wire(signal, body) is not None,
+        **res,
+        "speedup": round(min(times["reference"]) / min(times["fast"]), 1),
+        "speedup_median": round(statistics.median(times["reference"]) / statistics.median(times["fast"]), 1),
+    }
 
 
 def main() -> None:
@@ -135,6 +172,14 @@ def main() -> None:
         "traces_json": measure(
             Signal.TRACES, to_otlp_json(traces), args.spans, max(args.repeat // 4, 3), as_json=True
         ),
+        "json_fast_vs_reference": {
+            "traces": json_fast_vs_reference(
+                Signal.TRACES, to_otlp_json(traces), args.spans, max(args.repeat // 4, 3)
+            ),
+            "logs": json_fast_vs_reference(
+                Signal.LOGS, to_otlp_json(logs), args.spans, max(args.repeat // 4, 3)
+            ),
+        },
         "logs": measure(Signal.LOGS, logs.SerializeToString(), args.spans, args.repeat),
         "metrics": measure(Signal.METRICS, metrics.SerializeToString(), n_points, args.repeat),
     }

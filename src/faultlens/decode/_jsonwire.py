@@ -33,6 +33,7 @@ JSON names it with an object, a oneof member written even when zero, negative in
 from __future__ import annotations
 
 import base64
+import gc
 import re
 import struct
 from collections.abc import Callable
@@ -83,10 +84,29 @@ _BAIL = (_Bail, ValueError, TypeError, AttributeError, KeyError, OverflowError, 
 
 
 def json_to_wire(signal: Signal, data: bytes) -> bytes | None:
-    """The protobuf serialization of an OTLP/JSON request, or None to take the reference path."""
+    """The protobuf serialization of an OTLP/JSON request, or None to take the reference path.
+
+    The cyclic garbage collector is paused meanwhile. The parsed document is a tree of a
+    few dozen containers per span, free of cycles, that lives only for this call; with the
+    collector running, its young generations keep promoting the document's containers,
+    which soon triggers full collections, and in a server a full collection walks every
+    object of the process. Reference counting frees the document before the collector
+    resumes, so the pause leaves nothing behind for it.
+    """
     encode = _ENCODERS.get(signal)
     if encode is None:
         return None
+    collecting = gc.isenabled()
+    if collecting:
+        gc.disable()
+    try:
+        return _encode_body(encode, data)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _encode_body(encode: Callable[[Any], bytes], data: bytes) -> bytes | None:
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -266,8 +286,9 @@ _VALUES = _names(ArrayValue.DESCRIPTOR, "values")
 _KVLIST = _names(KeyValueList.DESCRIPTOR, "values")
 assert _VALUES.canonical == _names(KeyValueList.DESCRIPTOR, "values").canonical
 
-# Attribute cache of one request: (key, value kind, string value) -> length-prefixed KeyValue.
-_Cache = dict[tuple[str, str, str], bytes]
+# Attribute cache of one request: (tag, key, value kind, string value) -> tag, length, KeyValue.
+_Memo = tuple[bytes, Any, Any, Any]
+_Cache = dict[_Memo, bytes]
 
 
 def _any_value(v: Any, depth: int) -> bytes:
@@ -336,31 +357,62 @@ def _key_value(kv: Any, depth: int) -> bytes:
 def _attributes(
     kvs: Any, tag: bytes, out: Callable[[bytes], object], cache: _Cache | None, depth: int
 ) -> None:
-    """Append each KeyValue of ``kvs`` to ``out`` as ``tag`` and the length-prefixed message."""
+    """Append each KeyValue of ``kvs`` to ``out``: ``tag``, length, message.
+
+    With a ``cache``, a KeyValue of the common form ``{"key": k, "value": {kind: x}}`` with
+    a string ``x`` is encoded once per request. Only entries whose key, kind and ``x`` are
+    all strings are stored, so a hit cannot be a ``1`` taken for a ``True``.
+    """
     if type(kvs) is not list:
         raise _Bail
+    if cache is None:
+        for kv in kvs:
+            out(tag + _key_value(kv, depth))
+        return
+    get = cache.get
     for kv in kvs:
-        out(tag)
-        # The common form, {"key": k, "value": {kind: x}}, inline; the rest in _key_value.
-        if type(kv) is dict and len(kv) == 2:
-            key, value = kv.get("key"), kv.get("value")
-            if type(key) is str and type(value) is dict and len(value) == 1:
-                ((kind, x),) = value.items()
-                if type(x) is str and cache is not None:
-                    memo = (key, kind, x)
-                    enc = cache.get(memo)
-                    if enc is None:
-                        if kind == "stringValue":
-                            xb = x.encode()
-                            av = b"\x0a" + _varint(len(xb)) + xb
-                        else:
-                            av = _any_value(value, depth)
-                        enc = cache[memo] = _key_value_bytes(key, av)
+        # A KeyValue of the form seen before in this request costs one lookup. Anything of
+        # another shape raises on the way (a kv or value that is no dict, a key missing, a
+        # value with several members, an unhashable value) and takes _key_value_slow.
+        try:
+            if len(kv) == 2:
+                ((kind, x),) = kv["value"].items()
+                memo = (tag, kv["key"], kind, x)
+                enc = get(memo)
+                if enc is not None:
                     out(enc)
+                    continue
+            else:
+                memo = None
+        except (TypeError, AttributeError, KeyError, ValueError):
+            memo = None
+        out(_key_value_slow(kv, tag, memo, cache, depth))
+
+
+def _key_value_slow(kv: Any, tag: bytes, memo: _Memo | None, cache: _Cache, depth: int) -> bytes:
+    """``tag``, length and KeyValue, stored in ``cache`` when its key, kind and value are strings.
+
+    Only such entries are stored: a string equals nothing but a string, so a hit in
+    :func:`_attributes` is exactly a KeyValue encoded here (a ``1`` is never taken for a
+    ``True``, nor ``1.0`` for ``1``). ``memo`` is ``(tag, key, kind, value)`` when ``kv``
+    is ``{"key": key, "value": {kind: value}}``, else None.
+    """
+    if memo is not None:
+        _, key, kind, x = memo
+        if type(key) is str:
+            if type(x) is str and type(kind) is str:
+                if kind == "stringValue":
+                    xb = x.encode()
+                    av = b"\x0a" + _varint(len(xb)) + xb
                 else:
-                    out(_key_value_bytes(key, _any_value(value, depth)))
-                continue
-        out(_key_value(kv, depth))
+                    av = _any_value(kv["value"], depth)
+                enc = cache[memo] = tag + _key_value_bytes(key, av)
+                return enc
+            if type(x) is float and kind == "doubleValue":
+                return tag + _key_value_bytes(key, b"\x21" + _pack_double(_double(x)))
+            if (x is True or x is False) and kind == "boolValue":
+                return tag + _key_value_bytes(key, b"\x10\x01" if x else b"\x10\x00")
+    return tag + _key_value(kv, depth)
 
 
 def _key_value_bytes(key: str, any_value: bytes) -> bytes:
