@@ -161,6 +161,9 @@ def main() -> None:
             time.sleep(args.settle)
             metrics = httpx.get(f"{server.api}/metrics", timeout=10).text
             stored = server.stats()["spans"]
+            attach_lines = [
+                line.split(" root causes ", 1)[-1] for line in server.output if " attached " in line
+            ]
         finally:
             poller.stop.set()
             poller.join(5)
@@ -200,6 +203,8 @@ def main() -> None:
                 "attach_s_median": round(statistics.median(attach), 3) if attach else None,
                 "attach_s_max": round(max(attach), 3) if attach else None,
                 "server_attach_seconds": histogram(metrics, "faultlens_rca_attach_seconds"),
+                "server_log": attach_lines,
+                "load_average": os.getloadavg(),
                 "per_incident": per_incident,
             },
             indent=2,

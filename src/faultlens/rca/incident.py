@@ -99,8 +99,9 @@ class RankerSettings:
       findings has at least this effect (share of requests or capacity, lower bound, beyond
       the baseline) and at least this surprise.
     - ``max_root_causes``: how many significant candidates an answer lists.
-    - ``slice_period_ns``: a side too large to read whole is read as one slice at the start
-      of every period of this length, all slices of the same length.
+    - ``slice_period_ns`` / ``max_slices``: a side too large to read whole is read as one
+      slice at the start of every period of this length (longer when that would make more
+      than ``max_slices`` slices), all slices of the same length.
     """
 
     margin_ns: int = 1 * NS_PER_MIN
@@ -115,6 +116,7 @@ class RankerSettings:
     min_z: float = 3.0
     max_root_causes: int = 10
     slice_period_ns: int = 1 * NS_PER_MIN
+    max_slices: int = 8
     rca: RcaConfig = field(default_factory=RcaConfig)
 
 
@@ -432,7 +434,10 @@ class RootCauseRanker:
         return float(self.windows.max_rows) * 1000.0
 
     def _read_slices(self, ranges: list[TimeRange], fraction: float) -> tuple[Observations, float]:
-        period = self.settings.slice_period_ns
+        # One slice a minute, but no more than max_slices in all: each read has a fixed cost
+        # (a snapshot, a count per signal) that dominates when slices are thin.
+        total_ns = sum(r.duration_ns for r in ranges)
+        period = max(self.settings.slice_period_ns, -(-total_ns // self.settings.max_slices))
         length = max(1_000_000, int(period * fraction))
         parts: list[TelemetryWindow] = []
         covered = 0

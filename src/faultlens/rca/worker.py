@@ -84,7 +84,7 @@ class RootCauseWorker:
         notifier: IncidentNotifier | None = None,
         before_read: Callable[[float], object] | None = None,
         queue_max: int = 64,
-        read_wait_s: float = 3.0,
+        read_wait_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if queue_max < 1:
