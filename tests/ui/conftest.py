@@ -38,8 +38,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ZONE = "Europe/Paris"
-# Screenshots for docs/ui.md are kept only when asked: FAULTLENS_UI_SCREENSHOTS=docs/ui.
-SCREENSHOTS = os.environ.get("FAULTLENS_UI_SCREENSHOTS")
+# Screenshots for docs/ui.md are kept only when asked: UI_SCREENSHOTS=docs/ui.
+SCREENSHOTS = os.environ.get("UI_SCREENSHOTS")
 
 
 @dataclass
@@ -120,7 +120,7 @@ class Watched:
         return response
 
     def screenshot(self, name: str) -> None:
-        """Keep a screenshot for docs/ui.md when FAULTLENS_UI_SCREENSHOTS names a directory."""
+        """Keep a screenshot for docs/ui.md when UI_SCREENSHOTS names a directory."""
         if SCREENSHOTS:
             Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
             self.page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), type="png", scale="css")

@@ -23,6 +23,7 @@ PAGES = {
     "traces": ("/traces", "#trace-scatter canvas"),
     "trace": ("/traces/{error_trace}", "#waterfall[data-loaded]"),
     "map": ("/map", "#map[data-loaded]"),
+    "service": ("/services/orders", "#service-red[data-loaded]"),
     "incidents": ("/incidents", "#incident-list"),
     "incident": ("/incidents/{incident}", "#root-causes"),
     "errors": ("/errors", "#error-groups"),
@@ -167,6 +168,27 @@ def test_the_map_shows_every_call_edge_with_its_figures(watched: Watched, shopfr
     expect(payment).to_contain_text("5.0%")  # every 20th charge declined
     assert page.evaluate("window.faultlensMap.getElementById('batch').hasClass('faded')")
     watched.screenshot("map")
+    assert watched.problems == []
+
+
+def test_a_service_page_shows_red_per_operation_and_its_calls_in_and_out(
+    watched: Watched, shopfront: Shopfront
+) -> None:
+    page = watched.page
+    watched.open("/services/orders", "#service-edges[data-loaded]")
+    page.wait_for_selector("#service-red[data-loaded]")
+    rows = page.locator("#service-red .red-row")
+    operations = set(rows.evaluate_all("rows => rows.map(r => r.dataset.operation)"))
+    assert {"POST /orders", "GET /stock", "POST /charge", "SELECT stock"} <= operations
+    expect(rows.first.locator("canvas")).to_have_count(3)
+    expect(rows.first).to_contain_text("SERVER")  # what it serves comes first
+    edges = page.locator("#service-edges tbody tr").all_inner_texts()
+    assert sorted(e.split("\t")[:2] for e in edges) == [
+        ["front", "orders"],
+        ["orders", "inventory"],
+        ["orders", "payment"],
+        ["orders", "postgresql"],
+    ]
     assert watched.problems == []
 
 

@@ -35,7 +35,7 @@ from fastapi.templating import Jinja2Templates
 from faultlens.api import models as m
 from faultlens.api.analysis_routes import ErrorGroupOut, IncidentDetail, IncidentOut, TemplateOut
 from faultlens.api.health import HealthState
-from faultlens.api.params import parse_severity, parse_time, parse_trace_id
+from faultlens.api.params import INT64_MAX, parse_severity, parse_time, parse_trace_id
 from faultlens.rca.incident import rfc3339
 from faultlens.selfmetrics import SelfMetrics
 from faultlens.store.analysis_base import AnalysisReader, ErrorGroupQuery, IncidentQuery, TemplateQuery
@@ -53,7 +53,7 @@ LOOKBACKS: dict[str, int] = {
     "24h": 24 * 3600 * NS_PER_S,
     "7d": 7 * 24 * 3600 * NS_PER_S,
 }
-"""The time ranges the pages offer, ending at the newest data the analysis has seen."""
+"""The time ranges the pages offer, counted back from the newest data the analysis has seen."""
 
 MAX_LIMIT = 1000
 _TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -111,8 +111,8 @@ class _Form:
         return int(value)
 
     def time_range(self, latest_ns: int) -> TimeRange | None:
-        """``start``/``end`` when given, else ``last`` (a :data:`LOOKBACKS` key) ending at
-        ``latest_ns``; None for all time."""
+        """``start``/``end`` when given, else from ``last`` (a :data:`LOOKBACKS` key) before
+        ``latest_ns`` on; None for all time."""
         start, end = self.time("start"), self.time("end")
         last = self.text("last")
         if start is None and end is None:
@@ -121,8 +121,8 @@ class _Form:
             if last not in LOOKBACKS:
                 self.problems.append(f"last: one of {', '.join(LOOKBACKS)} or all")
                 return None
-            return TimeRange(max(0, latest_ns - LOOKBACKS[last]), latest_ns + 1)
-        lo, hi = start or 0, end if end is not None else 2**63 - 1
+            return TimeRange(max(0, latest_ns - LOOKBACKS[last]), INT64_MAX)  # and anything newer
+        lo, hi = start or 0, end if end is not None else INT64_MAX
         if hi < lo:
             self.problems.append("end: end is before start")
             return None
@@ -221,7 +221,7 @@ def _router(
             operation=form.text("operation"),
             status_error=status == "error",
             min_duration_ns=min_ns,
-            time_range=form.time_range(time.time_ns()),
+            time_range=form.time_range(latest_ns()),
             limit=form.limit(50) + 1,
         )
         found: list[dict[str, Any]] = []
@@ -277,6 +277,33 @@ def _router(
             start=None if window is None else window.start_ns,
             end=None if window is None else window.end_ns,
             focus=form.text("service") or "",
+            lookbacks=list(LOOKBACKS),
+        )
+
+    @router.get("/services/{service}", response_class=HTMLResponse)
+    def service(request: Request, service: str) -> HTMLResponse:
+        form = _form(request)
+        if form.text("last") is None and form.text("start") is None and form.text("end") is None:
+            form.values["last"] = "1h"
+        window = form.time_range(latest_ns())
+        groups: list[dict[str, Any]] = []
+        if analysis is not None and not form.problems:
+            q = ErrorGroupQuery(service=service, time_range=window, limit=20)
+            groups = [
+                ErrorGroupOut.of(s.group, s.count_in_range).model_dump() for s in analysis.error_groups(q)
+            ]
+        return page(
+            request,
+            "service.html",
+            nav="overview",
+            status=422 if form.problems else 200,
+            form=form,
+            service=service,
+            known=service in reader.services(),
+            start=None if window is None else window.start_ns,
+            end=None if window is None else window.end_ns,
+            groups=groups,
+            graph=graph,
             lookbacks=list(LOOKBACKS),
         )
 
@@ -384,7 +411,7 @@ def _router(
             min_severity=severity,
             trace_id=trace_id,
             text=form.text("q"),
-            time_range=form.time_range(time.time_ns()),
+            time_range=form.time_range(latest_ns()),
             limit=form.limit(100),
         )
         rows = [] if form.problems else [m.LogOut.of(r).model_dump() for r in reader.find_logs(query)]

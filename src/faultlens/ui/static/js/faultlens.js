@@ -123,6 +123,52 @@ const faultlens = (() => {
     card.dataset.loaded = "1";
   }
 
+  // A service's page: RED of every operation and call it makes, one row of charts each.
+  async function serviceRed(el) {
+    const url = `/api/v1/services/${encodeURIComponent(el.dataset.service)}/red?start=${el.dataset.start}&end=${el.dataset.end}`;
+    let body;
+    try { body = await getJson(url); } catch (e) { el.innerHTML = `<p class="bad">${escape(e.message)}</p>`; return; }
+    if (!body.series.length) { el.innerHTML = '<p class="muted">No RED windows in this time range.</p>'; el.dataset.loaded = "1"; return; }
+    const step = (body.step_ns || 60e9) / 1e9;
+    const num = (v) => (v == null ? "" : v >= 100 ? v.toFixed(0) : v.toPrecision(2));
+    el.innerHTML = "";
+    const order = { SERVER: 0, CONSUMER: 1, INTERNAL: 2, CLIENT: 3, PRODUCER: 4 };
+    for (const s of body.series.slice().sort((a, b) => (order[a.kind] ?? 9) - (order[b.kind] ?? 9))) {
+      const row = document.createElement("div");
+      row.className = "red-row";
+      row.dataset.operation = s.operation;
+      const total = s.points.reduce((n, p) => n + p.requests, 0);
+      const errs = s.points.reduce((n, p) => n + p.errors, 0);
+      row.innerHTML = `<h3><span class="pill">${escape(s.kind)}</span> ${escape(s.operation)} <span class="muted small">${total} requests, ${errs} errors</span></h3><div class="red-charts"></div>`;
+      el.appendChild(row);
+      const target = row.querySelector(".red-charts");
+      const xs = s.points.map((p) => p.start_unix_nano / 1e9);
+      const ms = (k) => s.points.map((p) => { const v = Number(p[k]); return Number.isFinite(v) ? v / 1e6 : null; });
+      smallChart(target, "requests/s", xs, [{ label: "req/s", colour: "#2f6fdf", values: s.points.map((p) => p.requests / step) }], num);
+      smallChart(target, "errors/s", xs, [{ label: "err/s", colour: "#d9412b", values: s.points.map((p) => p.errors / step) }], num);
+      smallChart(target, "latency ms p50/p90/p99", xs, [
+        { label: "p50", colour: "#3b9c5a", values: ms("p50_ns") },
+        { label: "p90", colour: "#d9a21b", values: ms("p90_ns") },
+        { label: "p99", colour: "#b0413e", values: ms("p99_ns") },
+      ], num);
+    }
+    el.dataset.loaded = "1";
+  }
+
+  async function serviceEdges(table) {
+    const me = table.dataset.service;
+    let g;
+    try { g = await getJson(`/api/v1/graph?start=${table.dataset.start}&end=${table.dataset.end}`); } catch (e) {
+      table.querySelector("tbody").innerHTML = `<tr><td colspan="9" class="bad">${escape(e.message)}</td></tr>`; return;
+    }
+    const edges = g.edges.filter((e) => e.caller === me || e.callee === me);
+    table.querySelector("tbody").innerHTML = edges.length ? edges.map((e) => `<tr><td>${escape(e.caller)}</td><td>${escape(e.callee)}</td><td>${escape(e.kind)}</td>` +
+      `<td class="num">${e.calls}</td><td class="num${e.errors ? " bad" : ""}">${e.errors}</td><td class="num">${(100 * e.error_rate).toFixed(1)}%</td>` +
+      `<td class="num">${duration(e.latency_p50_ns)}</td><td class="num">${duration(e.latency_p90_ns)}</td><td class="num">${duration(e.latency_p99_ns)}</td></tr>`).join("")
+      : '<tr><td colspan="9" class="muted">no call in this time range</td></tr>';
+    table.dataset.loaded = "1";
+  }
+
   // The trace search's scatter: duration over time, error traces in red; a click opens one.
   function traceScatter(root) {
     const data = root.querySelector("#trace-points");
@@ -176,6 +222,10 @@ const faultlens = (() => {
     traceScatter(root);
     anomalyTimeline(root);
     for (const card of root.querySelectorAll("[data-red-service]")) if (!card.dataset.loaded) redCard(card);
+    const red = root.querySelector("#service-red");
+    if (red && !red.dataset.loaded) serviceRed(red);
+    const edges = root.querySelector("#service-edges");
+    if (edges && !edges.dataset.loaded) serviceEdges(edges);
   }
 
   document.addEventListener("DOMContentLoaded", () => {

@@ -51,7 +51,7 @@
       n.addClass("focus");
     }
     cy.on("tap", "node", (evt) => {
-      if (evt.target.data("kind") === "service") window.location.href = `/traces?service=${encodeURIComponent(evt.target.id())}`;
+      if (evt.target.data("kind") === "service") window.location.href = `/services/${encodeURIComponent(evt.target.id())}`;
     });
     const tbody = document.querySelector("#edges tbody");
     tbody.innerHTML = g.edges.map((e) => `<tr data-caller="${escape(e.caller)}" data-callee="${escape(e.callee)}">` +
