@@ -23,6 +23,7 @@ EXPECTED_KEY = {
     "api_require_auth_not_bool.yaml": "api.require_auth_beyond_loopback",
     "api_tls_without_key_file.yaml": "api.tls.key_file",
     "http_header_timeout_zero.yaml": "receivers.http.header_timeout",
+    "limits_value_max_too_small.yaml": "receivers.limits.attribute_value_max_bytes",
 }
 
 

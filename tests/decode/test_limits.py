@@ -256,6 +256,8 @@ def test_a_record_limit_past_what_the_store_memory_holds_is_refused_at_load() ->
     longer = {"receivers": {"limits": {"record_max_bytes": 64 * KIB}}}
     with pytest.raises(ConfigError, match=r"store\.memory_limit_mib of at least 256"):
         load_config(None, longer)
+    with pytest.raises(ConfigError, match="lower the record limit to 12288 at most"):
+        load_config(None, {"store": {"memory_limit_mib": 48}})  # the default record limit
     cfg = load_config(None, {**longer, "store": {"memory_limit_mib": 256}})
     assert cfg.receivers.limits.record_max_bytes == 64 * KIB
     default = load_config(None)

@@ -301,10 +301,11 @@ class Config(_Section):
         record = self.receivers.limits.record_max_bytes
         need_mib = -(-int(STORE_VECTOR_ROWS * record / STORE_RECORD_SHARE) // 2**20)
         if self.store.memory_limit_mib < need_mib:
+            fits = int(self.store.memory_limit_mib * 2**20 * STORE_RECORD_SHARE) // STORE_VECTOR_ROWS
             raise ValueError(
                 f"receivers.limits.record_max_bytes {record} needs store.memory_limit_mib of at "
                 f"least {need_mib} (it is {self.store.memory_limit_mib}): DuckDB holds the strings "
                 f"of {STORE_VECTOR_ROWS} records of a write in memory at once; raise the memory "
-                "limit or lower the record limit"
+                f"limit, or lower the record limit to {fits} at most"
             )
         return self
