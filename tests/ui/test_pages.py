@@ -192,6 +192,21 @@ def test_a_service_page_shows_red_per_operation_and_its_calls_in_and_out(
     assert watched.problems == []
 
 
+def test_the_map_draws_how_an_incident_spread(watched: Watched, shopfront: Shopfront) -> None:
+    page = watched.page
+    watched.open(f"/incidents/{shopfront.incident['id']}", "#incident-map")
+    page.locator("#incident-map").click()
+    page.wait_for_selector("#map[data-loaded]")
+    expect(page.locator("#chain-list li").first).to_contain_text("orders → inventory")
+    chain = page.evaluate(
+        "window.faultlensMap.edges('.chain').map(e => e.source().id() + '>' + e.target().id())"
+    )
+    assert "orders>inventory" in chain
+    assert page.evaluate("window.faultlensMap.getElementById('inventory').hasClass('root')")
+    watched.screenshot("map-incident")
+    assert watched.problems == []
+
+
 def test_the_incident_page_names_its_root_cause_with_evidence_and_traces(
     watched: Watched, shopfront: Shopfront
 ) -> None:

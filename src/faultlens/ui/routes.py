@@ -277,6 +277,7 @@ def _router(
             start=None if window is None else window.start_ns,
             end=None if window is None else window.end_ns,
             focus=form.text("service") or "",
+            incident=form.text("incident") or "",
             lookbacks=list(LOOKBACKS),
         )
 

@@ -40,6 +40,8 @@
           "text-background-color": "#fff", "text-background-opacity": 0.85, "text-background-padding": 2, "text-rotation": "autorotate" } },
         { selector: ".faded", style: { opacity: 0.15 } },
         { selector: ".focus", style: { "border-width": 3, "border-color": "#1d2430" } },
+        { selector: "edge.chain", style: { "line-color": "#e8871e", "target-arrow-color": "#e8871e", width: 8, opacity: 1 } },
+        { selector: "node.root", style: { "border-width": 4, "border-color": "#c73a25", opacity: 1 } },
       ],
     });
     window.faultlensMap = cy;
@@ -53,6 +55,7 @@
     cy.on("tap", "node", (evt) => {
       if (evt.target.data("kind") === "service") window.location.href = `/services/${encodeURIComponent(evt.target.id())}`;
     });
+    if (el.dataset.incident) await drawChains(cy, el.dataset.incident);
     const tbody = document.querySelector("#edges tbody");
     tbody.innerHTML = g.edges.map((e) => `<tr data-caller="${escape(e.caller)}" data-callee="${escape(e.callee)}">` +
       `<td>${escape(e.caller)}</td><td>${escape(e.callee)}</td><td>${escape(e.kind)}</td><td class="num">${e.calls}</td>` +
@@ -60,5 +63,30 @@
       `<td class="num">${duration(e.latency_p50_ns)}</td><td class="num">${duration(e.latency_p90_ns)}</td><td class="num">${duration(e.latency_p99_ns)}</td></tr>`).join("");
     el.dataset.loaded = "1";
   }
+  // An incident's propagation chains (GET /api/v1/incidents/{id}/rca ranks it now): the
+  // edges that carried the fault are drawn thick and orange, each chain listed in words.
+  async function drawChains(cy, incident) {
+    const box = document.getElementById("chains");
+    let rca;
+    try { rca = await getJson(`/api/v1/incidents/${encodeURIComponent(incident)}/rca`); } catch (e) {
+      box.innerHTML = `<p class="bad">Cannot rank incident ${escape(incident)}: ${escape(e.message)}</p>`;
+      return;
+    }
+    const lines = [];
+    for (const chain of rca.chains) {
+      for (const e of chain.edges) {
+        const hit = cy.edges().filter((x) => x.source().id() === e.caller && x.target().id() === e.callee);
+        hit.addClass("chain").removeClass("faded");
+        hit.connectedNodes().removeClass("faded");
+      }
+      const why = chain.edges.map((e) => `${escape(e.caller)} → ${escape(e.callee)}: ${escape(e.evidence.join("; "))}`);
+      lines.push(`<li><b>${chain.services.map(escape).join(" → ")}</b>${why.length ? ` (${why.join("; ")})` : ""}</li>`);
+    }
+    for (const rc of rca.root_causes.slice(0, 1)) cy.getElementById(rc.service).addClass("root");
+    box.innerHTML = lines.length
+      ? `<p>How incident <a href="/incidents/${encodeURIComponent(incident)}">${escape(incident)}</a> spread (orange edges; the most likely root cause is outlined in red):</p><ul id="chain-list">${lines.join("")}</ul>`
+      : `<p class="muted">No propagation chain for incident ${escape(incident)}: ${escape(rca.rca_reason)}</p>`;
+  }
+
   load();
 })();
