@@ -71,6 +71,7 @@ _ID_KEYS = frozenset({"traceId", "trace_id", "spanId", "span_id", "parentSpanId"
 _EXTENSION_NAME = re.compile(r"\[[a-zA-Z0-9\._]*\]$")
 _DOUBLE_WORDS = frozenset({"NaN", "Infinity", "-Infinity"})
 _pack_double = struct.Struct("<d").pack
+_fromhex = bytes.fromhex
 _SMALL = [bytes((i,)) for i in range(128)]
 
 
@@ -554,22 +555,33 @@ def _span(d: Any, cache: _Cache) -> bytes:
     parts: list[bytes] = []
     add = parts.append
     get = d.get
+    # ids and times inline in their usual spelling (ids of the right length, times as
+    # decimal strings of at most 19 digits, so below 2**64); the helpers take the rest.
     if (v := get("traceId")) is not None:
-        add(_hex_id(b"\x0a", v))
+        b = _fromhex(v)
+        add(b"\x0a\x10" + b if len(b) == 16 and len(v) == 32 else _hex_id(b"\x0a", v))
     if (v := get("spanId")) is not None:
-        add(_hex_id(b"\x12", v))
+        b = _fromhex(v)
+        add(b"\x12\x08" + b if len(b) == 8 and len(v) == 16 else _hex_id(b"\x12", v))
     if (v := get("traceState")) is not None:
         add(_string(b"\x1a", v))
     if (v := get("parentSpanId")) is not None:
-        add(_hex_id(b"\x22", v))
+        b = _fromhex(v)
+        add(b"\x22\x08" + b if len(b) == 8 and len(v) == 16 else _hex_id(b"\x22", v))
     if (v := get("name")) is not None:
         add(_string(b"\x2a", v))
     if (v := get("kind")) is not None:
         add(_enum_field(b"\x30", v, _SPAN_KINDS))
     if (v := get("startTimeUnixNano")) is not None:
-        add(_fixed64(b"\x39", v))
+        if type(v) is str and len(v) < 20 and v.isdigit() and v.isascii() and (n := int(v)):
+            add(b"\x39" + n.to_bytes(8, "little"))
+        else:
+            add(_fixed64(b"\x39", v))
     if (v := get("endTimeUnixNano")) is not None:
-        add(_fixed64(b"\x41", v))
+        if type(v) is str and len(v) < 20 and v.isdigit() and v.isascii() and (n := int(v)):
+            add(b"\x41" + n.to_bytes(8, "little"))
+        else:
+            add(_fixed64(b"\x41", v))
     if (v := get("attributes")) is not None:
         _attributes(v, b"\x4a", add, cache, 0)
     if (v := get("droppedAttributesCount")) is not None:
