@@ -37,6 +37,9 @@ NORMAL = 12
 FAULT = 6
 BIG_SPANS = 2_000
 SERVICES = ("front", "orders", "inventory", "payment", "batch")
+HOSTILE_NAME = "GET /search?q=<img src=x onerror=alert(1)>"
+HOSTILE_ATTR = "</td><script>alert(2)</script>"
+HOSTILE_LOG = "<img src=y onerror=alert(3)> searched"
 
 
 @dataclass
@@ -50,6 +53,7 @@ class Sent:
     error_trace_spans: int = 0
     slow_trace: str = ""  # a request during the fault
     big_trace: str = ""
+    hostile_trace: str = ""  # names, attributes and a log body that hold HTML and script
     traces: list[str] = field(default_factory=list)
 
 
@@ -166,6 +170,12 @@ class Shop:
             stage += 1
         return format(root.get_span_context().trace_id, "032x")
 
+    def hostile(self, at: int) -> str:
+        """A request whose span name, attribute and log body are HTML meant to run script."""
+        root = self._span("front", HOSTILE_NAME, None, at, 3 * MS, SpanKind.SERVER, note=HOSTILE_ATTR)
+        self._log("front", root, at + MS, SeverityNumber.WARN, "WARN", HOSTILE_LOG)
+        return format(root.get_span_context().trace_id, "032x")
+
     def run(self) -> Sent:
         for w in range(NORMAL + FAULT):
             slow = 300 * MS if w >= NORMAL else 0
@@ -176,6 +186,7 @@ class Shop:
                     self.sent.slow_trace = tid
             self.flush()
         self.sent.big_trace = self.big_trace(self.sent.t0 + (NORMAL + FAULT - 1) * W)
+        self.sent.hostile_trace = self.hostile(self.sent.t0 + (NORMAL + FAULT - 1) * W + 5 * S)
         self.flush()
         return self.sent
 

@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from .conftest import Shopfront, Watched
-from .shop import BIG_SPANS
+from .shop import BIG_SPANS, HOSTILE_ATTR, HOSTILE_LOG, HOSTILE_NAME
 
 PAGES = {
     "overview": ("/", "[data-red-service='front'][data-loaded]"),
@@ -253,3 +253,27 @@ def test_bad_filters_are_named_with_422_and_the_page_still_works(
     watched.problems.clear()  # the API's 404 for that trace is the expected answer
     response = watched.open("/", "[data-red-service='front'][data-loaded]")
     assert response is not None and response.status == 200
+
+
+def test_html_in_names_attributes_and_logs_is_shown_as_text_never_run(
+    watched: Watched, shopfront: Shopfront
+) -> None:
+    page = watched.page
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    hostile = shopfront.sent.hostile_trace
+    watched.open(f"/traces/{hostile}", "#waterfall[data-loaded]")
+    expect(page.locator("#wf-rows .wf-label").first).to_have_text(f"front {HOSTILE_NAME}")
+    expect(page.locator("#span-details table.kv td", has_text="alert(2)")).to_have_text(HOSTILE_ATTR)
+    expect(page.locator("#trace-log-list td.body")).to_have_text(HOSTILE_LOG)
+    watched.open(
+        "/traces?service=front&operation="
+        + HOSTILE_NAME.replace("?", "%3F").replace("=", "%3D").replace("&", "%26")
+    )
+    expect(page.locator("#trace-list tbody tr")).to_have_count(1)
+    expect(page.locator("#trace-list tbody tr td").nth(1)).to_contain_text(HOSTILE_NAME)
+    watched.open("/logs?severity=WARN", "#log-list")
+    expect(page.locator("#log-list td.body", has_text="searched")).to_have_text(HOSTILE_LOG)
+    assert page.locator("img[src='x'], img[src='y']").count() == 0
+    assert dialogs == []
+    assert watched.problems == []
