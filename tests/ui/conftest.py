@@ -49,6 +49,7 @@ class Shopfront:
     server: ServerProcess
     sent: Sent
     incident: dict[str, Any]
+    error_group: str  # the declined payments' exception group
 
     @property
     def url(self) -> str:
@@ -87,7 +88,9 @@ def shopfront(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shopfront]:
             return done[-1] if done else None
 
         incident = _until(ranked, 30, "an incident with its root causes ranked")
-        yield Shopfront(server, sent, incident)
+        groups = httpx.get(f"{server.api}/api/v1/errors?service=payment", timeout=10).json()["groups"]
+        group = next(g["group_id"] for g in groups if g["exception_type"] == "ValueError")
+        yield Shopfront(server, sent, incident, group)
     finally:
         shop.shutdown()
         server.stop()

@@ -27,6 +27,7 @@ PAGES = {
     "incidents": ("/incidents", "#incident-list"),
     "incident": ("/incidents/{incident}", "#root-causes"),
     "errors": ("/errors", "#error-groups"),
+    "error group": ("/errors/{error_group}", "#error-counts canvas"),
     "logs": ("/logs", "#log-list"),
     "templates": ("/templates", "#template-list"),
     "docs": ("/docs", ".swagger-ui .info .title"),
@@ -34,7 +35,11 @@ PAGES = {
 
 
 def _path(shopfront: Shopfront, template: str) -> str:
-    return template.format(error_trace=shopfront.sent.error_trace, incident=shopfront.incident["id"])
+    return template.format(
+        error_trace=shopfront.sent.error_trace,
+        incident=shopfront.incident["id"],
+        error_group=shopfront.error_group,
+    )
 
 
 @pytest.mark.parametrize("name", list(PAGES))
@@ -276,4 +281,18 @@ def test_html_in_names_attributes_and_logs_is_shown_as_text_never_run(
     expect(page.locator("#log-list td.body", has_text="searched")).to_have_text(HOSTILE_LOG)
     assert page.locator("img[src='x'], img[src='y']").count() == 0
     assert dialogs == []
+    assert watched.problems == []
+
+
+def test_an_error_group_shows_its_counts_sample_and_traces(watched: Watched, shopfront: Shopfront) -> None:
+    page = watched.page
+    watched.open("/errors?service=payment", "#error-groups")
+    page.locator("#error-groups a", has_text="ValueError").click()
+    page.wait_for_selector("#error-counts canvas")
+    expect(page.locator("h1")).to_contain_text("card declined for order")
+    expect(page.locator("#sample-message")).to_contain_text("card declined for order")
+    assert page.locator("#error-traces a").count() >= 1
+    page.locator("#error-traces a").first.click()
+    page.wait_for_selector("#waterfall[data-loaded]")
+    expect(page.locator("#trace-summary")).to_contain_text("1 error span")
     assert watched.problems == []

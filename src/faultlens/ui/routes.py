@@ -375,6 +375,23 @@ def _router(
             lookbacks=list(LOOKBACKS),
         )
 
+    @router.get("/errors/{group_id}", response_class=HTMLResponse)
+    def error_group(request: Request, group_id: str) -> HTMLResponse:
+        found = None if analysis is None else analysis.error_group(group_id)
+        if found is None:
+            return page(
+                request, "error.html", status=404, nav="errors", message=f"error group {group_id} not found"
+            )
+        return page(
+            request,
+            "error_group.html",
+            nav="errors",
+            group=ErrorGroupOut.of(found).model_dump(),
+            peers=list(found.peers),
+            sample_message=found.sample_message,
+            counts=[[start / NS_PER_S, count] for start, count in found.buckets],
+        )
+
     @router.get("/templates", response_class=HTMLResponse)
     def templates(request: Request) -> HTMLResponse:
         form = _form(request)

@@ -216,7 +216,23 @@ const faultlens = (() => {
     }, [xs, xs.map((x) => byX.get(x)), xs.map((x) => count.get(x))], el);
   }
 
+  function errorCounts(root) {
+    const data = root.querySelector("#error-count-points");
+    const el = root.querySelector("#error-counts");
+    if (!data || !el || el.dataset.drawn) return;
+    el.dataset.drawn = "1";
+    const points = JSON.parse(data.textContent);
+    if (!points.length) return;
+    new uPlot({
+      width: Math.min(1100, el.clientWidth || 900), height: 160, legend: { show: false },
+      scales: { x: { time: true } },
+      axes: [{ values: (u, splits) => splits.map((s) => localRfc3339(new Date(s * 1000)).slice(11, 19)) }, { label: "errors" }],
+      series: [{}, { label: "errors", stroke: "#d9412b", fill: "rgba(217,65,43,0.25)", paths: uPlot.paths.bars({ size: [0.8] }) }],
+    }, [points.map((p) => p[0]), points.map((p) => p[1])], el);
+  }
+
   function init(root) {
+    errorCounts(root);
     localiseTimes(root);
     colourServices(root);
     traceScatter(root);
