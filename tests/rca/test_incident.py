@@ -299,7 +299,8 @@ def test_a_baseline_without_spans_is_relaxed_until_one_holds_enough(
         )
     finally:
         history.close()
-    # margins only: minutes 19..30, and the rest of the 20 minutes before minute -1
-    assert run.baseline == (TimeRange(T - 10 * MIN, T - MIN), TimeRange(T + 19 * MIN, T + 30 * MIN))
+    # margins only: minutes 19..30, and, history being crowded with incidents, all the rest of
+    # the two hours before the window
+    assert run.baseline == (TimeRange(T - 90 * MIN, T - MIN), TimeRange(T + 19 * MIN, T + 30 * MIN))
     assert run.baseline_observed.spans >= SETTINGS.min_spans
     assert "outside other incidents)" in run.answer.reason

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -88,6 +88,8 @@ class RankerSettings:
     - ``max_window_ns``: an incident window is cut to this length from its start (the start
       is where the cause shows).
     - ``baseline_ns``: how much history the baseline takes at most.
+    - ``crowded_baseline_ns``: how much it takes when it has to come closer to other
+      incidents than their settling time (see :data:`AVOIDANCE`).
     - ``lookback_ns``: how far before the window the baseline may reach to find it.
     - ``settle_ns``: after an incident's end, the system may still be recovering; this much
       after it stays out of baselines as well.
@@ -107,6 +109,7 @@ class RankerSettings:
     margin_ns: int = 1 * NS_PER_MIN
     max_window_ns: int = 30 * NS_PER_MIN
     baseline_ns: int = 20 * NS_PER_MIN
+    crowded_baseline_ns: int = 2 * 60 * NS_PER_MIN
     lookback_ns: int = 2 * 60 * NS_PER_MIN
     settle_ns: int = 5 * NS_PER_MIN
     min_baseline_ns: int = 1 * NS_PER_MIN
@@ -310,12 +313,18 @@ class RootCauseRanker:
             # The strictest avoidance of other incidents whose baseline holds enough to judge
             # what the window holds; failing all, the one holding the most spans.
             incidents = self._incidents(window)
+            tried: set[tuple[TimeRange, ...]] = set()
             for level, words in enumerate(AVOIDANCE):
                 if level and not incidents:
                     break
-                ranges = pick_baseline(window, busy_ranges(incidents, skip_incident, s, level), s)
-                if not ranges:
+                # Past the first step, recent history is crowded with incidents: the baseline
+                # takes all the free history of the lookback, so that no single incident's
+                # aftermath (a service recovering looks changed) fills most of it.
+                wide = s if level == 0 else replace(s, baseline_ns=max(s.baseline_ns, s.crowded_baseline_ns))
+                ranges = pick_baseline(window, busy_ranges(incidents, skip_incident, s, level), wide)
+                if not ranges or ranges in tried:
                     continue
+                tried.add(ranges)
                 obs, counts = self._read(list(ranges))
                 if not picked or counts.spans > base_counts.spans:
                     picked, avoided, base, base_counts = ranges, words, obs, counts
@@ -434,6 +443,8 @@ class RootCauseRanker:
         return float(self.windows.max_rows) * 1000.0
 
     def _read_slices(self, ranges: list[TimeRange], fraction: float) -> tuple[Observations, float]:
+        """Slices of ``fraction`` of every period, latest first, each ending where its period
+        ends: the latest data is read first, so a side whose data began lately still gets it."""
         # One slice a minute, but no more than max_slices in all: each read has a fixed cost
         # (a snapshot, a count per signal) that dominates when slices are thin.
         total_ns = sum(r.duration_ns for r in ranges)
@@ -441,21 +452,20 @@ class RootCauseRanker:
         length = max(1_000_000, int(period * fraction))
         parts: list[TelemetryWindow] = []
         covered = 0
-        total = 0
         rows = 0
-        for r in ranges:
-            total += r.duration_ns
-            t = r.start_ns
-            while t < r.end_ns:
-                piece = TimeRange(t, min(t + length, r.end_ns))
+        for r in reversed(ranges):
+            t = r.end_ns
+            while t > r.start_ns:
+                piece = TimeRange(max(r.start_ns, t - length), t)
                 w = self.windows.read(piece)
                 rows += max(w.spans.num_rows, w.logs.num_rows, w.metrics.num_rows)
                 if rows > self.windows.max_rows:
                     raise UnsupportedQuery("slices over budget")
                 parts.append(w)
                 covered += piece.duration_ns
-                t += period
-        return _concat(parts), covered / max(total, 1)
+                t -= period
+        parts.reverse()
+        return _concat(parts), covered / max(total_ns, 1)
 
     def _root_cause(self, c: Candidate, confidence: float, window: TimeRange) -> RootCause:
         groups: list[StoredErrorGroup] = []
