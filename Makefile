@@ -39,3 +39,23 @@ bench: $(STAMP_TEST)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+
+# The native span decoder's tests under AddressSanitizer and UndefinedBehaviorSanitizer.
+# The extension is built with both into a copy of src/ (the tree's own build is left as it
+# is), and the tests that drive it run against that copy with the ASan runtime preloaded
+# (Python itself is not built with ASan; leak checks are off, the interpreter keeps memory
+# until exit). Any sanitizer report fails the run. Needs gcc or clang with their runtimes.
+SANITIZE_DIR ?= /tmp/faultlens-sanitize
+SANITIZE_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g
+.PHONY: sanitize
+sanitize: $(STAMP_TEST)
+	rm -rf $(SANITIZE_DIR) && mkdir -p $(SANITIZE_DIR)
+	cp -r src setup.py $(SANITIZE_DIR)/
+	find $(SANITIZE_DIR)/src -name '_native*.so' -delete
+	cd $(SANITIZE_DIR) && CFLAGS="$(SANITIZE_FLAGS)" LDFLAGS="-fsanitize=address,undefined" \
+		$(abspath $(BIN))/python setup.py -q build_ext --build-lib lib --build-temp tmp
+	mv $(SANITIZE_DIR)/lib/faultlens/decode/_native*.so $(SANITIZE_DIR)/src/faultlens/decode/
+	export PYTHONPATH=$(SANITIZE_DIR)/src LD_PRELOAD="$$($${CC:-cc} -print-file-name=libasan.so)" \
+		ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 && \
+	$(BIN)/python -c "import faultlens.decode._native as m; assert m.__file__.startswith('$(SANITIZE_DIR)'), m" && \
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/decode/test_native_spans.py $(PYTEST_ARGS)
