@@ -147,6 +147,7 @@ def _sender(spec: LoadSpec, payloads: list[bytes], built_ns: int, results: Any) 
             "first_send_epoch": first_send,
             "send_seconds": time.monotonic() - start,
             "retries": retries[0],
+            "error_count": len(errors),
             "errors": errors[:5],
             "client_cpu_s": time.process_time() - cpu0,
         }
