@@ -55,7 +55,12 @@ LOOKBACKS: dict[str, int] = {
 }
 """The time ranges the pages offer, counted back from the newest data the analysis has seen."""
 
+DEFAULT_GRAPH_LOOKBACK = "15m"
+"""What the map and a service's page show by default: the graph is built from the spans of
+the range, and a busy hour (a million spans) is more than one read may hold."""
+
 MAX_LIMIT = 1000
+INCIDENT_MARGIN_NS = 60 * NS_PER_S  # an incident page's logs, map and error groups reach this far around it
 _TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 
@@ -265,7 +270,7 @@ def _router(
     def service_map(request: Request) -> HTMLResponse:
         form = _form(request)
         if form.text("last") is None and form.text("start") is None and form.text("end") is None:
-            form.values["last"] = "1h"
+            form.values["last"] = DEFAULT_GRAPH_LOOKBACK
         window = form.time_range(latest_ns())
         return page(
             request,
@@ -285,7 +290,7 @@ def _router(
     def service(request: Request, service: str) -> HTMLResponse:
         form = _form(request)
         if form.text("last") is None and form.text("start") is None and form.text("end") is None:
-            form.values["last"] = "1h"
+            form.values["last"] = DEFAULT_GRAPH_LOOKBACK
         window = form.time_range(latest_ns())
         groups: list[dict[str, Any]] = []
         if analysis is not None and not form.problems:
@@ -337,8 +342,13 @@ def _router(
                 message=f"incident {incident_id} not found",
             )
         detail = IncidentDetail.of(found, analysis.root_causes([incident_id]).get(incident_id)).model_dump()
-        group_ids = sorted({g for rc in detail["root_causes"] for g in rc["error_groups"]})
-        groups = [g for g in (analysis.error_group(gid) for gid in group_ids) if g is not None]
+        wanted = list(dict.fromkeys(g for rc in detail["root_causes"] for g in rc["error_groups"]))
+        around = TimeRange(max(0, found.start_ns - INCIDENT_MARGIN_NS), found.end_ns + INCIDENT_MARGIN_NS)
+        seen = {  # one query for all of them, not one per group
+            s.group.group_id: s.group
+            for s in analysis.error_groups(ErrorGroupQuery(time_range=around, limit=MAX_LIMIT))
+        }
+        groups = [seen[g] for g in wanted if g in seen]
         traces = _sample_traces(detail)
         return page(
             request,
@@ -346,12 +356,14 @@ def _router(
             nav="incidents",
             incident=detail,
             groups=[ErrorGroupOut.of(g).model_dump() for g in groups],
+            unlisted_groups=[g for g in wanted if g not in seen],
             sample_traces=traces,
             timeline=[
                 [a["window_start_unix_nano"] / NS_PER_S, a["score"], a["service"], a["kind"]]
                 for a in detail["anomalies"]
             ],
             graph=graph,
+            margin=INCIDENT_MARGIN_NS,
         )
 
     @router.get("/errors", response_class=HTMLResponse)
