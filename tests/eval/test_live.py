@@ -62,13 +62,23 @@ def test_faults_take_the_first_incident_opened_from_a_minute_before_to_five_afte
         _incident("quiet", 110),  # false, on no fault at all, the next day (UTC)
     ]
     causes = {"hit": _causes(("gateway", 0.8), ("cart", 0.7)), "later": _causes(("cart", 0.9))}
-    r = score_live(faults, incidents, causes, [T0 + m * M for m in range(120)], span_windows=[T0 + 110 * M])
+    asked = {"hit": _causes(("cart", 0.9), ("gateway", 0.1))}
+    r = score_live(
+        faults,
+        incidents,
+        causes,
+        [T0 + m * M for m in range(120)],
+        span_windows=[T0 + 110 * M],
+        on_request=asked,
+    )
     hit, early, missed = r["per_fault"]
     assert hit["detected"] and hit["incident_id"] == "hit" and hit["rank"] == 2
     assert hit["incidents_opened_in_window"] == 2
     assert hit["delay_s"] == 60 + 10 - 20  # to the end of the opening window + lateness
     assert hit["inject_time"] == "2023-11-14T22:24:20+00:00" and hit["inject_time_ns"] == T0 + 10 * M + 20 * S
     assert hit["root_causes_top3"][0] == {"service": "gateway", "score": 0.8, "reason": "x"}
+    assert hit["rank_on_request"] == 1 and early["rank_on_request"] is None
+    assert r["on_request"]["ac1"] == 0.333 and r["on_request"]["ac3"] == 0.333
     assert not early["detected"] and early["rank"] is None and early["incident_id"] is None
     assert not missed["detected"]
     # AC@k over every fault: one of three within the top 3, none at top 1.
@@ -100,7 +110,7 @@ def test_a_clear_fault_is_detected_and_its_root_cause_ranked_through_the_server(
     """Thirteen minutes of steady traffic with one fault, over OTLP/gRPC into a fresh server:
     the incident that opens names the faulty service first, read back over the HTTP API."""
     day = build_faulty_day(tmp_path / "nezha")
-    r = evaluate_live(day.root, lodo=True)
+    r = evaluate_live(day.root, lodo=True, on_request=True)
     assert r["days"] == ["2024-03-01"] and r["faults"] == 1
     (p,) = r["per_fault"]
     assert p["detected"] and p["service"] == day.service and p["rank"] == 1
@@ -112,6 +122,8 @@ def test_a_clear_fault_is_detected_and_its_root_cause_ranked_through_the_server(
     assert r["root_cause_source"] == p["root_cause_source"] == INCIDENT_ROUTE
     assert p["rca_status"] == "ranked" and p["root_causes_top3"][0]["service"] == day.service
     assert r["server"]["rca_from_metrics"]["rankings_by_outcome"]["ranked"] >= 1
+    # Asked again by hand once the replay is over, the incident route names it first too.
+    assert p["rank_on_request"] == 1 and r["on_request"]["ac1"] == 1.0
     assert (r["detected"], r["ac1"], r["ac3"], r["ac5"]) == (1, 1.0, 1.0, 1.0)
     assert r["false_incidents"] == 0 and r["false_per_hour"] == 0.0
     assert r["data_hours"] == round(day.minutes / 60, 3)
@@ -122,6 +134,7 @@ def test_a_clear_fault_is_detected_and_its_root_cause_ranked_through_the_server(
     assert all(s["failed"] == 0 and s["rejected"] == 0 for s in r["replay"]["signals"].values())
     table = render_table(r)
     assert f"#1 {p['inject_time']} exception" in table and "false incidents: 0 of 1" in table
+    assert "ranked on request" in table
 
 
 def test_the_command_refuses_an_unknown_layout_a_bad_day_and_a_day_not_in_the_data(tmp_path: Path) -> None:

@@ -77,6 +77,14 @@ def register(app: typer.Typer) -> None:
         lodo: Annotated[
             bool, typer.Option("--lodo", help="Add the per-day (leave-one-day-out) figures.")
         ] = False,
+        on_request: Annotated[
+            bool,
+            typer.Option(
+                "--on-request",
+                help="Also rank each detection's incident by GET /api/v1/incidents/{id}/rca after "
+                "the replay, and score that beside the stored root causes.",
+            ),
+        ] = False,
     ) -> None:
         """Replay DIR into a fresh faultlens as live telemetry; score what its HTTP API answers.
 
@@ -101,7 +109,12 @@ def register(app: typer.Typer) -> None:
                     raise typer.Exit(2) from None
         try:
             report = evaluate_live(
-                directory, days=chosen, limit=limit, lodo=lodo, progress=lambda s: typer.echo(s, err=True)
+                directory,
+                days=chosen,
+                limit=limit,
+                lodo=lodo,
+                on_request=on_request,
+                progress=lambda s: typer.echo(s, err=True),
             )
         except ValueError as e:
             typer.echo(f"error: {e}", err=True)

@@ -179,11 +179,13 @@ def score_live(
     window_ns: int = MINUTE_NS,
     lateness_ns: int = 10 * NS_PER_S,
     span_windows: Sequence[int] | set[int] = (),
+    on_request: Mapping[str, RootCauses] | None = None,
 ) -> dict[str, Any]:
     """The figures of ``eval live`` (see the module doc) from what the server answered.
 
     ``root_causes`` maps incident ids to their ranked causes; ``data_windows`` and
     ``span_windows`` are the starts of the analysis windows that held any data and spans.
+    ``on_request``: causes ranked by the incident route after the replay, scored beside them.
     """
     matches: list[FaultMatch] = match_faults(faults, incidents, LIVE_WINDOW)
     per_fault: list[dict[str, Any]] = []
@@ -214,6 +216,11 @@ def score_live(
                 "root_causes_top3": [] if causes is None else causes.top(3),
             }
         )
+        if on_request is not None:
+            asked = None if first is None else on_request.get(first.id)
+            per_fault[-1]["rank_on_request"] = (
+                None if asked is None else service_rank(f.service, asked.services())
+            )
     in_window = {i.id for m in matches for i in m.opened}
     false = [i for i in incidents if i.id not in in_window]
     spans = set(span_windows)
@@ -267,9 +274,20 @@ def score_live(
             and false_per_hour * 24 <= TARGET_FALSE_PER_DAY,
             "rca_median_below_2_s": rca["median"] is not None and rca["median"] < TARGET_RCA_MEDIAN_S,
         },
+        **({} if on_request is None else {"on_request": _on_request(per_fault)}),
         "match_window": LIVE_WINDOW.describe(),
         "per_fault": per_fault,
         "false_incident_titles": [f"{_rfc3339(i.opened_ns)} {i.title}" for i in false[:30]],
+    }
+
+
+def _on_request(per_fault: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    ranks: list[int | None] = [p["rank_on_request"] for p in per_fault]
+    return {
+        "source": RCA_ROUTE,
+        "ac1": round(accuracy_at(ranks, 1), 3),
+        "ac3": round(accuracy_at(ranks, 3), 3),
+        "ac5": round(accuracy_at(ranks, 5), 3),
     }
 
 
@@ -453,7 +471,9 @@ def _rca_metrics(api: httpx.Client) -> dict[str, Any] | None:
 
 
 def _rca_route(api: httpx.Client, incident_ids: Sequence[str]) -> dict[str, RootCauses]:
-    """Root causes ranked on request by today's route, for servers that do not attach them."""
+    """Root causes ranked on request by ``GET /api/v1/incidents/{id}/rca`` (for servers that
+    do not attach them, or to compare): its ``root_causes`` (the significant ones) where it
+    gives them, else its ``candidates``."""
     out: dict[str, RootCauses] = {}
     for iid in incident_ids:
         r = api.get(f"/api/v1/incidents/{iid}/rca")
@@ -461,6 +481,7 @@ def _rca_route(api: httpx.Client, incident_ids: Sequence[str]) -> dict[str, Root
             out[iid] = RootCauses(RCA_ROUTE, (), status=f"HTTP {r.status_code}", reason=r.text[:200])
             continue
         body = r.json()
+        listed = body["root_causes"] if "root_causes" in body else body.get("candidates", [])
         causes = tuple(
             {
                 "service": c["service"],
@@ -470,9 +491,15 @@ def _rca_route(api: httpx.Client, incident_ids: Sequence[str]) -> dict[str, Root
                 "score": c.get("score", 0.0),
                 "evidence": c.get("evidence", []),
             }
-            for c in body.get("candidates", [])
+            for c in listed
         )
-        out[iid] = RootCauses(RCA_ROUTE, causes, round(float(body.get("duration_ms", 0.0)) / 1e3, 3))
+        out[iid] = RootCauses(
+            RCA_ROUTE,
+            causes,
+            round(float(body.get("duration_ms", 0.0)) / 1e3, 3),
+            str(body.get("rca_status", "")),
+            str(body.get("rca_reason", "")),
+        )
     return out
 
 
@@ -521,6 +548,7 @@ def evaluate_live(
     days: Sequence[dt.date] = (),
     limit: int | None = None,
     lodo: bool = False,
+    on_request: bool = False,
     rca_wait_s: float = 900.0,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
@@ -530,6 +558,8 @@ def evaluate_live(
     and the data up to the end of the last one's window (from the start of its day, so the
     server has the hours before it). ``lodo``: add the per-day figures as leave-one-day-out
     (the server's configuration is fixed, so every day is held out from any choice).
+    ``on_request``: also rank each detection's incident by ``GET /api/v1/incidents/{id}/rca``
+    once the replay is over, and report that rank beside the stored one.
     """
     from faultlens.datasets import NezhaDataset, SpanRecord, make_sender
     from faultlens.datasets.otlp import OtlpConverter
@@ -598,10 +628,14 @@ def evaluate_live(
             causes = {i: replace(c, latency_s=watcher.latency_s(i)) for i, c in causes.items()}
             server_rca = _rca_metrics(api)
             cpu_s = time.process_time() - cpu0
-            if not info["incidents_carry_root_causes"]:
-                say(f"incidents carry no root_causes: asking {RCA_ROUTE} for the incidents that matched")
+            requested: dict[str, RootCauses] | None = None
+            if on_request or not info["incidents_carry_root_causes"]:
+                if not info["incidents_carry_root_causes"]:
+                    say(f"incidents carry no root_causes: asking {RCA_ROUTE} for the incidents that matched")
                 first = {m.first.id for m in match_faults(faults, incidents, LIVE_WINDOW) if m.first}
-                causes = _rca_route(api, sorted(first))
+                requested = _rca_route(api, sorted(first))
+                if not info["incidents_carry_root_causes"]:
+                    causes, requested = requested, None
             late = {
                 "logs_and_points_after_their_window_was_judged": analysis.engine.late_items,
                 "spans_after_their_red_window_closed": analysis.engine.red.counters.late_spans,
@@ -620,6 +654,7 @@ def evaluate_live(
         window_ns=wn,
         lateness_ns=lateness,
         span_windows=seen.span_windows,
+        on_request=requested,
     )
     sources = sorted({c.source for c in causes.values()})
     out: dict[str, Any] = {
@@ -689,6 +724,14 @@ def render_table(report: Mapping[str, Any]) -> str:
         f"of data ({report['false_per_hour']} per hour); {report['false_incidents_in_span_windows']} in the "
         f"{report['span_hours']} h holding spans ({report['false_per_hour_with_spans']} per hour)",
         f"root causes available after: median {rca['median']} s, p95 {rca['p95']} s (n={rca['n']})",
+        *(
+            [
+                f"ranked on request ({RCA_ROUTE} after the replay): AC@1 {asked['ac1']:.3f} "
+                f"AC@3 {asked['ac3']:.3f} AC@5 {asked['ac5']:.3f}"
+            ]
+            if (asked := report.get("on_request"))
+            else []
+        ),
         "targets: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in report["targets_met"].items()),
     ]
     for p in report["per_fault"]:
