@@ -2,7 +2,7 @@
 
 faultlens serves its pages with no internet at run time and installs with no Node toolchain,
 so every script and stylesheet a page loads ships inside the package under
-``ui/static/vendor/<name>-<version>/``, beside the library's licence files. They were taken
+``ui/static/vendor/<name>-<version>/`` (flat), beside the library's licence files. They were taken
 from the npm registry's tarballs (``npm pack``), checked against the integrity hash the
 registry publishes, and committed. :data:`VENDORED` is the one list of them: the templates
 name assets through :func:`asset_path`, the tests check that every listed file (and a
@@ -25,7 +25,7 @@ import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 __all__ = ["STATIC_DIR", "VENDORED", "VendoredPackage", "asset_path", "fetch"]
 
@@ -35,8 +35,9 @@ VENDOR_DIR = STATIC_DIR / "vendor"
 
 @dataclass(frozen=True, slots=True)
 class VendoredPackage:
-    """One npm package: the files kept from its tarball (paths inside ``package/``), the
-    licence files among them, and the tarball's published integrity (``sha512-...``)."""
+    """One npm package: the files kept from its tarball (paths inside ``package/``), its
+    licence files, and the tarball's published integrity (``sha512-...``). Each is kept
+    under its base name in :attr:`directory` (flat: the repository ignores ``dist/``)."""
 
     name: str
     version: str
@@ -48,6 +49,10 @@ class VendoredPackage:
     @property
     def directory(self) -> str:
         return f"{self.name}-{self.version}"
+
+    def kept(self) -> list[str]:
+        """Where every kept file lies, relative to the vendor directory."""
+        return [f"{self.directory}/{PurePosixPath(f).name}" for f in self.files + self.licence_files]
 
 
 VENDORED: tuple[VendoredPackage, ...] = (
@@ -91,7 +96,7 @@ def asset_path(name: str, file: str) -> str:
     ``asset_path("uplot", "dist/uPlot.min.css")``; KeyError for a file not in :data:`VENDORED`."""
     for pkg in VENDORED:
         if pkg.name == name and file in pkg.files:
-            return f"/static/vendor/{pkg.directory}/{file}"
+            return f"/static/vendor/{pkg.directory}/{PurePosixPath(file).name}"
     raise KeyError(f"{name}:{file} is not a vendored asset")
 
 
@@ -115,9 +120,8 @@ def fetch(dest: Path = VENDOR_DIR) -> None:
                     member = tar.extractfile(f"package/{file}")
                     if member is None:
                         raise RuntimeError(f"{spec}: {file} is not a file in the tarball")
-                    path = target / file
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_bytes(member.read())
+                    target.mkdir(parents=True, exist_ok=True)
+                    (target / PurePosixPath(file).name).write_bytes(member.read())
             print(f"{spec} -> {target}", file=sys.stderr)
 
 
