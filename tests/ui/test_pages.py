@@ -133,9 +133,16 @@ def test_the_waterfall_shows_every_span_with_details_logs_and_the_critical_path(
     expect(rows).to_have_count(1)
     page.locator(".wf-row").first.locator("[data-toggle]").click()
     expect(rows).to_have_count(8)
-    # a log's span link selects that span
+    # a log's span link selects that span, and the URL names it: opening that URL selects it
     page.locator("#trace-log-list a[data-select]").first.click()
     expect(details.locator("h3")).to_contain_text("inventory")
+    shared = page.url
+    assert re.search(r"#span-[0-9a-f]{16}$", shared), shared
+    page.goto("about:blank")
+    page.goto(shared)
+    page.wait_for_selector("#waterfall[data-loaded]")
+    expect(details.locator("h3")).to_contain_text("inventory")
+    expect(page.locator(".wf-row.selected .wf-label")).to_have_text("inventory GET /stock")
     assert watched.problems == []
 
 

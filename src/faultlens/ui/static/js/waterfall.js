@@ -123,8 +123,9 @@
     return `<time title="${d.toISOString()}">${localRfc3339(d)}</time>`;
   }
 
-  function showDetails(s) {
+  function showDetails(s, remember = true) {
     state.selected = s.span_id;
+    if (remember) history.replaceState(null, "", `#span-${s.span_id}`);  // a shareable URL of this span
     renderRows();
     const events = s.events.map((e) => {
       const a = e.attributes || {};
@@ -232,8 +233,9 @@
     ticks();
     relayout();
     renderLogs(data.logs);
-    const firstError = data.spans.find((s) => s.status_code === "ERROR");
-    showDetails(firstError || roots[0]);
+    const linked = window.location.hash.startsWith("#span-") && byId.get(window.location.hash.slice(6));
+    if (linked) select(linked.span_id);
+    else showDetails(data.spans.find((s) => s.status_code === "ERROR") || roots[0], false);
     root.dataset.loaded = "1";
     if (root.dataset.compare) compare(root.dataset.compare, data.spans);
   }
