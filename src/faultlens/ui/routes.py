@@ -13,18 +13,21 @@ RFC 3339 in UTC inside ``<time>`` elements; ``static/js/faultlens.js`` shows the
 browser's zone (still RFC 3339, with the local offset), the UTC form in the tooltip.
 
 Bad parameters render the page with the problem named next to the form and status 422,
-like the API; a store that cannot answer becomes the API's 503 (the app's handlers).
+like the API; a store that cannot answer renders an error page with the status the API
+would give (400 for a query it cannot answer exactly, 503, with ``Retry-After`` when its
+reads are busy), and the server keeps serving.
 Routes are plain ``def`` (store reads block; FastAPI runs them in its threadpool).
 """
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -36,6 +39,7 @@ from faultlens.api import models as m
 from faultlens.api.analysis_routes import ErrorGroupOut, IncidentDetail, IncidentOut, TemplateOut
 from faultlens.api.health import HealthState
 from faultlens.api.params import INT64_MAX, parse_severity, parse_time, parse_trace_id
+from faultlens.errors import StoreError, UnsupportedQuery
 from faultlens.rca.incident import rfc3339
 from faultlens.selfmetrics import SelfMetrics
 from faultlens.store.analysis_base import AnalysisReader, ErrorGroupQuery, IncidentQuery, TemplateQuery
@@ -168,6 +172,34 @@ def mount_ui(
         )
 
 
+P = ParamSpec("P")
+
+
+def _store_errors(route: Callable[P, HTMLResponse]) -> Callable[P, HTMLResponse]:
+    """Render a store failure inside a page route as an error page with the API's status."""
+
+    @functools.wraps(route)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> HTMLResponse:
+        try:
+            return route(*args, **kwargs)
+        except StoreError as e:
+            request = kwargs["request"]
+            assert isinstance(request, Request)
+            status = 400 if isinstance(e, UnsupportedQuery) else 503
+            retry = getattr(e, "retry_after_s", None)  # StoreBusy
+            response = _TEMPLATES.TemplateResponse(
+                request,
+                "error.html",
+                {"nav": "", "analysis": False, "message": f"The store could not answer: {e}"},
+                status_code=status,
+            )
+            if retry is not None:
+                response.headers["Retry-After"] = str(max(1, round(retry)))
+            return response
+
+    return guarded
+
+
 def _router(
     reader: StoreReader,
     metrics: SelfMetrics,
@@ -189,6 +221,7 @@ def _router(
         return int(watermark * NS_PER_S) if watermark else time.time_ns()
 
     @router.get("/", response_class=HTMLResponse)
+    @_store_errors
     def overview(request: Request) -> HTMLResponse:
         end = latest_ns()
         incidents: list[dict[str, Any]] = []
@@ -215,6 +248,7 @@ def _router(
         )
 
     @router.get("/traces", response_class=HTMLResponse)
+    @_store_errors
     def traces(request: Request) -> HTMLResponse:
         form = _form(request)
         status = form.text("status") or "any"
@@ -258,6 +292,7 @@ def _router(
         )
 
     @router.get("/traces/{trace_id}", response_class=HTMLResponse)
+    @_store_errors
     def trace(request: Request, trace_id: str) -> HTMLResponse:
         try:
             parsed = parse_trace_id(trace_id).hex()
@@ -267,6 +302,7 @@ def _router(
         return page(request, "trace.html", nav="traces", trace_id=parsed, compare=compare)
 
     @router.get("/map", response_class=HTMLResponse)
+    @_store_errors
     def service_map(request: Request) -> HTMLResponse:
         form = _form(request)
         if form.text("last") is None and form.text("start") is None and form.text("end") is None:
@@ -287,6 +323,7 @@ def _router(
         )
 
     @router.get("/services/{service}", response_class=HTMLResponse)
+    @_store_errors
     def service(request: Request, service: str) -> HTMLResponse:
         form = _form(request)
         if form.text("last") is None and form.text("start") is None and form.text("end") is None:
@@ -314,6 +351,7 @@ def _router(
         )
 
     @router.get("/incidents", response_class=HTMLResponse)
+    @_store_errors
     def incidents(request: Request) -> HTMLResponse:
         form = _form(request)
         state = form.text("state")
@@ -331,6 +369,7 @@ def _router(
         )
 
     @router.get("/incidents/{incident_id}", response_class=HTMLResponse)
+    @_store_errors
     def incident(request: Request, incident_id: str) -> HTMLResponse:
         found = None if analysis is None else analysis.incident(incident_id)
         if analysis is None or found is None:
@@ -367,6 +406,7 @@ def _router(
         )
 
     @router.get("/errors", response_class=HTMLResponse)
+    @_store_errors
     def errors(request: Request) -> HTMLResponse:
         form = _form(request)
         window = form.time_range(latest_ns())
@@ -388,6 +428,7 @@ def _router(
         )
 
     @router.get("/errors/{group_id}", response_class=HTMLResponse)
+    @_store_errors
     def error_group(request: Request, group_id: str) -> HTMLResponse:
         found = None if analysis is None else analysis.error_group(group_id)
         if found is None:
@@ -405,6 +446,7 @@ def _router(
         )
 
     @router.get("/templates", response_class=HTMLResponse)
+    @_store_errors
     def templates(request: Request) -> HTMLResponse:
         form = _form(request)
         limit = form.limit(100)
@@ -422,6 +464,7 @@ def _router(
         )
 
     @router.get("/logs", response_class=HTMLResponse)
+    @_store_errors
     def logs(request: Request) -> HTMLResponse:
         form = _form(request)
         severity = None
@@ -456,6 +499,7 @@ def _router(
         )
 
     @router.get("/ui/operations", response_class=HTMLResponse)
+    @_store_errors
     def operation_options(request: Request) -> HTMLResponse:
         """The ``<option>`` list of a service's operations (the trace search form swaps it in)."""
         service = request.query_params.get("service") or None
