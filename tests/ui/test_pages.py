@@ -13,7 +13,12 @@ import re
 
 import httpx
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Browser, expect
+
+from faultlens.api import ApiServer, HealthState, create_app
+from faultlens.config.model import StoreConfig
+from faultlens.selfmetrics import SelfMetrics
+from faultlens.store import open_store
 
 from .conftest import Shopfront, Watched
 from .shop import BIG_SPANS, HOSTILE_ATTR, HOSTILE_LOG, HOSTILE_NAME
@@ -303,3 +308,38 @@ def test_an_error_group_shows_its_counts_sample_and_traces(watched: Watched, sho
     page.wait_for_selector("#waterfall[data-loaded]")
     expect(page.locator("#trace-summary")).to_contain_text("1 error span")
     assert watched.problems == []
+
+
+def test_without_the_analysis_and_graph_every_page_still_loads_cleanly(
+    browser: Browser, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """An API app with no analysis and no graph over an empty store: no RED, incidents or
+    map to fetch, and no page tries."""
+    store = open_store(StoreConfig(data_dir=tmp_path_factory.mktemp("no-analysis")))
+    server = ApiServer(create_app(store, SelfMetrics(), HealthState()), port=0)
+    server.start()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        for path in (
+            "/",
+            "/traces",
+            "/map",
+            "/services/front",
+            "/incidents",
+            "/errors",
+            "/logs",
+            "/templates",
+        ):
+            page.goto(server.url + path)
+            page.wait_for_load_state("networkidle")
+        assert problems == []
+        expect(page.locator("main")).to_contain_text("No log template (the analysis is off)")
+    finally:
+        context.close()
+        server.shutdown()
+        store.close()
