@@ -101,6 +101,15 @@ def test_trace_search_finds_the_trace_and_keeps_the_filters_in_the_url(
     # the URL is shareable: opening it again gives the same results without the form
     page.goto(page.url)
     expect(page.locator(f"tr[data-trace-id='{shopfront.sent.error_trace}']")).to_be_visible()
+    # tick two traces to compare them
+    rows = page.locator("#trace-list tbody tr")
+    rows.nth(0).locator(".compare-pick").check()
+    expect(page.locator("#compare-picked")).to_be_disabled()
+    rows.nth(1).locator(".compare-pick").check()
+    page.locator("#compare-picked").click()
+    page.wait_for_selector("#compare-table")
+    assert re.search(r"/traces/[0-9a-f]{32}\?compare=[0-9a-f]{32}$", page.url)
+    page.go_back()
     row = page.locator(f"tr[data-trace-id='{shopfront.sent.error_trace}']")
     row.locator("a").click()
     page.wait_for_selector("#waterfall[data-loaded]")
@@ -288,7 +297,7 @@ def test_html_in_names_attributes_and_logs_is_shown_as_text_never_run(
         + HOSTILE_NAME.replace("?", "%3F").replace("=", "%3D").replace("&", "%26")
     )
     expect(page.locator("#trace-list tbody tr")).to_have_count(1)
-    expect(page.locator("#trace-list tbody tr td").nth(1)).to_contain_text(HOSTILE_NAME)
+    expect(page.locator("#trace-list tbody tr td").nth(2)).to_contain_text(HOSTILE_NAME)
     watched.open("/logs?severity=WARN", "#log-list")
     expect(page.locator("#log-list td.body", has_text="searched")).to_have_text(HOSTILE_LOG)
     assert page.locator("img[src='x'], img[src='y']").count() == 0

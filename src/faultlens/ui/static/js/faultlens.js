@@ -231,8 +231,24 @@ const faultlens = (() => {
     }, [points.map((p) => p[0]), points.map((p) => p[1])], el);
   }
 
+  // The trace list: tick two traces, then open the first compared with the second.
+  function comparePicker(root) {
+    const button = root.querySelector("#compare-picked");
+    if (!button || button.dataset.wired) return;
+    button.dataset.wired = "1";
+    const picked = () => [...root.querySelectorAll(".compare-pick:checked")].map((c) => c.value);
+    root.addEventListener("change", (e) => {
+      if (e.target.classList && e.target.classList.contains("compare-pick")) button.disabled = picked().length !== 2;
+    });
+    button.addEventListener("click", () => {
+      const [a, b] = picked();
+      if (a && b) window.location.href = `/traces/${a}?compare=${b}`;
+    });
+  }
+
   function init(root) {
     errorCounts(root);
+    comparePicker(root);
     localiseTimes(root);
     colourServices(root);
     traceScatter(root);
