@@ -10,9 +10,11 @@ page names its root cause with the evidence; ``/docs`` works offline.
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from playwright.sync_api import Browser, expect
 
 from faultlens.api import ApiServer, HealthState, create_app
@@ -352,3 +354,32 @@ def test_without_the_analysis_and_graph_every_page_still_loads_cleanly(
         context.close()
         server.shutdown()
         store.close()
+
+
+def test_spans_whose_parents_form_a_cycle_are_all_shown(watched: Watched, shopfront: Shopfront) -> None:
+    """Bad data (A's parent is B, B's is A) must not hide spans or hang the page."""
+    trace_id = bytes.fromhex("c1c1e" + "0" * 26 + "1")
+    a, b, c = (bytes([i]) * 8 for i in (0xA1, 0xB2, 0xC3))
+    req = ExportTraceServiceRequest()
+    rs = req.resource_spans.add()
+    rs.resource.attributes.add(key="service.name").value.string_value = "cyclic"
+    t = shopfront.sent.t0
+    for sid, parent, name, start in ((a, b, "a", t), (b, a, "b", t + 1_000_000), (c, a, "c", t + 2_000_000)):
+        span = rs.scope_spans.add().spans.add(
+            trace_id=trace_id, span_id=sid, parent_span_id=parent, name=name
+        )
+        span.start_time_unix_nano, span.end_time_unix_nano = start, start + 5_000_000
+    sent = httpx.post(
+        f"http://127.0.0.1:{shopfront.server.http_port}/v1/traces",
+        content=req.SerializeToString(),
+        headers={"content-type": "application/x-protobuf"},
+        timeout=10,
+    )
+    assert sent.status_code == 200
+    api = f"{shopfront.url}/api/v1/traces/{trace_id.hex()}"
+    deadline = time.monotonic() + 15
+    while httpx.get(api, timeout=10).status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    watched.open(f"/traces/{trace_id.hex()}", "#waterfall[data-loaded]")
+    expect(watched.page.locator("#wf-rows .wf-row")).to_have_count(3)
+    assert watched.problems == []

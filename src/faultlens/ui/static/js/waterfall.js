@@ -29,6 +29,26 @@
       const parent = s.parent_span_id && byId.get(s.parent_span_id);
       if (parent && parent !== s) parent.children.push(s); else roots.push(s);
     }
+    // Spans in a parent cycle (bad data: A's parent is B, B's is A) are reached from no
+    // root: cut each cycle at its earliest span, which becomes a root, so every span shows.
+    const reached = new Set();
+    const walk = (from) => {
+      const stack = [from];
+      while (stack.length) {
+        const s = stack.pop();
+        if (reached.has(s)) continue;
+        reached.add(s);
+        stack.push(...s.children);
+      }
+    };
+    roots.forEach(walk);
+    for (const s of spans.slice().sort((a, b) => a.start - b.start)) {
+      if (reached.has(s)) continue;
+      const parent = byId.get(s.parent_span_id);
+      if (parent) parent.children = parent.children.filter((c) => c !== s);
+      roots.push(s);
+      walk(s);
+    }
     for (const s of spans) s.children.sort((a, b) => a.start - b.start);
     roots.sort((a, b) => a.start - b.start);
     return { byId, roots };
