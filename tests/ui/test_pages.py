@@ -34,7 +34,7 @@ PAGES = {
     "incidents": ("/incidents", "#incident-list"),
     "incident": ("/incidents/{incident}", "#root-causes"),
     "errors": ("/errors", "#error-groups"),
-    "error group": ("/errors/{error_group}", "#error-counts canvas"),
+    "error-group": ("/errors/{error_group}", "#error-counts canvas"),
     "logs": ("/logs", "#log-list"),
     "templates": ("/templates", "#template-list"),
     "docs": ("/docs", ".swagger-ui .info .title"),

@@ -184,7 +184,7 @@ const faultlens = (() => {
       width: Math.min(1100, el.clientWidth || 900), height: 220, legend: { show: false },
       scales: { x: { time: true }, y: { distr: 3 } },
       axes: [{ space: 90, values: (u, splits) => splits.map((s) => localRfc3339(new Date(s * 1000)).slice(11, 19)) },
-             { label: "duration ms", values: (u, v) => v.map((x) => (x == null ? "" : x.toPrecision(2))) }],
+             { label: "duration ms", size: 64, values: (u, v) => v.map((x) => (x == null ? "" : x >= 1 ? String(Math.round(x)) : x.toPrecision(1))) }],
       cursor: { points: { show: false } },
       series: [{}, { label: "ok", ...dot("#2f6fdf") }, { label: "error", ...dot("#d9412b") }],
     }, [xs, ok, bad], el);
