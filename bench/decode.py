@@ -11,7 +11,7 @@ any Python decoder) and, for traces, the OTLP/JSON path. Requests come from
 median of the rounds) and the ratio. ``traces`` goes through ``decode_request``, which
 uses the native decoder when it is built (``FAULTLENS_NATIVE_DECODE=0`` turns it off).
 
-``json_fast_vs_reference`` decodes the same OTLP/JSON trace and log requests through
+``json_fast_vs_reference`` decodes the same OTLP/JSON trace, log and metric requests through
 ``decode_request`` (the fast path, :mod:`faultlens.decode._jsonwire`) and through the
 json_format reference (``json_reference_bytes`` then ``decode_bytes``), interleaved the
 same way, and says whether the fast path took each body.
@@ -178,6 +178,9 @@ def main() -> None:
             ),
             "logs": json_fast_vs_reference(
                 Signal.LOGS, to_otlp_json(logs), args.spans, max(args.repeat // 4, 3)
+            ),
+            "metrics": json_fast_vs_reference(
+                Signal.METRICS, to_otlp_json(metrics), n_points, max(args.repeat // 4, 3)
             ),
         },
         "logs": measure(Signal.LOGS, logs.SerializeToString(), args.spans, args.repeat),

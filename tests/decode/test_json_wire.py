@@ -128,11 +128,65 @@ def test_payload_builder_logs_take_the_fast_path_and_decode_identically() -> Non
     assert batch.raw == ref and batch.accepted == 300
 
 
-def test_metrics_take_the_reference_path() -> None:
+def test_payload_builder_metrics_of_every_kind_take_the_fast_path() -> None:
     req = build_metrics_request(services=2, points_per_metric=3, seed=5, base_time_ns=BASE_NS)
     body = to_otlp_json(req)
-    check(Signal.METRICS, body, fast=False)
-    assert decode_request(Signal.METRICS, body, json=True).raw == req.SerializeToString()
+    assert all(k in body for k in (b"gauge", b"sum", b"histogram", b"exponentialHistogram", b"summary"))
+    assert check(Signal.METRICS, body, fast=True) == req.SerializeToString()
+    batch = decode_request(Signal.METRICS, body, json=True)
+    assert batch.raw == req.SerializeToString()
+    assert batch.table.equals(decode_bytes(Signal.METRICS, batch.raw).table)
+
+
+def _metrics_doc(metric: Any) -> bytes:
+    return dumps({"resourceMetrics": [{"scopeMetrics": [{"metrics": [metric]}]}]})
+
+
+def test_metric_fields_in_every_spelling() -> None:
+    doubles: list[Any] = [0.0, -0.0, 1.5, 3, "NaN", "-Infinity", "1.5", True, None]
+    points: list[Any] = [
+        *({"asDouble": v, "timeUnixNano": "5"} for v in doubles),
+        *({"asInt": v} for v in [0, "0", -1, "-9223372036854775808", 2**63, 1.0, True]),
+        {"asInt": 1, "asDouble": 1.0},
+        {"asInt": 1, "asDouble": None},
+        {"flags": 1, "exemplars": [{"asInt": "3", "spanId": "eee19b7ec3c1b174", "traceId": TID}]},
+        {"exemplars": [{"asDouble": -0.0, "filteredAttributes": [{"key": "k", "value": {}}]}, {}]},
+        {"exemplars": [None]},
+    ]
+    metrics: list[Any] = [
+        *({"name": "g", "gauge": {"dataPoints": [p]}} for p in points),
+        *(
+            {"name": "s", "sum": {"dataPoints": [p], "isMonotonic": m}}
+            for p in points[:3]
+            for m in (True, False)
+        ),
+        {"sum": {"aggregationTemporality": "AGGREGATION_TEMPORALITY_CUMULATIVE", "isMonotonic": "true"}},
+        {"sum": {"aggregationTemporality": 7}},
+        {"gauge": {}, "sum": {}},
+        {"gauge": {}, "sum": None},
+        {"gauge": None},
+        {"description": "d", "unit": "ms", "metadata": [{"key": "m", "value": {"intValue": 1}}]},
+    ]
+    for v in [*doubles, [], [0.5, 1], [None], "1"]:
+        metrics.append({"histogram": {"dataPoints": [{"sum": v, "min": v, "max": v, "explicitBounds": v}]}})
+        quantiles = [{"quantile": v, "value": v}]
+        metrics.append({"summary": {"dataPoints": [{"sum": v, "quantileValues": quantiles}]}})
+        metrics.append({"exponentialHistogram": {"dataPoints": [{"zeroThreshold": v, "sum": v}]}})
+    for v in [0, 1, -1, 2**31 - 1, -(2**31), 2**31, "-3", [], [1, "2", 0], [-1], [2**64], None]:
+        metrics.append({"histogram": {"dataPoints": [{"bucketCounts": v, "count": v}]}})
+        buckets = {"offset": v, "bucketCounts": v}
+        point = {"scale": v, "zeroCount": v, "positive": buckets, "negative": {}}
+        metrics.append({"exponentialHistogram": {"dataPoints": [point], "aggregationTemporality": 1}})
+    for metric in metrics:
+        check(Signal.METRICS, _metrics_doc(metric))
+    zeros = {"zeroThreshold": -0.0, "sum": 0.0, "scale": -1, "positive": {"offset": -2, "bucketCounts": [1]}}
+    for metric in [
+        {"gauge": {"dataPoints": [{"asDouble": -0.0}, {"asInt": "0"}, {}]}},
+        {"summary": {"dataPoints": [{"sum": -0.0, "quantileValues": [{"quantile": 0.0, "value": -0.0}]}]}},
+        {"exponentialHistogram": {"dataPoints": [zeros]}},
+        {"histogram": {"dataPoints": [{"sum": 0.0, "bucketCounts": ["0", 0], "explicitBounds": [0]}]}},
+    ]:
+        check(Signal.METRICS, _metrics_doc(metric), fast=True)
 
 
 def test_every_anyvalue_kind_in_spans_events_links_and_resources() -> None:
@@ -449,7 +503,10 @@ def _paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 def _mutate(doc: Any, rng: random.Random) -> Any:
     doc = copy.deepcopy(doc)
     for _ in range(rng.randint(1, 3)):
-        path = rng.choice(_paths(doc)[1:])
+        paths = _paths(doc)[1:]
+        if not paths:
+            break
+        path = rng.choice(paths)
         parent = doc
         for step in path[:-1]:
             parent = parent[step]
@@ -472,7 +529,7 @@ def _mutate(doc: Any, rng: random.Random) -> Any:
     return doc
 
 
-@pytest.mark.parametrize("signal", [Signal.TRACES, Signal.LOGS])
+@pytest.mark.parametrize("signal", [Signal.TRACES, Signal.LOGS, Signal.METRICS])
 def test_mutated_documents_agree(signal: Signal) -> None:
     if signal is Signal.TRACES:
         req: Any = build_trace_request(
@@ -482,8 +539,10 @@ def test_mutated_documents_agree(signal: Signal) -> None:
         req.resource_spans[0].scope_spans[0].spans[1].attributes.append(
             KeyValue(key="nested", value=key_values({"n": [1, {"a": b"\x00"}]})[0].value)
         )
-    else:
+    elif signal is Signal.LOGS:
         req = build_logs_request(n_records=4, services=1, seed=2, base_time_ns=BASE_NS)
+    else:
+        req = build_metrics_request(services=1, points_per_metric=1, seed=3, base_time_ns=BASE_NS)
     base = to_otlp_dict(req)
     rng = random.Random(signal.value)
     taken = 0

@@ -1,4 +1,4 @@
-"""OTLP/JSON trace and log requests straight to protobuf wire bytes, for the common shapes.
+"""OTLP/JSON requests straight to protobuf wire bytes, for the common shapes.
 
 Why: the reference path (:func:`faultlens.decode.parse.parse_json`) hands the parsed
 document to ``json_format.ParseDict``, which walks every field of every span through
@@ -22,12 +22,13 @@ kind but ``stringValueStrindex``, nested at most :data:`MAX_ANY_DEPTH` levels. W
 request to the reference path: any other spelling of a value (``1.0`` for an integer,
 ``"1.5"`` for a double, an id in base64), unknown keys holding objects or arrays (the
 reference checks their depth) or named like ids or extensions, the fields this encoder does
-not write (``entityRefs``, ``keyStrindex``), metrics requests, and invalid requests.
+not write (``entityRefs``, ``keyStrindex``), and invalid requests.
 
 Wire form, as upb serializes (the tests compare bytes): fields in field-number order,
 proto3 scalars left out when zero or empty, a message field present (even empty) when the
-JSON names it with an object, a oneof member written even when zero, negative int32
-(enums) sign-extended to ten bytes.
+JSON names it with an object, a oneof member or a proto3 ``optional`` field written even
+when zero, a double without presence left out only when its bits are zero (``-0.0`` is
+written), repeated numbers packed, negative int32 (enums) sign-extended to ten bytes.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from typing import Any
 import orjson
 from google.protobuf.descriptor import Descriptor
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import (
     AnyValue,
@@ -51,6 +53,22 @@ from opentelemetry.proto.common.v1.common_pb2 import (
     KeyValueList,
 )
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs, SeverityNumber
+from opentelemetry.proto.metrics.v1.metrics_pb2 import (
+    AggregationTemporality,
+    Exemplar,
+    ExponentialHistogram,
+    ExponentialHistogramDataPoint,
+    Gauge,
+    Histogram,
+    HistogramDataPoint,
+    Metric,
+    NumberDataPoint,
+    ResourceMetrics,
+    ScopeMetrics,
+    Sum,
+    Summary,
+    SummaryDataPoint,
+)
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
@@ -698,20 +716,346 @@ def _log_record(d: Any, cache: _Cache) -> bytes:
     return b"".join(parts)
 
 
+# -- metrics -----------------------------------------------------------------------------
+
+_METRIC = _names(
+    Metric.DESCRIPTOR,
+    "name",
+    "description",
+    "unit",
+    "gauge",
+    "sum",
+    "histogram",
+    "exponentialHistogram",
+    "summary",
+    "metadata",
+)
+_GAUGE = _names(Gauge.DESCRIPTOR, "dataPoints")
+_SUM = _names(Sum.DESCRIPTOR, "dataPoints", "aggregationTemporality", "isMonotonic")
+_HISTOGRAM = _names(Histogram.DESCRIPTOR, "dataPoints", "aggregationTemporality")
+_EXP_HISTOGRAM = _names(ExponentialHistogram.DESCRIPTOR, "dataPoints", "aggregationTemporality")
+_SUMMARY = _names(Summary.DESCRIPTOR, "dataPoints")
+_NUMBER_POINT = _names(
+    NumberDataPoint.DESCRIPTOR,
+    "startTimeUnixNano",
+    "timeUnixNano",
+    "asDouble",
+    "exemplars",
+    "asInt",
+    "attributes",
+    "flags",
+)
+_EXEMPLAR = _names(
+    Exemplar.DESCRIPTOR, "timeUnixNano", "asDouble", "spanId", "traceId", "asInt", "filteredAttributes"
+)
+_HISTOGRAM_POINT = _names(
+    HistogramDataPoint.DESCRIPTOR,
+    "startTimeUnixNano",
+    "timeUnixNano",
+    "count",
+    "sum",
+    "bucketCounts",
+    "explicitBounds",
+    "exemplars",
+    "attributes",
+    "flags",
+    "min",
+    "max",
+)
+_EXP_POINT = _names(
+    ExponentialHistogramDataPoint.DESCRIPTOR,
+    "attributes",
+    "startTimeUnixNano",
+    "timeUnixNano",
+    "count",
+    "sum",
+    "scale",
+    "zeroCount",
+    "positive",
+    "negative",
+    "flags",
+    "exemplars",
+    "min",
+    "max",
+    "zeroThreshold",
+)
+_BUCKETS = _names(ExponentialHistogramDataPoint.Buckets.DESCRIPTOR, "offset", "bucketCounts")
+_SUMMARY_POINT = _names(
+    SummaryDataPoint.DESCRIPTOR,
+    "startTimeUnixNano",
+    "timeUnixNano",
+    "count",
+    "sum",
+    "quantileValues",
+    "attributes",
+    "flags",
+)
+_QUANTILE = _names(SummaryDataPoint.ValueAtQuantile.DESCRIPTOR, "quantile", "value")
+_TEMPORALITIES: dict[str, int] = {k: int(v) for k, v in AggregationTemporality.items()}
+_ZERO_DOUBLE = bytes(8)
+
+
+def _double_field(tag: bytes, v: Any) -> bytes:
+    """A proto3 double without presence: left out when its bits are zero (so -0.0 is written)."""
+    packed = _pack_double(_double(v))
+    return b"" if packed == _ZERO_DOUBLE else tag + packed
+
+
+def _sfixed64(tag: bytes, v: Any) -> bytes:
+    """A oneof member (``asInt``): written even when zero."""
+    return tag + (_int(v, _I64_MIN, _I64_MAX) & _U64).to_bytes(8, "little")
+
+
+def _sint32(tag: bytes, v: Any) -> bytes:
+    n = _int(v, _I32_MIN, _I32_MAX)
+    return tag + _varint((n << 1) ^ (n >> 31)) if n else b""
+
+
+def _bool(tag: bytes, v: Any) -> bytes:
+    if v is True:
+        return tag + b"\x01"
+    if v is False:
+        return b""
+    raise _Bail
+
+
+def _repeated(v: Any) -> list[Any]:
+    if type(v) is not list or None in v:
+        raise _Bail
+    return v
+
+
+def _packed_fixed64(tag: bytes, v: Any) -> bytes:
+    body = b"".join(_uint(x, _U64).to_bytes(8, "little") for x in _repeated(v))
+    return _ld(tag, body) if body else b""
+
+
+def _packed_uint64(tag: bytes, v: Any) -> bytes:
+    body = b"".join(_varint(_uint(x, _U64)) for x in _repeated(v))
+    return _ld(tag, body) if body else b""
+
+
+def _packed_double(tag: bytes, v: Any) -> bytes:
+    body = b"".join(_pack_double(_double(x)) for x in _repeated(v))
+    return _ld(tag, body) if body else b""
+
+
+def _value_oneof(d: dict[str, Any]) -> tuple[float | None, int | None]:
+    """``asDouble`` / ``asInt`` of a point or exemplar: at most one of them."""
+    as_double, as_int = d.get("asDouble"), d.get("asInt")
+    if as_double is not None and as_int is not None:
+        raise _Bail
+    return (
+        None if as_double is None else _double(as_double),
+        None if as_int is None else _int(as_int, _I64_MIN, _I64_MAX),
+    )
+
+
+def _messages(tag: bytes, v: Any, encode: Callable[[Any, _Cache], bytes], cache: _Cache) -> bytes:
+    return b"".join(_ld(tag, encode(item, cache)) for item in _repeated(v))
+
+
+def _exemplar(d: Any, cache: _Cache) -> bytes:
+    d = _fields(d, _EXEMPLAR)
+    as_double, as_int = _value_oneof(d)
+    parts: list[bytes] = []
+    if (v := d.get("timeUnixNano")) is not None:
+        parts.append(_fixed64(b"\x11", v))
+    if as_double is not None:
+        parts.append(b"\x19" + _pack_double(as_double))
+    if (v := d.get("spanId")) is not None:
+        parts.append(_hex_id(b"\x22", v))
+    if (v := d.get("traceId")) is not None:
+        parts.append(_hex_id(b"\x2a", v))
+    if as_int is not None:
+        parts.append(b"\x31" + (as_int & _U64).to_bytes(8, "little"))
+    if (v := d.get("filteredAttributes")) is not None:
+        _attributes(v, b"\x3a", parts.append, cache, 0)
+    return b"".join(parts)
+
+
+def _number_point(d: Any, cache: _Cache) -> bytes:
+    d = _fields(d, _NUMBER_POINT)
+    as_double, as_int = _value_oneof(d)
+    parts: list[bytes] = []
+    if (v := d.get("startTimeUnixNano")) is not None:
+        parts.append(_fixed64(b"\x11", v))
+    if (v := d.get("timeUnixNano")) is not None:
+        parts.append(_fixed64(b"\x19", v))
+    if as_double is not None:
+        parts.append(b"\x21" + _pack_double(as_double))
+    if (v := d.get("exemplars")) is not None:
+        parts.append(_messages(b"\x2a", v, _exemplar, cache))
+    if as_int is not None:
+        parts.append(b"\x31" + (as_int & _U64).to_bytes(8, "little"))
+    if (v := d.get("attributes")) is not None:
+        _attributes(v, b"\x3a", parts.append, cache, 0)
+    if (v := d.get("flags")) is not None:
+        parts.append(_uint32(b"\x40", v))
+    return b"".join(parts)
+
+
+def _histogram_point(d: Any, cache: _Cache) -> bytes:
+    d = _fields(d, _HISTOGRAM_POINT)
+    parts: list[bytes] = []
+    if (v := d.get("startTimeUnixNano")) is not None:
+        parts.append(_fixed64(b"\x11", v))
+    if (v := d.get("timeUnixNano")) is not None:
+        parts.append(_fixed64(b"\x19", v))
+    if (v := d.get("count")) is not None:
+        parts.append(_fixed64(b"\x21", v))
+    if (v := d.get("sum")) is not None:  # optional: written when present, even 0
+        parts.append(b"\x29" + _pack_double(_double(v)))
+    if (v := d.get("bucketCounts")) is not None:
+        parts.append(_packed_fixed64(b"\x32", v))
+    if (v := d.get("explicitBounds")) is not None:
+        parts.append(_packed_double(b"\x3a", v))
+    if (v := d.get("exemplars")) is not None:
+        parts.append(_messages(b"\x42", v, _exemplar, cache))
+    if (v := d.get("attributes")) is not None:
+        _attributes(v, b"\x4a", parts.append, cache, 0)
+    if (v := d.get("flags")) is not None:
+        parts.append(_uint32(b"\x50", v))
+    if (v := d.get("min")) is not None:
+        parts.append(b"\x59" + _pack_double(_double(v)))
+    if (v := d.get("max")) is not None:
+        parts.append(b"\x61" + _pack_double(_double(v)))
+    return b"".join(parts)
+
+
+def _buckets(d: Any) -> bytes:
+    d = _fields(d, _BUCKETS)
+    out = b""
+    if (v := d.get("offset")) is not None:
+        out = _sint32(b"\x08", v)
+    if (v := d.get("bucketCounts")) is not None:
+        out += _packed_uint64(b"\x12", v)
+    return out
+
+
+def _exp_histogram_point(d: Any, cache: _Cache) -> bytes:
+    d = _fields(d, _EXP_POINT)
+    parts: list[bytes] = []
+    if (v := d.get("attributes")) is not None:
+        _attributes(v, b"\x0a", parts.append, cache, 0)
+    if (v := d.get("startTimeUnixNano")) is not None:
+        parts.append(_fixed64(b"\x11", v))
+    if (v := d.get("timeUnixNano")) is not None:
+        parts.append(_fixed64(b"\x19", v))
+    if (v := d.get("count")) is not None:
+        parts.append(_fixed64(b"\x21", v))
+    if (v := d.get("sum")) is not None:
+        parts.append(b"\x29" + _pack_double(_double(v)))
+    if (v := d.get("scale")) is not None:
+        parts.append(_sint32(b"\x30", v))
+    if (v := d.get("zeroCount")) is not None:
+        parts.append(_fixed64(b"\x39", v))
+    if (v := d.get("positive")) is not None:
+        parts.append(_ld(b"\x42", _buckets(v)))
+    if (v := d.get("negative")) is not None:
+        parts.append(_ld(b"\x4a", _buckets(v)))
+    if (v := d.get("flags")) is not None:
+        parts.append(_uint32(b"\x50", v))
+    if (v := d.get("exemplars")) is not None:
+        parts.append(_messages(b"\x5a", v, _exemplar, cache))
+    if (v := d.get("min")) is not None:
+        parts.append(b"\x61" + _pack_double(_double(v)))
+    if (v := d.get("max")) is not None:
+        parts.append(b"\x69" + _pack_double(_double(v)))
+    if (v := d.get("zeroThreshold")) is not None:
+        parts.append(_double_field(b"\x71", v))
+    return b"".join(parts)
+
+
+def _quantile(d: Any, cache: _Cache) -> bytes:
+    d = _fields(d, _QUANTILE)
+    out = b""
+    if (v := d.get("quantile")) is not None:
+        out = _double_field(b"\x09", v)
+    if (v := d.get("value")) is not None:
+        out += _double_field(b"\x11", v)
+    return out
+
+
+def _summary_point(d: Any, cache: _Cache) -> bytes:
+    d = _fields(d, _SUMMARY_POINT)
+    parts: list[bytes] = []
+    if (v := d.get("startTimeUnixNano")) is not None:
+        parts.append(_fixed64(b"\x11", v))
+    if (v := d.get("timeUnixNano")) is not None:
+        parts.append(_fixed64(b"\x19", v))
+    if (v := d.get("count")) is not None:
+        parts.append(_fixed64(b"\x21", v))
+    if (v := d.get("sum")) is not None:
+        parts.append(_double_field(b"\x29", v))
+    if (v := d.get("quantileValues")) is not None:
+        parts.append(_messages(b"\x32", v, _quantile, cache))
+    if (v := d.get("attributes")) is not None:
+        _attributes(v, b"\x3a", parts.append, cache, 0)
+    if (v := d.get("flags")) is not None:
+        parts.append(_uint32(b"\x40", v))
+    return b"".join(parts)
+
+
+# Each data kind of a Metric: its field tag, names, the tag of its points, how to encode a
+# point, and whether it has aggregationTemporality (field 2) and isMonotonic (field 3).
+_DATA: dict[str, tuple[bytes, _Names, Callable[[Any, _Cache], bytes], bool, bool]] = {
+    "gauge": (b"\x2a", _GAUGE, _number_point, False, False),
+    "sum": (b"\x3a", _SUM, _number_point, True, True),
+    "histogram": (b"\x4a", _HISTOGRAM, _histogram_point, True, False),
+    "exponentialHistogram": (b"\x52", _EXP_HISTOGRAM, _exp_histogram_point, True, False),
+    "summary": (b"\x5a", _SUMMARY, _summary_point, False, False),
+}
+
+
+def _metric(d: Any, cache: _Cache) -> bytes:
+    d = _fields(d, _METRIC)
+    parts: list[bytes] = []
+    if (v := d.get("name")) is not None:
+        parts.append(_string(b"\x0a", v))
+    if (v := d.get("description")) is not None:
+        parts.append(_string(b"\x12", v))
+    if (v := d.get("unit")) is not None:
+        parts.append(_string(b"\x1a", v))
+    present = [kind for kind in _DATA if d.get(kind) is not None]
+    if len(present) > 1:  # several members of the oneof
+        raise _Bail
+    for kind in present:
+        tag, names, point, temporality, monotonic = _DATA[kind]
+        data = _fields(d[kind], names)
+        body = b""
+        if (v := data.get("dataPoints")) is not None:
+            body = _messages(b"\x0a", v, point, cache)
+        if temporality and (v := data.get("aggregationTemporality")) is not None:
+            body += _enum_field(b"\x10", v, _TEMPORALITIES)
+        if monotonic and (v := data.get("isMonotonic")) is not None:
+            body += _bool(b"\x18", v)
+        parts.append(_ld(tag, body))
+    if (v := d.get("metadata")) is not None:
+        _attributes(v, b"\x62", parts.append, cache, 0)
+    return b"".join(parts)
+
+
 # -- requests ----------------------------------------------------------------------------
 
 _OUTER = {
     "resourceSpans": _names(ResourceSpans.DESCRIPTOR, "resource", "scopeSpans", "schemaUrl"),
     "resourceLogs": _names(ResourceLogs.DESCRIPTOR, "resource", "scopeLogs", "schemaUrl"),
+    "resourceMetrics": _names(ResourceMetrics.DESCRIPTOR, "resource", "scopeMetrics", "schemaUrl"),
 }
 _INNER = {
     "scopeSpans": _names(ScopeSpans.DESCRIPTOR, "scope", "spans", "schemaUrl"),
     "scopeLogs": _names(ScopeLogs.DESCRIPTOR, "scope", "logRecords", "schemaUrl"),
+    "scopeMetrics": _names(ScopeMetrics.DESCRIPTOR, "scope", "metrics", "schemaUrl"),
 }
 _TRACES = _names(ExportTraceServiceRequest.DESCRIPTOR, "resourceSpans")
 _LOGS = _names(ExportLogsServiceRequest.DESCRIPTOR, "resourceLogs")
+_METRICS = _names(ExportMetricsServiceRequest.DESCRIPTOR, "resourceMetrics")
 
 _ENCODERS: dict[Signal, Callable[[Any], bytes]] = {
     Signal.TRACES: lambda doc: _request(doc, _TRACES, "resourceSpans", "scopeSpans", "spans", _span),
     Signal.LOGS: lambda doc: _request(doc, _LOGS, "resourceLogs", "scopeLogs", "logRecords", _log_record),
+    Signal.METRICS: lambda doc: _request(
+        doc, _METRICS, "resourceMetrics", "scopeMetrics", "metrics", _metric
+    ),
 }

@@ -3,10 +3,10 @@
 The protobuf path never builds the generated message: the bytes go straight to the
 signal's columnar decoder (see :mod:`faultlens.decode._shadow` for why). An OTLP/JSON
 body is turned into the same protobuf bytes and takes the same road, so both encodings are
-decoded by the same code: :mod:`faultlens.decode._jsonwire` writes the bytes of trace and
-log requests of the usual shapes directly; any other body (metrics, unusual spellings,
-invalid requests) is parsed to the generated message by :func:`parse_json` (the reference,
-which also words every error) and serialized.
+decoded by the same code: :mod:`faultlens.decode._jsonwire` writes the bytes of requests
+of the usual shapes directly; any other body (unusual spellings, invalid requests) is
+parsed to the generated message by :func:`parse_json` (the reference, which also words
+every error) and serialized.
 """
 
 from __future__ import annotations
