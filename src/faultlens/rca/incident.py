@@ -34,7 +34,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from faultlens.analysis.incidents.types import Incident
 from faultlens.decode.schema import LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA
@@ -313,7 +315,7 @@ class RootCauseRanker:
             # The strictest avoidance of other incidents whose baseline holds enough to judge
             # what the window holds; failing all, the one holding the most spans.
             incidents = self._incidents(window)
-            tried: set[tuple[TimeRange, ...]] = set()
+            steps: list[tuple[str, tuple[TimeRange, ...]]] = []
             for level, words in enumerate(AVOIDANCE):
                 if level and not incidents:
                     break
@@ -322,10 +324,23 @@ class RootCauseRanker:
                 # aftermath (a service recovering looks changed) fills most of it.
                 wide = s if level == 0 else replace(s, baseline_ns=max(s.baseline_ns, s.crowded_baseline_ns))
                 ranges = pick_baseline(window, busy_ranges(incidents, skip_incident, s, level), wide)
-                if not ranges or ranges in tried:
-                    continue
-                tried.add(ranges)
-                obs, counts = self._read(list(ranges))
+                if ranges and all(ranges != r for _, r in steps):
+                    steps.append((words, ranges))
+            # With several steps to try, one read of all the history they cover (when it is
+            # within the reader's bound) is filtered for each, instead of a read each.
+            history: Observations | None = None
+            if len(steps) > 1:
+                lo = min(r[0].start_ns for _, r in steps)
+                try:
+                    history = _concat([self.windows.read(TimeRange(lo, window.start_ns))])
+                except UnsupportedQuery:
+                    history = None
+            for words, ranges in steps:
+                if history is not None:
+                    obs = _within(history, ranges)
+                    counts = SideCounts(obs.spans.num_rows, obs.logs.num_rows, obs.metrics.num_rows)
+                else:
+                    obs, counts = self._read(list(ranges))
                 if not picked or counts.spans > base_counts.spans:
                     picked, avoided, base, base_counts = ranges, words, obs, counts
                 if _enough(cur_counts, counts, s):
@@ -491,6 +506,25 @@ class RootCauseRanker:
             error_groups=tuple(g.group.group_id for g in groups),
             sample_trace_ids=tuple(list(traces)[:5]),
         )
+
+
+def _within(obs: Observations, ranges: Sequence[TimeRange]) -> Observations:
+    """The rows of ``obs`` inside ``ranges`` (by the time the window reader selects them by)."""
+
+    def keep(t: pa.Table, column: str) -> pa.Table:
+        if t.num_rows == 0:
+            return t
+        times = np.asarray(pc.fill_null(t.column(column), 0).to_numpy(), dtype=np.int64)
+        mask = np.zeros(t.num_rows, dtype=bool)
+        for r in ranges:
+            mask |= (times >= r.start_ns) & (times < r.end_ns)
+        return t.filter(pa.array(mask))
+
+    return Observations(
+        keep(obs.spans, "start_time_unix_nano"),
+        keep(obs.logs, "time_unix_nano"),
+        keep(obs.metrics, "time_unix_nano"),
+    )
 
 
 def _enough(window: SideCounts, baseline: SideCounts, s: RankerSettings) -> bool:
