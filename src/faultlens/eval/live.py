@@ -34,7 +34,10 @@ of replayed data time (windows holding any data) and of data time holding spans.
 Root causes come from the incident itself (``root_causes`` on ``GET /api/v1/incidents/{id}``,
 what the server stored when it ranked them; known once ``rca_status`` is past ``pending``)
 or, on servers that do not attach them, from ``GET /api/v1/incidents/{id}/rca`` (ranked on
-request, after the replay); the report says which (``root_cause_source``). ``rca_latency_s``
+request, after the replay); the report says which (``root_cause_source``). With
+``on_request`` the route is asked too, and its rank reported beside the stored one
+(``rank_on_request``): what ranking at open time costs against ranking with all data in.
+``rca_latency_s``
 is, per incident, the wall time from the incident showing in the API to its root causes
 showing (polled every 0.5 s while the replay runs; the route's own time on the fallback);
 ``server.rca_from_metrics`` is the server's account from ``GET /metrics`` (rankings by
