@@ -546,11 +546,11 @@ def test_mutated_documents_agree(signal: Signal) -> None:
     base = to_otlp_dict(req)
     rng = random.Random(signal.value)
     taken = 0
-    for _ in range(1500):
+    for _ in range(1000):
         body = dumps(_mutate(base, rng))
         taken += json_to_wire(signal, body) is not None
         check(signal, body)
-    assert taken > 300  # many mutations are still valid requests the fast path takes
+    assert taken > 200  # many mutations are still valid requests the fast path takes
 
 
 def test_mutated_bytes_agree() -> None:
