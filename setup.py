@@ -42,7 +42,7 @@ class OptionalBuildExt(build_ext):
         print(
             "WARNING: faultlens: the native span decoder (faultlens.decode._native) was not built "
             f"({type(exc).__name__}: {exc}); installing without it: spans are decoded in Python, "
-            "several times slower. Install a C compiler and the Python headers, then reinstall, "
+            "much more slowly. Install a C compiler and the Python headers, then reinstall, "
             "to build it.",
             file=sys.stderr,
         )
