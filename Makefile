@@ -8,18 +8,22 @@ STAMP_TEST := $(VENV)/.installed-test
 # to setup.py or to its C sources reinstalls.
 NATIVE_SRC := $(wildcard src/faultlens/decode/native/*.c src/faultlens/decode/native/*.h)
 
+# `make run` and `make test` may start together on a fresh clone: every step that creates or
+# installs into the venv holds one lock (flock, beside the venv), and a step that finds its
+# work done by the other while it waited does nothing.
+LOCK := flock $(VENV).lock
+
 .PHONY: run test lint bench install clean
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(LOCK) sh -c '[ -x $(BIN)/python ] || { $(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet --upgrade pip; }'
 
 $(STAMP_RUN): $(BIN)/python pyproject.toml setup.py $(NATIVE_SRC)
-	$(BIN)/pip install --quiet -e .
+	$(LOCK) $(BIN)/pip install --quiet -e .
 	touch $@
 
 $(STAMP_TEST): $(BIN)/python pyproject.toml setup.py $(NATIVE_SRC)
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(LOCK) $(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(STAMP_RUN)
 
 install: $(STAMP_RUN)
@@ -38,7 +42,7 @@ bench: $(STAMP_TEST)
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV).lock data .pytest_cache .mypy_cache .ruff_cache
 
 # The native span decoder's tests under AddressSanitizer and UndefinedBehaviorSanitizer.
 # The extension is built with both into a copy of src/ (the tree's own build is left as it
