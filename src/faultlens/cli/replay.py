@@ -2,6 +2,17 @@
 
 Registered by the main command through :func:`register`, so that importing the CLI does not
 import the dataset readers until they are needed.
+
+What a newcomer trips over, and what the command does about it:
+
+- data older than a server keeps (``store.retention``, 7 days by default) is stored and then
+  deleted at the next retention check, and a live server's analysis, whose clock is its
+  newest data, ignores it: without ``--shift-to-now`` such a replay is refused with the hint,
+  unless ``--keep-times`` says it is meant (e.g. into a server with a long retention);
+- progress, with the time left, is shown on a terminal and printed as a line every
+  ``PLAIN_PROGRESS_EVERY_S`` when the output is not one (CI logs, pipes);
+- Ctrl-C stops the replay and still prints what was sent;
+- a directory with no data is an error.
 """
 
 from __future__ import annotations
@@ -14,7 +25,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from faultlens.datasets import NezhaDataset, OtlpSender, ReplayOptions, ReplaySummary, make_sender
@@ -24,6 +35,10 @@ from faultlens.types import Signal, TimeRange, Transport
 replay_app = typer.Typer(help="Replay recorded datasets as OTLP.", no_args_is_help=True)
 
 DEFAULT_ENDPOINTS = {Transport.GRPC: "http://127.0.0.1:4317", Transport.HTTP: "http://127.0.0.1:4318"}
+PLAIN_PROGRESS_EVERY_S = 5.0
+# Data that ended longer ago than this is refused without --shift-to-now or --keep-times: the
+# default store.retention, after which a server deletes what it stored.
+STALE_AFTER_S = 7 * 86400.0
 
 
 def register(app: typer.Typer) -> None:
@@ -83,11 +98,19 @@ def nezha(
         list[str] | None, typer.Option(help="Extra request header KEY=VALUE (repeatable).")
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Items per request, about.")] = 1000,
+    keep_times: Annotated[
+        bool,
+        typer.Option(
+            "--keep-times", help="Send data older than a server keeps with its own times all the same."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Replay a Nezha-layout directory (spans, logs, pod metrics) to an OTLP endpoint."""
     if max_speed and speed is not None:
         raise typer.BadParameter("use either --speed or --max-speed")
+    if shift_to_now and keep_times:
+        raise typer.BadParameter("use either --shift-to-now or --keep-times")
     if not directory.is_dir():
         raise typer.BadParameter(f"not a directory: {directory}")
     options = ReplayOptions(
@@ -96,7 +119,22 @@ def nezha(
         batch_size=batch_size,
     )
     dataset = NezhaDataset(directory)
+    bounds = dataset.time_bounds()
+    if bounds is None:
+        raise typer.BadParameter(
+            f"no data in {directory} (a Nezha layout has rca_data/ and construct_data/ with "
+            "dated folders of traces, logs and metrics)"
+        )
     time_range = _time_range(dataset, start, end)
+    last_ns = (time_range or bounds).end_ns
+    age_s = time.time() - last_ns / 1e9
+    if age_s > STALE_AFTER_S and not (shift_to_now or keep_times):
+        raise typer.BadParameter(
+            f"the data ends {age_s / 86400:.0f} days ago, longer than a server keeps data by default "
+            "(store.retention 7d): it would be deleted at the next retention check, and a live "
+            "server's analysis would not look at it. Add --shift-to-now to move it to now, or "
+            "--keep-times if the server keeps it (e.g. FAULTLENS_STORE__RETENTION=3650d)."
+        )
     sender = make_sender(
         endpoint or DEFAULT_ENDPOINTS[protocol], protocol, headers=_parse_headers(header or [])
     )
@@ -140,38 +178,62 @@ def _run_with_progress(
 ) -> ReplaySummary:
     bounds = time_range or dataset.time_bounds()
     total = bounds.duration_ns / 1e9 if bounds is not None else None
+    plain = not quiet and not console.is_terminal
     progress = Progress(
         TextColumn("[bold]replay[/]"),
         BarColumn(),
         TextColumn("{task.percentage:>3.0f}% of data time"),
         TextColumn("{task.fields[sent]} items"),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
         console=console,
-        disable=quiet,
+        disable=quiet or plain,
         transient=False,
     )
     task = progress.add_task("replay", total=total, sent=0)
-    last_update = 0.0
+    started = time.monotonic()
+    last_update = last_line = 0.0
+    latest: list[ReplaySummary] = []
 
     def on_progress(t_ns: int, summary: ReplaySummary) -> None:
-        nonlocal last_update
+        nonlocal last_update, last_line
+        latest[:] = [summary]
         now = time.monotonic()
         if now - last_update < 0.1:
             return
         last_update = now
         done = (t_ns - bounds.start_ns) / 1e9 if bounds is not None else 0.0
         progress.update(task, completed=max(0.0, done), sent=summary.items)
+        if plain and now - last_line >= PLAIN_PROGRESS_EVERY_S:
+            last_line = now
+            console.print(_plain_progress(done, total, summary.items, now - started), highlight=False)
 
     with progress:
-        summary = replay_nezha(
-            dataset,
-            sender,
-            time_range=time_range,
-            options=options,
-            on_progress=on_progress,
-        )
+        try:
+            summary = replay_nezha(
+                dataset,
+                sender,
+                time_range=time_range,
+                options=options,
+                on_progress=on_progress,
+            )
+        except KeyboardInterrupt:
+            if not latest:
+                raise
+            summary = latest[0]
+            summary.aborted = summary.aborted or "interrupted (Ctrl-C): what was sent until then"
+            summary.elapsed_s = summary.elapsed_s or time.monotonic() - started
         progress.update(task, completed=total, sent=summary.items)
     return summary
+
+
+def _plain_progress(done_s: float, total_s: float | None, items: int, elapsed_s: float) -> str:
+    """One line of progress for output that is not a terminal, with the time left."""
+    if not total_s:
+        return f"replay: {items:,} items sent, {elapsed_s:.0f} s elapsed"
+    share = min(1.0, max(0.0, done_s / total_s))
+    left = f", about {elapsed_s * (1 - share) / share:.0f} s left" if share > 0 else ""
+    return f"replay: {share:.0%} of data time, {items:,} items sent, {elapsed_s:.0f} s elapsed{left}"
 
 
 def _print_summary(console: Console, summary: ReplaySummary, dataset: NezhaDataset) -> None:
