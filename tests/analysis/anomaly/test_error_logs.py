@@ -1,4 +1,5 @@
-"""Error logs per service: counted in the engine, judged as counts, persistent bursts open incidents."""
+"""Error logs per service: counted in the engine, judged as counts, persistent bursts open incidents;
+new templates and error fingerprints of the same service agree with a burst and open it at once."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ import time
 import numpy as np
 import pytest
 
-from faultlens.analysis.anomaly import AnomalyDetector, Observation, SeriesKey, SeriesKind
+from faultlens.analysis.anomaly import (
+    AgreementConfig,
+    AnomalyDetector,
+    Observation,
+    SeriesKey,
+    SeriesKind,
+)
 from faultlens.analysis.runtime import AnalysisEngine, EngineConfig
 from faultlens.analysis.runtime.windows import Segments
 from faultlens.decode import decode_request
@@ -64,3 +71,42 @@ def test_a_batch_from_both_sides_of_a_gap_does_not_cover_the_gap() -> None:
     assert seg.coverage(0, W) == pytest.approx(40 / 60)
     assert seg.coverage(2 * W, 3 * W) == 0.0  # between the two stretches: a gap, not data
     assert seg.coverage(5 * W, 6 * W) == pytest.approx(45 / 60)
+
+
+def test_new_templates_and_error_fingerprints_agree_with_the_error_burst_and_open_at_once() -> None:
+    t0 = (time.time_ns() // W - 60) * W
+    engine = AnalysisEngine(EngineConfig())
+    steps = []
+    ratios = [0.0] * 8 + [0.3, 0.3]
+    for i, ratio in enumerate(ratios):
+        request = build_logs_request(
+            200, services=1, seed=i, error_ratio=ratio, base_time_ns=t0 + (i + 1) * W
+        )
+        steps.append(engine.process(decode_request(Signal.LOGS, request.SerializeToString(), json=False)))
+    steps.append(engine.close_all())
+    found = [a for s in steps for a in s.results.anomalies]
+    burst = t0 + 8 * W
+    novel = {a.key.kind for a in found if a.window_start_ns == burst}
+    assert {SeriesKind.NEW_LOG_TEMPLATE, SeriesKind.NEW_ERROR, SeriesKind.ERROR_LOGS} <= novel
+    news = (SeriesKind.NEW_LOG_TEMPLATE, SeriesKind.NEW_ERROR)
+    assert not [a for a in found if a.key.kind in news and a.window_start_ns < burst]
+    opened = [i for s in steps for i in s.opened]
+    # Error logs alone would need a second window (persistence); with news of the same service
+    # agreeing, the incident opens in the burst's first window.
+    assert len(opened) == 1 and opened[0].opened_ns == burst
+    kinds = {a.key.kind for a in opened[0].anomalies}
+    assert SeriesKind.NEW_LOG_TEMPLATE in kinds and SeriesKind.ERROR_LOGS in kinds
+
+
+def test_without_novelty_the_same_burst_opens_a_window_later() -> None:
+    t0 = (time.time_ns() // W - 60) * W
+    engine = AnalysisEngine(EngineConfig(agreement=AgreementConfig(novelty_with_signal=False)))
+    steps = []
+    for i, ratio in enumerate([0.0] * 8 + [0.3, 0.3]):
+        request = build_logs_request(
+            200, services=1, seed=i, error_ratio=ratio, base_time_ns=t0 + (i + 1) * W
+        )
+        steps.append(engine.process(decode_request(Signal.LOGS, request.SerializeToString(), json=False)))
+    steps.append(engine.close_all())
+    opened = [i for s in steps for i in s.opened]
+    assert len(opened) == 1 and opened[0].opened_ns == t0 + 9 * W

@@ -1,10 +1,12 @@
-"""Anomaly detection over RED, edge, log-count and resource series.
+"""Anomaly detection over RED, edge, log-count and resource series, plus novelty (new or
+missing log templates, new error fingerprints) and the agreement that lets weak kinds lead.
 
 Entry point: :class:`AnomalyDetector` (pure: observations in, :class:`Anomaly` values out,
 state as plain data). :mod:`.series` turns closed windows and metric points into
 :class:`Observation` values.
 """
 
+from faultlens.analysis.anomaly.agreement import Agreement, AgreementConfig
 from faultlens.analysis.anomaly.detector import AnomalyDetector, Baseline
 from faultlens.analysis.anomaly.explain import explain, format_value
 from faultlens.analysis.anomaly.series import (
@@ -12,10 +14,13 @@ from faultlens.analysis.anomaly.series import (
     SeriesOptions,
     edge_observations,
     log_count_observations,
+    new_error_anomaly,
     red_observations,
     resource_observations,
+    template_anomalies,
 )
 from faultlens.analysis.anomaly.types import (
+    NOVELTY_KINDS,
     Anomaly,
     DetectorConfig,
     Direction,
@@ -25,7 +30,10 @@ from faultlens.analysis.anomaly.types import (
 )
 
 __all__ = [
+    "NOVELTY_KINDS",
     "SERVICE_WIDE",
+    "Agreement",
+    "AgreementConfig",
     "Anomaly",
     "AnomalyDetector",
     "Baseline",
@@ -39,6 +47,8 @@ __all__ = [
     "explain",
     "format_value",
     "log_count_observations",
+    "new_error_anomaly",
     "red_observations",
     "resource_observations",
+    "template_anomalies",
 ]

@@ -15,6 +15,9 @@ _WHAT = {
     SeriesKind.LOG_COUNT: "count of log",
     SeriesKind.ERROR_LOGS: "error logs",
     SeriesKind.RESOURCE: "",
+    SeriesKind.NEW_LOG_TEMPLATE: "new log template",
+    SeriesKind.MISSING_LOG_TEMPLATE: "missing log template",
+    SeriesKind.NEW_ERROR: "new error",
 }
 
 

@@ -1,4 +1,5 @@
-"""Turn closed RED windows, edge windows, metric points and log counts into observations.
+"""Turn closed RED windows, edge windows, metric points and log counts into observations,
+and template changes and new error groups into novelty anomalies.
 
 Each function is pure and returns observations in a stable order. RED windows give one
 series per operation and, merged over operations, one per service: operations are often
@@ -14,9 +15,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from faultlens.analysis.anomaly.types import Observation, SeriesKey, SeriesKind
+from faultlens.analysis.anomaly.types import Anomaly, Direction, Observation, SeriesKey, SeriesKind
+from faultlens.analysis.errors.grouping import ErrorGroup
 from faultlens.analysis.red.types import EdgeWindow, RedWindow
 from faultlens.analysis.sketch import QuantileSketch
+from faultlens.analysis.templates.counter import ChangeKind, TemplateChange
 
 SERVICE_WIDE = "*"  # the ``name`` of a series merged over every operation of a service
 
@@ -201,3 +204,48 @@ def merged_latency(windows: Iterable[RedWindow]) -> QuantileSketch | None:
         else:
             out.merge(w.latency)
     return out
+
+
+def template_anomalies(changes: Iterable[TemplateChange], *, max_score: float = 10.0) -> list[Anomaly]:
+    """NEW and MISSING log templates (the template counter's changes) as novelty anomalies.
+
+    There is no robust z-score for a first sighting; the score is the count in the window
+    (new) or the count expected (missing), capped at ``max_score``, so a template seen once
+    weighs less than one seen fifty times but never outweighs a value series far out of line.
+    """
+    out: list[Anomaly] = []
+    for ch in changes:
+        new = ch.kind is ChangeKind.NEW
+        kind = SeriesKind.NEW_LOG_TEMPLATE if new else SeriesKind.MISSING_LOG_TEMPLATE
+        window_ns = ch.window.end_ns - ch.window.start_ns
+        out.append(
+            Anomaly(
+                key=SeriesKey(kind, ch.service, ch.template),
+                window_start_ns=ch.window.start_ns,
+                window_ns=window_ns,
+                observed=float(ch.observed),
+                expected=float(ch.expected),
+                score=round(min(float(ch.observed if new else ch.expected), max_score), 3),
+                direction=Direction.UP if new else Direction.DOWN,
+                explanation=ch.explanation,
+                volume=float(ch.observed),
+            )
+        )
+    return out
+
+
+def new_error_anomaly(group: ErrorGroup, window_ns: int, *, max_score: float = 10.0) -> Anomaly:
+    """A new error fingerprint (a group first seen now) as a novelty anomaly of its service."""
+    start = group.first_seen_ns - group.first_seen_ns % window_ns
+    what = group.exception_type or group.message_template or group.group_id
+    return Anomaly(
+        key=SeriesKey(SeriesKind.NEW_ERROR, group.service, what[:200]),
+        window_start_ns=start,
+        window_ns=window_ns,
+        observed=float(group.count),
+        expected=0.0,
+        score=round(min(float(group.count), max_score), 3),
+        direction=Direction.UP,
+        explanation=f"{group.service}: new error {what[:160]!r} seen {group.count}x",
+        volume=float(group.count),
+    )

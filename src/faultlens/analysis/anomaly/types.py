@@ -20,6 +20,15 @@ class SeriesKind(enum.StrEnum):
     LOG_COUNT = "log_count"
     ERROR_LOGS = "error_logs"
     RESOURCE = "resource"
+    # Novelty: no baseline of values, an event of its own (see :mod:`.agreement`).
+    NEW_LOG_TEMPLATE = "new_log_template"
+    MISSING_LOG_TEMPLATE = "missing_log_template"
+    NEW_ERROR = "new_error"
+
+
+NOVELTY_KINDS = frozenset(
+    {SeriesKind.NEW_LOG_TEMPLATE, SeriesKind.MISSING_LOG_TEMPLATE, SeriesKind.NEW_ERROR}
+)
 
 
 class Direction(enum.StrEnum):

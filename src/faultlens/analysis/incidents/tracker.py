@@ -6,7 +6,8 @@
                     │ no
                     └──> new forming group
     end of window: forming (or just opened) groups related to each other ──> merge
-    forming group ──anomalies of enough series over enough windows (or one strong one)──> OPEN
+    forming group ──anomalies of enough series over enough windows (or one strong one,
+                    or anomalies that agree: ``agreed``)──> OPEN
     forming group ──no new member for join_gap windows──> dropped (noise, never reported)
     OPEN ──no new member for resolve_after windows──> RESOLVED
 
@@ -42,6 +43,7 @@ class _Group:
     opened_ns: int | None = None
     resolved_ns: int | None = None
     series: set[SeriesKey] = field(default_factory=set)
+    agreed: bool = False  # holds anomalies that agree (see ``update``'s ``agreed``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,35 +71,65 @@ class IncidentTracker:
         return [self._snapshot(g) for g in self._groups if g.opened_ns is not None]
 
     def update(
-        self, window_start_ns: int, anomalies: Iterable[Anomaly], graph: Graph | None = None
+        self,
+        window_start_ns: int,
+        anomalies: Iterable[Anomaly],
+        graph: Graph | None = None,
+        agreed: Iterable[Anomaly] = (),
     ) -> IncidentUpdate:
-        """Add the anomalies of the window starting at ``window_start_ns``, then open/resolve."""
+        """Add the anomalies of the window starting at ``window_start_ns``, then open/resolve.
+
+        ``agreed``: anomalies of supporting kinds that agree with others of their service
+        (:class:`~faultlens.analysis.anomaly.agreement.Agreement`; they may be of the windows
+        just before). They lead: they start groups and, with ``agreement_opens``, a group that
+        holds one opens at once (the agreement is the corroboration persistence otherwise gives).
+        """
         c = self.config
+        promoted = {(a.window_start_ns, a.key): a for a in agreed}
+        anomalies = list(anomalies)
+        given = {(b.window_start_ns, b.key) for b in anomalies}
+        anomalies += [a for t, a in promoted.items() if t not in given]
         self._now_ns = max(self._now_ns, window_start_ns)
         graph = graph or {}
         undirected = _undirected(graph)
         touched: set[str] = set()
         opened: list[_Group] = []
+
         # Leading anomalies first (they form groups), strongest first; supporting ones after.
-        ranked = sorted(anomalies, key=lambda x: (x.key.kind in c.supporting_kinds, -x.score, x.key))
+        def weak(x: Anomaly) -> bool:
+            return x.key.kind in c.supporting_kinds and (x.window_start_ns, x.key) not in promoted
+
+        ranked = sorted(anomalies, key=lambda x: (weak(x), -x.score, x.key))
         for a in ranked:
             near = _neighbourhood(set(a.key.services), undirected, c.graph_hops)
+            supporting = weak(a)
             target = None
-            for g in sorted(self._live(a.window_start_ns), key=lambda g: (g.opened_ns is None, -g.last_ns)):
-                if g.services & near and self._accepts(g, a):
+            # A group that holds the series first (a lasting fault stays one incident), then open ones.
+            order = sorted(
+                self._live(a.window_start_ns),
+                key=lambda g: (a.key not in g.series, g.opened_ns is None, -g.last_ns),
+            )
+            for g in order:
+                if g.services & near and self._accepts(g, a, supporting):
                     target = g
                     break
-            supporting = a.key.kind in c.supporting_kinds
             if target is None and supporting:
                 continue  # evidence for an incident, never the start of one
             if target is None:
                 target = _Group(_group_id(a), [], set(), a.window_start_ns, a.window_start_ns)
                 self._groups.append(target)
-            if len(target.members) < c.max_members:
+            again = (
+                not supporting
+                and a.key.kind in c.supporting_kinds
+                and any(m.key == a.key and m.window_start_ns == a.window_start_ns for m in target.members)
+            )  # an agreed anomaly that joined as evidence before
+            if len(target.members) < c.max_members and not again:
                 target.members.append(a)
             touched.add(target.id)
             if supporting:
                 continue  # evidence only: it neither widens, extends nor keeps a group alive
+            if a.key.kind in c.supporting_kinds:
+                target.agreed = True
             target.services.update(a.key.services)
             target.series.add(a.key)
             target.last_ns = max(target.last_ns, a.window_start_ns)
@@ -176,11 +208,12 @@ class IncidentTracker:
         g.members.extend(h.members[: max(room, 0)])
         g.services |= h.services
         g.series |= h.series
+        g.agreed = g.agreed or h.agreed
         g.first_ns = min(g.first_ns, h.first_ns)
         g.last_ns = max(g.last_ns, h.last_ns)
         self._groups.remove(h)
 
-    def _accepts(self, g: _Group, a: Anomaly) -> bool:
+    def _accepts(self, g: _Group, a: Anomaly, supporting: bool) -> bool:
         """Whether a related group takes ``a``.
 
         A forming group takes every related anomaly. An open incident takes every related
@@ -190,7 +223,7 @@ class IncidentTracker:
         its own: it forms a group, which opens a second incident if it qualifies).
         """
         c = self.config
-        if g.opened_ns is None or c.grow_windows is None or a.key.kind in c.supporting_kinds:
+        if g.opened_ns is None or c.grow_windows is None or supporting:
             return True
         if a.key in g.series or a.window_start_ns <= g.opened_ns:
             return True
@@ -200,6 +233,8 @@ class IncidentTracker:
 
     def _qualifies(self, g: _Group) -> bool:
         c = self.config
+        if g.agreed and c.agreement_opens:
+            return True
         leading = [a for a in g.members if a.key.kind not in c.supporting_kinds]
         if not leading:
             return False
@@ -263,6 +298,8 @@ class IncidentTracker:
                     "first_ns": g.first_ns,
                     "last_ns": g.last_ns,
                     "opened_ns": g.opened_ns,
+                    "series": [k.as_list() for k in sorted(g.series)],
+                    "agreed": g.agreed,
                 }
                 for g in self._groups
             ],
@@ -283,7 +320,10 @@ class IncidentTracker:
                     first_ns=int(d["first_ns"]),
                     last_ns=int(d["last_ns"]),
                     opened_ns=d["opened_ns"],
-                    series={a.key for a in members if a.key.kind not in self.config.supporting_kinds},
+                    series={SeriesKey.from_list(k) for k in d["series"]}
+                    if "series" in d
+                    else {a.key for a in members if a.key.kind not in self.config.supporting_kinds},
+                    agreed=bool(d.get("agreed", False)),
                 )
             )
 

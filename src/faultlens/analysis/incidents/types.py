@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from faultlens.analysis.anomaly.types import Anomaly, SeriesKind
+from faultlens.analysis.anomaly.types import NOVELTY_KINDS, Anomaly, SeriesKind
 
 
 class IncidentState(enum.StrEnum):
@@ -40,8 +40,11 @@ class IncidentConfig:
     distinct windows (persistence), or as soon as one anomaly scores ``open_score`` or more
     (when set). Groups that never qualify fade after ``join_gap_windows`` and are not reported.
     ``supporting_kinds``: anomalies of these kinds (by default resource metrics, which are
-    noisy on their own) join related live groups as evidence but never start a group nor
-    count towards opening one.
+    noisy on their own, and novelty: new or missing log templates, new error fingerprints)
+    join related live groups as evidence but never start a group nor count towards opening
+    one, unless they agree (``IncidentTracker.update``'s ``agreed``: several series of one
+    service, or novelty with a second signal); ``agreement_opens``: a group holding agreed
+    anomalies opens at once.
     ``persistent_kinds``: a single series of these kinds (errors) anomalous in
     ``open_min_windows`` windows opens an incident without a second series: errors that
     persist are what callers feel, and their baselines (mostly zero) flap far less than
@@ -73,7 +76,8 @@ class IncidentConfig:
     grow_windows: int | None = 1
     max_members: int = 500
     merge_related: bool = True
-    supporting_kinds: frozenset[SeriesKind] = frozenset({SeriesKind.RESOURCE})
+    supporting_kinds: frozenset[SeriesKind] = frozenset({SeriesKind.RESOURCE, *NOVELTY_KINDS})
+    agreement_opens: bool = True
     persistent_kinds: frozenset[SeriesKind] = frozenset(
         {SeriesKind.ERROR_LOGS, SeriesKind.ERROR_RATE, SeriesKind.EDGE_ERROR_RATE}
     )

@@ -5,13 +5,14 @@
     spans ──┬─> detect_span_errors ──────────────┐
             ├─> RedAggregator ─> RED + edge windows ──────────────┐
             └─> recent span ids (to correlate error logs)         │
-    logs  ──┬─> detect_log_errors ───────────────┴─> ErrorGrouper ─> group snapshots
-            ├─> LogTemplateAnalyzer ─> templates, window counts, NEW/MISSING
-            └─> error-log counts per service and window ──────────┤
-    points ───> gauge means per resource and window ──────────────┤
-                                                                  v
+    logs  ──┬─> detect_log_errors ───────────────┴─> ErrorGrouper ─> group snapshots ─> new ─┐
+            ├─> LogTemplateAnalyzer ─> templates, window counts, NEW/MISSING ────────────────┤
+            └─> error-log counts per service and window ──────────┤              novelty anomalies
+    points ───> gauge means per resource and window ──────────────┤                          │
+                                                                  v                          v
     data time (largest item time seen) - lateness passes a window end:
-        window ─> observations ─> AnomalyDetector ─> anomalies ─> IncidentTracker ─> incidents
+        window ─> observations ─> AnomalyDetector ─> anomalies ─┬────────────────> IncidentTracker
+                                                                 └─> Agreement ─> agreed ─┘   └─> incidents
 
 It does no I/O and reads no clock for its results: the same batches give the same groups,
 windows, anomalies and incidents whether they are replayed or live. Every call returns a
@@ -43,8 +44,11 @@ from faultlens.analysis.anomaly import (
     SeriesKey,
     SeriesKind,
     edge_observations,
+    new_error_anomaly,
     red_observations,
+    template_anomalies,
 )
+from faultlens.analysis.anomaly.agreement import Agreement, AgreementConfig, reporting_services
 from faultlens.analysis.errors import (
     Classifier,
     ErrorEvent,
@@ -86,7 +90,11 @@ class EngineConfig:
     metrics) never open an incident on their own: an incident starts from what callers feel
     (requests, errors, latency, calls between services, error logs), and resource anomalies
     of the services involved (or their neighbours) in the same window join it as evidence. Resource gauges are
-    many and noisy; alone they would page someone for every busy minute.
+    many and noisy; alone they would page someone for every busy minute, unless they agree
+    (``agreement``: several series of one service out of line together). New and missing log
+    templates and new error fingerprints are anomalies too (novelty kinds), treated the same
+    way; ``novelty_warmup_windows``: a new error fingerprint of a service counts as news only
+    once the service has sent data for that many windows (at first every error is new).
     """
 
     window_ns: int = 60 * SECOND_NS
@@ -95,7 +103,9 @@ class EngineConfig:
     max_future_ns: int = 3600 * SECOND_NS
     recent_spans: int = 200_000
     resource_opens_incidents: bool = False
+    novelty_warmup_windows: int = 5
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    agreement: AgreementConfig = field(default_factory=AgreementConfig)
     incidents: IncidentConfig | None = None  # None: the defaults, with this window length
     grouper: GrouperConfig | None = None  # None: the defaults, with buckets of the window length
 
@@ -182,6 +192,10 @@ class AnalysisEngine:
         self.red = RedAggregator(c.red_config())
         self.detector = AnomalyDetector(c.detector)
         self.tracker = IncidentTracker(c.incident_config())
+        self.agreement = Agreement(c.agreement)
+        self._novel: list[Anomaly] = []  # novelty anomalies waiting for their window's judgement
+        self._service_since: dict[str, int] = {}  # service -> time of its first span or log seen
+        self._known_errors: set[str] = set()  # error group ids seen
         self.graph: dict[str, set[str]] = {}
         self.segments = Segments(gap_ns=c.window_ns)  # of the span stream
         self.log_segments = Segments(gap_ns=c.window_ns)
@@ -226,6 +240,7 @@ class AnalysisEngine:
         windows, changes = self.templates.flush()
         out.template_windows.extend(windows)
         out.template_changes.extend(changes)
+        self._novel += template_anomalies(changes)
         if self._pending:
             end = max(self._pending) + self.config.window_ns
             self._judge_due(end, out)
@@ -239,13 +254,16 @@ class AnalysisEngine:
         self._collect_red(self.red.consume(table), out)
         ends = _int64(table.column("end_time_unix_nano"))
         self.segments.add_times(ends)
+        self._note_services(table.column("service_name"), int(ends.min()))
         return int(ends.max())
 
     def _logs(self, table: pa.Table, out: _Collect) -> int | None:
+        self._note_services(table.column("service_name"), int(pc.min(table.column("time_unix_nano")).as_py()))
         self._group(detect_log_errors(table, self._spans_for(table)), out)
         result = self.templates.observe_logs(table)
         out.template_windows.extend(result.windows)
         out.template_changes.extend(result.changes)
+        self._novel += template_anomalies(result.changes)
         out.templates.extend(_templates_seen(m for m in result.matches if m is not None))
         add_logs(self._pending, table, self.config.window_ns)
         self.log_segments.add_times(_int64(table.column("time_unix_nano")))
@@ -267,9 +285,24 @@ class AnalysisEngine:
         since = min(e.time_ns for e in events)
         bucket = self.grouper.config.bucket_ns
         since -= since % bucket
+        wn = self.config.window_ns
+        warmup = self.config.novelty_warmup_windows * wn
         for g in self.grouper.add(events):
             # Only the buckets this batch can have touched go to the store.
             out.groups[g.group_id] = _with_buckets(g, tuple(b for b in g.buckets if b[0] >= since))
+            if g.group_id not in self._known_errors:
+                self._known_errors.add(g.group_id)
+                first = self._service_since.get(g.service)
+                seen_for = g.first_seen_ns - g.first_seen_ns % wn - (first - first % wn) if first else -1
+                if seen_for >= warmup:
+                    self._novel.append(new_error_anomaly(g, wn))
+        if len(self._known_errors) > 4 * self.grouper.config.max_groups:  # evicted groups: forget them
+            self._known_errors = {g.group_id for g in self.grouper.groups()}
+
+    def _note_services(self, services: pa.ChunkedArray, t_ns: int) -> None:
+        for svc in pc.unique(services).to_pylist():
+            if svc is not None and svc not in self._service_since:
+                self._service_since[svc] = t_ns
 
     def _remember_spans(self, table: pa.Table) -> None:
         ids = table.select(["trace_id", "span_id", "name"])
@@ -341,20 +374,34 @@ class AnalysisEngine:
                     key = SeriesKey(SeriesKind.ERROR_LOGS, svc, ERROR_LOGS)
                     volume = float(data.logs.get(svc, 0))
                     obs.append(Observation(key, start, wn, float(data.error_logs.get(svc, 0)), volume))
+        self._decide(start, obs, out)
+
+    def _decide(self, start: int, obs: list[Observation], out: _Collect) -> None:
+        """Judge one window's observations, add the novelty due, and update the incidents."""
+        wn = self.config.window_ns
         found = self.detector.observe(obs)
+        novel = [a for a in self._novel if a.window_start_ns < start + wn]
+        if novel:
+            self._novel = [a for a in self._novel if a.window_start_ns >= start + wn]
+            found += novel
         out.anomalies.extend(found)
-        self._track(self.tracker.update(start, self._incident_evidence(found), self.graph), out)
+        agreed = self.agreement.observe(
+            start, found, reporting_services((o.key.kind, o.key.service, o.key.name) for o in obs)
+        )
+        self._track(self.tracker.update(start, self._incident_evidence(found), self.graph, agreed), out)
 
     def _incident_evidence(self, found: list[Anomaly]) -> list[Anomaly]:
         """The anomalies the incident tracker sees (see ``resource_opens_incidents``).
 
-        Resource anomalies go along only in a window that also has a symptom, and only for
-        the services of those symptoms and their neighbours: so they neither open incidents
-        nor keep one open through a quiet stretch after the symptoms stopped.
+        Resource and novelty anomalies (the tracker's supporting kinds) go along only in a
+        window that also has a symptom, and only for the services of those symptoms and their
+        neighbours: so they neither open incidents nor keep one open through a quiet stretch
+        after the symptoms stopped. Those that agree go to the tracker apart (``agreed``).
         """
         if self.config.resource_opens_incidents:
             return found
-        symptoms = [a for a in found if a.key.kind is not SeriesKind.RESOURCE]
+        weak = self.tracker.config.supporting_kinds
+        symptoms = [a for a in found if a.key.kind not in weak]
         involved = {s for a in symptoms for s in a.key.services}
         if not involved:
             return []
@@ -364,7 +411,7 @@ class AnalysisEngine:
                 near.update(callees)
             elif callees & involved:
                 near.add(caller)
-        return symptoms + [a for a in found if a.key.kind is SeriesKind.RESOURCE and a.key.service in near]
+        return symptoms + [a for a in found if a.key.kind in weak and a.key.service in near]
 
     def _track(self, update: Any, out: _Collect) -> None:
         for inc in update.opened:
@@ -416,6 +463,7 @@ class AnalysisEngine:
             restored.append("engine")
         if (errors := parts.get("errors")) is not None:
             self.grouper = ErrorGrouper.from_state(errors, self.grouper.config, self.grouper.classifier)
+            self._known_errors = {g.group_id for g in self.grouper.groups()}
             restored.append("errors")
         if (templates := parts.get("templates")) is not None:
             self.templates = LogTemplateAnalyzer.from_state(templates, self.templates.config)

@@ -1,0 +1,151 @@
+"""Anomalies that lead only when they agree: several signals of one service out of line together.
+
+Why: one resource gauge out of line is noise (a busy minute, a garbage collection, a
+neighbour on the node), and a new log template or error fingerprint is often a harmless
+first sighting. Such anomalies join incidents as evidence (``IncidentConfig.supporting_kinds``)
+but, alone, never open one. Yet on a system whose traces and logs are partly missing, metrics
+may be all there is, and a fault in a service shows in many of its gauges at once (CPU and
+latency and network; or one gauge on several pods of it). So:
+
+- **metric agreement**: when, within ``windows`` consecutive windows (this one and the ones
+  before), at least ``min_series`` distinct series of these kinds of one service are
+  anomalous by ``min_score`` or more, and they span at least ``min_signals`` signals, they
+  agree. Series are distinct by metric name and by pod, so several gauges of one pod and one
+  gauge of several pods both count. A signal is a metric's namespace, its first two dotted
+  parts with digits ignored (``container.cpu``, ``pod.server``): p90, p95 and p99 of one
+  latency rise together and are one signal, CPU and latency are two. A fault moves the gauges
+  of its service by tens of spreads; a busy minute moves a few by a few.
+- **novelty with a second signal**: a new or missing log template or a new error fingerprint
+  agrees when the same service has, within ``windows``, an anomaly of another kind that is not
+  novelty (error logs, latency, errors, a gauge): two signals that say the same thing.
+- **shared causes do not count**: a metric name anomalous in ``shared_fraction`` or more of the
+  services that report it in one window (a node or the whole cluster busy) speaks for no one
+  service and counts for none.
+
+:class:`Agreement` is pure (anomalies of each judged window in, in window order; the agreeing
+ones out, each once). What the tracker does with them: ``IncidentTracker.update(..., agreed=)``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from faultlens.analysis.anomaly.types import NOVELTY_KINDS, Anomaly, SeriesKey, SeriesKind
+
+
+def _default_kinds() -> frozenset[SeriesKind]:
+    return frozenset({SeriesKind.RESOURCE, *NOVELTY_KINDS})
+
+
+@dataclass(frozen=True, slots=True)
+class AgreementConfig:
+    """When anomalies of ``kinds`` agree (see the module docstring). ``min_series`` None: never
+    by count alone; ``novelty_with_signal`` False: novelty never agrees with a second signal."""
+
+    kinds: frozenset[SeriesKind] = field(default_factory=_default_kinds)
+    min_series: int | None = 3
+    min_signals: int = 3
+    min_score: float = 20.0
+    min_windows: int = 1
+    windows: int = 2
+    novelty_with_signal: bool = True
+    shared_fraction: float = 0.5
+    shared_min_services: int = 4
+
+    def __post_init__(self) -> None:
+        if self.min_series is not None and self.min_series < 2:
+            raise ValueError("agreement.min_series must be >= 2 (one series is not agreement)")
+        if self.windows < 1 or not 0.0 < self.shared_fraction <= 1.0 or self.shared_min_services < 2:
+            raise ValueError("agreement: windows >= 1, shared_fraction in (0, 1], shared_min_services >= 2")
+
+
+class Agreement:
+    """Feed it every judged window's anomalies (all kinds) in window order.
+
+    :meth:`observe` returns the anomalies of ``config.kinds`` that agree, including ones of the
+    earlier windows it remembers that agree only now; each anomaly is returned once.
+    ``reporting`` (metric name -> services that report it) comes from the caller, who sees
+    the observations; it decides what counts as shared.
+    """
+
+    def __init__(self, config: AgreementConfig | None = None) -> None:
+        self.config = config or AgreementConfig()
+        self._recent: deque[tuple[int, list[Anomaly]]] = deque(maxlen=self.config.windows)
+        self._given: set[tuple[int, SeriesKey]] = set()
+
+    def observe(
+        self,
+        window_start_ns: int,
+        anomalies: Sequence[Anomaly],
+        reporting: dict[str, set[str]] | None = None,
+    ) -> list[Anomaly]:
+        c = self.config
+        shared = self._shared_names(anomalies, reporting or {})
+        kept = [a for a in anomalies if not (a.key.kind is SeriesKind.RESOURCE and a.key.name in shared)]
+        self._recent.append((window_start_ns, kept))
+        oldest = self._recent[0][0]
+        self._given = {g for g in self._given if g[0] >= oldest}
+        recent = [  # of this window and the ones just before (quiet windows pass no anomalies)
+            a
+            for _, window in self._recent
+            for a in window
+            if a.window_start_ns + c.windows * a.window_ns > window_start_ns
+        ]
+        by_service: dict[str, list[Anomaly]] = {}
+        for a in recent:
+            by_service.setdefault(a.key.service, []).append(a)
+        out: list[Anomaly] = []
+        for service in sorted(by_service):
+            found = by_service[service]
+            weak = [a for a in found if a.key.kind in c.kinds]
+            if not weak:
+                continue
+            agreeing: list[Anomaly] = []
+            strong = [a for a in weak if a.key.kind not in NOVELTY_KINDS and a.score >= c.min_score]
+            if (
+                c.min_series is not None
+                and len({a.key for a in strong}) >= c.min_series
+                and len({signal(a.key.name) for a in strong}) >= c.min_signals
+                and len({a.window_start_ns for a in strong}) >= c.min_windows
+            ):
+                agreeing = strong
+            elif c.novelty_with_signal and any(a.key.kind not in NOVELTY_KINDS for a in found):
+                agreeing = [a for a in weak if a.key.kind in NOVELTY_KINDS]
+            for a in agreeing:
+                tag = (a.window_start_ns, a.key)
+                if tag not in self._given:
+                    self._given.add(tag)
+                    out.append(a)
+        return out
+
+    def _shared_names(self, window: Sequence[Anomaly], reporting: dict[str, set[str]]) -> set[str]:
+        """Resource gauges out of line in too many of the services reporting them to be theirs."""
+        hit: dict[str, set[str]] = {}
+        for a in window:
+            if a.key.kind is SeriesKind.RESOURCE:
+                hit.setdefault(a.key.name, set()).add(a.key.service)
+        c = self.config
+        return {
+            name
+            for name, services in hit.items()
+            if len(reporting.get(name, ())) >= c.shared_min_services
+            and len(services) >= c.shared_fraction * len(reporting[name])
+        }
+
+
+def reporting_services(keys: Iterable[tuple[SeriesKind, str, str]]) -> dict[str, set[str]]:
+    """Metric name -> services reporting it, from (kind, service, name) of one window's series."""
+    out: dict[str, set[str]] = {}
+    for kind, service, name in keys:
+        if kind is SeriesKind.RESOURCE:
+            out.setdefault(name, set()).add(service)
+    return out
+
+
+def signal(metric_name: str) -> str:
+    """The signal a metric measures: its first two dotted parts, digits ignored
+    (``pod.server.latency.p99`` -> ``pod.server``; ``container.cpu.usage.rate`` -> ``container.cpu``)."""
+    return ".".join(re.sub(r"\d+", "#", metric_name).split(".")[:2])

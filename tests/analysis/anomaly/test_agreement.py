@@ -1,0 +1,122 @@
+"""Weak anomalies (resource gauges, novelty) agree when several signals of one service move together."""
+
+from __future__ import annotations
+
+import pytest
+
+from faultlens.analysis.anomaly import (
+    Agreement,
+    AgreementConfig,
+    Anomaly,
+    Direction,
+    SeriesKey,
+    SeriesKind,
+    template_anomalies,
+)
+from faultlens.analysis.anomaly.agreement import reporting_services, signal
+from faultlens.analysis.templates.counter import ChangeKind, TemplateChange
+from faultlens.types import TimeRange
+
+W = 60_000_000_000
+
+
+def gauge(service: str, name: str, window: int, score: float = 50.0, pod: str = "") -> Anomaly:
+    key = SeriesKey(SeriesKind.RESOURCE, service, name, resource=pod or f"{service}-pod")
+    return Anomaly(key, window * W, W, 9.0, 1.0, score, Direction.UP, "x")
+
+
+def other(kind: SeriesKind, service: str, window: int, name: str = "op") -> Anomaly:
+    return Anomaly(SeriesKey(kind, service, name), window * W, W, 9.0, 1.0, 8.0, Direction.UP, "x")
+
+
+CONFIG = AgreementConfig(min_series=3, min_signals=2, min_score=20.0, windows=2)
+
+
+def test_signal_is_the_metric_namespace_without_digits() -> None:
+    assert signal("pod.server.latency.p99") == signal("pod.server.latency.p90") == "pod.server"
+    assert signal("container.cpu.usage.rate") == signal("container.cpu.usage") == "container.cpu"
+    assert signal("cpu") == "cpu"
+
+
+def test_gauges_of_several_signals_of_one_service_agree_and_each_is_returned_once() -> None:
+    ag = Agreement(CONFIG)
+    found = [
+        gauge("cart", "container.cpu.usage", 0),
+        gauge("cart", "pod.server.latency.p90", 0),
+        gauge("cart", "pod.server.latency.p99", 0),
+    ]
+    assert sorted(a.key.name for a in ag.observe(0, found)) == sorted(a.key.name for a in found)
+    assert ag.observe(W, []) == []  # already given
+
+
+def test_one_signal_or_weak_scores_or_another_service_do_not_agree() -> None:
+    ag = Agreement(CONFIG)
+    one_signal = [gauge("cart", f"pod.server.latency.p{q}", 0) for q in (90, 95, 99)]
+    assert ag.observe(0, one_signal) == []  # p90/p95/p99 of one latency are one signal
+    weak = [
+        gauge("ads", "container.cpu.usage", 1, score=6),
+        gauge("ads", "pod.server.latency.p90", 1, score=6),
+        gauge("ads", "container.network.bytes", 1, score=6),
+    ]
+    assert ag.observe(W, weak) == []  # a few spreads is a busy minute, not a fault
+    split = [gauge("a", "container.cpu.usage", 3), gauge("b", "pod.server.latency.p90", 3)]
+    split.append(gauge("c", "container.network.bytes", 3))
+    assert ag.observe(3 * W, split) == []
+
+
+def test_adjacent_windows_agree_and_earlier_members_come_back_but_distant_ones_do_not() -> None:
+    ag = Agreement(CONFIG)
+    assert ag.observe(0, [gauge("cart", "container.cpu.usage", 0)]) == []
+    assert ag.observe(W, [gauge("cart", "pod.server.latency.p90", 1)]) == []
+    # window 0 is out of reach (two windows: this one and the one before): two series, not three
+    assert ag.observe(2 * W, [gauge("cart", "container.memory.usage", 2)]) == []
+    ag = Agreement(CONFIG)
+    ag.observe(0, [gauge("cart", "container.cpu.usage", 0), gauge("cart", "pod.server.latency.p90", 0)])
+    out = ag.observe(W, [gauge("cart", "container.memory.usage", 1)])
+    assert sorted(a.window_start_ns // W for a in out) == [0, 0, 1]
+
+
+def test_a_gauge_out_of_line_in_most_services_speaks_for_none() -> None:
+    ag = Agreement(CONFIG)
+    services = ["a", "b", "c", "d", "e"]
+    reporting = reporting_services((SeriesKind.RESOURCE, s, "node.cpu.usage") for s in services)
+    reporting.update(
+        reporting_services((SeriesKind.RESOURCE, "a", n) for n in ("container.cpu.x", "pod.l.p9"))
+    )
+    found = [gauge(s, "node.cpu.usage", 0) for s in services]
+    found += [gauge("a", "container.cpu.x", 0), gauge("a", "pod.l.p9", 0)]
+    assert ag.observe(0, found, reporting) == []  # node.cpu is shared: two signals left, one series short
+    found.append(gauge("a", "pod.l.p99", 0))
+    assert {a.key.name for a in Agreement(CONFIG).observe(0, found, reporting)} == {
+        "container.cpu.x",
+        "pod.l.p9",
+        "pod.l.p99",
+    }
+
+
+def test_one_gauge_across_pods_counts_as_several_series() -> None:
+    cfg = AgreementConfig(min_series=3, min_signals=1, min_score=20.0)
+    found = [gauge("cart", "container.cpu.usage", 0, pod=f"cart-{i}") for i in range(3)]
+    assert len(Agreement(cfg).observe(0, found)) == 3
+    assert Agreement(cfg).observe(0, found[:2]) == []
+
+
+def test_novelty_agrees_with_a_second_signal_of_its_service_only() -> None:
+    change = TemplateChange(ChangeKind.NEW, "cart", 7, "failed to charge <*>", TimeRange(0, W), 5, 0.0, 0.0)
+    (new,) = template_anomalies([change])
+    assert new.key == SeriesKey(SeriesKind.NEW_LOG_TEMPLATE, "cart", "failed to charge <*>")
+    assert new.window_start_ns == 0 and new.score == 5.0 and "new log template" in new.explanation
+    assert Agreement(CONFIG).observe(0, [new]) == []
+    assert Agreement(CONFIG).observe(0, [new, other(SeriesKind.ERROR_LOGS, "other", 0)]) == []
+    assert Agreement(CONFIG).observe(0, [new, other(SeriesKind.ERROR_LOGS, "cart", 0)]) == [new]
+    off = AgreementConfig(novelty_with_signal=False)
+    assert Agreement(off).observe(0, [new, other(SeriesKind.ERROR_LOGS, "cart", 0)]) == []
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"min_series": 1}, {"windows": 0}, {"shared_fraction": 0.0}, {"shared_min_services": 1}],
+)
+def test_config_refuses_nonsense(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        AgreementConfig(**kwargs)  # type: ignore[arg-type]
