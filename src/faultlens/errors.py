@@ -35,12 +35,17 @@ class FaultlensError(Exception):
 
 
 class ConfigError(FaultlensError):
-    """Configuration that cannot be used; ``key`` is the dotted path of the offending key."""
+    """Configuration that cannot be used; ``key`` is the dotted path of the offending key.
 
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"config key '{key}': {problem}" if key else f"config: {problem}")
+    ``more`` holds the other (key, problem) pairs found in the same pass, so that a user
+    fixes every key at once; the message lists them all, one a line."""
+
+    def __init__(self, key: str, problem: str, more: tuple[tuple[str, str], ...] = ()) -> None:
+        lines = [f"config key '{k}': {p}" if k else f"config: {p}" for k, p in ((key, problem), *more)]
+        super().__init__("\n".join(lines))
         self.key = key
         self.problem = problem
+        self.more = more
 
 
 class RequestError(FaultlensError):

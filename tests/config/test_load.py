@@ -98,3 +98,26 @@ def test_config_is_frozen() -> None:
     cfg = Config()
     with pytest.raises(ValueError):
         cfg.api.port = 1  # type: ignore[misc]
+
+
+def test_every_problem_is_named_at_once_with_the_variable_it_came_from() -> None:
+    environ = {
+        "FAULTLENS_STORE__NONSENSE": "1",
+        "FAULTLENS_API__PORT": "abc",
+        "FAULTLENS_STORE__RETENTION": "zz",
+    }
+    with pytest.raises(ConfigError) as info:
+        load_config(environ=environ)
+    message = str(info.value)
+    assert len(message.splitlines()) == 3
+    for key, variable in (
+        ("store.nonsense", "FAULTLENS_STORE__NONSENSE"),
+        ("api.port", "FAULTLENS_API__PORT"),
+        ("store.retention", "FAULTLENS_STORE__RETENTION"),
+    ):
+        assert f"config key '{key}'" in message and f"(set by {variable})" in message
+    assert {info.value.key, *(k for k, _ in info.value.more)} == {
+        "store.nonsense",
+        "api.port",
+        "store.retention",
+    }

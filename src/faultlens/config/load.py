@@ -32,7 +32,8 @@ def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
     node[path[-1]] = value
 
 
-def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+def _from_env(environ: Mapping[str, str], names: dict[str, str] | None = None) -> dict[str, Any]:
+    """The ``FAULTLENS_*`` variables as a tree; ``names`` gets each key path's variable."""
     tree: dict[str, Any] = {}
     for name, raw in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or name == ENV_PREFIX + "CONFIG":
@@ -45,6 +46,8 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
         except yaml.YAMLError:
             value = raw
         _set_path(tree, path, value)
+        if names is not None:
+            names[".".join(path)] = name
     return tree
 
 
@@ -74,11 +77,17 @@ def _read_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def _describe(error: ValidationError) -> ConfigError:
-    first = error.errors()[0]
-    key = ".".join(str(p) for p in first["loc"])
-    problem = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
-    return ConfigError(key, problem)
+def _describe(error: ValidationError, env_names: Mapping[str, str]) -> ConfigError:
+    """Every problem pydantic found, each naming its key path, and the environment variable
+    it came from when it came from one."""
+    problems: list[tuple[str, str]] = []
+    for e in error.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        problem = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        source = next((v for k, v in env_names.items() if key == k or key.startswith(k + ".")), None)
+        problems.append((key, f"{problem} (set by {source})" if source else problem))
+    (key, problem), *more = problems
+    return ConfigError(key, problem, tuple(more))
 
 
 def load_config(
@@ -88,16 +97,18 @@ def load_config(
 ) -> Config:
     """Build the config. ``overrides`` is a nested mapping from command-line flags.
 
-    Raises :class:`ConfigError` naming the key path of the first problem.
+    Raises :class:`ConfigError` naming the key path of the first problem (and listing the
+    others in its message).
     """
     env = os.environ if environ is None else environ
     if path is None and env.get(ENV_PREFIX + "CONFIG"):
         path = Path(env[ENV_PREFIX + "CONFIG"])
     tree: dict[str, Any] = _read_file(path) if path is not None else {}
-    tree = _merge(tree, _from_env(env))
+    env_names: dict[str, str] = {}
+    tree = _merge(tree, _from_env(env, env_names))
     if overrides:
         tree = _merge(tree, overrides)
     try:
         return Config.model_validate(tree)
     except ValidationError as e:
-        raise _describe(e) from None
+        raise _describe(e, env_names) from None
