@@ -131,3 +131,15 @@ def status_for(error: BaseException) -> OtlpStatus:
     if isinstance(error, RequestError):
         return OtlpStatus(error.http_status, error.grpc_code, str(error) or type(error).__name__)
     return OtlpStatus(500, grpc.StatusCode.INTERNAL, "internal error")
+
+
+def cannot_listen(listener: str, host: str, port: int, setting: str, cause: BaseException) -> OSError:
+    """The error for a listener that cannot bind its address: it names the listener, the
+    address and the setting that chose it, so that "address in use" says which port. Its
+    ``errno`` is the cause's, and its message has no ``[Errno N]`` prefix."""
+    os_error = cause if isinstance(cause, OSError) else None
+    reason = (os_error.strerror if os_error else None) or "the address is in use or not available"
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    error = OSError(f"the {listener} cannot listen on {where}: {reason} (set by {setting})")
+    error.errno = os_error.errno if os_error else None
+    return error

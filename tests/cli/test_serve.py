@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -295,3 +298,33 @@ def test_config_error_names_the_key(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "receivers.grpc.prot" in r.stderr
     assert "unknown key" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "names"),
+    [
+        ("--api-port", ("query API", "api.port")),
+        ("--otlp-http-port", ("OTLP/HTTP receiver", "receivers.http.port")),
+        ("--otlp-grpc-port", ("OTLP/gRPC receiver", "receivers.grpc.port")),
+    ],
+)
+def test_a_port_in_use_is_one_line_naming_the_listener_and_its_setting(
+    tmp_path: Path, flag: str, names: tuple[str, str]
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        ports = {"--otlp-grpc-port": "0", "--otlp-http-port": "0", "--api-port": "0", flag: str(port)}
+        args = [a for kv in ports.items() for a in kv]
+        done = subprocess.run(
+            [sys.executable, "-m", "faultlens.cli", "serve", "--data-dir", str(tmp_path), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: cannot start: ")
+    assert f"127.0.0.1:{port}" in last and names[0] in last and names[1] in last
+    assert "Traceback" not in done.stderr

@@ -20,6 +20,7 @@ import uvicorn
 from starlette.responses import JSONResponse
 
 from faultlens.config.model import ApiConfig, HttpListenerConfig, TlsConfig
+from faultlens.errors import cannot_listen
 from faultlens.httpguard import Receive, Scope, Send, uvicorn_options
 from faultlens.receive.tls import uvicorn_ssl_options
 
@@ -74,9 +75,11 @@ class ApiServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self._host, self._requested_port))
-        except OSError:
+        except OSError as e:
             sock.close()
-            raise
+            raise cannot_listen(
+                "query API", self._host, self._requested_port, "api.port, --api-port", e
+            ) from e
         sock.set_inheritable(True)
         self._sock = sock
         config = uvicorn.Config(

@@ -27,7 +27,7 @@ from typing import Any
 import grpc
 
 from faultlens.config.model import ReceiversConfig
-from faultlens.errors import OtlpStatus, PayloadTooLarge, RequestError, status_for
+from faultlens.errors import OtlpStatus, PayloadTooLarge, RequestError, cannot_listen, status_for
 from faultlens.receive.ingest import Ingest
 from faultlens.receive.status import retry_info, rich_status
 from faultlens.receive.tls import grpc_server_credentials
@@ -107,6 +107,10 @@ class OtlpGrpcService:
         raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises
 
 
+_LISTENER = "OTLP/gRPC receiver"
+_SETTING = "receivers.grpc.port, --otlp-grpc-port"
+
+
 def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
 
@@ -114,8 +118,8 @@ def _address(host: str, port: int) -> str:
 def create_grpc_server(ingest: Ingest, config: ReceiversConfig) -> tuple[Any, int]:
     """A grpc.aio server with the OTLP services, bound but not started; returns it and its port.
 
-    Port 0 picks a free port. Raises ``RuntimeError`` (from grpc) when the address cannot
-    be bound.
+    Port 0 picks a free port. Raises :class:`OSError` naming the address when it cannot be
+    bound.
     """
     server = grpc.aio.server(
         options=[
@@ -126,10 +130,13 @@ def create_grpc_server(ingest: Ingest, config: ReceiversConfig) -> tuple[Any, in
     )
     server.add_generic_rpc_handlers(OtlpGrpcService(ingest).handlers())
     address = _address(config.grpc.host, config.grpc.port)
-    if config.tls is not None:
-        port = server.add_secure_port(address, grpc_server_credentials(config.tls))
-    else:
-        port = server.add_insecure_port(address)
+    try:
+        if config.tls is not None:
+            port = server.add_secure_port(address, grpc_server_credentials(config.tls))
+        else:
+            port = server.add_insecure_port(address)
+    except RuntimeError as e:  # grpc: "Failed to bind to address ..."
+        raise cannot_listen(_LISTENER, config.grpc.host, config.grpc.port, _SETTING, e) from e
     if not port:
-        raise RuntimeError(f"cannot bind the OTLP/gRPC receiver to {address}")
+        raise cannot_listen(_LISTENER, config.grpc.host, config.grpc.port, _SETTING, RuntimeError())
     return server, int(port)

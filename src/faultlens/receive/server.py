@@ -32,6 +32,7 @@ from typing import Any
 import uvicorn
 
 from faultlens.config.model import AdmissionConfig, ReceiversConfig
+from faultlens.errors import cannot_listen
 from faultlens.httpguard import uvicorn_options
 from faultlens.pipeline.base import BatchConsumer
 from faultlens.receive.decode_pool import DecodePool
@@ -146,9 +147,11 @@ class Receivers:
             sock.bind((cfg.host, cfg.port))
             sock.listen(2048)
             sock.setblocking(False)
-        except OSError:
+        except OSError as e:
             sock.close()
-            raise
+            raise cannot_listen(
+                "OTLP/HTTP receiver", cfg.host, cfg.port, "receivers.http.port, --otlp-http-port", e
+            ) from e
         port = int(sock.getsockname()[1])
         ssl = uvicorn_ssl_options(self._config.tls) if self._config.tls is not None else {}
         app = OtlpHttpApp(self.ingest)
