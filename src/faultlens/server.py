@@ -91,7 +91,11 @@ class FaultlensServer:
                 before_read=self._writer.flush,
             )
             self.analysis = build_analysis(
-                cfg.analysis, self.analysis_store, self.metrics, notifier=self.root_causes
+                cfg.analysis,
+                self.analysis_store,
+                self.metrics,
+                notifier=self.root_causes,
+                services=store.services,
             )
         self.exporters = [
             Exporter(self._with_queue_dir(e), metrics=self.metrics, intake=self.intake)

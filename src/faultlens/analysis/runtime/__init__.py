@@ -7,7 +7,11 @@ Entry points: :func:`build_analysis` makes the :class:`AnalysisConsumer` (a best
 
 from __future__ import annotations
 
-from faultlens.analysis.anomaly import DetectorConfig
+import time
+from collections.abc import Callable
+
+from faultlens.analysis.anomaly import DetectorConfig, Observation
+from faultlens.analysis.anomaly.seed import RedReader, red_history
 from faultlens.analysis.incidents import IncidentConfig
 from faultlens.analysis.runtime.consumer import CONSUMER, AnalysisConsumer, IncidentNotifier
 from faultlens.analysis.runtime.engine import SECOND_NS, AnalysisEngine, EngineConfig, Step
@@ -57,6 +61,7 @@ def build_analysis(
     metrics: SelfMetrics,
     *,
     notifier: IncidentNotifier | None = None,
+    services: Callable[[], list[str]] | None = None,
 ) -> AnalysisConsumer:
     """The analysis consumer for ``config``, persisting to ``store`` (not started).
 
@@ -65,12 +70,29 @@ def build_analysis(
     """
     if notifier is None:
         notifier = webhook_notifier(config, metrics)
+    engine = AnalysisEngine(engine_config(config))
     return AnalysisConsumer(
-        AnalysisEngine(engine_config(config)),
+        engine,
         store,
         metrics,
         queue_max_items=config.queue_max_items,
         state_interval_s=config.state_interval,
         linger_s=config.batch_linger,
         notifier=notifier,
+        history=_history(engine, store, services),
     )
+
+
+def _history(
+    engine: AnalysisEngine, store: AnalysisWriter, services: Callable[[], list[str]] | None
+) -> Callable[[], list[Observation]] | None:
+    """Where a start without saved state seeds its baselines: the store's RED windows of the
+    last ``history`` windows before now (see :mod:`faultlens.analysis.anomaly.seed`)."""
+    if services is None or not isinstance(store, RedReader):
+        return None
+    reader, c = store, engine.config
+
+    def read() -> list[Observation]:
+        return red_history(reader, services(), time.time_ns(), c.window_ns, c.detector.history)
+
+    return read

@@ -33,12 +33,13 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import Protocol
 
 import pyarrow as pa
 
+from faultlens.analysis.anomaly import Observation
 from faultlens.analysis.errors import ErrorGroup
 from faultlens.analysis.incidents import Incident, IncidentEvent, IncidentState
 from faultlens.analysis.runtime.engine import AnalysisEngine, Step
@@ -84,6 +85,7 @@ class AnalysisConsumer:
         linger_s: float = 0.0,
         notifier: IncidentNotifier | None = None,
         clock: Callable[[], float] = time.monotonic,
+        history: Callable[[], Iterable[Observation]] | None = None,
     ) -> None:
         if queue_max_items <= 0:
             raise ValueError("queue_max_items must be positive")
@@ -97,6 +99,7 @@ class AnalysisConsumer:
         self._linger_s = linger_s
         self._notifier = notifier
         self._clock = clock
+        self._history = history  # past observations that seed the baselines when no state was saved
         self._cond = threading.Condition()
         self._queue: deque[tuple[DecodedBatch, float]] = deque()
         self._queued_items = 0
@@ -380,6 +383,13 @@ class AnalysisConsumer:
             return
         if restored:
             log.info("analysis state restored: %s", ", ".join(restored))
+        if "anomalies" not in restored and self._history is not None:
+            try:
+                n = self.engine.seed(self._history())
+            except Exception:
+                log.exception("seeding the baselines from the store failed; they warm up live")
+                return
+            log.info("anomaly baselines seeded from the store: %d observations", n)
 
     def _drop_leftovers(self) -> None:
         with self._cond:

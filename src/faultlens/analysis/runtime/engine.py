@@ -226,6 +226,20 @@ class AnalysisEngine:
         self._advance(self.watermark_ns, out)
         return out.step(table.num_rows)
 
+    def seed(self, history: Iterable[Observation]) -> int:
+        """Teach the detector past observations (in window order) without judging anything.
+
+        For a start without saved state: baselines come from what the store already holds
+        (:func:`~faultlens.analysis.anomaly.seed.red_history`), so the first fault after a
+        start is not lost to warm-up. Anomalies it would flag are not reported; the window
+        order guard is reset after, so live windows are judged whatever the seed held.
+        Returns how many observations were taught.
+        """
+        obs = sorted(history, key=lambda o: o.window_start_ns)
+        self.detector.observe(obs)
+        self.detector.rewind()
+        return len(obs)
+
     def advance(self, now_ns: int) -> Step:
         """Move data time forward without data (a quiet stream), judging what is due."""
         out = _Collect()
