@@ -6,7 +6,7 @@ so every script and stylesheet a page loads ships inside the package under
 from the npm registry's tarballs (``npm pack``), checked against the integrity hash the
 registry publishes, and committed. :data:`VENDORED` is the one list of them: the templates
 name assets through :func:`asset_path`, the tests check that every listed file (and a
-licence) is on disk, and ``python -m faultlens.ui.assets`` fetches them again (needs ``npm``
+licence) is on disk, and ``python -m faultlens.ui.vendor`` fetches them again (needs ``npm``
 and the registry; development time only), e.g. after changing a version here.
 
 Why these: htmx (forms and links that swap part of a server-rendered page, the URL kept
@@ -17,17 +17,10 @@ without a CDN).
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import shutil
-import subprocess
-import sys
-import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-__all__ = ["STATIC_DIR", "VENDORED", "VendoredPackage", "asset_path", "fetch"]
+__all__ = ["STATIC_DIR", "VENDORED", "VENDOR_DIR", "VendoredPackage", "asset_path"]
 
 STATIC_DIR = Path(__file__).parent / "static"
 VENDOR_DIR = STATIC_DIR / "vendor"
@@ -98,32 +91,3 @@ def asset_path(name: str, file: str) -> str:
         if pkg.name == name and file in pkg.files:
             return f"/static/vendor/{pkg.directory}/{PurePosixPath(file).name}"
     raise KeyError(f"{name}:{file} is not a vendored asset")
-
-
-def fetch(dest: Path = VENDOR_DIR) -> None:
-    """Fetch every :data:`VENDORED` package with ``npm pack``, check its integrity, and
-    replace its directory under ``dest`` by the listed files and licences."""
-    with tempfile.TemporaryDirectory(prefix="faultlens-vendor-") as tmp:
-        for pkg in VENDORED:
-            spec = f"{pkg.name}@{pkg.version}"
-            out = subprocess.run(
-                ["npm", "pack", spec, "--silent"], cwd=tmp, check=True, capture_output=True, text=True
-            )
-            tarball = Path(tmp) / out.stdout.strip().splitlines()[-1]
-            digest = base64.b64encode(hashlib.sha512(tarball.read_bytes()).digest()).decode()
-            if f"sha512-{digest}" != pkg.integrity:
-                raise RuntimeError(f"{spec}: integrity mismatch (got sha512-{digest})")
-            target = dest / pkg.directory
-            shutil.rmtree(target, ignore_errors=True)
-            with tarfile.open(tarball) as tar:
-                for file in pkg.files + pkg.licence_files:
-                    member = tar.extractfile(f"package/{file}")
-                    if member is None:
-                        raise RuntimeError(f"{spec}: {file} is not a file in the tarball")
-                    target.mkdir(parents=True, exist_ok=True)
-                    (target / PurePosixPath(file).name).write_bytes(member.read())
-            print(f"{spec} -> {target}", file=sys.stderr)
-
-
-if __name__ == "__main__":
-    fetch()
