@@ -98,10 +98,13 @@ def test_retention_also_trims_the_analysis_series(tmp_path: Path) -> None:
             cur.execute("INSERT INTO error_group_counts VALUES ('g', ?, 3)", [t])
             cur.execute("INSERT INTO log_template_counts VALUES ('svc', ?, 60, 1, 5)", [t])
             cur.execute(
-                "INSERT INTO red_windows VALUES ('svc', 'op', 2, ?, 60, 10, 1, 1.0, ''::BLOB, 1.0, ''::BLOB)", [t]
+                "INSERT INTO red_windows VALUES ('svc', 'op', 2, ?, 60, 10, 1, 1.0, ''::BLOB, 1.0, ''::BLOB)",
+                [t],
             )
             cur.execute("INSERT INTO edge_windows VALUES ('a', 'b', ?, 60, 4, 0, 1.0, ''::BLOB)", [t])
-    task = RetentionTask(store, StoreConfig(retention="1h"), SelfMetrics(), clock_ns=lambda: NOW, analysis=analysis)
+    task = RetentionTask(
+        store, StoreConfig(retention="1h"), SelfMetrics(), clock_ns=lambda: NOW, analysis=analysis
+    )
     try:
         task.run_once()
         with store.cursor() as cur:

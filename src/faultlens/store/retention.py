@@ -77,7 +77,11 @@ class RetentionTask:
         if self._analysis is not None:
             rows = self._analysis.enforce_retention(now, self._retention_ns)
             if rows:
-                log.info("retention removed %d rows of analysis series older than %d", rows, result.cutoff_unix_nano)
+                log.info(
+                    "retention removed %d rows of analysis series older than %d",
+                    rows,
+                    result.cutoff_unix_nano,
+                )
         return result
 
     def start(self) -> None:
