@@ -32,12 +32,29 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faultlens.api import models as m
 from faultlens.api.health import HealthState
-from faultlens.api.params import INT64_MAX, Severity, TraceIdBytes, TraceStatus, UnixNanos, time_range
+from faultlens.api.params import (
+    INT64_MAX,
+    Severity,
+    TraceIdBytes,
+    TraceStatus,
+    UnixNanos,
+    invalid_param,
+    time_range,
+)
 from faultlens.api.security import ApiSecurity, SecurityMiddleware
+from faultlens.durations import parse_duration_s
 from faultlens.errors import StoreError, UnsupportedQuery
 from faultlens.selfmetrics import CONTENT_TYPE_LATEST, SelfMetrics
 from faultlens.store.analysis_base import AnalysisReader
-from faultlens.store.base import LogQuery, MetricQuery, StoreReader, TraceQuery
+from faultlens.store.base import (
+    LogQuery,
+    MetricAggregation,
+    MetricNameQuery,
+    MetricQuery,
+    MetricSeriesQuery,
+    StoreReader,
+    TraceQuery,
+)
 from faultlens.store.window import WindowReader
 
 log = logging.getLogger(__name__)
@@ -98,6 +115,7 @@ def create_app(
         from faultlens.api.rca_routes import rca_router
 
         app.include_router(rca_router(windows, analysis), responses=_ERRORS)
+
 
     @app.get("/api/v1/services", responses=_ERRORS, tags=["query"])
     def services() -> m.ServicesResponse:
@@ -209,6 +227,46 @@ def create_app(
         return m.MetricsResponse(
             points=[m.MetricPointOut.of(p) for p in found[:limit]], limit=limit, truncated=len(found) > limit
         )
+
+    @app.get("/api/v1/metrics/names", responses=_ERRORS, tags=["query"])
+    def metric_names(
+        service: Annotated[str | None, Query(min_length=1)] = None,
+        start: START = None,
+        end: END = None,
+        limit: Annotated[int, _limit(MAX_LIMIT)] = MAX_LIMIT,
+    ) -> m.MetricNamesResponse:
+        """The metric names with points in the range (and of the service), newest first."""
+        query = MetricNameQuery(service=service, time_range=time_range(start, end), limit=limit + 1)
+        found = reader.metric_names(query)
+        return m.MetricNamesResponse(
+            names=[m.MetricNameOut.of(n) for n in found[:limit]], limit=limit, truncated=len(found) > limit
+        )
+
+    @app.get("/api/v1/metrics/series", responses=_ERRORS, tags=["query"])
+    def metric_series(
+        name: Annotated[str, Query(min_length=1, description="Metric name.")],
+        start: Annotated[UnixNanos, Query(description="Inclusive start of the first step. " + _TIME_DOC)],
+        end: Annotated[UnixNanos, Query(description="Exclusive end of the range. " + _TIME_DOC)],
+        step: Annotated[
+            str, Query(description="Step length, e.g. 10s, 1m (the range may hold 11,000 steps at most).")
+        ] = "1m",
+        aggregation: Annotated[
+            MetricAggregation, Query(description="How the points of a step fold into one value.")
+        ] = MetricAggregation.AVG,
+        service: Annotated[str | None, Query(min_length=1)] = None,
+    ) -> m.MetricSeriesResponse:
+        """One metric per step and per service: avg, min, max, sum, count, or rate (per second,
+        from each series' increases, a decrease counting as a reset) of its points."""
+        try:
+            step_ns = int(parse_duration_s(step) * 1e9)
+        except ValueError as e:
+            raise invalid_param("step", str(e), step) from None
+        if step_ns <= 0:
+            raise invalid_param("step", "must be positive", step)
+        window = time_range(start, end)
+        assert window is not None
+        query = MetricSeriesQuery(name, window, step_ns, aggregation, service)
+        return m.MetricSeriesResponse.of(query, reader.metric_series(query))
 
     @app.get("/api/v1/stats", responses=_ERRORS, tags=["query"])
     def stats() -> m.StatsResponse:

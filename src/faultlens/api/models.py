@@ -264,6 +264,68 @@ class MetricsResponse(_Body):
     truncated: bool = Field(description="True when more points matched than `limit`.")
 
 
+class MetricNameOut(_Body):
+    name: str
+    type: str
+    unit: str
+    services: list[str]
+    points: int = Field(description="Points in the range asked for.")
+    last_seen_unix_nano: int
+
+    @classmethod
+    def of(cls, n: store.MetricName) -> MetricNameOut:
+        return cls(
+            name=n.name,
+            type=n.metric_type,
+            unit=n.unit,
+            services=list(n.services),
+            points=n.points,
+            last_seen_unix_nano=n.last_seen_unix_nano,
+        )
+
+
+class MetricNamesResponse(_Body):
+    names: list[MetricNameOut] = Field(description="Newest point first.")
+    limit: int
+    truncated: bool
+
+
+class MetricStepOut(_Body):
+    start_unix_nano: int
+    value: float | None = Field(description="None when the service had no point in the step.")
+
+
+class MetricSeriesOut(_Body):
+    service: str | None
+    steps: list[MetricStepOut]
+
+
+class MetricSeriesResponse(_Body):
+    name: str
+    aggregation: str
+    step_ns: int
+    start_unix_nano: int
+    end_unix_nano: int
+    series: list[MetricSeriesOut] = Field(description="One per service, by service name.")
+
+    @classmethod
+    def of(cls, query: store.MetricSeriesQuery, series: list[store.MetricSeries]) -> MetricSeriesResponse:
+        return cls(
+            name=query.name,
+            aggregation=query.aggregation.value,
+            step_ns=query.step_ns,
+            start_unix_nano=query.time_range.start_ns,
+            end_unix_nano=query.time_range.end_ns,
+            series=[
+                MetricSeriesOut(
+                    service=s.service,
+                    steps=[MetricStepOut(start_unix_nano=t.start_unix_nano, value=t.value) for t in s.steps],
+                )
+                for s in series
+            ],
+        )
+
+
 # --- health ---------------------------------------------------------------------------------
 
 

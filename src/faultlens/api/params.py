@@ -133,17 +133,15 @@ def time_range(start: int | None, end: int | None) -> TimeRange | None:
     lo = 0 if start is None else start
     hi = INT64_MAX if end is None else end
     if hi < lo:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "value_error",
-                    "loc": ("query", "end"),
-                    "msg": "end is before start",
-                    "input": end,
-                }
-            ]
-        )
+        raise invalid_param("end", "end is before start", end)
     return TimeRange(lo, hi)
+
+
+def invalid_param(param: str, message: str, value: Any) -> RequestValidationError:
+    """The 422 of a query parameter that is malformed or out of range, naming it."""
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("query", param), "msg": message, "input": value}]
+    )
 
 
 def hex_id(raw: bytes | None) -> str | None:

@@ -8,6 +8,7 @@ same conformance suite (``tests/store/test_conformance.py``).
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -56,6 +57,43 @@ class MetricQuery:
     service: str | None = None
     time_range: TimeRange | None = None
     limit: int = 1000
+
+
+class MetricAggregation(enum.StrEnum):
+    """How a metric's points are folded into one value per step (``MetricSeriesQuery``).
+
+    The value of a point is its ``value`` (gauges and sums) or ``sum / count`` (histograms,
+    exponential histograms, summaries). ``rate`` is per second over the step, from the
+    increase of each series (service and attributes) between consecutive points, a
+    decrease counting as a reset (as Prometheus's ``rate``): for cumulative sums and counts.
+    """
+
+    AVG = "avg"
+    MIN = "min"
+    MAX = "max"
+    SUM = "sum"
+    COUNT = "count"
+    RATE = "rate"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricNameQuery:
+    """The metric names that have points in the range (and of the service), newest first."""
+
+    service: str | None = None
+    time_range: TimeRange | None = None
+    limit: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSeriesQuery:
+    """One metric folded per ``step_ns`` and per service, over ``time_range`` (required)."""
+
+    name: str
+    time_range: TimeRange
+    step_ns: int
+    aggregation: MetricAggregation = MetricAggregation.AVG
+    service: str | None = None
 
 
 # --- results -------------------------------------------------------------------------------
@@ -132,6 +170,30 @@ class MetricPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricName:
+    name: str
+    metric_type: str
+    unit: str
+    services: tuple[str, ...]
+    points: int
+    last_seen_unix_nano: int
+
+
+@dataclass(frozen=True, slots=True)
+class MetricStep:
+    """A step of one service's series: the step's start and the folded value (None: no point)."""
+
+    start_unix_nano: int
+    value: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSeries:
+    service: str | None
+    steps: tuple[MetricStep, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class TraceSummary:
     trace_id: bytes
     start_time_unix_nano: int
@@ -203,6 +265,12 @@ class StoreReader(Protocol):
     def find_logs(self, query: LogQuery) -> list[LogRecord]: ...
 
     def find_metric_points(self, query: MetricQuery) -> list[MetricPoint]: ...
+
+    def metric_names(self, query: MetricNameQuery) -> list[MetricName]: ...
+
+    def metric_series(self, query: MetricSeriesQuery) -> list[MetricSeries]:
+        """Every step of the range for each service (``value`` None where it had no point)."""
+        ...
 
     def stats(self) -> StoreStats: ...
 

@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from faultlens.config.model import StoreConfig
 from faultlens.decode.base import DecodedBatch
-from faultlens.errors import StoreError
+from faultlens.errors import StoreError, UnsupportedQuery
 from faultlens.store._connection import (
     ALIAS,
     SharedConnection,
@@ -54,8 +54,14 @@ from faultlens.store._schema import DATA_TABLES, migrate, quote
 from faultlens.store.base import (
     LogQuery,
     LogRecord,
+    MetricAggregation,
+    MetricName,
+    MetricNameQuery,
     MetricPoint,
     MetricQuery,
+    MetricSeries,
+    MetricSeriesQuery,
+    MetricStep,
     Operation,
     RetentionResult,
     StoreStats,
@@ -70,6 +76,8 @@ __all__ = ["DB_FILENAME", "DuckDBStore"]
 log = logging.getLogger(__name__)
 
 DB_FILENAME = "faultlens.duckdb"
+# Steps one metric series query may ask for (Prometheus's query_range refuses past 11,000).
+MAX_METRIC_STEPS = 11_000
 
 STATUS_ERROR = 2
 _IS_ROOT = "(parent_span_id IS NULL OR octet_length(parent_span_id) = 0)"
@@ -512,6 +520,73 @@ class DuckDBStore:
                 [*params, query.limit],
             ).fetchall()
         return [metric_point(r) for r in rows]
+
+    def metric_names(self, query: MetricNameQuery) -> list[MetricName]:
+        """Metric names with points in the range (and of the service), newest first."""
+        if query.limit <= 0:
+            return []
+        conditions, params = _time_conditions("time_unix_nano", query.time_range)
+        if query.service is not None:
+            conditions.append("service_name = ?")
+            params.append(query.service)
+        with self._read() as cur:
+            rows = cur.execute(
+                "SELECT metric_name, any_value(metric_type), coalesce(any_value(metric_unit), ''), "
+                "list(DISTINCT service_name ORDER BY service_name) FILTER (WHERE service_name IS NOT NULL), "
+                f"count(*), max(time_unix_nano) FROM metric_points {_where(conditions)} "
+                "GROUP BY metric_name ORDER BY max(time_unix_nano) DESC, metric_name LIMIT ?",
+                [*params, query.limit],
+            ).fetchall()
+        return [MetricName(r[0], r[1], r[2], tuple(r[3] or ()), int(r[4]), int(r[5])) for r in rows]
+
+    def metric_series(self, query: MetricSeriesQuery) -> list[MetricSeries]:
+        """One metric folded per step and per service (see :class:`MetricAggregation`)."""
+        start, end, step = query.time_range.start_ns, query.time_range.end_ns, query.step_ns
+        if step <= 0 or end <= start:
+            raise UnsupportedQuery("a metric series needs a positive step and a non-empty range")
+        steps = -(-(end - start) // step)
+        if steps > MAX_METRIC_STEPS:
+            raise UnsupportedQuery(
+                f"{steps} steps of {step} ns in the range: at most {MAX_METRIC_STEPS}; take a longer step"
+            )
+        conditions = ["metric_name = ?", "time_unix_nano >= ?", "time_unix_nano < ?"]
+        params: list[Any] = [query.name, start, end]
+        if query.service is not None:
+            conditions.append("service_name = ?")
+            params.append(query.service)
+        agg = query.aggregation
+        value = (
+            "coalesce(value, count)"
+            if agg is MetricAggregation.RATE
+            else "coalesce(value, sum / nullif(count, 0))"
+        )
+        points = (
+            f"SELECT service_name AS service, attributes AS attrs, time_unix_nano AS t, {value} AS v "
+            f"FROM metric_points {_where(conditions)}"
+        )
+        bucket = f"(t - {int(start)}) // {int(step)}"
+        if agg is MetricAggregation.RATE:
+            sql = (
+                f"WITH p AS ({points}), d AS (SELECT service, t, CASE WHEN prev IS NULL THEN NULL "
+                "WHEN v >= prev THEN v - prev ELSE v END AS v FROM (SELECT service, t, v, "
+                "lag(v) OVER (PARTITION BY service, attrs ORDER BY t) AS prev FROM p)) "
+                f"SELECT service, {bucket} AS b, sum(v) / {step / 1e9} FROM d GROUP BY service, b"
+            )
+        else:
+            fold = "count(*)" if agg is MetricAggregation.COUNT else f"{agg.value}(v)"
+            sql = f"WITH p AS ({points}) SELECT service, {bucket} AS b, {fold} FROM p GROUP BY service, b"
+        with self._read() as cur:
+            rows = cur.execute(sql, params).fetchall()
+        by_service: dict[str | None, dict[int, float | None]] = {}
+        for service, b, v in rows:
+            by_service.setdefault(service, {})[int(b)] = None if v is None else float(v)
+        return [
+            MetricSeries(
+                service,
+                tuple(MetricStep(start + i * step, values.get(i)) for i in range(steps)),
+            )
+            for service, values in sorted(by_service.items(), key=lambda kv: kv[0] or "")
+        ]
 
     def stats(self) -> StoreStats:
         with self._read() as cur:
