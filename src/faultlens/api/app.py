@@ -115,7 +115,9 @@ def create_app(
         from faultlens.api.rca_routes import rca_router
 
         app.include_router(rca_router(windows, analysis), responses=_ERRORS)
+    from faultlens.api.jaeger import jaeger_router  # Jaeger's query API, for Grafana
 
+    app.include_router(jaeger_router(reader, windows))
 
     @app.get("/api/v1/services", responses=_ERRORS, tags=["query"])
     def services() -> m.ServicesResponse:
