@@ -305,9 +305,10 @@ _VALUES = _names(ArrayValue.DESCRIPTOR, "values")
 _KVLIST = _names(KeyValueList.DESCRIPTOR, "values")
 assert _VALUES.canonical == _names(KeyValueList.DESCRIPTOR, "values").canonical
 
-# Attribute cache of one request: (tag, key, value kind, string value) -> tag, length, KeyValue.
+# Attribute cache of one request: (tag, key, value kind, string value) -> tag, length,
+# KeyValue; and key (a str, never equal to such a tuple) -> the key's encoded field.
 _Memo = tuple[bytes, Any, Any, Any]
-_Cache = dict[_Memo, bytes]
+_Cache = dict[_Memo | str, bytes]
 
 
 def _any_value(v: Any, depth: int) -> bytes:
@@ -419,27 +420,27 @@ def _key_value_slow(kv: Any, tag: bytes, memo: _Memo | None, cache: _Cache, dept
     if memo is not None:
         _, key, kind, x = memo
         if type(key) is str:
+            key_field = cache.get(key)  # the key's field, once per request (keys repeat most)
+            if key_field is None:
+                key_field = cache[key] = _string(b"\x0a", key)
             if type(x) is str and type(kind) is str:
                 if kind == "stringValue":
                     xb = x.encode()
                     av = b"\x0a" + _varint(len(xb)) + xb
                 else:
                     av = _any_value(kv["value"], depth)
-                enc = cache[memo] = tag + _key_value_bytes(key, av)
+                enc = cache[memo] = tag + _key_value_bytes(key_field, av)
                 return enc
             if type(x) is float and kind == "doubleValue":
-                return tag + _key_value_bytes(key, b"\x21" + _pack_double(_double(x)))
+                return tag + _key_value_bytes(key_field, b"\x21" + _pack_double(_double(x)))
             if (x is True or x is False) and kind == "boolValue":
-                return tag + _key_value_bytes(key, b"\x10\x01" if x else b"\x10\x00")
+                return tag + _key_value_bytes(key_field, b"\x10\x01" if x else b"\x10\x00")
     return tag + _key_value(kv, depth)
 
 
-def _key_value_bytes(key: str, any_value: bytes) -> bytes:
-    """A length-prefixed KeyValue of ``key`` and an encoded AnyValue."""
-    kb = key.encode()
-    body = b"\x12" + _varint(len(any_value)) + any_value
-    if kb:
-        body = b"\x0a" + _varint(len(kb)) + kb + body
+def _key_value_bytes(key_field: bytes, any_value: bytes) -> bytes:
+    """A length-prefixed KeyValue of an encoded key field and an encoded AnyValue."""
+    body = key_field + b"\x12" + _varint(len(any_value)) + any_value
     return _varint(len(body)) + body
 
 
