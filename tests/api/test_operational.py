@@ -113,6 +113,8 @@ def test_openapi_documents_every_endpoint(served: Served) -> None:
         "/api/v1/traces/{trace_id}",
         "/api/v1/logs",
         "/api/v1/metrics",
+        "/api/v1/metrics/names",
+        "/api/v1/metrics/series",
         "/api/v1/stats",
         "/metrics",
         "/healthz",
