@@ -29,7 +29,7 @@ def other(kind: SeriesKind, service: str, window: int, name: str = "op") -> Anom
     return Anomaly(SeriesKey(kind, service, name), window * W, W, 9.0, 1.0, 8.0, Direction.UP, "x")
 
 
-CONFIG = AgreementConfig(min_series=3, min_signals=2, min_score=20.0, windows=2)
+CONFIG = AgreementConfig(min_series=3, min_signals=2, min_score=20.0, windows=2, novelty_with_signal=True)
 
 
 def test_signal_is_the_metric_namespace_without_digits() -> None:
@@ -120,3 +120,25 @@ def test_novelty_agrees_with_a_second_signal_of_its_service_only() -> None:
 def test_config_refuses_nonsense(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         AgreementConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_hosts_gauge_a_gauge_from_zero_and_a_missing_template_do_not_agree() -> None:
+    cfg = AgreementConfig(min_series=3, min_signals=3, min_score=20.0, novelty_with_signal=True)
+    own = [gauge("cart", "container.cpu.usage", 0), gauge("cart", "pod.server.latency.p90", 0)]
+    host = gauge("cart", "node.network.bytes", 0)
+    same_node = gauge("orders", "node.network.bytes", 0)  # the same value: one node, two pods
+    assert Agreement(cfg).observe(0, [*own, host, same_node]) == []
+    assert len(Agreement(cfg).observe(0, [*own, host])) == 3
+    idle = Anomaly(host.key, 0, W, 9.0, 0.0, 1e6, Direction.UP, "x")  # from zero: presence, not level
+    assert Agreement(cfg).observe(0, [*own, idle]) == []
+    gone = TemplateChange(ChangeKind.MISSING, "cart", 3, "ok <*>", TimeRange(0, W), 0, 9.0, 1.0)
+    (missing,) = template_anomalies([gone])
+    assert missing.key.kind is SeriesKind.MISSING_LOG_TEMPLATE
+    assert Agreement(cfg).observe(0, [missing, other(SeriesKind.ERROR_LOGS, "cart", 0)]) == []
+
+
+def test_defaults_are_strict() -> None:
+    found = [gauge("cart", n, 0, score=150.0) for n in ("container.cpu.a", "pod.server.l", "container.net.b")]
+    assert Agreement().observe(0, found) == []  # three signals are not enough by default
+    found.append(gauge("cart", "container.fs.c", 0, score=150.0))
+    assert len(Agreement().observe(0, found)) == 4

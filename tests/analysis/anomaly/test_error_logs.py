@@ -75,7 +75,7 @@ def test_a_batch_from_both_sides_of_a_gap_does_not_cover_the_gap() -> None:
 
 def test_new_templates_and_error_fingerprints_agree_with_the_error_burst_and_open_at_once() -> None:
     t0 = (time.time_ns() // W - 60) * W
-    engine = AnalysisEngine(EngineConfig())
+    engine = AnalysisEngine(EngineConfig(agreement=AgreementConfig(novelty_with_signal=True)))
     steps = []
     ratios = [0.0] * 8 + [0.3, 0.3]
     for i, ratio in enumerate(ratios):
@@ -98,9 +98,9 @@ def test_new_templates_and_error_fingerprints_agree_with_the_error_burst_and_ope
     assert SeriesKind.NEW_LOG_TEMPLATE in kinds and SeriesKind.ERROR_LOGS in kinds
 
 
-def test_without_novelty_the_same_burst_opens_a_window_later() -> None:
+def test_by_default_novelty_only_joins_and_the_same_burst_opens_a_window_later() -> None:
     t0 = (time.time_ns() // W - 60) * W
-    engine = AnalysisEngine(EngineConfig(agreement=AgreementConfig(novelty_with_signal=False)))
+    engine = AnalysisEngine(EngineConfig())
     steps = []
     for i, ratio in enumerate([0.0] * 8 + [0.3, 0.3]):
         request = build_logs_request(

@@ -20,7 +20,11 @@ latency and network; or one gauge on several pods of it). So:
   novelty (error logs, latency, errors, a gauge): two signals that say the same thing.
 - **shared causes do not count**: a metric name anomalous in ``shared_fraction`` or more of the
   services that report it in one window (a node or the whole cluster busy) speaks for no one
-  service and counts for none.
+  service and counts for none; nor does a gauge whose value in the window equals that of the
+  same metric of another service (a node's gauge reported by each of its pods).
+- **a level, not a presence**: a gauge whose baseline is zero (it was not there, or idle) and
+  a template that went missing (often a log pipeline's gap, not the service's) do not agree;
+  they still join incidents as evidence.
 
 :class:`Agreement` is pure (anomalies of each judged window in, in window order; the agreeing
 ones out, each once). What the tracker does with them: ``IncidentTracker.update(..., agreed=)``.
@@ -43,15 +47,24 @@ def _default_kinds() -> frozenset[SeriesKind]:
 @dataclass(frozen=True, slots=True)
 class AgreementConfig:
     """When anomalies of ``kinds`` agree (see the module docstring). ``min_series`` None: never
-    by count alone; ``novelty_with_signal`` False: novelty never agrees with a second signal."""
+    by count alone; ``novelty_with_signal`` False: novelty never agrees with a second signal.
+
+    The defaults are the strictest setting measured that held the false incidents of both
+    Nezha systems (docs/evaluation.md, "Detection from every signal"): looser metric agreement
+    found more faults on one system and opened tens of false incidents a day on the other, and
+    novelty agreeing with a second signal cost detections there (incidents opened a window
+    before a fault took its symptoms), so it is off by default; novelty still joins incidents
+    as evidence.
+    """
 
     kinds: frozenset[SeriesKind] = field(default_factory=_default_kinds)
-    min_series: int | None = 3
-    min_signals: int = 3
-    min_score: float = 20.0
+    min_series: int | None = 4
+    min_signals: int = 4
+    min_score: float = 100.0
     min_windows: int = 1
     windows: int = 2
-    novelty_with_signal: bool = True
+    novelty_with_signal: bool = False
+    novelty_agreeing: frozenset[SeriesKind] = frozenset({SeriesKind.NEW_LOG_TEMPLATE, SeriesKind.NEW_ERROR})
     shared_fraction: float = 0.5
     shared_min_services: int = 4
 
@@ -84,7 +97,16 @@ class Agreement:
     ) -> list[Anomaly]:
         c = self.config
         shared = self._shared_names(anomalies, reporting or {})
-        kept = [a for a in anomalies if not (a.key.kind is SeriesKind.RESOURCE and a.key.name in shared)]
+        hosts = _host_values(anomalies)
+        kept = [
+            a
+            for a in anomalies
+            if not (
+                a.key.kind is SeriesKind.RESOURCE
+                and (a.key.name in shared or (a.key.name, a.observed) in hosts or a.expected == 0)
+            )
+            and not (a.key.kind in NOVELTY_KINDS and a.key.kind not in c.novelty_agreeing)
+        ]
         self._recent.append((window_start_ns, kept))
         oldest = self._recent[0][0]
         self._given = {g for g in self._given if g[0] >= oldest}
@@ -134,6 +156,19 @@ class Agreement:
             if len(reporting.get(name, ())) >= c.shared_min_services
             and len(services) >= c.shared_fraction * len(reporting[name])
         }
+
+
+def _host_values(window: Sequence[Anomaly]) -> set[tuple[str, float]]:
+    """(metric, value) pairs that several services report in one window: a host's gauge."""
+    seen: dict[tuple[str, float], str] = {}
+    out: set[tuple[str, float]] = set()
+    for a in window:
+        if a.key.kind is SeriesKind.RESOURCE:
+            tag = (a.key.name, a.observed)
+            first = seen.setdefault(tag, a.key.service)
+            if first != a.key.service:
+                out.add(tag)
+    return out
 
 
 def reporting_services(keys: Iterable[tuple[SeriesKind, str, str]]) -> dict[str, set[str]]:
