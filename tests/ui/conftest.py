@@ -23,9 +23,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, sync_playwright
 
+from faultlens.demo.shop import Sent, Shop
 from faultlens.testing.process import ServerProcess, start_server
-
-from .shop import Sent, Shop
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -19,11 +19,11 @@ from playwright.sync_api import Browser, expect
 
 from faultlens.api import ApiServer, HealthState, create_app
 from faultlens.config.model import StoreConfig
+from faultlens.demo.shop import BIG_SPANS, HOSTILE_ATTR, HOSTILE_LOG, HOSTILE_NAME
 from faultlens.selfmetrics import SelfMetrics
 from faultlens.store import open_store
 
 from .conftest import Shopfront, Watched
-from .shop import BIG_SPANS, HOSTILE_ATTR, HOSTILE_LOG, HOSTILE_NAME
 
 PAGES = {
     "overview": ("/", "[data-red-service='front'][data-loaded]"),

@@ -2,10 +2,16 @@
 
 front -> orders -> {inventory, payment}, orders -> postgresql; one trace per request, a
 log line per request (with the trace context), every 20th payment declined with an
-exception event and an ERROR log. Eighteen 10 s windows of data time, ending about an
-hour ago: twelve normal, then six in which inventory's own work takes 300 ms longer (the
-fault the server should find, with no label sent). Then one wide trace of ``BIG_SPANS``
-spans from a batch job, for the waterfall's virtualised rows.
+exception event and an ERROR log. Eighteen 10 s windows of data time starting at ``t0``
+(by default about an hour ago): twelve normal, then six in which inventory's own work takes
+300 ms longer (the fault the server should find, with no label sent). With ``extras``, then
+one wide trace of ``BIG_SPANS`` spans from a batch job, for the waterfall's virtualised rows,
+and one request whose names hold HTML (the browser tests check it never runs).
+
+``faultlens demo`` sends it to a server of its own, so that a newcomer sees traces, the map
+and an incident with its root cause within a minute; the browser tests (``tests/ui``) use it
+too. It is telemetry made to measure, not running services: the lab (issue 18) is where
+real services meet real faults.
 
 Each service has its own ``TracerProvider`` and ``LoggerProvider`` (its resource), with
 the SDK's batch processors and OTLP gRPC exporters; spans take explicit start and end
@@ -58,7 +64,8 @@ class Sent:
 
 
 class Shop:
-    def __init__(self, grpc_port: int) -> None:
+    def __init__(self, grpc_port: int, t0: int | None = None) -> None:
+        """``t0``: Unix ns of the first window's start (on a 10 s boundary); an hour ago by default."""
         endpoint = f"127.0.0.1:{grpc_port}"
         self.tracers: dict[str, trace.Tracer] = {}
         self.loggers = {}
@@ -78,7 +85,7 @@ class Shop:
             self.tracers[service] = tp.get_tracer("shop", "1.0")
             self.loggers[service] = lp.get_logger("shop", "1.0")
             self._providers += [tp, lp]
-        self.sent = Sent(t0=(time.time_ns() // W - 360) * W)  # an hour ago, on a window boundary
+        self.sent = Sent(t0=t0 if t0 is not None else (time.time_ns() // W - 360) * W)
 
     def _span(
         self,
@@ -176,7 +183,7 @@ class Shop:
         self._log("front", root, at + MS, SeverityNumber.WARN, "WARN", HOSTILE_LOG)
         return format(root.get_span_context().trace_id, "032x")
 
-    def run(self) -> Sent:
+    def run(self, extras: bool = True) -> Sent:
         for w in range(NORMAL + FAULT):
             slow = 300 * MS if w >= NORMAL else 0
             for k in range(REQUESTS):
@@ -185,9 +192,10 @@ class Shop:
                 if w == NORMAL + 2 and k == 30:
                     self.sent.slow_trace = tid
             self.flush()
-        self.sent.big_trace = self.big_trace(self.sent.t0 + (NORMAL + FAULT - 1) * W)
-        self.sent.hostile_trace = self.hostile(self.sent.t0 + (NORMAL + FAULT - 1) * W + 5 * S)
-        self.flush()
+        if extras:
+            self.sent.big_trace = self.big_trace(self.sent.t0 + (NORMAL + FAULT - 1) * W)
+            self.sent.hostile_trace = self.hostile(self.sent.t0 + (NORMAL + FAULT - 1) * W + 5 * S)
+            self.flush()
         return self.sent
 
     def flush(self) -> None:
