@@ -28,6 +28,13 @@ T0 = 1_714_564_800_000_000_000
         ("1970-01-01T00:00:00Z", 0),
         ("2262-04-11T23:47:16.854775807Z", INT64_MAX),
         (" 2024-05-01T12:00:00Z ", T0),
+        ("2024-05-01T12:00:00", T0),  # no offset: UTC
+        ("2024-05-01T12:00:00.25", T0 + 250_000_000),
+        ("2024-05-01", T0 - 12 * 3600 * 1_000_000_000),
+        ("1714564800s", T0),
+        ("1714564800000ms", T0),
+        ("1714564800000000us", T0),
+        ("1714564800000000000ns", T0),
     ],
 )
 def test_parse_time_is_exact(text: str, ns: int) -> None:
@@ -42,7 +49,9 @@ def test_parse_time_is_exact(text: str, ns: int) -> None:
         "1.5",
         "-1",
         "1e9",
-        "2024-05-01T12:00:00",
+        "2024-05-01T12:00",
+        "1714564800sec",
+        "now-5",
         "2024-05-01T12:00:00.Z",
         "2024-05-01T12:00:00.1234567890Z",
         "2024-02-30T00:00:00Z",
@@ -86,3 +95,12 @@ def test_time_range_opens_missing_bounds() -> None:
     assert time_range(5, None) == TimeRange(5, INT64_MAX)
     assert time_range(None, 5) == TimeRange(0, 5)
     assert time_range(5, 5) == TimeRange(5, 5)
+
+
+def test_now_and_offsets_from_the_clock_given() -> None:
+    from faultlens.timeparse import parse_time as parse
+
+    assert parse("now", now_ns=T0) == T0
+    assert parse("now-15m", now_ns=T0) == T0 - 15 * 60 * 1_000_000_000
+    assert parse("NOW + 1.5s", now_ns=T0) == T0 + 1_500_000_000
+    assert parse("now-1d", now_ns=T0) == T0 - 86_400 * 1_000_000_000

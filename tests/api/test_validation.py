@@ -27,8 +27,9 @@ BAD_QUERIES = [
     ("/api/v1/traces", {"service": ""}, "service"),
     ("/api/v1/traces", {"operation": ""}, "operation"),
     ("/api/v1/traces", {"start": "yesterday"}, "start"),
-    ("/api/v1/traces", {"start": "2024-05-01T12:00:00"}, "start"),  # no offset: ambiguous
-    ("/api/v1/traces", {"start": "2024-05-01"}, "start"),
+    ("/api/v1/traces", {"start": "2024-05-01T12"}, "start"),
+    ("/api/v1/traces", {"start": "2024-05"}, "start"),
+    ("/api/v1/traces", {"start": "1714564800 s"}, "start"),
     ("/api/v1/traces", {"start": "2024-13-01T00:00:00Z"}, "start"),
     ("/api/v1/traces", {"start": "2024-05-01T12:00:00.1234567891Z"}, "start"),  # below 1 ns
     ("/api/v1/traces", {"start": "1969-12-31T23:59:59Z"}, "start"),
@@ -48,7 +49,7 @@ BAD_QUERIES = [
     ("/api/v1/logs", {"service": ""}, "service"),
     ("/api/v1/logs", {"limit": "0"}, "limit"),
     ("/api/v1/logs", {"limit": "1001"}, "limit"),
-    ("/api/v1/logs", {"start": "now"}, "start"),
+    ("/api/v1/logs", {"start": "now-5"}, "start"),  # an offset needs its unit
     ("/api/v1/logs", {"start": "2024-05-01T12:00:01Z", "end": "2024-05-01T12:00:00Z"}, "end"),
     ("/api/v1/metrics", {"limit": "0"}, "limit"),
     ("/api/v1/metrics", {"limit": "1001"}, "limit"),

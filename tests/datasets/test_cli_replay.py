@@ -104,6 +104,7 @@ def test_parse_time_forms() -> None:
     assert parse_time("2024-03-01T10:00:00") == T0
     assert parse_time("2024-03-01 10:00:00Z") == T0
     assert parse_time("2024-03-01T12:00:00+02:00") == T0
-    assert parse_time(str(T0 // 1_000_000_000)) == T0
+    assert parse_time(f"{T0 // 1_000_000_000}s") == T0  # Unix seconds say so
+    assert parse_time(str(T0)) == T0  # a bare integer is nanoseconds, as everywhere
     with pytest.raises(typer.BadParameter):
         parse_time("yesterday")

@@ -10,20 +10,31 @@ from __future__ import annotations
 
 import enum
 import re
-from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Any
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import BeforeValidator
 
+from faultlens.timeparse import INT64_MAX, parse_time
 from faultlens.types import TimeRange
 
-INT64_MAX = 2**63 - 1
+__all__ = [  # INT64_MAX and parse_time are the shared ones of faultlens.timeparse
+    "INT64_MAX",
+    "SEVERITY_NAMES",
+    "SPAN_KIND_NAMES",
+    "STATUS_CODE_NAMES",
+    "Severity",
+    "TraceIdBytes",
+    "TraceStatus",
+    "UnixNanos",
+    "hex_id",
+    "invalid_param",
+    "parse_severity",
+    "parse_time",
+    "parse_trace_id",
+    "time_range",
+]
 
-_RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$"
-)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 
 SEVERITY_NAMES: dict[str, int] = {
@@ -45,52 +56,6 @@ SPAN_KIND_NAMES: dict[int, str] = {
     5: "CONSUMER",
 }
 STATUS_CODE_NAMES: dict[int, str] = {0: "UNSET", 1: "OK", 2: "ERROR"}
-
-
-def parse_time(value: Any) -> int:
-    """An RFC 3339 timestamp or a decimal count of Unix nanoseconds, as Unix nanoseconds.
-
-    A bare integer is always nanoseconds, never seconds or milliseconds: guessing the unit
-    from the magnitude would silently answer a different question. RFC 3339 needs its
-    offset (``Z`` or ``+02:00``) and keeps up to nine fractional digits exactly.
-    """
-    if isinstance(value, int) and not isinstance(value, bool):
-        text = str(value)
-    elif isinstance(value, str):
-        text = value.strip()
-    else:
-        raise ValueError("expected an RFC 3339 timestamp or Unix nanoseconds")
-    ns = int(text) if text.isascii() and text.isdigit() else _parse_rfc3339(text)
-    if ns > INT64_MAX:
-        raise ValueError("time is past the int64 nanosecond range (year 2262)")
-    return ns
-
-
-def _parse_rfc3339(text: str) -> int:
-    m = _RFC3339.match(text)
-    if m is None:
-        raise ValueError(
-            "expected an RFC 3339 timestamp with offset (e.g. 2024-05-01T12:00:00.5Z) "
-            "or a non-negative integer of Unix nanoseconds"
-        )
-    year, month, day, hour, minute, second, fraction, offset = m.groups()
-    if fraction is not None and len(fraction) > 9:
-        raise ValueError("at most 9 fractional second digits (nanoseconds) are supported")
-    if offset in ("Z", "z"):
-        tz = UTC
-    else:
-        sign = 1 if offset[0] == "+" else -1
-        tz = timezone(sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6])))
-    try:
-        dt = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=tz)
-    except ValueError as e:
-        raise ValueError(f"invalid date or time: {e}") from None
-    delta = dt - _EPOCH
-    ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000
-    ns += int((fraction or "").ljust(9, "0"))
-    if ns < 0:
-        raise ValueError("times before 1970-01-01T00:00:00Z are not supported")
-    return ns
 
 
 def parse_trace_id(value: Any) -> bytes:

@@ -17,7 +17,6 @@ What a newcomer trips over, and what the command does about it:
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from rich.table import Table
 
 from faultlens.datasets import NezhaDataset, OtlpSender, ReplayOptions, ReplaySummary, make_sender
 from faultlens.datasets.nezha.replay import replay_nezha
+from faultlens.timeparse import parse_time as parse_timestamp
 from faultlens.types import Signal, TimeRange, Transport
 
 replay_app = typer.Typer(help="Replay recorded datasets as OTLP.", no_args_is_help=True)
@@ -47,21 +47,11 @@ def register(app: typer.Typer) -> None:
 
 
 def parse_time(text: str) -> int:
-    """A point in time as Unix ns: ISO 8601 (UTC when no zone is given), a date, or Unix seconds."""
-    value = text.strip()
+    """A point in time as Unix ns, in the one syntax of faultlens (:mod:`faultlens.timeparse`)."""
     try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return int(seconds * 1_000_000_000)
-    try:
-        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(f"not a time: {text!r} (use e.g. 2023-01-29T08:40:00)") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
+        return parse_timestamp(text)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
 
 
 def _parse_headers(values: list[str]) -> dict[str, str]:

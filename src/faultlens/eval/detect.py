@@ -367,13 +367,17 @@ def detect_command(
     if window not in (10, 60):
         typer.echo("error: --window must be 60 or 10", err=True)
         raise typer.Exit(2)
-    from faultlens.cli.replay import parse_time
+    from faultlens.timeparse import parse_time
     from faultlens.types import TimeRange
 
     time_range = None
     if start is not None or end is not None:
-        lo = parse_time(start) if start is not None else 0
-        hi = parse_time(end) if end is not None else 1 << 62
+        try:
+            lo = parse_time(start) if start is not None else 0
+            hi = parse_time(end) if end is not None else 1 << 62
+        except ValueError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(2) from None
         if hi <= lo:
             typer.echo("error: --to must be after --from", err=True)
             raise typer.Exit(2)
