@@ -43,6 +43,7 @@ from faultlens.api.params import (
 )
 from faultlens.api.security import ApiSecurity, SecurityMiddleware
 from faultlens.durations import parse_duration_s
+from faultlens.timeparse import TIME_SYNTAX
 from faultlens.errors import StoreError, UnsupportedQuery
 from faultlens.selfmetrics import CONTENT_TYPE_LATEST, SelfMetrics
 from faultlens.store.analysis_base import AnalysisReader
@@ -62,10 +63,7 @@ log = logging.getLogger(__name__)
 MAX_LIMIT = 1000
 MAX_DURATION_MS = Decimal(INT64_MAX // 1_000_000)  # keeps the nanosecond value in int64
 
-_TIME_DOC = (
-    "RFC 3339 timestamp with offset (2024-05-01T12:00:00.123456789Z) or an integer of Unix "
-    "nanoseconds (1714564800123456789; a bare integer is never read as seconds)."
-)
+_TIME_DOC = TIME_SYNTAX[0].upper() + TIME_SYNTAX[1:] + "."
 START = Annotated[UnixNanos | None, Query(description="Inclusive lower bound. " + _TIME_DOC)]
 END = Annotated[UnixNanos | None, Query(description="Exclusive upper bound. " + _TIME_DOC)]
 _ERRORS: dict[int | str, dict[str, object]] = {
