@@ -43,7 +43,6 @@ from faultlens.api.params import (
 )
 from faultlens.api.security import ApiSecurity, SecurityMiddleware
 from faultlens.durations import parse_duration_s
-from faultlens.timeparse import TIME_SYNTAX
 from faultlens.errors import StoreError, UnsupportedQuery
 from faultlens.selfmetrics import CONTENT_TYPE_LATEST, SelfMetrics
 from faultlens.store.analysis_base import AnalysisReader
@@ -57,6 +56,7 @@ from faultlens.store.base import (
     TraceQuery,
 )
 from faultlens.store.window import WindowReader
+from faultlens.timeparse import TIME_SYNTAX
 
 log = logging.getLogger(__name__)
 
