@@ -92,8 +92,24 @@ def _ms(ns: int | None) -> str:
     return "-" if ns is None else f"{ns / 1e6:,.1f}"
 
 
-def _print_json(body: dict[str, Any]) -> None:
-    typer.echo(json.dumps(body, indent=2))
+def _fetch(
+    server: str, path: str, params: dict[str, Any], token: str | None, as_json: bool
+) -> dict[str, Any] | None:
+    """The API's answer, or None once it was printed as it came (``--json``)."""
+    body = _get(server, path, params, token)
+    if as_json:
+        typer.echo(json.dumps(body, indent=2))
+        return None
+    return body
+
+
+def _table(what: str, shown: int, truncated: bool, key: str, *columns: str) -> Table:
+    """A list's table: the title counts the rows, the key column is never wrapped."""
+    table = Table(title=f"{what} ({shown}{', more' if truncated else ''})")
+    table.add_column(key, no_wrap=True)
+    for column in columns:
+        table.add_column(column)
+    return table
 
 
 def incidents_list(
@@ -111,14 +127,16 @@ def incidents_list(
         return
     if status not in (None, "open", "resolved"):
         raise _fail(f"--status {status!r}: expected open or resolved", 2)
-    body = _get(server, "/api/v1/incidents", {"status": status, "limit": limit}, token)
-    if as_json:
-        _print_json(body)
+    body = _fetch(server, "/api/v1/incidents", {"status": status, "limit": limit}, token, as_json)
+    if body is None:
         return
-    table = Table(title=f"incidents ({len(body['incidents'])}{', more' if body.get('truncated') else ''})")
-    table.add_column("id", no_wrap=True)
-    for column in ("state", "severity", "opened", "services", "top root cause", "title"):
-        table.add_column(column)
+    table = _table(
+        "incidents",
+        len(body["incidents"]),
+        body.get("truncated", False),
+        "id",
+        *("state", "severity", "opened", "services", "top root cause", "title"),
+    )
     for inc in body["incidents"]:
         causes = inc.get("root_causes") or []
         top = f"{causes[0]['service']} ({causes[0]['reason']})" if causes else inc.get("rca_status", "-")
@@ -141,9 +159,8 @@ def incident_show(
     as_json: JsonOpt = False,
 ) -> None:
     """One incident: when, where, and its ranked root causes with their evidence."""
-    body = _get(server, f"/api/v1/incidents/{incident_id}", {}, token)
-    if as_json:
-        _print_json(body)
+    body = _fetch(server, f"/api/v1/incidents/{incident_id}", {}, token, as_json)
+    if body is None:
         return
     console = Console()
     console.print(f"[bold]{escape(body['title'])}[/bold]")
@@ -181,14 +198,16 @@ def errors_list(
 ) -> None:
     """Error groups, most recently seen first."""
     params = {"service": service, "category": category, "limit": limit}
-    body = _get(server, "/api/v1/errors", params, token)
-    if as_json:
-        _print_json(body)
+    body = _fetch(server, "/api/v1/errors", params, token, as_json)
+    if body is None:
         return
-    table = Table(title=f"error groups ({len(body['groups'])}{', more' if body.get('truncated') else ''})")
-    table.add_column("group", no_wrap=True)
-    for column in ("service", "category", "count", "last seen", "exception", "message"):
-        table.add_column(column)
+    table = _table(
+        "error groups",
+        len(body["groups"]),
+        body.get("truncated", False),
+        "group",
+        *("service", "category", "count", "last seen", "exception", "message"),
+    )
     for g in body["groups"]:
         table.add_row(
             g["group_id"],
@@ -225,14 +244,16 @@ def traces_list(
         "min_duration_ms": min_duration_ms,
         "limit": limit,
     }
-    body = _get(server, "/api/v1/traces", params, token)
-    if as_json:
-        _print_json(body)
+    body = _fetch(server, "/api/v1/traces", params, token, as_json)
+    if body is None:
         return
-    table = Table(title=f"traces ({len(body['traces'])}{', more' if body.get('truncated') else ''})")
-    table.add_column("trace", no_wrap=True)
-    for column in ("start", "ms", "spans", "errors", "root", "services"):
-        table.add_column(column)
+    table = _table(
+        "traces",
+        len(body["traces"]),
+        body.get("truncated", False),
+        "trace",
+        *("start", "ms", "spans", "errors", "root", "services"),
+    )
     for t in body["traces"]:
         root = f"{t['root_service']}: {t['root_name']}" if t.get("root_name") else "-"
         table.add_row(
@@ -254,9 +275,8 @@ def trace_show(
     as_json: JsonOpt = False,
 ) -> None:
     """One trace as an indented tree of spans (service, name, duration, status)."""
-    body = _get(server, f"/api/v1/traces/{trace_id}", {}, token)
-    if as_json:
-        _print_json(body)
+    body = _fetch(server, f"/api/v1/traces/{trace_id}", {}, token, as_json)
+    if body is None:
         return
     spans = body.get("spans", [])
     by_id = {s["span_id"]: s for s in spans}
