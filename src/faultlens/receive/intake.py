@@ -402,7 +402,8 @@ class IntakeLog:
             self._segments.append(existing[0])
         else:
             self._segments.append(_Segment(first, path, first - 1, size))
-        _sync_directory(self.directory)
+        if self.durability is Durability.FSYNC:  # a new name survives a process kill without it
+            _sync_directory(self.directory)
 
 
 def _record(seq: int, kind: int, signal: Signal, json: bool, body: bytes) -> bytes:
