@@ -21,7 +21,6 @@ Exit codes: 0 answered, 1 the store or server could not answer, 2 bad options.
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,10 +30,9 @@ from rich.console import Console
 from rich.table import Table
 
 from faultlens.store.window import DEFAULT_MAX_ROWS
+from faultlens.timeparse import parse_time
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
-_NOW = re.compile(r"^\s*now\s*(?:([+-])\s*(.+))?$", re.IGNORECASE)
-_OFFSET = re.compile(r"^\s*\d+\s*(ms|s|m|h|d)\s*$")
 
 
 def register(app: typer.Typer) -> None:
@@ -43,19 +41,8 @@ def register(app: typer.Typer) -> None:
 
 
 def parse_cli_time(text: str, now_ns: int) -> int:
-    """``now``, ``now-15m`` / ``now+30s``, an RFC 3339 timestamp with offset, or Unix nanoseconds."""
-    from faultlens.api.params import parse_time  # the project's one time parser
-    from faultlens.durations import parse_duration_s
-
-    m = _NOW.match(text)
-    if m is not None:
-        if m.group(1) is None:
-            return now_ns
-        if not _OFFSET.match(m.group(2)):
-            raise ValueError("expected an offset with a unit, e.g. now-90s, now-15m or now-1h")
-        offset = int(parse_duration_s(m.group(2)) * 1_000_000_000)
-        return now_ns + offset if m.group(1) == "+" else max(0, now_ns - offset)
-    return parse_time(text)
+    """A time in the one syntax of faultlens (:mod:`faultlens.timeparse`), ``now`` being ``now_ns``."""
+    return parse_time(text, now_ns=now_ns)
 
 
 def _fail(message: str, code: int) -> typer.Exit:
