@@ -10,8 +10,8 @@ Two ways to get the answer, the same answer either way:
   command then says so and points to ``--server``. Without a server's incidents at hand,
   the baseline picked there is simply the latest history before the window.
 
-Times are those of the API (RFC 3339 with offset, or integer Unix nanoseconds), plus
-``now`` and ``now-15m`` style offsets. Output is a table with the evidence (rich), or with
+Times are in the one syntax of faultlens (:mod:`faultlens.timeparse`: RFC 3339, ``now-15m``,
+Unix time with its unit, integer nanoseconds). Output is a table with the evidence (rich), or with
 ``--json`` the API's JSON body. Too little data, or nothing significant, is an answer too:
 the status and its reason are printed, and the exit code is 0.
 
