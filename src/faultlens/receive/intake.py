@@ -156,7 +156,6 @@ class IntakeLog:
         self._synced = 0
         self._sync_error: OSError | None = None
         self._syncing = False
-        self._closed = False
 
     # --- start ---------------------------------------------------------------------------
 
@@ -334,11 +333,6 @@ class IntakeLog:
                 else:
                     self._outstanding[seq] = left - 1
 
-    def watermark(self) -> int:
-        """Every request below this sequence number is released or cancelled."""
-        with self._lock:
-            return min(self._outstanding, default=self._next_seq)
-
     def trim(self) -> int:
         """Delete the closed segments whose every request is applied or cancelled; returns
         the sequence number below which nothing is kept (for the store's ``forget_intake``)."""
@@ -385,7 +379,6 @@ class IntakeLog:
                     log.warning("cannot sync the intake log at close: %s", e)
                 os.close(self._fd)
                 self._fd = None
-            self._closed = True
 
     def _start_segment(self) -> None:
         if self._fd is not None:
