@@ -154,7 +154,6 @@ class IntakeLog:
         self._sync_cond = threading.Condition()
         self._written = 0
         self._synced = 0
-        self._sync_error: OSError | None = None
         self._syncing = False
 
     # --- start ---------------------------------------------------------------------------
