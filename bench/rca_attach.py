@@ -37,40 +37,20 @@ from faultlens.datasets.otlp import OtlpConverter
 from faultlens.datasets.records import SpanRecord
 from faultlens.testing.fresh_ids import FreshIds
 from faultlens.testing.process import start_server
+from faultlens.testing.shop_records import shop_request
 
 MS = 1_000_000
 S = 1_000_000_000
 INTERVAL_NS = 100 * MS  # one request per 100 ms of data (and wall) time
 PROTOBUF = {"content-type": "application/x-protobuf"}
-PODS = {"front": "front-1", "orders": "orders-1", "inventory": "inventory-1", "payment": "payment-1"}
 
 
-def shop_request(t0: int, spans: int, slow_ns: int) -> bytes:
+def shop_requests(t0: int, spans: int, slow_ns: int) -> bytes:
     """One request of about ``spans`` spans whose requests start in [t0, t0 + INTERVAL_NS)."""
     records: list[SpanRecord] = []
     n = max(spans // 7, 1)
     for k in range(n):
-        t = t0 + k * (INTERVAL_NS // n)
-        trace = (k + 1).to_bytes(16, "big")
-        ids = iter(((k << 8) | j).to_bytes(8, "big") for j in range(1, 10))
-
-        def span(
-            parent: bytes, svc: str, name: str, start: int, dur: int, trace: bytes = trace, ids: Any = ids
-        ) -> bytes:
-            sid: bytes = next(ids)
-            records.append(SpanRecord(trace, sid, parent, name, start, start + dur, svc, PODS[svc]))
-            return sid
-
-        jitter = (k * 7919) % 5 * MS // 10
-        inv, pay = 5 * MS + jitter + slow_ns, 8 * MS + jitter
-        orders = inv + pay + 6 * MS
-        root = span(b"", "front", "GET /order", t, orders + 4 * MS)
-        call = span(root, "front", "POST /orders", t + MS, orders + 2 * MS)
-        o = span(call, "orders", "POST /orders", t + 2 * MS, orders)
-        c1 = span(o, "orders", "GET /stock", t + 3 * MS, inv + MS)
-        span(c1, "inventory", "GET /stock", t + 3 * MS, inv)
-        c2 = span(o, "orders", "POST /charge", t + 5 * MS + inv, pay + MS)
-        span(c2, "payment", "POST /charge", t + 5 * MS + inv, pay)
+        records += shop_request(k, t0 + k * (INTERVAL_NS // n), slow_ns).spans
     return bytes(OtlpConverter().traces(records).SerializeToString())
 
 
@@ -123,8 +103,8 @@ def main() -> None:
 
     per_request = args.rate * INTERVAL_NS // S
     base = time.time_ns() // (10 * S) * (10 * S)
-    normal = FreshIds(shop_request(base, per_request, 0))
-    slow = FreshIds(shop_request(base, per_request, 300 * MS))
+    normal = FreshIds(shop_requests(base, per_request, 0))
+    slow = FreshIds(shop_requests(base, per_request, 300 * MS))
     phases: list[tuple[bool, float]] = [(False, args.warmup)]
     for _ in range(args.faults):
         phases += [(True, args.fault), (False, args.gap)]

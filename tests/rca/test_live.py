@@ -26,6 +26,7 @@ from faultlens.datasets.otlp import OtlpConverter
 from faultlens.datasets.records import LogRecord, SpanRecord
 from faultlens.datasets.sender import GrpcSender
 from faultlens.testing.inprocess import InProcessServer
+from faultlens.testing.shop_records import SHOP_PODS, shop_request
 from faultlens.types import Signal
 
 S = 1_000_000_000
@@ -35,7 +36,6 @@ T0 = (time.time_ns() // W - 360) * W  # an hour ago, on a window boundary
 REQUESTS = 60  # per window
 NORMAL = range(0, 12)
 FAULT = range(12, 18)
-POD = {"front": "front-1", "orders": "orders-1", "inventory": "inventory-1", "payment": "payment-1"}
 
 
 def window_records(i: int, slow_ns: int) -> tuple[list[SpanRecord], list[LogRecord]]:
@@ -44,31 +44,13 @@ def window_records(i: int, slow_ns: int) -> tuple[list[SpanRecord], list[LogReco
     logs: list[LogRecord] = []
     for k in range(REQUESTS):
         t = T0 + i * W + k * (W // REQUESTS)
-        n = i * REQUESTS + k
-        trace = (n + 1).to_bytes(16, "big")
-        ids = iter(((n << 8) | j).to_bytes(8, "big") for j in range(1, 10))
-
-        def span(
-            parent: bytes, service: str, name: str, start: int, dur: int, trace: bytes = trace, ids: Any = ids
-        ) -> bytes:
-            sid: bytes = next(ids)
-            spans.append(SpanRecord(trace, sid, parent, name, start, start + dur, service, POD[service]))
-            return sid
-
-        jitter = (k * 7919) % 5 * MS // 10
-        inv, pay = 5 * MS + jitter + slow_ns, 8 * MS + jitter
-        orders = inv + pay + 6 * MS
-        root = span(b"", "front", "GET /order", t, orders + 4 * MS)
-        call = span(root, "front", "POST /orders", t + MS, orders + 2 * MS)
-        o = span(call, "orders", "POST /orders", t + 2 * MS, orders)
-        c1 = span(o, "orders", "GET /stock", t + 3 * MS, inv + MS)
-        inv_span = span(c1, "inventory", "GET /stock", t + 3 * MS, inv)
-        c2 = span(o, "orders", "POST /charge", t + 5 * MS + inv, pay + MS)
-        span(c2, "payment", "POST /charge", t + 5 * MS + inv, pay)
+        request = shop_request(i * REQUESTS + k, t, slow_ns, jitter_seed=k)
+        spans += request.spans
         logs.append(
             LogRecord(
-                t + 4 * MS, "inventory", POD["inventory"], "", "server", trace, inv_span,
-                "INFO", 9, "i.StockController#41", f"stock checked for sku-{k} in 1 lookup",
+                t + 4 * MS, "inventory", SHOP_PODS["inventory"], "", "server", request.trace_id,
+                request.inventory_span_id, "INFO", 9, "i.StockController#41",
+                f"stock checked for sku-{k} in 1 lookup",
             )
         )  # fmt: skip
     return spans, logs
