@@ -35,6 +35,7 @@ from faultlens.store import (
     TraceQuery,
     TraceSummary,
 )
+from faultlens.store.base import AttributeCondition, AttributeCount, AttributeQuery
 from faultlens.store.testing import (
     log_row,
     logs_batch,
@@ -145,14 +146,36 @@ def first_write_spans() -> list[dict[str, object]]:
             status_code=ERROR,
         ),
         # T4: its root never arrived.
-        span_row(T4, 41, 40, start=4000, duration=10, service_name="payment", name="Charge", kind=CLIENT),
+        span_row(
+            T4,
+            41,
+            40,
+            start=4000,
+            duration=10,
+            service_name="payment",
+            name="Charge",
+            kind=CLIENT,
+            attributes={"payment.method": "cash", "amount": 3},
+            resource_attributes={"service.name": "payment", "k8s.pod.name": "payment-1"},
+        ),
     ]
 
 
 def second_write_spans() -> list[dict[str, object]]:
     # T3, second part, in a later write: the trace now lasts 3000 .. 5010.
     return [
-        span_row(T3, 32, 31, start=3010, duration=2000, service_name="payment", name="Charge", kind=CLIENT)
+        span_row(
+            T3,
+            32,
+            31,
+            start=3010,
+            duration=2000,
+            service_name="payment",
+            name="Charge",
+            kind=CLIENT,
+            attributes={"payment.method": "card", "amount": 12.5, "card/type": "visa", "retry": True},
+            resource_attributes={"service.name": "payment", "k8s.pod.name": "payment-2"},
+        )
     ]
 
 
@@ -333,6 +356,37 @@ def test_trace_summary_aggregates_spans_written_in_separate_writes(store: Store)
         (TraceQuery(time_range=TimeRange(3005, 3020)), [T3]),  # matched by T3's later span
         (TraceQuery(time_range=TimeRange(6000, 7000)), []),
         (TraceQuery(service="payment", time_range=TimeRange(0, 3011)), [T3]),
+        (TraceQuery(max_duration_ns=500), [T4, T2, T1]),  # inclusive, on the whole trace
+        (TraceQuery(max_duration_ns=499), [T4, T2]),
+        (TraceQuery(min_duration_ns=100, max_duration_ns=500), [T2, T1]),
+        (TraceQuery(span_min_duration_ns=300), [T3, T1]),  # on one span: T1's root, T3's Charge
+        (TraceQuery(span_min_duration_ns=301), [T3, T1]),  # T1's root lasts 500
+        (TraceQuery(service="checkout", span_min_duration_ns=301), []),  # on the same span
+        (TraceQuery(service="checkout", span_max_duration_ns=50), [T3]),
+        (TraceQuery(span_min_duration_ns=100, span_max_duration_ns=100), [T2, T1]),
+        (TraceQuery(attributes=(AttributeCondition("http.route", "/checkout"),)), [T1]),
+        (TraceQuery(attributes=(AttributeCondition("http.route", "/"),)), []),
+        (TraceQuery(attributes=(AttributeCondition("retries", "2"),)), [T1]),  # a number as its text
+        (TraceQuery(attributes=(AttributeCondition("amount", "12.5"),)), [T3]),
+        (TraceQuery(attributes=(AttributeCondition("retry", "true"),)), [T3]),  # a bool as its text
+        (TraceQuery(attributes=(AttributeCondition("card/type", "visa"),)), [T3]),  # "/" in a key
+        (TraceQuery(attributes=(AttributeCondition("k8s.pod.name", "payment-1"),)), [T4]),  # resource
+        (TraceQuery(attributes=(AttributeCondition("payment.method", "card"),)), [T3]),
+        (
+            TraceQuery(
+                attributes=(AttributeCondition("payment.method", "card"), AttributeCondition("amount", "3"))
+            ),
+            [],  # both on one span: T3's card span has amount 12.5, T4's cash span amount 3
+        ),
+        (
+            TraceQuery(
+                service="payment",
+                attributes=(AttributeCondition("payment.method", "cash"), AttributeCondition("amount", "3")),
+            ),
+            [T4],
+        ),
+        (TraceQuery(service="checkout", attributes=(AttributeCondition("payment.method", "card"),)), []),
+        (TraceQuery(attributes=(AttributeCondition("nothing.here", "x"),)), []),
         (TraceQuery(limit=2), [T4, T3]),
         (TraceQuery(status_error=True, limit=1), [T3]),
         (TraceQuery(limit=0), []),
@@ -343,6 +397,45 @@ def test_find_traces_answers_each_condition_exactly(
     store: Store, query: TraceQuery, expected: list[bytes]
 ) -> None:
     assert store.find_traces(query) == summaries(*expected)
+
+
+# --- attribute_counts ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        (
+            AttributeQuery(service="payment"),
+            [
+                ("amount", 2),
+                ("k8s.pod.name", 2),
+                ("payment.method", 2),
+                ("service.name", 2),
+                ("card/type", 1),
+                ("retry", 1),
+            ],
+        ),
+        (AttributeQuery(service="payment", key="payment.method"), [("card", 1), ("cash", 1)]),
+        (AttributeQuery(service="payment", key="amount"), [("12.5", 1), ("3", 1)]),
+        (AttributeQuery(service="payment", key="k8s.pod.name"), [("payment-1", 1), ("payment-2", 1)]),
+        (AttributeQuery(key="k8s.pod.name"), [("frontend-1", 1), ("payment-1", 1), ("payment-2", 1)]),
+        (AttributeQuery(service="payment", key="payment.method", sample=1), [("cash", 1)]),  # the newest
+        (AttributeQuery(service="payment", key="amount", limit=1), [("12.5", 1)]),
+        (
+            AttributeQuery(service="payment", key="payment.method", time_range=TimeRange(3000, 4000)),
+            [("card", 1)],
+        ),
+        (AttributeQuery(service="frontend", key="missing"), []),
+        (AttributeQuery(service="nobody"), []),
+        (AttributeQuery(service="payment", limit=0), []),
+    ],
+    ids=lambda v: repr(v) if isinstance(v, AttributeQuery) else "",
+)
+def test_attribute_counts_count_the_newest_spans_holding_each_key_or_value(
+    store: Store, query: AttributeQuery, expected: list[tuple[str, int]]
+) -> None:
+    assert store.attribute_counts(query) == [AttributeCount(t, n) for t, n in expected]
 
 
 # --- get_trace ---------------------------------------------------------------------------------

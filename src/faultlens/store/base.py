@@ -20,20 +20,51 @@ from faultlens.types import TimeRange
 
 
 @dataclass(frozen=True, slots=True)
+class AttributeCondition:
+    """``key=value`` on one span: its own attribute ``key``, or its resource's, has ``value``
+    as text. The text of a value is the string itself, ``true``/``false``, or the JSON text
+    of a number, array or map (``200``, ``1.5``, ``[1,2]``), as the store keeps it."""
+
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class TraceQuery:
     """Find traces that have at least one span matching every given condition.
 
     ``status_error`` keeps traces with at least one error span (status code ERROR);
-    ``min_duration_ns`` applies to the trace's duration (earliest start to latest end).
-    Results are ordered newest first.
+    ``attributes`` and ``span_min_duration_ns``/``span_max_duration_ns`` (both inclusive)
+    hold on that same span, with service and operation. ``min_duration_ns`` and
+    ``max_duration_ns`` (inclusive) apply to the trace's duration (earliest start to latest
+    end). Results are ordered newest first.
     """
 
     service: str | None = None
     operation: str | None = None
     status_error: bool = False
     min_duration_ns: int | None = None
+    max_duration_ns: int | None = None
+    attributes: tuple[AttributeCondition, ...] = ()
+    span_min_duration_ns: int | None = None
+    span_max_duration_ns: int | None = None
     time_range: TimeRange | None = None
     limit: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class AttributeQuery:
+    """What spans say for attributes: with ``key`` None, the attribute keys (the spans' own
+    and their resources'); with ``key``, that key's values as text (see
+    :class:`AttributeCondition`). Read from the newest ``sample`` spans of the service in the
+    range, so the answer is bounded whatever the store holds; most frequent first, ties by
+    text, at most ``limit``."""
+
+    service: str | None = None
+    key: str | None = None
+    time_range: TimeRange | None = None
+    sample: int = 2000
+    limit: int = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +225,14 @@ class MetricSeries:
 
 
 @dataclass(frozen=True, slots=True)
+class AttributeCount:
+    """An attribute key or value (:class:`AttributeQuery`) and the sampled spans holding it."""
+
+    text: str
+    spans: int
+
+
+@dataclass(frozen=True, slots=True)
 class TraceSummary:
     trace_id: bytes
     start_time_unix_nano: int
@@ -257,6 +296,10 @@ class StoreReader(Protocol):
     def operations(self, service: str) -> list[Operation]: ...
 
     def find_traces(self, query: TraceQuery) -> list[TraceSummary]: ...
+
+    def attribute_counts(self, query: AttributeQuery) -> list[AttributeCount]:
+        """Attribute keys, or one key's values, of the newest spans (the search's suggestions)."""
+        ...
 
     def get_trace(self, trace_id: bytes) -> Trace | None:
         """Every span of the trace and every log record carrying its trace id, or None."""

@@ -52,6 +52,8 @@ from faultlens.store._rows import (
 )
 from faultlens.store._schema import DATA_TABLES, migrate, quote
 from faultlens.store.base import (
+    AttributeCount,
+    AttributeQuery,
     LogQuery,
     LogRecord,
     MetricAggregation,
@@ -160,6 +162,11 @@ def _time_conditions(column: str, time_range: TimeRange | None) -> tuple[list[st
     if time_range is None:
         return [], []
     return [f"{quote(column)} >= ?", f"{quote(column)} < ?"], [time_range.start_ns, time_range.end_ns]
+
+
+def _json_pointer(key: str) -> str:
+    """The JSON pointer (RFC 6901) of a top-level key: ``~`` and ``/`` escaped, dots kept."""
+    return "/" + key.replace("~", "~0").replace("/", "~1")
 
 
 def _where(conditions: list[str]) -> str:
@@ -387,9 +394,12 @@ class DuckDBStore:
         return [Operation(name, kind) for name, kind in rows]
 
     def find_traces(self, query: TraceQuery) -> list[TraceSummary]:
-        """Traces with one span matching service, operation, error status and time range (on
-        its start time), whose whole duration is at least ``min_duration_ns``; newest first
-        (by trace start), ties by trace id."""
+        """Traces with one span matching service, operation, error status, attributes, span
+        duration and time range (on its start time), whose whole duration is within
+        ``min_duration_ns``..``max_duration_ns``; newest first (by trace start), ties by trace id.
+
+        An attribute condition reads the span's JSON ``attributes`` (then its resource's) with
+        a JSON pointer, so a key holding ``.`` or ``/`` is matched exactly as written."""
         if query.limit <= 0:
             return []
         conditions: list[str] = []
@@ -402,14 +412,30 @@ class DuckDBStore:
             params.append(query.operation)
         if query.status_error:
             conditions.append(f"status_code = {STATUS_ERROR}")
+        if query.span_min_duration_ns is not None:
+            conditions.append("duration_ns >= ?")
+            params.append(query.span_min_duration_ns)
+        if query.span_max_duration_ns is not None:
+            conditions.append("duration_ns <= ?")
+            params.append(query.span_max_duration_ns)
         time_conditions, time_params = _time_conditions("start_time_unix_nano", query.time_range)
         conditions += time_conditions
         params += time_params
+        for cond in query.attributes:  # after the cheap columns: only their survivors parse JSON
+            pointer = _json_pointer(cond.key)
+            conditions.append(
+                "(json_extract_string(attributes, ?) = ? OR json_extract_string(resource_attributes, ?) = ?)"
+            )
+            params += [pointer, cond.value, pointer, cond.value]
         matched = f"WHERE trace_id IN (SELECT trace_id FROM spans {_where(conditions)})" if conditions else ""
-        having = ""
+        bounds: list[str] = []
         if query.min_duration_ns is not None:
-            having = "HAVING max(end_max) - min(start_min) >= ?"
+            bounds.append("max(end_max) - min(start_min) >= ?")
             params.append(query.min_duration_ns)
+        if query.max_duration_ns is not None:
+            bounds.append("max(end_max) - min(start_min) <= ?")
+            params.append(query.max_duration_ns)
+        having = ("HAVING " + " AND ".join(bounds)) if bounds else ""
         # Pick the page with cheap integer aggregates first; only its traces get the list
         # aggregation of services and roots (several times faster on 100k traces).
         sql = f"""
@@ -426,6 +452,50 @@ class DuckDBStore:
         with self._read() as cur:
             rows = cur.execute(sql, [*params, query.limit]).fetchall()
         return [trace_summary(r) for r in rows]
+
+    def attribute_counts(self, query: AttributeQuery) -> list[AttributeCount]:
+        """Keys (or one key's values) of the newest ``sample`` spans of the service in the
+        range, with how many of them hold each; most frequent first, ties by text.
+
+        Bounded: the sample is picked on the narrow columns (a top-N on start time), and only
+        its rows' JSON is read, so the cost does not grow with what the store holds."""
+        if query.limit <= 0 or query.sample <= 0:
+            return []
+        conditions, params = _time_conditions("start_time_unix_nano", query.time_range)
+        if query.service is not None:
+            conditions.append("service_name = ?")
+            params.append(query.service)
+        sample = (
+            f"SELECT attributes, resource_attributes FROM spans {_where(conditions)} "
+            "ORDER BY start_time_unix_nano DESC LIMIT ?"
+        )
+        params.append(query.sample)
+        if query.key is None:
+            sql = f"""
+                WITH sample AS ({sample}),
+                keyed AS (
+                    SELECT list_distinct(list_concat(
+                        coalesce(json_keys(attributes), []), coalesce(json_keys(resource_attributes), [])
+                    )) AS keys FROM sample
+                )
+                SELECT k, count(*) AS n FROM (SELECT unnest(keys) AS k FROM keyed)
+                GROUP BY k ORDER BY n DESC, k LIMIT ?
+            """
+        else:
+            pointer = _json_pointer(query.key)
+            sql = f"""
+                WITH sample AS ({sample})
+                SELECT v, count(*) AS n FROM (
+                    SELECT coalesce(json_extract_string(attributes, ?),
+                                    json_extract_string(resource_attributes, ?)) AS v
+                    FROM sample
+                ) WHERE v IS NOT NULL
+                GROUP BY v ORDER BY n DESC, v LIMIT ?
+            """
+            params += [pointer, pointer]
+        with self._read() as cur:
+            rows = cur.execute(sql, [*params, query.limit]).fetchall()
+        return [AttributeCount(str(text), int(n)) for text, n in rows]
 
     def get_trace(self, trace_id: bytes) -> Trace | None:
         """Spans ordered by start time, then logs ordered by time, read in one snapshot."""
