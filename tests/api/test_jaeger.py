@@ -309,6 +309,34 @@ def test_search_honours_time_limit_and_lookback(served: Served) -> None:
     assert [t["traceID"] for t in logfmt] == [sent.checkout]
 
 
+@pytest.mark.parametrize(
+    ("params", "found"),
+    [
+        ({"tags": "http.response.status_code=500"}, ["checkout"]),  # an int attribute as its text
+        ({"tags": '{"cache.hit":"false","sample.ratio":"0.5"}'}, ["checkout"]),  # Jaeger's JSON form
+        ({"tags": "http.request.method=GET"}, ["checkout"]),
+        ({"tags": "http.request.method=POST"}, []),
+        ({"tags": "host.name=web-1"}, ["checkout", "home"]),  # a process (resource) tag
+        ({"tags": "host.name=pay-1"}, []),  # payment's process: not a frontend span
+        ({"tags": "otel.status_code=ERROR"}, ["checkout"]),
+        ({"tags": "error=true http.request.method=GET"}, []),  # the error span is POST /pay, not the root
+        ({"operation": "POST /pay", "tags": "error=true"}, ["checkout"]),
+        ({"minDuration": "10ms"}, ["checkout"]),  # the root lasts exactly 10 ms: inclusive
+        ({"minDuration": "10.001ms"}, []),
+        ({"maxDuration": "1ms"}, ["home"]),  # render lasts exactly 1 ms
+        ({"maxDuration": "999us"}, []),
+        ({"minDuration": "3ms", "maxDuration": "4ms"}, ["checkout", "home"]),  # POST /pay 4 ms, GET /home 3
+        ({"operation": "GET /home", "maxDuration": "2ms"}, []),  # on the same span as the operation
+    ],
+)
+def test_search_by_tags_and_span_duration_holds_on_one_span(
+    served: Served, params: dict[str, str], found: list[str]
+) -> None:
+    ids = {served.sent.checkout: "checkout", served.sent.home: "home"}
+    traces = _ok(served, "/api/traces", service="frontend", **params)
+    assert [ids[t["traceID"]] for t in traces] == found
+
+
 def _refused(served: Served, status: int, path: str, **params: Any) -> str:
     r = _get(served, path, **params)
     assert r.status_code == status, r.text
@@ -335,11 +363,11 @@ def test_an_unknown_trace_is_404_in_jaegers_shape(served: Served) -> None:
         ({"service": "frontend", "limit": "100000"}, "'limit' must be at most"),
         ({"service": "frontend", "lookback": "soon"}, "unable to parse param 'lookback'"),
         ({"service": "frontend", "tags": '{"error": "true"'}, "malformed 'tags' parameter"),
-        ({"service": "frontend", "tags": "http.status_code=500"}, "cannot search by tag http.status_code"),
-        ({"service": "frontend", "tags": '{"error":"false"}'}, "cannot search by tag error=false"),
-        ({"service": "frontend", "minDuration": "1.2s"}, "cannot search by 'minDuration'"),
-        ({"service": "frontend", "maxDuration": "100ms"}, "cannot search by 'maxDuration'"),
+        ({"service": "frontend", "tags": "span.kind=server"}, "cannot search by tag span.kind=server"),
+        ({"service": "frontend", "tags": "otel.status_code=OK"}, "cannot search by tag otel.status_code=OK"),
+        ({"service": "frontend", "tags": "w3c.tracestate=a"}, "cannot search by tag w3c.tracestate"),
         ({"service": "frontend", "minDuration": "fast"}, "unable to parse param 'minDuration'"),
+        ({"service": "frontend", "maxDuration": "-"}, "unable to parse param 'maxDuration'"),
     ],
 )
 def test_a_search_the_store_cannot_answer_exactly_is_400_in_jaegers_shape(

@@ -21,11 +21,17 @@ duration strings (``1.2s``, ``100ms``, read by :func:`faultlens.durations.parse_
 **Exact or refused.** A search runs as one :class:`~faultlens.store.base.TraceQuery`; a
 condition it cannot express is refused with 400 naming the parameter, never approximated:
 
-- ``tags``: the store does not filter spans by attribute. The one tag it can answer is
-  ``error=true``: the translation below sets that tag exactly on spans whose status is ERROR,
-  which is the store's ``status_error`` condition on the same span as service and operation.
-- ``minDuration``/``maxDuration``: Jaeger keeps traces with one *span* of that duration; the
-  store filters by the *trace's* duration, a different question.
+- ``tags``: each ``key=value`` is an :class:`~faultlens.store.base.AttributeCondition` on the
+  span matching service and operation: the span's attribute, or its process's (resource)
+  attribute, whose value as text is ``value`` (``500``, ``true``, ``0.5``). ``error=true``
+  and ``otel.status_code=ERROR``, which the translation below sets exactly on spans whose
+  status is ERROR, are the store's ``status_error`` on that same span. The other tags the
+  translation makes up (``span.kind``, ``otel.status_code=OK``, ``otel.status_description``,
+  ``otel.scope.name``, ``w3c.tracestate``) are not attributes, and are refused. Jaeger's
+  own backends also match a tag against span log fields (OTLP event attributes); the store
+  does not search events, so such a search finds fewer traces here than in Jaeger.
+- ``minDuration``/``maxDuration``: the duration of that same span (Jaeger's meaning, not the
+  trace's), both inclusive, compared in whole microseconds as Jaeger shows durations.
 
 **OTLP to Jaeger** follows the OpenTelemetry Collector's jaeger translator
 (``pkg/translator/jaeger``): the parent is a ``CHILD_OF`` reference and links are
@@ -58,7 +64,7 @@ from faultlens.api.rca_routes import RcaSettings, service_graph
 from faultlens.decode.attributes import json_text
 from faultlens.durations import parse_duration_s
 from faultlens.errors import StoreError, UnsupportedQuery
-from faultlens.store.base import SpanRecord, StoreReader, Trace, TraceQuery
+from faultlens.store.base import AttributeCondition, SpanRecord, StoreReader, Trace, TraceQuery
 from faultlens.store.window import WindowReader
 from faultlens.types import TimeRange
 
@@ -75,7 +81,16 @@ STATUS_OK = 1
 STATUS_ERROR = 2
 SERVICE_NAME = "service.name"
 NO_SERVICE_NAME = "OTLP_ResourceNoServiceName"  # the Collector's name for a resource without one
-SUPPORTED_TAG = ("error", "true")
+STATUS_ERROR_TAGS = {("error", "true"), ("otel.status_code", "ERROR")}
+"""Tags the translation sets exactly on ERROR spans: the store's ``status_error``."""
+SYNTHETIC_TAGS = (
+    "span.kind",
+    "otel.status_code",
+    "otel.status_description",
+    "otel.scope.name",
+    "w3c.tracestate",
+)
+"""Tags the translation makes up from fields that are not attributes: a search by them is refused."""
 
 
 class JaegerError(Exception):
@@ -106,6 +121,19 @@ def _duration_ns(name: str, text: str) -> int:
         return round(parse_duration_s(text) * 1e9)
     except ValueError as e:
         raise JaegerError(400, f"unable to parse param '{name}': {e}") from None
+
+
+def _span_duration_bounds(params: Mapping[str, str]) -> tuple[int | None, int | None]:
+    """``minDuration``/``maxDuration`` as the store's inclusive span duration bounds in ns.
+
+    Jaeger keeps span durations in whole microseconds and compares them with the given
+    durations, so a span of ``d`` ns is kept when ``floor(d / 1 us)`` us is within them."""
+    lo = hi = None
+    if text := params.get("minDuration"):
+        lo = -(-_duration_ns("minDuration", text) // NS_PER_US) * NS_PER_US
+    if text := params.get("maxDuration"):
+        hi = (_duration_ns("maxDuration", text) // NS_PER_US + 1) * NS_PER_US - 1
+    return lo, hi
 
 
 def _int_param(name: str, text: str | None, unit: str) -> int | None:
@@ -158,27 +186,24 @@ class TraceSearch:
             raise JaegerError(400, "parameter 'service' is required")
         operation = params.get("operation") or None
         status_error = False
+        attributes: list[AttributeCondition] = []
         if tags_text := params.get("tags"):
             try:
                 tags = parse_tags(tags_text)
             except ValueError as e:
                 raise JaegerError(400, f"malformed 'tags' parameter: {e}") from None
             for key, value in tags.items():
-                if (key, value) != SUPPORTED_TAG:
+                if (key, value) in STATUS_ERROR_TAGS:
+                    status_error = True
+                elif key in SYNTHETIC_TAGS:
                     raise JaegerError(
                         400,
-                        f"cannot search by tag {key}={value}: the store filters spans by service, "
-                        "operation, time and error status only (the one tag it answers is error=true)",
+                        f"cannot search by tag {key}={value}: {key} is made from the span's kind, status "
+                        "or scope, not an attribute (error=true and otel.status_code=ERROR are answered)",
                     )
-                status_error = True
-        for name in ("minDuration", "maxDuration"):
-            if text := params.get(name):
-                _duration_ns(name, text)  # a malformed value is reported as such first
-                raise JaegerError(
-                    400,
-                    f"cannot search by '{name}': Jaeger filters by one span's duration and the "
-                    "store filters by the whole trace's duration, a different question",
-                )
+                else:
+                    attributes.append(AttributeCondition(key, value))
+        span_min_ns, span_max_ns = _span_duration_bounds(params)
         limit = _int_param("limit", params.get("limit"), "traces") or DEFAULT_LIMIT
         if limit > MAX_LIMIT:
             raise JaegerError(400, f"'limit' must be at most {MAX_LIMIT}")
@@ -187,6 +212,9 @@ class TraceSearch:
                 service=service,
                 operation=operation,
                 status_error=status_error,
+                attributes=tuple(attributes),
+                span_min_duration_ns=span_min_ns,
+                span_max_duration_ns=span_max_ns,
                 time_range=_search_range(params, now_ns),
                 limit=limit,
             ),
