@@ -85,6 +85,14 @@ def register(app: typer.Typer) -> None:
                 "the replay, and score that beside the stored root causes.",
             ),
         ] = False,
+        keep: Annotated[
+            Path | None,
+            typer.Option(
+                "--keep",
+                metavar="DIR",
+                help="Run the server in DIR (created, must be empty) and keep its store there.",
+            ),
+        ] = None,
     ) -> None:
         """Replay DIR into a fresh faultlens as live telemetry; score what its HTTP API answers.
 
@@ -114,6 +122,7 @@ def register(app: typer.Typer) -> None:
                 limit=limit,
                 lodo=lodo,
                 on_request=on_request,
+                keep=keep,
                 progress=lambda s: typer.echo(s, err=True),
             )
         except ValueError as e:

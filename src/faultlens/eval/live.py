@@ -47,6 +47,7 @@ time of a data set.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
 import itertools
@@ -553,6 +554,7 @@ def evaluate_live(
     lodo: bool = False,
     on_request: bool = False,
     rca_wait_s: float = 900.0,
+    keep: Path | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Replay ``root`` (Nezha layout) into a fresh server as live telemetry; score what it answers.
@@ -562,7 +564,9 @@ def evaluate_live(
     server has the hours before it). ``lodo``: add the per-day figures as leave-one-day-out
     (the server's configuration is fixed, so every day is held out from any choice).
     ``on_request``: also rank each detection's incident by ``GET /api/v1/incidents/{id}/rca``
-    once the replay is over, and report that rank beside the stored one.
+    once the replay is over, and report that rank beside the stored one. ``keep``: run the
+    server in this directory (created; it must be empty) and leave its store there, to look
+    into the incidents afterwards (``faultlens serve`` on it, or ``faultlens rca``).
     """
     from faultlens.datasets import NezhaDataset, SpanRecord, make_sender
     from faultlens.datasets.otlp import OtlpConverter
@@ -589,7 +593,12 @@ def evaluate_live(
     chosen = list(by_day)
     seen = _Replayed()
 
-    with tempfile.TemporaryDirectory(prefix="faultlens-eval-live-") as tmp:
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        if any(keep.iterdir()):
+            raise ValueError(f"--keep: {keep} is not empty")
+    scratch = contextlib.nullcontext(str(keep)) if keep is not None else None
+    with scratch or tempfile.TemporaryDirectory(prefix="faultlens-eval-live-") as tmp:
         config = replay_config(Path(tmp))
         wn = int(config.analysis.window * NS_PER_S)
         lateness = int(config.analysis.lateness * NS_PER_S)
