@@ -1,0 +1,412 @@
+"""The lab runner: starts a topology's processes, runs faults on a schedule, stops everything.
+
+::
+
+    start()   bind one listening socket per service (so every port is known before any
+              process starts) ─> spawn each service with its socket inherited ─> wait for
+              GET /_lab/health ─> spawn the load generator at the entry service
+    inject()  do the fault (see below) ─> write its start label ─> remember how to undo it
+    clear()   undo it ─> write its end label
+    shutdown() clear what is on ─> SIGTERM the load generator, then the services (they
+              flush their telemetry) ─> SIGKILL the process group of anything still alive
+
+Every child runs in a process group of its own (``start_new_session``): a Ctrl-C at the
+terminal reaches only the runner, which then stops the children in order; and the
+children exit by themselves when the runner is gone. ``shutdown`` is bounded and safe to
+call twice.
+
+How each fault is done (labels carry the mechanism, see :class:`~faultlens.lab.faults.FaultType`):
+in-process faults through ``POST /_lab/fault`` on the service; ``cpu_contention`` pins the
+service and ``burners`` busy processes to one CPU; ``db_lock`` starts a process that holds the
+SQLite file's exclusive lock; ``dependency_down`` kills the service's process group and
+starts it again on the same port when the fault ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from faultlens.lab.faults import FaultLabel, FaultType, LabelWriter, ScheduledFault
+from faultlens.lab.loadgen import LoadConfig
+from faultlens.lab.service import ServiceConfig
+from faultlens.lab.topology import Topology
+
+__all__ = ["LabError", "LabOptions", "LabRunner"]
+
+READY_TIMEOUT_S = 20.0
+STOP_GRACE_S = 8.0
+
+
+class LabError(RuntimeError):
+    """The lab could not start or do what it was asked; the message says which process."""
+
+
+@dataclass(frozen=True, slots=True)
+class LabOptions:
+    """Where telemetry goes and how hard the lab works."""
+
+    endpoint: str  # host:port for grpc, http://host:port for http
+    protocol: str = "grpc"
+    rate: float | None = None  # peak requests/s; None: the topology's
+    day_s: float | None = None  # one compressed day; None: the topology's
+    export_interval_s: float = 2.0
+    seed: int | None = None
+    load: bool = True
+
+
+@dataclass
+class _Active:
+    label: FaultLabel
+    undo: Callable[[], None]
+
+
+@dataclass
+class _Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+
+    def signal_group(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
+
+
+@dataclass
+class _Service:
+    config: ServiceConfig
+    child: _Child | None = None
+    restarts: int = 0
+    extra: list[_Child] = field(default_factory=list)
+
+
+class LabRunner:
+    def __init__(
+        self, topology: Topology, workdir: Path, options: LabOptions, *, labels: Path | None = None
+    ) -> None:
+        self.topology = topology
+        self.workdir = workdir
+        self.options = options
+        self.labels = LabelWriter(labels or workdir / "labels.jsonl")
+        self._services: dict[str, _Service] = {}
+        self._ports: dict[str, int] = {}
+        self._load: _Child | None = None
+        self._helpers: list[_Child] = []
+        self._active: dict[str, _Active] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._stopped = False
+        self.load_counts: dict[str, int] = {}
+        self._http = httpx.Client(timeout=5.0)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start every service and wait until each answers, then the load generator."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        sockets: dict[str, socket.socket] = {}
+        try:
+            for spec in self.topology.services:
+                sockets[spec.name] = _listen(0)
+                self._ports[spec.name] = sockets[spec.name].getsockname()[1]
+            for spec in self.topology.services:
+                cfg = ServiceConfig(
+                    spec=spec,
+                    instance=f"{spec.name}-1",
+                    fd=sockets[spec.name].fileno(),
+                    ports=dict(self._ports),
+                    max_depth=self.topology.max_depth,
+                    endpoint=self.options.endpoint,
+                    protocol=self.options.protocol,
+                    data_dir=str(self.workdir),
+                    export_interval_s=self.options.export_interval_s,
+                )
+                self._services[spec.name] = svc = _Service(cfg)
+                svc.child = self._spawn_service(cfg)
+        finally:
+            for s in sockets.values():
+                s.close()  # the children hold them now; a killed service must refuse connections
+        for name in self._services:
+            self._wait_ready(name)
+        if self.options.load:
+            self._start_load()
+
+    def _spawn_service(self, cfg: ServiceConfig) -> _Child:
+        log = (self.workdir / f"{cfg.spec.name}.log").open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "faultlens.lab.service", cfg.model_dump_json()],
+            pass_fds=(cfg.fd,),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        return _Child(cfg.spec.name, proc)
+
+    def _wait_ready(self, name: str) -> None:
+        svc = self._services[name]
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if svc.child is None or svc.child.proc.poll() is not None:
+                raise LabError(f"service {name} exited at start; see {self.workdir / (name + '.log')}")
+            try:
+                if self._http.get(f"{self.url(name)}/_lab/health").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise LabError(f"service {name} did not answer within {READY_TIMEOUT_S:.0f} s")
+
+    def _start_load(self) -> None:
+        load = self.topology.load
+        cfg = LoadConfig(
+            target=self.url(self.topology.entry),
+            mix=dict(load.mix),
+            rate=self.options.rate or load.rate,
+            day_s=self.options.day_s or load.day,
+            night_share=load.night_share,
+            concurrency=load.concurrency,
+            seed=self.options.seed,
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "faultlens.lab.loadgen", cfg.model_dump_json()],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=(self.workdir / "loadgen.log").open("ab"),
+            start_new_session=True,
+        )
+        self._load = _Child("loadgen", proc)
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self._ports[service]}"
+
+    def pid(self, service: str) -> int | None:
+        child = self._services[service].child
+        return child.proc.pid if child is not None and child.proc.poll() is None else None
+
+    def child_pids(self) -> list[int]:
+        """Every process the runner started that still runs."""
+        children = [s.child for s in self._services.values()] + [self._load, *self._helpers]
+        return [c.proc.pid for c in children if c is not None and c.proc.poll() is None]
+
+    def shutdown(self) -> None:
+        """Clear the faults that are on, stop the load, then the services; bounded, idempotent."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        for fault_id in list(self._active):
+            with contextlib.suppress(Exception):
+                self.clear(fault_id, restart=False)
+        if self._load is not None:
+            self._load.signal_group(signal.SIGTERM)
+            try:
+                out, _ = self._load.proc.communicate(timeout=STOP_GRACE_S)
+                self.load_counts = json.loads(out.decode().strip().splitlines()[-1])
+            except (subprocess.TimeoutExpired, ValueError, IndexError):
+                pass
+        children = [s.child for s in self._services.values() if s.child is not None]
+        children += self._helpers + ([self._load] if self._load is not None else [])
+        for c in children:
+            c.signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for c in children:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                c.proc.wait(max(0.1, deadline - time.monotonic()))
+        for c in children:
+            c.signal_group(signal.SIGKILL)  # the group: anything a child started, too
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                c.proc.wait(2.0)
+        self.labels.close()
+        self._http.close()
+
+    # --- faults -------------------------------------------------------------------------
+
+    def inject(self, fault: ScheduledFault) -> FaultLabel:
+        """Start ``fault`` now; its label is written once the fault is in place."""
+        if fault.service not in self._services:
+            raise LabError(f"no service {fault.service!r} in topology {self.topology.name}")
+        fault_id = f"f{next(self._ids)}"
+        params = fault.parameters
+        svc = self._services[fault.service]
+        kind = fault.type
+        if kind.in_process:
+            undo = self._in_process(fault_id, fault, params)
+        elif kind is FaultType.CPU_CONTENTION:
+            undo = self._cpu_contention(svc, int(params.get("burners", 2)))
+        elif kind is FaultType.DB_LOCK:
+            undo = self._db_lock(svc)
+        else:
+            undo = self._kill(svc)
+        label = FaultLabel(
+            id=fault_id,
+            start_ns=time.time_ns(),
+            end_ns=None,
+            service=fault.service,
+            instance=svc.config.instance,
+            type=kind,
+            onset=kind.onset,
+            mechanism=kind.mechanism,
+            parameters={**params, "duration_s": fault.duration},
+        )
+        self._active[fault_id] = _Active(label, undo)
+        self.labels.started(label)
+        return label
+
+    def clear(self, fault_id: str, *, restart: bool = True) -> FaultLabel:
+        """Stop a fault; its end label is written once it is undone."""
+        active = self._active.pop(fault_id)
+        if restart or active.label.type is not FaultType.DEPENDENCY_DOWN:
+            active.undo()
+        label = dataclasses.replace(active.label, end_ns=time.time_ns())
+        self.labels.ended(label)
+        return label
+
+    def _in_process(
+        self, fault_id: str, fault: ScheduledFault, params: dict[str, float]
+    ) -> Callable[[], None]:
+        base = self.url(fault.service)
+        body = {"id": fault_id, "type": fault.type.value, "params": params, "duration_s": fault.duration}
+        r = self._http.post(f"{base}/_lab/fault", json=body)
+        if r.status_code != 200:
+            raise LabError(f"{fault.service} refused fault {fault.type.value}: {r.text}")
+
+        def undo() -> None:
+            with contextlib.suppress(httpx.HTTPError):  # the service is gone: so is its fault
+                self._http.post(f"{base}/_lab/clear", json={"id": fault_id})
+
+        return undo
+
+    def _cpu_contention(self, svc: _Service, burners: int) -> Callable[[], None]:
+        pid = self.pid(svc.config.spec.name)
+        if pid is None:
+            raise LabError(f"{svc.config.spec.name} is not running")
+        before = os.sched_getaffinity(pid)
+        cpu = {max(before)}
+        os.sched_setaffinity(pid, cpu)
+        mine: list[_Child] = []
+        for _ in range(max(1, burners)):
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "faultlens.lab.helpers", "burn"],
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            os.sched_setaffinity(proc.pid, cpu)
+            mine.append(_Child("burn", proc))
+        self._helpers.extend(mine)
+
+        def undo() -> None:
+            self._stop_helpers(mine)
+            with contextlib.suppress(ProcessLookupError):
+                os.sched_setaffinity(pid, before)
+
+        return undo
+
+    def _db_lock(self, svc: _Service) -> Callable[[], None]:
+        if not svc.config.spec.db:
+            raise LabError(f"{svc.config.spec.name} has no database to lock")
+        path = Path(svc.config.data_dir) / f"{svc.config.spec.name}.sqlite"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "faultlens.lab.helpers", "dblock", str(path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
+        holder = _Child("dblock", proc)
+        self._helpers.append(holder)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # "locked" once it holds the lock
+        if line.strip() != b"locked":
+            self._stop_helpers([holder])
+            raise LabError(f"could not lock {path}")
+
+        def undo() -> None:
+            self._stop_helpers([holder])
+
+        return undo
+
+    def _kill(self, svc: _Service) -> Callable[[], None]:
+        child = svc.child
+        if child is None or child.proc.poll() is not None:
+            raise LabError(f"{svc.config.spec.name} is not running")
+        child.signal_group(signal.SIGKILL)
+        child.proc.wait(5.0)
+        name = svc.config.spec.name
+
+        def undo() -> None:
+            sock = _listen(self._ports[name])
+            try:
+                cfg = svc.config.model_copy(update={"fd": sock.fileno()})
+                svc.child = self._spawn_service(cfg)
+            finally:
+                sock.close()
+            svc.restarts += 1
+            self._wait_ready(name)
+
+        return undo
+
+    def _stop_helpers(self, helpers: list[_Child]) -> None:
+        for h in helpers:
+            h.signal_group(signal.SIGKILL)
+            h.proc.wait(5.0)
+            if h.proc.stdout is not None:
+                h.proc.stdout.close()
+            if h in self._helpers:
+                self._helpers.remove(h)
+
+    def run_schedule(
+        self,
+        schedule: list[ScheduledFault],
+        duration_s: float,
+        stop: threading.Event,
+        *,
+        on_event: Callable[[str, FaultLabel], None] | None = None,
+    ) -> None:
+        """Run ``schedule`` (times from now) until ``duration_s`` passed or ``stop`` is set."""
+        started = time.monotonic()
+        events: list[tuple[float, int, ScheduledFault]] = []
+        for i, f in enumerate(schedule):
+            if f.at < duration_s:
+                events.append((f.at, i, f))
+        events.sort(key=lambda e: (e[0], e[1]))
+        ends: list[tuple[float, str]] = []
+        while not stop.is_set():
+            now = time.monotonic() - started
+            if now >= duration_s:
+                break
+            while events and events[0][0] <= now:
+                _, _, fault = events.pop(0)
+                label = self.inject(fault)
+                ends.append((now + fault.duration, label.id))
+                if on_event:
+                    on_event("start", label)
+            for end in sorted(e for e in ends if e[0] <= now):
+                ends.remove(end)
+                label = self.clear(end[1])
+                if on_event:
+                    on_event("end", label)
+            nexts = [duration_s] + [e[0] for e in events[:1]] + [e[0] for e in ends]
+            stop.wait(max(0.01, min(nexts) - (time.monotonic() - started)))
+
+
+def _listen(port: int) -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", port))
+    s.listen(128)
+    s.set_inheritable(True)
+    return s
