@@ -96,7 +96,7 @@ _MECHANISMS = {
     FaultType.POOL_EXHAUSTION: "requests leak their connection-pool slot until none is free",
 }
 _DEFAULTS: dict[FaultType, dict[str, float]] = {
-    FaultType.CPU_CONTENTION: {"burners": 2.0},
+    FaultType.CPU_CONTENTION: {"burners": 4.0},
     FaultType.LATENCY: {"delay_ms": 200.0},
     FaultType.EXCEPTION: {"rate": 0.5},
     FaultType.WRONG_RETURN: {"rate": 0.5},

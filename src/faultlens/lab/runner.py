@@ -247,7 +247,7 @@ class LabRunner:
         if kind.in_process:
             undo = self._in_process(fault_id, fault, params)
         elif kind is FaultType.CPU_CONTENTION:
-            undo = self._cpu_contention(svc, int(params.get("burners", 2)))
+            undo = self._cpu_contention(svc, int(params.get("burners", 4)))
         elif kind is FaultType.DB_LOCK:
             undo = self._db_lock(svc)
         else:
@@ -270,9 +270,11 @@ class LabRunner:
     def clear(self, fault_id: str, *, restart: bool = True) -> FaultLabel:
         """Stop a fault; its end label is written once it is undone."""
         active = self._active.pop(fault_id)
+        # The fault is lifted when its undo starts: a restarted service's port is listening
+        # from that moment, though the process then takes a moment to start answering.
+        label = dataclasses.replace(active.label, end_ns=time.time_ns())
         if restart or active.label.type is not FaultType.DEPENDENCY_DOWN:
             active.undo()
-        label = dataclasses.replace(active.label, end_ns=time.time_ns())
         self.labels.ended(label)
         return label
 

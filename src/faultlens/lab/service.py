@@ -80,7 +80,7 @@ class ServiceConfig(BaseModel):
     protocol: str = "grpc"
     data_dir: str
     export_interval_s: float = 1.0
-    pool_size: int = 16
+    pool_size: int = 32
     call_timeout_s: float = 5.0
     db_timeout_s: float = 1.0
 
@@ -378,12 +378,18 @@ class LabService:
                 raise LabFaultError(f"{self.spec.name}: {op} failed: injected exception")
             _burn(self.spec.work_ms)
             rows = await self._query(op) if self.db is not None else 0
-            for call in self.spec.calls:
-                if call.ops and op not in call.ops:
-                    continue
-                if depth + 1 >= self.cfg.max_depth or random.random() >= call.p:
-                    continue
-                await self._call(call.to, op, depth + 1)
+            callees = [
+                c.to
+                for c in self.spec.calls
+                if (not c.ops or op in c.ops) and depth + 1 < self.cfg.max_depth and random.random() < c.p
+            ]
+            # Calls go out together, as a gateway's fan-out does; the request fails if any did.
+            results = await asyncio.gather(
+                *(self._call(to, op, depth + 1) for to in callees), return_exceptions=True
+            )
+            failed = [r for r in results if isinstance(r, BaseException)]
+            if failed:
+                raise failed[0]
         finally:
             self.pool.release(leak=leak)
         if (f := self.faults.of(FaultType.WRONG_RETURN)) is not None and random.random() < f.params.get(
@@ -513,4 +519,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Through the package, so that the exception types are named faultlens.lab.service.*
+    from faultlens.lab import service
+
+    service.main()
