@@ -153,6 +153,9 @@ def test_red_per_window_and_merged_by_step(client: httpx.Client) -> None:
     assert (point["requests"], point["errors"], merged["step_ns"]) == (6, 1, 2 * W)
     assert 99 * MS <= point["p99_ns"] <= 202 * MS  # the merged sketch holds the 2nd window
     assert point["p50_ns"] == pytest.approx(30 * MS, rel=0.02)
+    assert point["p50_ns"] <= point["p90_ns"] <= point["p95_ns"] <= point["p99_ns"]
+    total = body["series"][0]["total"]  # the whole range merged, whatever the step
+    assert total == {**point, "start_unix_nano": series["points"][0]["start_unix_nano"]}
     window = client.get("/api/v1/services/cart/red", params={"start": str(T0 + W)}).json()
     assert [p["requests"] for p in window["series"][0]["points"]] == [2]
     assert client.get("/api/v1/services/nope/red").json()["series"] == []

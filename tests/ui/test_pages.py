@@ -41,6 +41,12 @@ PAGES = {
 }
 
 
+def _ms(shown: str) -> float:
+    """A duration as the UI shows it (``9.2 ms``, ``850 us``, ``1.2 s``) in milliseconds."""
+    value, unit = shown.split()
+    return float(value) * {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+
 def _path(shopfront: Shopfront, template: str) -> str:
     return template.format(
         error_trace=shopfront.sent.error_trace,
@@ -210,6 +216,14 @@ def test_a_service_page_shows_red_per_operation_and_its_calls_in_and_out(
     assert {"POST /orders", "GET /stock", "POST /charge", "SELECT stock"} <= operations
     expect(rows.first.locator("canvas")).to_have_count(3)
     expect(rows.first).to_contain_text("SERVER")  # what it serves comes first
+    expect(rows.first.locator(".chart-title").nth(2)).to_have_text("latency ms p50/p95/p99")
+    # the range per operation and per call it makes, with p95 beside p50 and p99
+    summary = page.locator("#service-red-summary")
+    expect(summary.locator("th")).to_contain_text(["p50", "p95", "p99"])
+    charge = summary.locator("tr[data-operation='POST /charge']").inner_text().split("\t")
+    assert charge[0] == "CLIENT" and int(charge[2]) > 0 and int(charge[3]) == 0
+    p50, p95, p99 = (_ms(c) for c in charge[5:8])
+    assert 8 <= p50 <= p95 <= p99 <= 12  # the call to payment takes 9-9.4 ms
     edges = page.locator("#service-edges tbody tr").all_inner_texts()
     assert sorted(e.split("\t")[:2] for e in edges) == [
         ["front", "orders"],
@@ -266,6 +280,42 @@ def test_comparing_two_traces_shows_where_the_time_went(watched: Watched, shopfr
     assert watched.problems == []
 
 
+def test_trace_search_by_attributes_suggested_from_the_spans_and_by_duration_bounds(
+    watched: Watched, shopfront: Shopfront
+) -> None:
+    page = watched.page
+    rows = page.locator("#trace-list tbody tr")
+    watched.open("/traces?service=orders", "#trace-list")
+    page.focus("#attr-key")  # the keys of the service's newest spans, their own and their resource's
+    expect(page.locator("#attr-keys option[value='db.system']")).to_have_count(1)
+    expect(page.locator("#attr-keys option[value='k8s.pod.name']")).to_have_count(1)
+    page.fill("#attr-key", "db.system")
+    page.focus("#attr-value")
+    expect(page.locator("#attr-values option[value='postgresql']")).to_have_count(1)
+    page.fill("#attr-value", "postgresql")
+    page.click("#attr-add")
+    page.fill("#attr-key", "k8s.pod.name")
+    page.fill("#attr-value", "orders-1")
+    page.press("#attr-value", "Enter")  # adds, does not submit
+    expect(page.locator("#attrs")).to_have_value("db.system=postgresql k8s.pod.name=orders-1")
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"attrs=db\.system%3Dpostgresql(\+|%20)k8s\.pod\.name%3Dorders-1"))
+    expect(rows).to_have_count(50)  # every order made a SELECT on postgresql: the default limit
+    # all on one span: no postgresql call was made from the payment pod
+    watched.open("/traces?attrs=db.system%3Dpostgresql+k8s.pod.name%3Dpayment-1", "#no-traces")
+    watched.open("/traces?service=orders&attrs=db.system%3Dmysql", "#no-traces")
+    watched.open("/traces?attrs=k8s.pod.name%3Dbatch-1", "#trace-list")  # a resource attribute
+    expect(rows).to_have_count(1)
+    expect(page.locator(f"tr[data-trace-id='{shopfront.sent.big_trace}']")).to_have_count(1)
+    # durations: the declined payments of the 6 slow windows took 300 ms more than the 12 others
+    watched.open("/traces?service=payment&status=error&limit=500&max_duration_ms=100", "#trace-list")
+    expect(rows).to_have_count(36)
+    expect(page.locator("input[name=max_duration_ms]")).to_have_value("100")
+    watched.open("/traces?service=payment&status=error&limit=500&min_duration_ms=100", "#trace-list")
+    expect(rows).to_have_count(18)
+    assert watched.problems == []
+
+
 def test_bad_filters_are_named_with_422_and_the_page_still_works(
     watched: Watched, shopfront: Shopfront
 ) -> None:
@@ -274,6 +324,10 @@ def test_bad_filters_are_named_with_422_and_the_page_still_works(
     alert = watched.page.locator(".problems")
     expect(alert).to_contain_text("start: expected an RFC 3339 timestamp")
     expect(alert).to_contain_text("min_duration_ms")
+    response = watched.open("/traces?attrs=k%3D%22unclosed&min_duration_ms=5&max_duration_ms=2")
+    assert response is not None and response.status == 422
+    expect(alert).to_contain_text("attrs: not logfmt")
+    expect(alert).to_contain_text("max_duration_ms: below the minimum duration")
     response = watched.open("/traces/not-a-trace-id")
     assert response is not None and response.status == 422
     response = watched.open("/traces/" + "ab" * 16, "#trace-summary.bad")

@@ -198,6 +198,7 @@ class RedPointOut(_Body):
     mean_ns: float
     p50_ns: float
     p90_ns: float
+    p95_ns: float
     p99_ns: float
 
 
@@ -205,6 +206,10 @@ class RedSeriesOut(_Body):
     operation: str
     kind: str
     points: list[RedPointOut] = Field(description="One per step with data, oldest first.")
+    total: RedPointOut = Field(
+        description="The whole range as one point (counts add, sketches merge): its percentiles are "
+        "the range's, not an average of the steps'. Starts at the first step."
+    )
 
 
 class RedResponse(_Body):
@@ -507,18 +512,30 @@ def _series(rows: list[RedRow], step: int) -> list[RedSeriesOut]:
             acc[3].merge(r.latency)
     out = []
     for (op, kind), points in sorted(merged.items()):
+        steps = sorted(points.items())
+        whole = steps[0][1][3].copy()
+        for _, acc in steps[1:]:
+            whole.merge(acc[3])
+        total = _point(
+            steps[0][0],
+            sum(acc[0] for _, acc in steps),
+            sum(acc[1] for _, acc in steps),
+            sum(acc[2] for _, acc in steps),
+            whole,
+        )
         out.append(
             RedSeriesOut(
                 operation=op,
                 kind=SPAN_KIND_NAMES.get(kind, str(kind)),
-                points=[_point(start, *acc) for start, acc in sorted(points.items())],
+                points=[_point(start, *acc) for start, acc in steps],
+                total=total,
             )
         )
     return out
 
 
 def _point(start: int, requests: int, errors: int, total: float, sketch: QuantileSketch) -> RedPointOut:
-    p50, p90, p99 = sketch.quantiles((0.5, 0.9, 0.99))
+    p50, p90, p95, p99 = sketch.quantiles((0.5, 0.9, 0.95, 0.99))
     return RedPointOut(
         start_unix_nano=start,
         requests=requests,
@@ -527,5 +544,6 @@ def _point(start: int, requests: int, errors: int, total: float, sketch: Quantil
         mean_ns=total / requests if requests else float("nan"),
         p50_ns=p50,
         p90_ns=p90,
+        p95_ns=p95,
         p99_ns=p99,
     )

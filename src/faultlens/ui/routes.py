@@ -25,7 +25,7 @@ import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, ParamSpec
 
@@ -38,12 +38,13 @@ from fastapi.templating import Jinja2Templates
 from faultlens.api import models as m
 from faultlens.api.analysis_routes import ErrorGroupOut, IncidentDetail, IncidentOut, TemplateOut
 from faultlens.api.health import HealthState
+from faultlens.api.jaeger import parse_tags
 from faultlens.api.params import INT64_MAX, parse_severity, parse_time, parse_trace_id
 from faultlens.errors import StoreError, UnsupportedQuery
 from faultlens.rca.incident import rfc3339
 from faultlens.selfmetrics import SelfMetrics
 from faultlens.store.analysis_base import AnalysisReader, ErrorGroupQuery, IncidentQuery, TemplateQuery
-from faultlens.store.base import LogQuery, StoreReader, TraceQuery
+from faultlens.store.base import AttributeCondition, AttributeQuery, LogQuery, StoreReader, TraceQuery
 from faultlens.types import TimeRange
 from faultlens.ui.assets import STATIC_DIR, asset_path
 
@@ -64,6 +65,11 @@ DEFAULT_GRAPH_LOOKBACK = "15m"
 the range, and a busy hour (a million spans) is more than one read may hold."""
 
 MAX_LIMIT = 1000
+MAX_DURATION_MS = 10**12  # ~31 years: beyond it a duration is a typo, and past int64 ns
+SUGGEST_SAMPLE = 2000
+"""Newest spans (of the service) whose attributes the search suggests keys and values from."""
+SUGGEST_KEYS = 100
+SUGGEST_VALUES = 30
 INCIDENT_MARGIN_NS = 60 * NS_PER_S  # an incident page's logs, map and error groups reach this far around it
 _TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -254,12 +260,16 @@ def _router(
         status = form.text("status") or "any"
         if status not in ("any", "error"):
             form.problems.append("status: any or error")
-        min_ns = _min_duration_ns(form)
+        min_ns, max_ns = _duration_ns(form, "min_duration_ms"), _duration_ns(form, "max_duration_ms")
+        if min_ns is not None and max_ns is not None and max_ns < min_ns:
+            form.problems.append("max_duration_ms: below the minimum duration")
         query = TraceQuery(
             service=form.text("service"),
             operation=form.text("operation"),
             status_error=status == "error",
             min_duration_ns=min_ns,
+            max_duration_ns=max_ns,
+            attributes=_attribute_conditions(form),
             time_range=form.time_range(latest_ns()),
             limit=form.limit(50) + 1,
         )
@@ -505,6 +515,32 @@ def _router(
         service = request.query_params.get("service") or None
         return page(request, "_operations.html", operations=_operations(reader, service))
 
+    @router.get("/ui/attribute-keys", response_class=HTMLResponse)
+    @_store_errors
+    def attribute_keys(request: Request) -> HTMLResponse:
+        """The ``<option>`` list of the attribute keys of a service's newest spans (the trace
+        search's key field loads it when focused)."""
+        query = AttributeQuery(
+            service=request.query_params.get("service") or None, sample=SUGGEST_SAMPLE, limit=SUGGEST_KEYS
+        )
+        return page(request, "_suggestions.html", counts=reader.attribute_counts(query))
+
+    @router.get("/ui/attribute-values", response_class=HTMLResponse)
+    @_store_errors
+    def attribute_values(request: Request) -> HTMLResponse:
+        """The ``<option>`` list of the most frequent values of one key in those spans."""
+        key = request.query_params.get("key", "").strip()
+        counts = []
+        if key:
+            query = AttributeQuery(
+                service=request.query_params.get("service") or None,
+                key=key,
+                sample=SUGGEST_SAMPLE,
+                limit=SUGGEST_VALUES,
+            )
+            counts = reader.attribute_counts(query)
+        return page(request, "_suggestions.html", counts=counts)
+
     @router.get("/favicon.ico", include_in_schema=False)
     def favicon() -> Response:
         return Response((STATIC_DIR / "favicon.svg").read_bytes(), media_type="image/svg+xml")
@@ -518,18 +554,36 @@ def _operations(reader: StoreReader, service: str | None) -> list[str]:
     return sorted({o.name for o in reader.operations(service)})
 
 
-def _min_duration_ns(form: _Form) -> int | None:
-    value = form.text("min_duration_ms")
+def _duration_ns(form: _Form, name: str) -> int | None:
+    """A duration field in milliseconds (decimals allowed) as whole nanoseconds: a minimum
+    rounds up and a maximum down, so neither lets in a trace outside what was typed."""
+    value = form.text(name)
     if value is None:
         return None
     try:
         ms = Decimal(value)
     except InvalidOperation:
         ms = Decimal(-1)
-    if not ms.is_finite() or ms < 0:
-        form.problems.append("min_duration_ms: a number of milliseconds, 0 or more")
+    if not ms.is_finite() or ms < 0 or ms > MAX_DURATION_MS:
+        form.problems.append(f"{name}: a number of milliseconds, 0 or more")
         return None
-    return int((ms * 1_000_000).to_integral_value(rounding=ROUND_CEILING))
+    rounding = ROUND_FLOOR if name.startswith("max") else ROUND_CEILING
+    return int((ms * 1_000_000).to_integral_value(rounding=rounding))
+
+
+def _attribute_conditions(form: _Form) -> tuple[AttributeCondition, ...]:
+    """``attrs``: ``key=value`` conditions, several, in the logfmt Grafana's Jaeger search
+    shows (``http.route=/pay k8s.pod.name="a b"``), or Jaeger's JSON object; all must hold on
+    one span (its attributes or its resource's)."""
+    text = form.text("attrs")
+    if text is None:
+        return ()
+    try:
+        tags = parse_tags(text)
+    except ValueError as e:
+        form.problems.append(f"attrs: {e}")
+        return ()
+    return tuple(AttributeCondition(k, v) for k, v in tags.items())
 
 
 def _sample_traces(detail: Mapping[str, Any]) -> list[str]:

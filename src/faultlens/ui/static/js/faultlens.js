@@ -100,9 +100,9 @@ const faultlens = (() => {
     for (const s of series) {
       for (const p of s.points) {
         const x = p.start_unix_nano / 1e9;
-        const acc = at.get(x) || { req: 0, err: 0, p50: 0, p90: 0, p99: 0 };
+        const acc = at.get(x) || { req: 0, err: 0, p50: 0, p95: 0, p99: 0 };
         acc.req += p.requests; acc.err += p.errors;
-        for (const q of ["p50", "p90", "p99"]) {
+        for (const q of ["p50", "p95", "p99"]) {
           const v = Number(p[`${q}_ns`]);
           if (Number.isFinite(v)) acc[q] = Math.max(acc[q], v / 1e6);
         }
@@ -115,9 +115,9 @@ const faultlens = (() => {
     const num = (v) => (v == null ? "" : v >= 100 ? v.toFixed(0) : v.toPrecision(2));
     smallChart(target, "requests/s", xs, [{ label: "req/s", colour: "#2f6fdf", values: col((a) => a.req / step) }], num);
     smallChart(target, "errors/s", xs, [{ label: "err/s", colour: "#d9412b", values: col((a) => a.err / step) }], num);
-    smallChart(target, "latency ms p50/p90/p99 (slowest op)", xs, [
+    smallChart(target, "latency ms p50/p95/p99 (slowest op)", xs, [
       { label: "p50", colour: "#3b9c5a", values: col((a) => a.p50) },
-      { label: "p90", colour: "#d9a21b", values: col((a) => a.p90) },
+      { label: "p95", colour: "#d9a21b", values: col((a) => a.p95) },
       { label: "p99", colour: "#b0413e", values: col((a) => a.p99) },
     ], num);
     card.dataset.loaded = "1";
@@ -133,22 +133,33 @@ const faultlens = (() => {
     const num = (v) => (v == null ? "" : v >= 100 ? v.toFixed(0) : v.toPrecision(2));
     el.innerHTML = "";
     const order = { SERVER: 0, CONSUMER: 1, INTERNAL: 2, CLIENT: 3, PRODUCER: 4 };
-    for (const s of body.series.slice().sort((a, b) => (order[a.kind] ?? 9) - (order[b.kind] ?? 9))) {
+    const sorted = body.series.slice().sort((a, b) => (order[a.kind] ?? 9) - (order[b.kind] ?? 9));
+    // The range as one row per operation: the API merges the windows' sketches, so these
+    // percentiles are the range's own.
+    const summary = document.createElement("table");
+    summary.className = "list";
+    summary.id = "service-red-summary";
+    summary.innerHTML = "<thead><tr><th>kind</th><th>operation</th><th>requests</th><th>errors</th><th>error rate</th><th>p50</th><th>p95</th><th>p99</th></tr></thead><tbody>" +
+      sorted.map((s) => { const t = s.total; return `<tr data-operation="${escape(s.operation)}"><td><span class="pill">${escape(s.kind)}</span></td><td>${escape(s.operation)}</td>` +
+        `<td class="num">${t.requests}</td><td class="num${t.errors ? " bad" : ""}">${t.errors}</td><td class="num">${(100 * t.error_rate).toFixed(1)}%</td>` +
+        `<td class="num">${duration(t.p50_ns)}</td><td class="num">${duration(t.p95_ns)}</td><td class="num">${duration(t.p99_ns)}</td></tr>`; }).join("") + "</tbody>";
+    el.appendChild(summary);
+    for (const s of sorted) {
       const row = document.createElement("div");
       row.className = "red-row";
       row.dataset.operation = s.operation;
       const total = s.points.reduce((n, p) => n + p.requests, 0);
       const errs = s.points.reduce((n, p) => n + p.errors, 0);
-      row.innerHTML = `<h3><span class="pill">${escape(s.kind)}</span> ${escape(s.operation)} <span class="muted small">${total} requests, ${errs} errors</span></h3><div class="red-charts"></div>`;
+      row.innerHTML = `<h3><span class="pill">${escape(s.kind)}</span> ${escape(s.operation)} <span class="muted small">${total} requests, ${errs} errors, p95 ${duration(s.total.p95_ns)}</span></h3><div class="red-charts"></div>`;
       el.appendChild(row);
       const target = row.querySelector(".red-charts");
       const xs = s.points.map((p) => p.start_unix_nano / 1e9);
       const ms = (k) => s.points.map((p) => { const v = Number(p[k]); return Number.isFinite(v) ? v / 1e6 : null; });
       smallChart(target, "requests/s", xs, [{ label: "req/s", colour: "#2f6fdf", values: s.points.map((p) => p.requests / step) }], num);
       smallChart(target, "errors/s", xs, [{ label: "err/s", colour: "#d9412b", values: s.points.map((p) => p.errors / step) }], num);
-      smallChart(target, "latency ms p50/p90/p99", xs, [
+      smallChart(target, "latency ms p50/p95/p99", xs, [
         { label: "p50", colour: "#3b9c5a", values: ms("p50_ns") },
-        { label: "p90", colour: "#d9a21b", values: ms("p90_ns") },
+        { label: "p95", colour: "#d9a21b", values: ms("p95_ns") },
         { label: "p99", colour: "#b0413e", values: ms("p99_ns") },
       ], num);
     }
@@ -246,7 +257,31 @@ const faultlens = (() => {
     });
   }
 
+  // The trace search's attribute picker: a key and a value (suggested from the newest spans
+  // of the service) become one more `key=value` in the attributes field.
+  function attrPicker(root) {
+    const box = root.querySelector("#attr-pick");
+    const field = document.getElementById("attrs");
+    if (!box || !field || box.dataset.wired) return;
+    box.dataset.wired = "1";
+    const key = box.querySelector("#attr-key");
+    const value = box.querySelector("#attr-value");
+    const quote = (v) => (v === "" || /[\s"'\\=]/.test(v) ? `"${v.replace(/(["\\])/g, "\\$1")}"` : v);
+    const add = () => {
+      const k = key.value.trim();
+      if (!k) { key.focus(); return; }
+      const pair = `${/[\s"'\\=]/.test(k) ? quote(k) : k}=${quote(value.value)}`;
+      field.value = field.value.trim() ? `${field.value.trim()} ${pair}` : pair;
+      key.value = ""; value.value = "";
+    };
+    box.querySelector("#attr-add").addEventListener("click", add);
+    for (const input of [key, value]) {
+      input.addEventListener("keydown", (e) => { if (e.key === "Enter") { e.preventDefault(); add(); } });
+    }
+  }
+
   function init(root) {
+    attrPicker(root);
     errorCounts(root);
     comparePicker(root);
     localiseTimes(root);
