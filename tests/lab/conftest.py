@@ -43,7 +43,7 @@ def settle(srv: InProcessServer, timeout_s: float = 15.0) -> dict[str, int]:
     last: dict[str, int] = {}
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        now = srv.get("/api/v1/stats")
+        now: dict[str, int] = srv.get("/api/v1/stats")
         if now == last and now.get("spans"):
             return now
         last = now

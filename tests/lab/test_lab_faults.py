@@ -113,7 +113,7 @@ def _errors(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _median_ms(rows: list[dict[str, Any]]) -> float:
     assert rows, "no spans"
-    return statistics.median(r["duration_ns"] for r in rows) / 1e6
+    return float(statistics.median(r["duration_ns"] for r in rows)) / 1e6
 
 
 def _self_ms(run: Run, rows: list[dict[str, Any]]) -> float:
@@ -122,7 +122,7 @@ def _self_ms(run: Run, rows: list[dict[str, Any]]) -> float:
     for s in run.data["spans"]:
         if s["parent_span_id"]:
             children[s["parent_span_id"]] = children.get(s["parent_span_id"], 0) + s["duration_ns"]
-    return statistics.median(r["duration_ns"] - children.get(r["span_id"], 0) for r in rows) / 1e6
+    return float(statistics.median(r["duration_ns"] - children.get(r["span_id"], 0) for r in rows)) / 1e6
 
 
 def test_labels_are_written_when_each_fault_starts_and_stops(run: Run) -> None:
