@@ -48,11 +48,12 @@ def config_show(
 
 def _register_optional_commands() -> None:
     # Subcommands whose modules import heavy dependencies register themselves lazily.
-    from faultlens.cli import demo, query, rca, replay, serve, store  # noqa: F401
+    from faultlens.cli import demo, lab, query, rca, replay, serve, store  # noqa: F401
     from faultlens.eval import cli as eval_cli
     from faultlens.eval import detect as eval_detect
 
     replay.register(app)
+    lab.register(app)
     rca.register(app)
     query.register(app)
     demo.register(app)
