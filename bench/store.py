@@ -17,6 +17,14 @@ Sections (all by default; pick with ``--sections``):
 - ``query``: ``--spans`` spans written in ``--fill-flush`` row flushes, then ``get_trace``
   p50/p95 over 300 random traces and ``find_traces`` p50 per query shape, plus reads
   during a 100k-span write (do they wait for it?).
+- ``lookup``: trace by id at scale. ``--lookup-spans`` spans (10M by default) in a store
+  file at ``--lookup-db``, built once in ``--fill-flush`` row flushes at a data rate of
+  ``--lookup-rate`` spans/s and kept for later runs (a few minutes to build; the sampled
+  trace ids sit beside it in ``<file>.picks.json``). Each run opens the file afresh, times
+  the first lookup apart (it builds what the lookup needs in memory), then ``get_trace``
+  p50/p95/p99 over ``--lookups`` random stored traces without a time hint and with one
+  (the trace's own start and end, widened by ``--hint-s`` on each side), and for ids that
+  were never stored.
 - ``feed``: a separate process runs a :class:`StoreConsumer` with the default
   :class:`StoreConfig` and feeds it ``--feed-rate`` spans/s (1,000-span batches) for
   ``--feed-seconds``; it reports peak RSS (VmHWM), RSS before the feed, CPU us/span and
@@ -24,6 +32,7 @@ Sections (all by default; pick with ``--sections``):
 
     python bench/store.py                          # everything, ~10 minutes on 2 cores
     python bench/store.py --sections insert --repeats 1
+    python bench/store.py --sections lookup --lookup-db /tmp/faultlens-store-10m/faultlens.duckdb
 
 Prints one JSON object.
 """
@@ -113,12 +122,15 @@ def copy_of(pool: pa.Table, k: int, shift_ns: int) -> pa.Table:
 
 
 class Spans:
-    """An endless supply of distinct, time-increasing spans cut from copies of a pool."""
+    """An endless supply of distinct, time-increasing spans cut from copies of a pool.
 
-    def __init__(self, pool: pa.Table) -> None:
+    Copies follow each other ``shift_ns`` apart (by default the pool's own time span plus a
+    second), which sets the data rate: ``pool rows / shift_ns`` spans per nanosecond."""
+
+    def __init__(self, pool: pa.Table, shift_ns: int | None = None) -> None:
         self.pool = pool
         first, last = pc.min_max(pool.column("start_time_unix_nano")).values()
-        self.shift_ns = last.as_py() - first.as_py() + 1_000_000_000
+        self.shift_ns = max(shift_ns or 0, last.as_py() - first.as_py() + 1_000_000_000)
         self._k = 0
         self._current = pool.slice(0, 0)
         self._offset = 0
@@ -142,8 +154,10 @@ class Spans:
 def percentiles(samples_s: list[float]) -> dict[str, float]:
     ms = sorted(s * 1000 for s in samples_s)
     return {
+        "n": len(ms),
         "p50_ms": round(ms[len(ms) // 2], 2),
         "p95_ms": round(ms[int(len(ms) * 0.95)], 2),
+        "p99_ms": round(ms[int(len(ms) * 0.99)], 2),
         "max_ms": round(ms[-1], 2),
         "mean_ms": round(statistics.fmean(ms), 2),
     }
@@ -284,6 +298,116 @@ def bench_queries(tmp: Path, spans: Spans, total: int, flush_rows: int) -> dict[
     return out
 
 
+# --- trace by id at scale ----------------------------------------------------------------------
+
+PICKS = 2_000  # stored traces sampled while the lookup file is built
+
+
+def build_lookup_file(db: Path, spans: Spans, total: int, flush_rows: int) -> dict[str, Any]:
+    """Write ``total`` spans into a new store file at ``db``; sample stored traces as it goes
+    (a reservoir of :data:`PICKS`, with each trace's start and end) into ``<db>.picks.json``."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(2)
+    picks: list[tuple[bytes, int, int]] = []
+    seen = 0
+    store = DuckDBStore(db)
+    wall = cpu = 0.0
+    try:
+        for _ in range(total // flush_rows):
+            table = spans.take(flush_rows)
+            grouped = table.group_by("trace_id").aggregate(
+                [("start_time_unix_nano", "min"), ("end_time_unix_nano", "max")]
+            )
+            for tid, start, end in zip(
+                grouped.column("trace_id").to_pylist(),
+                grouped.column("start_time_unix_nano_min").to_pylist(),
+                grouped.column("end_time_unix_nano_max").to_pylist(),
+                strict=True,
+            ):
+                seen += 1  # a trace cut by a flush boundary counts twice: no matter here
+                if len(picks) < PICKS:
+                    picks.append((tid, start, end))
+                elif (j := rng.randrange(seen)) < PICKS:
+                    picks[j] = (tid, start, end)
+            w, c = run_flushes(lambda t: store.write([DecodedBatch(Signal.TRACES, t)]), [table])
+            wall, cpu = wall + w, cpu + c
+        stored = store.stats().spans
+    finally:
+        store.close()
+    fill = {
+        "spans": stored,
+        "flush_rows": flush_rows,
+        "rows_per_s": round(stored / wall),
+        "cpu_us_per_row": round(cpu * 1e6 / stored, 2),
+        "file_bytes_per_span": round(db.stat().st_size / stored, 1),
+    }
+    Path(str(db) + ".picks.json").write_text(
+        json.dumps({"fill": fill, "picks": [[t.hex(), s, e] for t, s, e in picks]})
+    )
+    return fill
+
+
+def bench_lookup(db: Path, args: argparse.Namespace) -> dict[str, Any]:
+    picks_path = Path(str(db) + ".picks.json")
+    out: dict[str, Any] = {"file": str(db)}
+    if not db.exists() or not picks_path.exists():
+        started = time.perf_counter()
+        shift_ns = args.unique_spans * 10**9 // args.lookup_rate
+        spans = Spans(build_pool(args.unique_spans), shift_ns=shift_ns)
+        out["built"] = build_lookup_file(db, spans, args.lookup_spans, args.fill_flush)
+        out["built"]["seconds"] = round(time.perf_counter() - started, 1)
+    saved = json.loads(picks_path.read_text())
+    out["fill"] = saved["fill"]
+    picks = [(bytes.fromhex(t), s, e) for t, s, e in saved["picks"]]
+    rng = random.Random(3)
+    rng.shuffle(picks)
+    picks = picks[: args.lookups]
+    hint_ns = int(args.hint_s * 1e9)
+
+    started = time.perf_counter()
+    store = DuckDBStore(db)
+    out["open_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    try:
+        out["first_lookup_ms"] = round(timed(store.get_trace, picks[-1][0]) * 1000, 1)
+        for tid, _, _ in picks[:20]:  # warm up
+            store.get_trace(tid)
+        no_hint = [timed(store.get_trace, tid) for tid, _, _ in picks]
+        hinted = [
+            timed(lambda t, r: store.get_trace(t, time_hint=r), tid, TimeRange(s - hint_ns, e + hint_ns))
+            for tid, s, e in picks
+        ]
+        absent = [timed(store.get_trace, rng.randbytes(16)) for _ in range(len(picks) // 4)]
+
+        def full_index_scan(tid: bytes) -> None:
+            """The lookup before the trace filter (bench only): the whole trace index read for
+            the trace's bounds, then its spans inside them."""
+            with store.cursor() as cur:
+                row = cur.execute(
+                    "SELECT min(start_min), max(start_max) FROM trace_index WHERE trace_id = ?", [tid]
+                ).fetchone()
+                assert row is not None
+                cur.execute(
+                    "SELECT * FROM spans WHERE trace_id = ? AND start_time_unix_nano BETWEEN ? AND ?",
+                    [tid, row[0], row[1]],
+                ).fetchall()
+
+        scan = [timed(full_index_scan, tid) for tid, _, _ in picks[: max(1, len(picks) // 5)]]
+        found = [store.get_trace(tid) for tid, _, _ in picks[:50]]
+        assert all(t is not None and t.spans for t in found), "a stored trace was not found"
+        out["spans_per_found_trace"] = round(statistics.fmean(len(t.spans) for t in found if t), 1)
+        out["get_trace"] = percentiles(no_hint)
+        out["get_trace_time_hint"] = {"hint_s_each_side": args.hint_s, **percentiles(hinted)}
+        out["get_trace_absent_id"] = percentiles(absent)
+        out["full_index_scan_for_comparison"] = percentiles(scan)
+        filters = store._filters.values()  # bench only: what the lookups hold in memory
+        mib = round(sum(f.nbytes for f in filters) / 2**20, 2)
+        out["filter"] = {"runs": sum(f.runs for f in filters), "mib": mib}
+        out["rss_mib_after"] = round(_rss_kib("VmRSS") / 1024, 1)
+    finally:
+        store.close()
+    return out
+
+
 # --- the writer under a steady feed (run in a process of its own) ------------------------------
 
 
@@ -385,6 +509,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--spans", type=int, default=1_000_000)
     parser.add_argument("--fill-flush", type=int, default=StoreConfig().flush_rows)
+    parser.add_argument("--lookup-db", type=Path, default=Path("/tmp/faultlens-store-10m/faultlens.duckdb"))
+    parser.add_argument("--lookup-spans", type=int, default=10_000_000)
+    parser.add_argument("--lookup-rate", type=int, default=10_000, help="data time rate of the file, spans/s")
+    parser.add_argument("--lookups", type=int, default=1_000)
+    parser.add_argument("--hint-s", type=float, default=60.0)
     parser.add_argument("--feed-rate", type=int, default=10_000)
     parser.add_argument("--feed-seconds", type=float, default=60.0)
     parser.add_argument("--feed-child", type=Path, help=argparse.SUPPRESS)
@@ -419,6 +548,8 @@ def main() -> None:
                 out["insert"].append(progress(bench_inserts(tmp, spans, flush, total, args.repeats)))
         if "query" in sections:
             out.update(progress(bench_queries(tmp, spans, args.spans, args.fill_flush)))
+        if "lookup" in sections:
+            out["lookup"] = progress(bench_lookup(args.lookup_db, args))
         if "feed" in sections:
             out["feed"] = progress(bench_feed(tmp, args.feed_rate, args.feed_seconds, args.duckdb_setting))
         out["machine"]["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)

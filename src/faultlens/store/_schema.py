@@ -8,10 +8,12 @@ cannot drift apart; when decode adds a column, :func:`migrate` adds it to an exi
 Beside them sit small derived tables that keep the common queries from scanning the data:
 
 - ``trace_index``: one row per trace *per flush* (span count, error count, time bounds,
-  root span, services), scanned for a trace id (see :data:`DROPPED_INDEXES`). A trace whose spans arrive over
-  several flushes has several rows; readers aggregate them. ``get_trace`` reads the bounds
-  here, then fetches the spans with ``trace_id`` *and* a start-time range, so DuckDB's
-  zonemaps skip every row group outside the trace (tables are written in time order).
+  root span, services), in flush order. A trace whose spans arrive over several flushes has
+  several rows; readers aggregate them. ``get_trace`` reads the bounds here, only in the
+  time ranges where an in-memory filter says the id may be (``_trace_filter``; there is
+  no index on trace ids, see :data:`DROPPED_INDEXES`), then fetches the spans with
+  ``trace_id`` *and* a start-time range, so DuckDB's zonemaps skip every row group
+  outside the trace (tables are written in time order).
 - ``log_trace_index``: the same for log records that carry a trace id.
 - ``operations`` and ``service_names``: the catalog behind ``services()`` and
   ``operations()``, upserted per flush with the newest time seen, so retention can drop an
@@ -100,10 +102,9 @@ _DERIVED_DDL = (
 # are opened. DuckDB keeps an ART index whole in memory, inside the store's memory limit:
 # at ~50 bytes per random 16-byte key, 64 MB held ~1.1M traces, and then every insert
 # failed ("could not allocate block"); at 10k spans/s that is ~15 minutes of ingest. A trace
-# id is found by scanning ``trace_index`` instead, and the spans by the trace's time bounds,
-# which the zonemaps prune: ``get_trace`` p50 7.4 ms against 6.4 with the index on 983k
-# spans (123k traces; bench/store.py --sections query); a bare scan of 5M index rows took
-# 58-68 ms, so a lookup grows by ~12 ms per million traces kept (one DuckDB thread).
+# id is found in ``trace_index`` instead, read only in the time ranges that the in-memory
+# filter of ``_trace_filter`` names (2 bytes per index row), and the spans by the trace's
+# time bounds, which the zonemaps prune (figures: docs/benchmarks.md, bench/store.py).
 DROPPED_INDEXES = ("trace_index_trace_id", "log_trace_index_trace_id")
 
 

@@ -301,8 +301,12 @@ class StoreReader(Protocol):
         """Attribute keys, or one key's values, of the newest spans (the search's suggestions)."""
         ...
 
-    def get_trace(self, trace_id: bytes) -> Trace | None:
-        """Every span of the trace and every log record carrying its trace id, or None."""
+    def get_trace(self, trace_id: bytes, time_hint: TimeRange | None = None) -> Trace | None:
+        """Every span of the trace and every log record carrying its trace id, or None.
+
+        ``time_hint`` (Jaeger's): where to look; only the spans that start and the log
+        records timed within it are returned, and None if there are none. Without it the
+        lookup is exact over the whole store, only slower."""
         ...
 
     def find_logs(self, query: LogQuery) -> list[LogRecord]: ...

@@ -4,8 +4,10 @@ Writes arrive coalesced (see :mod:`faultlens.store.writer`) and are inserted str
 Arrow, sorted by item time, in one transaction together with their index rows (see
 :mod:`faultlens.store._schema` for the tables). Because the data tables are time-ordered,
 DuckDB's per-row-group min/max (zonemaps) make time filters cheap, and a trace is fetched
-by first reading its time bounds from the small, ART-indexed ``trace_index`` and then
-scanning only the row groups inside them.
+by first reading its time bounds from the small ``trace_index`` and then scanning only the
+row groups inside them. The index itself is read only in the time ranges where an
+in-memory filter says the trace id may be (:mod:`faultlens.store._trace_filter`), so a
+lookup without a time reads a few thousand index rows, not all of them.
 
 Concurrency: writes and retention are serialised by a lock (there is one writer thread in
 practice); every read opens its own cursor and runs without the lock, so DuckDB's MVCC
@@ -51,6 +53,7 @@ from faultlens.store._rows import (
     trace_summary,
 )
 from faultlens.store._schema import DATA_TABLES, migrate, quote
+from faultlens.store._trace_filter import REBUILD, TraceFilter, release_trace_filter, trace_filter
 from faultlens.store.base import (
     AttributeCount,
     AttributeQuery,
@@ -158,6 +161,14 @@ ALLOCATOR_SETTINGS = (
 )
 
 
+# Each trace index: its table, and the columns of its rows' least and greatest item time.
+_INDEX_COLUMNS: dict[Signal, tuple[str, str, str]] = {
+    Signal.TRACES: ("trace_index", "start_min", "start_max"),
+    Signal.LOGS: ("log_trace_index", "time_min", "time_max"),
+}
+_FILTER_BUILD_BATCH = 100_000  # index rows per Arrow batch while a filter is built
+
+
 def _time_conditions(column: str, time_range: TimeRange | None) -> tuple[list[str], list[Any]]:
     if time_range is None:
         return [], []
@@ -214,12 +225,21 @@ class DuckDBStore:
         self._refresh_rows = refresh_rows
         self._rows_since_refresh = 0
         self.refreshes = 0  # re-attaches done, for tests and curiosity
+        # Where a trace id may be in each trace index, shared with every other store on the
+        # file in this process (their writes must reach it); built on first lookup.
+        self._filter_key = str(self.path.resolve())
+        self._filters: dict[Signal, TraceFilter] = {
+            signal: trace_filter(self._filter_key, *columns) for signal, columns in _INDEX_COLUMNS.items()
+        }
 
     # --- lifecycle -----------------------------------------------------------------------
 
     def close(self) -> None:
         """Checkpoint and close the file. Safe to call twice; any later call raises StoreError."""
         with self._write_lock:
+            if not self._db.closed:
+                for columns in _INDEX_COLUMNS.values():
+                    release_trace_filter(self._filter_key, columns[0])
             self._db.close()
 
     def cursor(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
@@ -309,13 +329,17 @@ class DuckDBStore:
         try:
             cur.execute(f"INSERT INTO {quote(name)} BY NAME SELECT * FROM _batch")
             if signal is Signal.TRACES:
-                cur.register("_trace_rows", trace_index_rows(table))
+                trace_rows = trace_index_rows(table)
+                self._filters[signal].add(trace_rows)  # before the commit: see _trace_filter
+                cur.register("_trace_rows", trace_rows)
                 cur.register("_operations", operation_rows(table))
                 registered += ["_trace_rows", "_operations"]
                 cur.execute("INSERT INTO trace_index SELECT * FROM _trace_rows")
                 cur.execute(_UPSERT_OPERATIONS)
             elif signal is Signal.LOGS:
-                cur.register("_trace_rows", log_trace_index_rows(table))
+                trace_rows = log_trace_index_rows(table)
+                self._filters[signal].add(trace_rows)
+                cur.register("_trace_rows", trace_rows)
                 registered.append("_trace_rows")
                 cur.execute("INSERT INTO log_trace_index SELECT * FROM _trace_rows")
             cur.register("_services", service_rows(table, time_column))
@@ -350,6 +374,8 @@ class DuckDBStore:
             except BaseException:
                 rollback(cur)
                 raise
+            for trace_filter_ in self._filters.values():  # only once the deletes are committed
+                trace_filter_.drop_before(cutoff)
         return RetentionResult(cutoff, spans, logs, points)
 
     @staticmethod
@@ -374,6 +400,14 @@ class DuckDBStore:
         )
         cur.execute(f"DELETE FROM {index} WHERE trace_id IN (SELECT trace_id FROM _expired)")
         cur.execute(rebuild(f"(SELECT * FROM {table} WHERE trace_id IN (SELECT trace_id FROM _expired))"))
+        # The rebuilt rows start at or after the cutoff, maybe in other runs of the filter.
+        index_table, start, end = _INDEX_COLUMNS[signal]
+        rebuilt = cur.sql(
+            f"SELECT trace_id, {start}, {end} FROM {index_table} "
+            "WHERE trace_id IN (SELECT trace_id FROM _expired)"
+        ).to_arrow_table()
+        self._filters[signal].add(rebuilt, REBUILD)
+        self._filters[signal].close_channel(REBUILD)
         cur.execute("DROP TABLE _expired")
         return deleted
 
@@ -497,32 +531,67 @@ class DuckDBStore:
             rows = cur.execute(sql, [*params, query.limit]).fetchall()
         return [AttributeCount(str(text), int(n)) for text, n in rows]
 
-    def get_trace(self, trace_id: bytes) -> Trace | None:
-        """Spans ordered by start time, then logs ordered by time, read in one snapshot."""
+    def get_trace(self, trace_id: bytes, time_hint: TimeRange | None = None) -> Trace | None:
+        """Spans ordered by start time, then logs ordered by time, read in one snapshot.
+
+        With ``time_hint``, only the spans that start and the logs that are timed within it."""
         with self._read() as cur:
+            for signal in self._filters:
+                self._ready_filter(cur, signal)
             cur.execute("BEGIN TRANSACTION")
             try:
-                spans = self._trace_rows(cur, trace_id, Signal.TRACES, SPAN_COLUMNS, "span_id")
-                logs = self._trace_rows(cur, trace_id, Signal.LOGS, LOG_COLUMNS, "observed_time_unix_nano")
+                spans = self._trace_rows(cur, trace_id, Signal.TRACES, SPAN_COLUMNS, "span_id", time_hint)
+                logs = self._trace_rows(
+                    cur, trace_id, Signal.LOGS, LOG_COLUMNS, "observed_time_unix_nano", time_hint
+                )
             finally:
                 cur.execute("COMMIT")
         if not spans and not logs:
             return None
         return Trace(trace_id, tuple(span_record(r) for r in spans), tuple(log_record(r) for r in logs))
 
-    @staticmethod
+    def _ready_filter(self, cur: duckdb.DuckDBPyConnection, signal: Signal) -> TraceFilter:
+        """The filter of the signal's trace index, built from the table on first use."""
+        found = self._filters[signal]
+        if not found.ready:
+            table, start, end = _INDEX_COLUMNS[signal]
+            with found.building() as needed:
+                if needed:
+                    found.build(
+                        cur.sql(f"SELECT trace_id, {start}, {end} FROM {table}").to_arrow_reader(
+                            _FILTER_BUILD_BATCH
+                        )
+                    )
+        return found
+
     def _trace_bounds(
-        cur: duckdb.DuckDBPyConnection, trace_id: bytes, signal: Signal
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        trace_id: bytes,
+        signal: Signal,
+        hint: TimeRange | None = None,
     ) -> tuple[int, int] | None:
-        """Earliest and latest item time of the trace's items of ``signal``, from the index."""
-        if signal is Signal.TRACES:
-            sql = "SELECT min(start_min), max(start_max) FROM trace_index WHERE trace_id = ?"
-        else:
-            sql = "SELECT min(time_min), max(time_max) FROM log_trace_index WHERE trace_id = ?"
-        row = cur.execute(sql, [trace_id]).fetchone()
-        if row is None or row[0] is None:
-            return None
-        return int(row[0]), int(row[1])
+        """Earliest and latest item time of the trace's items of ``signal`` (of those in
+        ``hint``), from the index rows in the ranges its filter names."""
+        table, start, end = _INDEX_COLUMNS[signal]
+        ranges = self._ready_filter(cur, signal).ranges(trace_id, hint)
+        sql = f"SELECT min({start}), max({end}) FROM {table} WHERE trace_id = ? AND {start} BETWEEN ? AND ?"
+        extra: list[int] = []
+        if hint is not None:
+            sql += f" AND {start} < ? AND {end} >= ?"
+            extra = [hint.end_ns, hint.start_ns]
+        found: tuple[int, int] | None = None
+        for first, last in ranges:
+            row = cur.execute(sql, [trace_id, first, last, *extra]).fetchone()
+            if row is None or row[0] is None:
+                continue
+            lo, hi = int(row[0]), int(row[1])
+            found = (lo, hi) if found is None else (min(found[0], lo), max(found[1], hi))
+        if found is not None and hint is not None:
+            found = (max(found[0], hint.start_ns), min(found[1], hint.end_ns - 1))
+            if found[0] > found[1]:
+                return None
+        return found
 
     def _trace_rows(
         self,
@@ -531,8 +600,9 @@ class DuckDBStore:
         signal: Signal,
         columns: tuple[str, ...],
         tiebreak: str,
+        hint: TimeRange | None = None,
     ) -> list[tuple[Any, ...]]:
-        bounds = self._trace_bounds(cur, trace_id, signal)
+        bounds = self._trace_bounds(cur, trace_id, signal, hint)
         if bounds is None:
             return []
         table, _, time_column = DATA_TABLES[signal]

@@ -1,0 +1,278 @@
+"""Where in a trace index a trace id may be: blocked bloom filters over runs of index rows.
+
+A trace index (``trace_index``, ``log_trace_index``) gets one row per trace per flush, in
+flush order, so its rows are ordered by time but not by trace id: finding an id without a
+time means reading every row (~13 ns a row with one DuckDB thread, ~16 ms per million
+traces stored), and DuckDB's ART index, which would avoid it, is held whole in memory and
+filled the store's memory limit (see ``_schema.DROPPED_INDEXES``). This module keeps,
+beside the file, a small filter that turns "which rows may hold this id" into "which time
+ranges", which DuckDB's zonemaps on the index's time column then prune::
+
+     index rows, in the order they were added     runs (RUN_KEYS rows each)
+     ┌──────────────────────────────────────┐     ┌───────────────────────────┐
+     │ flush 1 │ flush 2 │ ... │ flush n    │ ──> │ bloom │ lo..hi │ max_end  │ x runs
+     └──────────────────────────────────────┘     └───────────────────────────┘
+     lookup(id): runs whose bloom says "maybe" ─> their [lo, hi] ranges, merged
+                 ─> SELECT ... WHERE trace_id = ? AND start BETWEEN lo AND hi
+
+A run covers :data:`RUN_KEYS` consecutive index rows and records the least and greatest
+start time (``lo``, ``hi``) and the greatest end time (``max_end``) among them; its bloom
+filter says whether an id may be among them. An id that is there is always reported (no
+false negatives); one that is not is reported for a run with probability ~0.1%
+(:data:`BITS_PER_KEY` bits per key, one 64-bit word per key, :data:`BITS_PER_KEY_SET` bits
+set in it). The filter costs 2 bytes per index row, about 0.3% of what the rows themselves
+take in the file.
+
+Correctness does not depend on the filter being exact, only on it never missing a row:
+
+- ids are added *before* the transaction that inserts their rows commits, so a reader never
+  sees a committed row that the filter lacks (a rolled-back write only leaves false
+  positives);
+- the filter is not stored: it is built from the index table on first use
+  (:meth:`TraceFilter.build`), while writes go on adding to it, so every row is either in
+  the scan's snapshot or added before its commit;
+- rows are added on *channels*: writes fill one open run, the first build and retention's
+  rebuilt rows fill runs of their own, so old rows never widen the time range of the run
+  that live writes fill;
+- retention drops a run once every row it covers is older than the cutoff; the rows that
+  retention rebuilds (traces that straddle the cutoff) are added again on their own channel.
+
+Out-of-order data (a replay of old times beside live traffic) only widens some runs' time
+ranges: lookups read more of the index, and stay exact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from faultlens.types import TimeRange
+
+__all__ = ["BITS_PER_KEY", "RUN_KEYS", "TraceFilter", "release_trace_filter", "trace_filter"]
+
+# Index rows per run. Smaller runs scan fewer index rows per hit (a run is ~1.6 DuckDB row
+# groups of the index) and cost more bloom words per lookup; both are cheap at this size.
+RUN_KEYS = 16_384
+BITS_PER_KEY = 16
+BITS_PER_KEY_SET = 8
+_WORDS = RUN_KEYS * BITS_PER_KEY // 64  # 64-bit words per run: 32 KiB
+_I64_MAX = 2**63 - 1
+_I64_MIN = -(2**63)
+
+WRITES = "writes"
+BUILD = "build"
+REBUILD = "rebuild"
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: every input bit moves every output bit."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    out: np.ndarray = x ^ (x >> np.uint64(31))
+    return out
+
+
+def _halves(ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Two uint64 per id: its 16 bytes as they are (the W3C trace id width), or a 16-byte
+    digest of an id of any other width. Null ids have none (callers drop them)."""
+    ids = ids.cast(pa.binary()) if ids.type != pa.binary() else ids
+    n = len(ids)
+    lengths = pc.binary_length(ids).to_numpy(zero_copy_only=False)
+    if n and bool(np.all(lengths == 16)) and ids.null_count == 0:
+        offsets = np.frombuffer(ids.buffers()[1], dtype=np.int32, count=n + 1, offset=ids.offset * 4)
+        data = np.frombuffer(ids.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+        words = data.view(np.uint64).reshape(n, 2)
+        return words[:, 0].copy(), words[:, 1].copy()
+    raw = b"".join(
+        v if len(v) == 16 else hashlib.blake2b(v, digest_size=16).digest() for v in ids.to_pylist()
+    )
+    words = np.frombuffer(raw, dtype=np.uint64).reshape(n, 2)
+    return words[:, 0].copy(), words[:, 1].copy()
+
+
+def _word_and_mask(ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """For each id: the word of a run's bloom it lives in, and the bits it sets there."""
+    a, b = _halves(ids)
+    with np.errstate(over="ignore"):
+        h1 = _mix(a ^ _mix(b))
+        h2 = _mix(h1 ^ np.uint64(0x9E3779B97F4A7C15))
+    word = (h1 % np.uint64(_WORDS)).astype(np.int64)
+    mask = np.zeros(len(a), dtype=np.uint64)
+    for i in range(BITS_PER_KEY_SET):
+        mask |= np.uint64(1) << ((h2 >> np.uint64(6 * i)) & np.uint64(63))
+    return word, mask
+
+
+class TraceFilter:
+    """The runs of one trace index table (see the module docstring). Thread-safe.
+
+    Runs are rows of arrays (blooms, time bounds, key counts), so that a lookup tests every
+    run with a few vector operations however many runs there are."""
+
+    def __init__(self, table: str, start_column: str, end_column: str) -> None:
+        self.table = table
+        self.start_column = start_column
+        self.end_column = end_column
+        self._lock = threading.Lock()
+        self._build_lock = threading.Lock()
+        self._blooms = np.zeros((0, _WORDS), dtype=np.uint64)
+        self._lo = np.zeros(0, dtype=np.int64)  # least start time of a run's rows
+        self._hi = np.zeros(0, dtype=np.int64)  # greatest start time
+        self._max_end = np.zeros(0, dtype=np.int64)  # greatest end time
+        self._keys = np.zeros(0, dtype=np.int64)
+        self._n = 0  # runs in use (the arrays grow by doubling)
+        self._open: dict[str, int] = {}  # channel -> its open run
+        self.ready = False
+
+    # --- adding --------------------------------------------------------------------------
+
+    def _new_run(self) -> int:
+        if self._n == len(self._lo):
+            grow = max(4, self._n)
+            self._blooms = np.concatenate([self._blooms, np.zeros((grow, _WORDS), dtype=np.uint64)])
+            self._lo = np.concatenate([self._lo, np.zeros(grow, dtype=np.int64)])
+            self._hi = np.concatenate([self._hi, np.zeros(grow, dtype=np.int64)])
+            self._max_end = np.concatenate([self._max_end, np.zeros(grow, dtype=np.int64)])
+            self._keys = np.concatenate([self._keys, np.zeros(grow, dtype=np.int64)])
+        r = self._n
+        self._lo[r], self._hi[r], self._max_end[r] = _I64_MAX, _I64_MIN, _I64_MIN
+        self._keys[r] = 0
+        self._n += 1
+        return r
+
+    def add(self, rows: pa.Table, channel: str = WRITES) -> None:
+        """Add index rows (``trace_id`` and the table's start and end time columns) on
+        ``channel``; call before the transaction that inserts them commits."""
+        ids = rows.column("trace_id").combine_chunks()
+        if ids.null_count:
+            keep = pc.is_valid(ids)
+            rows, ids = rows.filter(keep), ids.filter(keep)
+        n = len(ids)
+        if n == 0:
+            return
+        word, mask = _word_and_mask(ids)
+        start = rows.column(self.start_column).to_numpy()
+        end = rows.column(self.end_column).to_numpy()
+        with self._lock:
+            done = 0
+            while done < n:
+                r = self._open.get(channel)
+                if r is None or self._keys[r] >= RUN_KEYS:
+                    r = self._open[channel] = self._new_run()
+                take = min(n - done, RUN_KEYS - int(self._keys[r]))
+                part = slice(done, done + take)
+                np.bitwise_or.at(self._blooms[r], word[part], mask[part])
+                self._lo[r] = min(self._lo[r], start[part].min())
+                self._hi[r] = max(self._hi[r], start[part].max())
+                self._max_end[r] = max(self._max_end[r], end[part].max())
+                self._keys[r] += take
+                done += take
+
+    def close_channel(self, channel: str) -> None:
+        """The next rows added on ``channel`` start a run of their own."""
+        with self._lock:
+            self._open.pop(channel, None)
+
+    @contextmanager
+    def building(self) -> Iterator[bool]:
+        """Held while one caller builds the filter; yields whether it still needs building
+        (another caller may have built it while this one waited)."""
+        with self._build_lock:
+            yield not self.ready
+
+    def build(self, batches: pa.RecordBatchReader) -> None:
+        """Add every row of the table, read as ``batches`` (``trace_id``, start, end), and
+        mark the filter ready. Writes may add rows meanwhile (see the module docstring)."""
+        for batch in batches:
+            self.add(pa.Table.from_batches([batch]), BUILD)
+        self.close_channel(BUILD)
+        self.ready = True
+
+    # --- forgetting ----------------------------------------------------------------------
+
+    def drop_before(self, cutoff: int) -> int:
+        """Forget the runs whose rows all start before ``cutoff`` (retention deleted them);
+        returns how many went."""
+        with self._lock:
+            keep = self._hi[: self._n] >= cutoff
+            dropped = int(self._n - keep.sum())
+            if not dropped:
+                return 0
+            new_index = np.cumsum(keep) - 1
+            self._open = {c: int(new_index[r]) for c, r in self._open.items() if keep[r]}
+            self._blooms = self._blooms[: self._n][keep]
+            self._lo, self._hi = self._lo[: self._n][keep], self._hi[: self._n][keep]
+            self._max_end, self._keys = self._max_end[: self._n][keep], self._keys[: self._n][keep]
+            self._n = len(self._lo)
+        return dropped
+
+    # --- looking up ----------------------------------------------------------------------
+
+    def ranges(self, trace_id: bytes, hint: TimeRange | None = None) -> list[tuple[int, int]]:
+        """Inclusive start-time ranges of the index that hold every row of ``trace_id`` (of
+        those overlapping ``hint``, if given), merged and in time order; empty when the id
+        is certainly not in the table."""
+        word, mask = _word_and_mask(pa.array([trace_id], pa.binary()))
+        with self._lock:
+            n = self._n
+            hit = (self._blooms[:n, int(word[0])] & mask[0]) == mask[0]
+            if hint is not None:
+                hit &= (self._lo[:n] < hint.end_ns) & (self._max_end[:n] >= hint.start_ns)
+            found = np.flatnonzero(hit)
+            hits = sorted(zip(self._lo[found].tolist(), self._hi[found].tolist(), strict=True))
+        merged: list[tuple[int, int]] = []
+        for lo, hi in hits:
+            if merged and lo <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+            else:
+                merged.append((lo, hi))
+        return merged
+
+    @property
+    def runs(self) -> int:
+        return self._n
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the filter holds (its arrays, grown by doubling)."""
+        return int(self._blooms.nbytes + 4 * self._lo.nbytes)
+
+
+# --- one filter per table per store file in this process ------------------------------------
+
+_filters: dict[tuple[str, str], tuple[TraceFilter, int]] = {}
+_filters_lock = threading.Lock()
+
+
+def trace_filter(key: str, table: str, start_column: str, end_column: str) -> TraceFilter:
+    """The filter of ``table`` in the store file ``key`` (its resolved path), shared by every
+    store that has the file open in this process (they share one DuckDB instance, and each
+    one's writes must reach the filter the others read). Pair with
+    :func:`release_trace_filter`."""
+    with _filters_lock:
+        found, users = _filters.get((key, table), (None, 0))
+        if found is None:
+            found = TraceFilter(table, start_column, end_column)
+        _filters[(key, table)] = (found, users + 1)
+        return found
+
+
+def release_trace_filter(key: str, table: str) -> None:
+    """One user of the filter is done; the last one drops it (the next opener builds anew:
+    another process may have written the file in between)."""
+    with _filters_lock:
+        found, users = _filters.get((key, table), (None, 0))
+        if found is None:
+            return
+        if users <= 1:
+            del _filters[(key, table)]
+        else:
+            _filters[(key, table)] = (found, users - 1)
