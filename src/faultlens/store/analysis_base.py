@@ -16,8 +16,9 @@ open at shutdown closes again with the data that came after): readers merge such
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from faultlens.analysis.anomaly.types import Anomaly
 from faultlens.analysis.errors.grouping import ErrorGroup
@@ -131,10 +132,27 @@ class IncidentQuery:
 @dataclass(frozen=True, slots=True)
 class StoredErrorGroup:
     """An error group as stored. ``count_in_range`` is the count inside the query's time
-    range (equal to ``count`` when the query had none)."""
+    range (equal to ``count`` when the query had none). ``merged``: the groups a person
+    merged into this one (:class:`ErrorGroupEditor`), whose counts, buckets, samples,
+    services and operations ``group`` includes."""
 
     group: ErrorGroup
     count_in_range: int
+    merged: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorGroupLinks:
+    """How one group stands with the others.
+
+    ``group_id`` is the group it is shown as (itself, or the group it was merged into);
+    ``merged`` the groups merged into that one; ``linked`` the groups of the same service,
+    not merged with it, that were seen in the same traces (a failure logged as a line and
+    recorded on its span makes two fingerprints; the stored sample trace ids tie them)."""
+
+    group_id: str
+    merged: tuple[str, ...]
+    linked: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,9 +210,18 @@ class RootCauseWriter(Protocol):
 
 
 class AnalysisReader(Protocol):
-    def error_groups(self, query: ErrorGroupQuery) -> list[StoredErrorGroup]: ...
+    def error_groups(self, query: ErrorGroupQuery) -> list[StoredErrorGroup]:
+        """Groups as people see them: merged groups are one entry (the group they were merged
+        into, with everything of its members), and a filter holds when any member matches."""
+        ...
 
-    def error_group(self, group_id: str) -> ErrorGroup | None: ...
+    def error_group(self, group_id: str) -> ErrorGroup | None:
+        """The group as shown (merged with its members; a member id answers its merged group)."""
+        ...
+
+    def error_group_links(self, group_id: str) -> ErrorGroupLinks | None:
+        """What the group was merged into or with, and the groups seen in the same traces."""
+        ...
 
     def templates(self, query: TemplateQuery) -> list[StoredTemplate]: ...
 
@@ -213,7 +240,28 @@ class AnalysisReader(Protocol):
         ...
 
 
-class AnalysisStore(AnalysisWriter, RootCauseWriter, AnalysisReader, Protocol):
+@runtime_checkable
+class ErrorGroupEditor(Protocol):
+    """What people change about error groups, kept across restarts beside the groups.
+
+    A merge says "these fingerprints are one error": readers then show them as one group.
+    The grouper keeps counting each fingerprint apart, so a split undoes a merge exactly.
+    Merges are flat: merging into a group that is itself merged goes to the group it was
+    merged into, and merging a group that has members moves its members too.
+    """
+
+    def merge_error_groups(self, into: str, group_ids: Sequence[str]) -> tuple[str, ...]:
+        """Merge ``group_ids`` into ``into``; returns the groups now merged into it. Raises
+        ``KeyError`` naming an unknown group, ``ValueError`` when nothing would change."""
+        ...
+
+    def split_error_group(self, group_id: str) -> tuple[str, ...]:
+        """Undo merges: a member leaves its group; a group with members gets them all back
+        as groups of their own. Returns the groups split off (empty: nothing was merged)."""
+        ...
+
+
+class AnalysisStore(AnalysisWriter, RootCauseWriter, AnalysisReader, ErrorGroupEditor, Protocol):
     def close(self) -> None:
         """Release the backend; safe to call twice."""
         ...

@@ -5,6 +5,7 @@ Tables (created on open; ``ANALYSIS_SCHEMA_VERSION`` is kept in ``analysis_state
     error_groups          one row per group, replaced by each new snapshot
     error_group_counts    (group, bucket start) -> count, replaced per bucket
     error_group_samples   (group, trace id), only ever added to
+    error_group_merges    (group) -> the group a person merged it into (flat: never a chain)
     log_templates         (service, template id) -> text, first/last seen, count, last change
     log_template_counts   (service, window, template id) -> count        appended
     log_template_changes  NEW / MISSING templates per closed window      appended
@@ -32,6 +33,7 @@ import threading
 import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,7 @@ from faultlens.store._connection import ALIAS, SharedConnection, open_store_file
 from faultlens.store.analysis_base import (
     AnalysisResults,
     AnomalyQuery,
+    ErrorGroupLinks,
     ErrorGroupQuery,
     IncidentQuery,
     RedQuery,
@@ -121,6 +124,13 @@ _DDL = (
         trace_id BLOB NOT NULL,
         position INTEGER NOT NULL,
         PRIMARY KEY (group_id, trace_id)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS error_group_merges (
+        group_id VARCHAR PRIMARY KEY,
+        into_id VARCHAR NOT NULL,
+        merged_unix_nano BIGINT NOT NULL
     )
     """,
     """
@@ -248,6 +258,7 @@ _GROUP_COLUMNS = (
 )
 _INCIDENT_COLUMNS = "id, state, severity, start_ns, end_ns, opened_ns, resolved_ns, services, title"
 INT64_MAX = 2**63 - 1
+MAX_MERGED_SAMPLES = 20  # sample traces of a merged group: its own first, then its members'
 
 
 def _range(time_range: Any) -> tuple[int, int]:
@@ -629,49 +640,206 @@ class DuckDBAnalysisStore:
     # --- reading ---------------------------------------------------------------------------
 
     def error_groups(self, query: ErrorGroupQuery) -> list[StoredErrorGroup]:
+        """Groups merged with their members (``error_group_merges``): one row per group as
+        shown, its times, counts and in-range count summed over its members; the service
+        filter holds when any member has the service, the category is the shown group's."""
         if query.limit <= 0:
             return []
         lo, hi = _range(query.time_range)
-        conditions = ["g.first_seen < ?", "g.last_seen >= ?"]
-        params: list[Any] = [hi, lo]
-        if query.service is not None:
-            conditions.append("(g.service = ? OR list_contains(g.services, ?))")
-            params += [query.service, query.service]
-        if query.category is not None:
-            conditions.append("g.category = ?")
-            params.append(query.category)
         in_range = "g.count"
-        count_params: list[Any] = []
+        params: list[Any] = []
         if query.time_range is not None:
             # Errors in the buckets that start inside the range.
             in_range = (
                 "coalesce((SELECT sum(c.count) FROM error_group_counts c WHERE c.group_id = g.group_id "
                 "AND c.bucket_start >= ? AND c.bucket_start < ?), 0)"
             )
-            count_params = [lo, hi]
-        sql = (
-            f"SELECT {_prefixed(_GROUP_COLUMNS, 'g')}, {in_range} FROM error_groups g "
-            f"WHERE {' AND '.join(conditions)} ORDER BY g.last_seen DESC, g.group_id LIMIT ?"
-        )
+            params += [lo, hi]
+        has_service = "true"
+        if query.service is not None:
+            has_service = "bool_or(g.service = ? OR list_contains(g.services, ?))"
+            params += [query.service, query.service]
+        conditions = ["r.first_seen < ?", "r.last_seen >= ?", "r.has_service"]
+        params += [hi, lo]
+        if query.category is not None:
+            conditions.append("x.category = ?")
+            params.append(query.category)
+        sql = f"""
+            WITH g AS (
+                SELECT g.group_id, g.service, g.services, g.first_seen, g.last_seen, g.count,
+                       coalesce(m.into_id, g.group_id) AS root, {in_range} AS in_range
+                FROM error_groups g LEFT JOIN error_group_merges m ON m.group_id = g.group_id
+            ), r AS (
+                SELECT root, min(first_seen) AS first_seen, max(last_seen) AS last_seen,
+                       sum(count) AS count, sum(in_range) AS in_range, {has_service} AS has_service,
+                       list(group_id ORDER BY group_id) FILTER (WHERE group_id <> root) AS merged
+                FROM g GROUP BY root
+            )
+            SELECT {_prefixed(_GROUP_COLUMNS, "x")}, r.first_seen, r.last_seen, r.count, r.in_range, r.merged
+            FROM r JOIN error_groups x ON x.group_id = r.root
+            WHERE {" AND ".join(conditions)}
+            ORDER BY r.last_seen DESC, r.root LIMIT ?
+        """
         with self._cursor() as cur:
-            rows = cur.execute(sql, [*count_params, *params, query.limit]).fetchall()
-            samples = self._samples(cur, [r[0] for r in rows])
-            buckets = self._buckets(cur, [r[0] for r in rows])
+            rows = cur.execute(sql, [*params, query.limit]).fetchall()
+            groups = self._assemble(cur, rows)
         return [
-            StoredErrorGroup(_group(r[:17], buckets.get(r[0], ()), samples.get(r[0], ())), int(r[17]))
-            for r in rows
+            StoredErrorGroup(group, int(r[20]), tuple(r[21] or ()))
+            for group, r in zip(groups, rows, strict=True)
         ]
 
     def error_group(self, group_id: str) -> ErrorGroup | None:
         with self._cursor() as cur:
+            rows = cur.execute(
+                f"""
+                WITH root AS (
+                    SELECT coalesce((SELECT into_id FROM error_group_merges WHERE group_id = ?), ?) AS id
+                ), g AS (
+                    SELECT g.* FROM error_groups g LEFT JOIN error_group_merges m ON m.group_id = g.group_id
+                    WHERE coalesce(m.into_id, g.group_id) = (SELECT id FROM root)
+                )
+                SELECT {_prefixed(_GROUP_COLUMNS, "x")},
+                       (SELECT min(first_seen) FROM g), (SELECT max(last_seen) FROM g),
+                       (SELECT sum(count) FROM g), 0,
+                       (SELECT list(group_id ORDER BY group_id) FROM g WHERE group_id <> x.group_id)
+                FROM error_groups x WHERE x.group_id = (SELECT id FROM root)
+                """,
+                [group_id, group_id],
+            ).fetchall()
+            groups = self._assemble(cur, rows)
+        return groups[0] if groups else None
+
+    def _assemble(self, cur: duckdb.DuckDBPyConnection, rows: list[tuple[Any, ...]]) -> list[ErrorGroup]:
+        """Groups as shown from rows of the shown group's columns followed by the merged
+        first seen, last seen, count, in-range count and member ids: buckets add up, and
+        samples, services, operations and peers are the shown group's, then its members'."""
+        members = {r[0]: [r[0], *(r[21] or ())] for r in rows}
+        ids = [g for ids in members.values() for g in ids]
+        samples = self._samples(cur, ids)
+        buckets = self._buckets(cur, ids)
+        lists: dict[str, tuple[list[str], list[str], list[str]]] = {}
+        if any(len(m) > 1 for m in members.values()):
+            lists = {
+                r[0]: (list(r[1]), list(r[2]), list(r[3]))
+                for r in cur.execute(
+                    "SELECT group_id, services, operations, peers FROM error_groups "
+                    "WHERE group_id IN (SELECT unnest(?))",
+                    [ids],
+                ).fetchall()
+            }
+        out = []
+        for r in rows:
+            ids = members[r[0]]
+            base = _group(r[:17], buckets.get(r[0], ()), samples.get(r[0], ()))
+            if len(ids) == 1:
+                out.append(base)
+                continue
+            counts: dict[int, int] = {}
+            for g in ids:
+                for start, n in buckets.get(g, ()):
+                    counts[start] = counts.get(start, 0) + n
+            merged_lists = [
+                tuple(dict.fromkeys(v for g in ids for v in lists.get(g, ([], [], []))[i])) for i in range(3)
+            ]
+            out.append(
+                replace(
+                    base,
+                    first_seen_ns=int(r[17]),
+                    last_seen_ns=int(r[18]),
+                    count=int(r[19]),
+                    buckets=tuple(sorted(counts.items())),
+                    services=merged_lists[0],
+                    operations=merged_lists[1],
+                    peers=merged_lists[2],
+                    sample_trace_ids=tuple(dict.fromkeys(t for g in ids for t in samples.get(g, ())))[
+                        :MAX_MERGED_SAMPLES
+                    ],
+                )
+            )
+        return out
+
+    def error_group_links(self, group_id: str) -> ErrorGroupLinks | None:
+        """Merged and linked groups; "linked" is read from the stored sample trace ids (the
+        first few traces of each group), so it ties groups that started failing together."""
+        with self._cursor() as cur:
             row = cur.execute(
-                f"SELECT {_GROUP_COLUMNS} FROM error_groups WHERE group_id = ?", [group_id]
+                """
+                WITH root AS (
+                    SELECT coalesce((SELECT into_id FROM error_group_merges WHERE group_id = ?), ?) AS id
+                ), members AS (
+                    SELECT g.group_id, g.service FROM error_groups g
+                    LEFT JOIN error_group_merges m ON m.group_id = g.group_id
+                    WHERE coalesce(m.into_id, g.group_id) = (SELECT id FROM root)
+                ), linked AS (
+                    SELECT DISTINCT coalesce(m.into_id, o.group_id) AS id
+                    FROM error_group_samples s
+                    JOIN error_group_samples t ON t.trace_id = s.trace_id AND t.group_id <> s.group_id
+                    JOIN error_groups o ON o.group_id = t.group_id
+                    LEFT JOIN error_group_merges m ON m.group_id = o.group_id
+                    WHERE s.group_id IN (SELECT group_id FROM members)
+                      AND o.service IN (SELECT service FROM members)
+                )
+                SELECT (SELECT id FROM root),
+                       (SELECT list(group_id ORDER BY group_id) FROM members
+                        WHERE group_id <> (SELECT id FROM root)),
+                       (SELECT list(id ORDER BY id) FROM linked WHERE id <> (SELECT id FROM root)),
+                       EXISTS (SELECT 1 FROM error_groups WHERE group_id = (SELECT id FROM root))
+                """,
+                [group_id, group_id],
             ).fetchone()
-            if row is None:
-                return None
-            samples = self._samples(cur, [group_id])
-            buckets = self._buckets(cur, [group_id])
-        return _group(row, buckets.get(group_id, ()), samples.get(group_id, ()))
+        if row is None or not row[3]:
+            return None
+        return ErrorGroupLinks(row[0], tuple(row[1] or ()), tuple(row[2] or ()))
+
+    # --- people's edits --------------------------------------------------------------------
+
+    def merge_error_groups(self, into: str, group_ids: Sequence[str]) -> tuple[str, ...]:
+        """One transaction: every id must be a stored group; merges stay flat (see
+        :class:`~faultlens.store.analysis_base.ErrorGroupEditor`)."""
+        with self._lock, self._cursor() as cur:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                wanted = [into, *group_ids]
+                known = {
+                    r[0]
+                    for r in cur.execute(
+                        "SELECT group_id FROM error_groups WHERE group_id IN (SELECT unnest(?))", [wanted]
+                    ).fetchall()
+                }
+                if unknown := [g for g in wanted if g not in known]:
+                    raise KeyError(unknown[0])
+                roots = dict(cur.execute("SELECT group_id, into_id FROM error_group_merges").fetchall())
+                root = roots.get(into, into)
+                moving = {roots.get(g, g) for g in group_ids} - {root}
+                if not moving:
+                    raise ValueError(f"nothing to merge: every group given is already {root}")
+                now = time.time_ns()
+                cur.execute(
+                    "UPDATE error_group_merges SET into_id = ?, merged_unix_nano = ? "
+                    "WHERE into_id IN (SELECT unnest(?))",
+                    [root, now, sorted(moving)],
+                )
+                cur.execute(
+                    "INSERT INTO error_group_merges SELECT unnest(?), ?, ?",
+                    [sorted(moving), root, now],
+                )
+                members = cur.execute(
+                    "SELECT list(group_id ORDER BY group_id) FROM error_group_merges WHERE into_id = ?",
+                    [root],
+                ).fetchone()
+                cur.execute("COMMIT")
+            except BaseException:
+                rollback(cur)
+                raise
+        return tuple(members[0] or ()) if members else ()
+
+    def split_error_group(self, group_id: str) -> tuple[str, ...]:
+        with self._lock, self._cursor() as cur:
+            rows = cur.execute(
+                "DELETE FROM error_group_merges WHERE group_id = ? OR into_id = ? RETURNING group_id",
+                [group_id, group_id],
+            ).fetchall()
+        return tuple(sorted(r[0] for r in rows))
 
     @staticmethod
     def _samples(cur: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, tuple[bytes, ...]]:
