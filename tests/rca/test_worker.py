@@ -133,6 +133,29 @@ def test_an_update_is_ranked_again_only_when_the_incident_grew_and_told_only_whe
     assert worker.drain(30)
     assert [e for e, *_ in recorder.told] == [IncidentEvent.OPENED, IncidentEvent.RESOLVED]
     assert recorder.told[-1][2] is not None  # the resolution carries the last answer
+    assert _count(metrics, "ranked") == 3  # ranked once more over its whole extent
+    worker.shutdown()
+
+
+def test_a_resolved_incident_is_ranked_over_its_whole_extent_and_the_change_is_told(
+    stores: tuple[DuckDBStore, DuckDBAnalysisStore],
+) -> None:
+    worker, recorder, _ = _worker(stores)
+    early = replace(INC, id="inc-3", start_ns=T + 12 * MIN, end_ns=T + 13 * MIN)  # before c slowed
+    worker.notify(IncidentEvent.OPENED, early)
+    assert worker.drain(30)
+    assert stores[1].root_causes(["inc-3"])["inc-3"].status is RcaStatus.NOTHING_CHANGED
+    whole = replace(early, end_ns=INC.end_ns, state=IncidentState.RESOLVED, resolved_ns=INC.end_ns)
+    worker.notify(IncidentEvent.RESOLVED, whole)
+    assert worker.drain(30)
+    stored = stores[1].root_causes(["inc-3"])["inc-3"]
+    assert stored.status is RcaStatus.RANKED and stored.root_causes[0].service == "c"
+    told = [(e, a.status if a else None) for e, i, a in recorder.told if i == "inc-3"]
+    assert told == [
+        (IncidentEvent.OPENED, RcaStatus.NOTHING_CHANGED),
+        (IncidentEvent.UPDATED, RcaStatus.RANKED),
+        (IncidentEvent.RESOLVED, RcaStatus.RANKED),
+    ]
     worker.shutdown()
 
 

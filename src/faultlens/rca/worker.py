@@ -7,7 +7,8 @@
                                     a newer request for a queued incident replaces it
                                     (counted "coalesced"); full: "dropped", and an OPENED
                                     notice goes on at once, unranked
-      RESOLVED ───────────────────> pending too, so it never overtakes the OPENED notice
+      RESOLVED ───────────────────> pending too, so it never overtakes the OPENED notice, and
+                                    ranked once more over the incident's whole extent
                                            │
       rca thread: before_read(read_wait_s) │ (the store writer lands what was accepted, so
                                            │  the window's telemetry is there to read)
@@ -131,7 +132,9 @@ class RootCauseWorker:
             if task is not None:
                 task.incident = incident
                 if event is IncidentEvent.RESOLVED:
-                    task.resolved = True
+                    # Ranked once more over the whole incident: the ranking when it opened saw
+                    # only its first minutes, and this one is what it is remembered by.
+                    task.resolved = task.rank = True
                 else:
                     task.rank = True
                     task.announce = task.announce or event is IncidentEvent.OPENED
