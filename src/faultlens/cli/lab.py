@@ -187,6 +187,11 @@ def run(
                 typer.echo(f"forward error: {err}", err=True)
         if runner.load_counts:
             typer.echo(f"load: {runner.load_counts}")
+        cpu = runner.cpu
+        typer.echo(
+            f"lab CPU (runner, relay, services, load generator): {cpu.cpu_s:.1f} s over {cpu.wall_s:.1f} s, "
+            f"{cpu.cores:.2f} cores"
+        )
         if tmp is not None:
             tmp.cleanup()
     if status:

@@ -40,13 +40,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 
 from faultlens.lab.faults import FaultLabel, FaultType, LabelWriter, ScheduledFault
 from faultlens.lab.loadgen import LoadConfig
 from faultlens.lab.service import ServiceConfig
 from faultlens.lab.topology import Topology
 
-__all__ = ["LabError", "LabOptions", "LabRunner"]
+__all__ = ["CpuUsage", "LabError", "LabOptions", "LabRunner"]
 
 READY_TIMEOUT_S = 20.0
 STOP_GRACE_S = 8.0
@@ -67,6 +68,18 @@ class LabOptions:
     export_interval_s: float = 2.0
     seed: int | None = None
     load: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class CpuUsage:
+    """CPU the lab (runner, relay, services, load generator) used over ``wall_s`` of running."""
+
+    cpu_s: float
+    wall_s: float
+
+    @property
+    def cores(self) -> float:
+        return self.cpu_s / self.wall_s if self.wall_s > 0 else 0.0
 
 
 @dataclass
@@ -110,12 +123,17 @@ class LabRunner:
         self._lock = threading.Lock()
         self._stopped = False
         self.load_counts: dict[str, int] = {}
+        self.cpu = CpuUsage(0.0, 0.0)
+        self._started = time.monotonic()
+        self._exited_cpu_s = 0.0  # of services killed by dependency_down
+        self._at_start = CpuUsage(0.0, 0.0)
         self._http = httpx.Client(timeout=5.0)
 
     # --- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
         """Start every service and wait until each answers, then the load generator."""
+        self._started = time.monotonic()
         self.workdir.mkdir(parents=True, exist_ok=True)
         sockets: dict[str, socket.socket] = {}
         try:
@@ -143,6 +161,7 @@ class LabRunner:
             self._wait_ready(name)
         if self.options.load:
             self._start_load()
+        self._at_start = self._cpu_usage()  # imports and start-up are not the lab's running cost
 
     def _spawn_service(self, cfg: ServiceConfig) -> _Child:
         log = (self.workdir / f"{cfg.spec.name}.log").open("ab")
@@ -203,12 +222,31 @@ class LabRunner:
         children = [s.child for s in self._services.values()] + [self._load, *self._helpers]
         return [c.proc.pid for c in children if c is not None and c.proc.poll() is None]
 
+    def _cpu_usage(self) -> CpuUsage:
+        """CPU the runner, services and load generator used since they started (fault helpers apart)."""
+        mine = psutil.Process().cpu_times()  # the runner itself, and the recording relay in it
+        used = mine.user + mine.system
+        children = [s.child for s in self._services.values()] + [self._load]
+        for c in children:
+            if c is None or c.proc.poll() is not None:
+                continue
+            try:
+                t = psutil.Process(c.proc.pid).cpu_times()
+            except psutil.Error:
+                continue
+            used += t.user + t.system
+        return CpuUsage(
+            cpu_s=used + self._exited_cpu_s - self._at_start.cpu_s,
+            wall_s=time.monotonic() - self._started - self._at_start.wall_s,
+        )
+
     def shutdown(self) -> None:
         """Clear the faults that are on, stop the load, then the services; bounded, idempotent."""
         with self._lock:
             if self._stopped:
                 return
             self._stopped = True
+        self.cpu = self._cpu_usage()
         for fault_id in list(self._active):
             with contextlib.suppress(Exception):
                 self.clear(fault_id, restart=False)
@@ -345,6 +383,9 @@ class LabRunner:
         child = svc.child
         if child is None or child.proc.poll() is not None:
             raise LabError(f"{svc.config.spec.name} is not running")
+        with contextlib.suppress(psutil.Error):
+            t = psutil.Process(child.proc.pid).cpu_times()
+            self._exited_cpu_s += t.user + t.system
         child.signal_group(signal.SIGKILL)
         child.proc.wait(5.0)
         name = svc.config.spec.name

@@ -1,0 +1,154 @@
+"""``faultlens lab run`` as a user runs it: a real CLI process, stopped with a real SIGINT,
+and a recorded run replayed into a server with ``faultlens replay lab``."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from faultlens.lab.faults import FaultType, read_labels
+from faultlens.lab.recording import RECORD_FILE, ReadReport, read_manifest, read_recording
+from faultlens.testing.inprocess import InProcessServer
+
+from .conftest import settle
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "faultlens.cli", *args]
+
+
+def _wait_line(proc: subprocess.Popen[str], needle: str, timeout_s: float = 30.0) -> str:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout_s
+    seen = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        seen.append(line)
+        if needle in line:
+            return line
+    raise AssertionError(f"{needle!r} not printed; got {seen}")
+
+
+def test_ctrl_c_stops_the_lab_and_leaves_no_child_process(tmp_path: Path) -> None:
+    schedule = tmp_path / "faults.yaml"
+    schedule.write_text("faults:\n  - {at: 0s, duration: 10m, service: users, type: db_lock}\n")
+    proc = subprocess.Popen(
+        _cli(
+            "lab",
+            "run",
+            "--topology",
+            "star",
+            "--duration",
+            "10m",
+            "--faults",
+            str(schedule),
+            "--record",
+            str(tmp_path / "rec"),
+            "--workdir",
+            str(tmp_path / "work"),
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_line(proc, "fault f1 start: db_lock on users")
+        children = psutil.Process(proc.pid).children(recursive=True)
+        # eight services, the load generator and the lock holder, each in a group of its own
+        assert len(children) >= 10, [c.cmdline()[-2:] for c in children]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    _, alive = psutil.wait_procs(children, timeout=5)
+    assert not alive, [p.pid for p in alive]
+    (label,) = read_labels(tmp_path / "rec" / "labels.jsonl")
+    assert label.type is FaultType.DB_LOCK and label.end_ns is not None
+    assert read_manifest(tmp_path / "rec").end_ns is not None
+
+
+def test_a_recorded_run_replays_the_same_spans_into_a_server(tmp_path: Path, server: InProcessServer) -> None:
+    rec = tmp_path / "rec"
+    done = subprocess.run(
+        _cli(
+            "lab",
+            "run",
+            "--topology",
+            "ring",
+            "--duration",
+            "4s",
+            "--faults",
+            "none",
+            "--record",
+            str(rec),
+            "--rate",
+            "8",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "lab CPU" in done.stdout
+    manifest = read_manifest(rec)
+    spans = manifest.items["traces"]
+    assert spans > 50 and manifest.end_ns is not None and manifest.topology == "ring"
+
+    replay = subprocess.run(
+        _cli("replay", "lab", str(rec), "--endpoint", f"127.0.0.1:{server.ports['otlp-grpc']}", "--json"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    summary = json.loads(replay.stdout)["replay"]
+    assert summary["signals"]["traces"]["accepted"] == spans
+    stats = settle(server)
+    assert stats["spans"] == spans
+    assert stats["logs"] == manifest.items["logs"]
+    assert stats["metric_points"] == manifest.items["metrics"]
+
+
+def test_a_torn_recording_reads_up_to_its_last_whole_request(tmp_path: Path) -> None:
+    from faultlens.lab.recording import RecordWriter
+    from faultlens.types import Signal
+
+    writer = RecordWriter(tmp_path)
+    for i in range(20):
+        writer.append(1_000 + i, Signal.LOGS, b"\x0a\x00" * 50, 0)
+    writer.close()
+    data = (tmp_path / RECORD_FILE).read_bytes()
+    (tmp_path / RECORD_FILE).write_bytes(data[: len(data) // 2])  # a kill in the middle of a write
+    report = ReadReport()
+    got = list(read_recording(tmp_path, report))
+    assert 0 < len(got) < 20 and report.torn_tail
+    assert [r.time_ns for r in got] == list(range(1_000, 1_000 + len(got)))
+    with gzip.open(tmp_path / RECORD_FILE) as f:  # what is there is a gzip stream that inflates
+        assert f.read(10)
+
+
+def test_a_bad_topology_is_refused_with_the_field_named(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nentry: a\nservices:\n  - {name: a, calls: [{to: nowhere}]}\n  - {name: b}\n")
+    done = subprocess.run(
+        _cli("lab", "run", "--topology", str(bad), "--duration", "5s"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "services[0].calls[0].to: 'nowhere' is not one of the services" in done.stderr
+    unknown = subprocess.run(
+        _cli("lab", "run", "--topology", "nosuch"), capture_output=True, text=True, timeout=60
+    )
+    assert unknown.returncode == 2 and "not a built-in topology" in unknown.stderr
