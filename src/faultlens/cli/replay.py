@@ -141,6 +141,54 @@ def nezha(
         raise typer.Exit(1)
 
 
+@replay_app.command("lab")
+def lab(
+    directory: Annotated[Path, typer.Argument(help="A run recorded by faultlens lab run --record.")],
+    endpoint: Annotated[
+        str | None, typer.Option(help="OTLP endpoint; default 127.0.0.1:4317 (gRPC) or :4318 (HTTP).")
+    ] = None,
+    speed: Annotated[
+        float | None, typer.Option(help="Replay N times faster than recorded (default: --max-speed).")
+    ] = None,
+    shift_to_now: Annotated[
+        bool, typer.Option("--shift-to-now", help="Shift all timestamps so the first request is at now.")
+    ] = False,
+    protocol: Annotated[Transport, typer.Option(help="OTLP transport.")] = Transport.GRPC,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Replay a recorded lab run (faultlens.lab.replay): its OTLP requests, in their order."""
+    from faultlens.lab.recording import ReadReport, read_manifest
+    from faultlens.lab.replay import replay_lab
+
+    try:
+        manifest = read_manifest(directory)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    options = ReplayOptions(speed=speed, shift_to_now=shift_to_now)
+    sender = make_sender(endpoint or DEFAULT_ENDPOINTS[protocol], protocol)
+    report = ReadReport()
+    try:
+        summary = replay_lab(directory, sender, options, report=report)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    finally:
+        sender.close()
+    read = {"topology": manifest.topology, "requests": report.requests, "torn_tail": report.torn_tail}
+    if as_json:
+        typer.echo(json.dumps({"replay": summary.as_dict(), "read": read}, indent=2))
+    else:
+        for signal in Signal:
+            c = summary.counts[signal]
+            typer.echo(f"{signal.value}: {c.items} sent, {c.accepted} accepted, {c.failed} not delivered")
+        if report.torn_tail:
+            typer.echo("the recording ends in a torn line (the run was killed): replayed up to it")
+        for error in summary.errors:
+            typer.echo(f"error: {error}", err=True)
+    if summary.aborted:
+        typer.echo(f"aborted: {summary.aborted}", err=True)
+        raise typer.Exit(1)
+
+
 def _time_range(dataset: NezhaDataset, start: str | None, end: str | None) -> TimeRange | None:
     if start is None and end is None:
         return None
