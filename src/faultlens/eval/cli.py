@@ -64,7 +64,8 @@ def register(app: typer.Typer) -> None:
     def eval_live(
         directory: Annotated[Path, typer.Argument(help="A directory in the dataset's layout.")],
         dataset: Annotated[
-            str, typer.Option("--dataset", help="Layout of DIR (only 'nezha' today).")
+            str,
+            typer.Option("--dataset", help="Layout of DIR: 'nezha', or 'lab' (faultlens lab run --record)."),
         ] = "nezha",
         as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
         days: Annotated[
@@ -101,12 +102,24 @@ def register(app: typer.Typer) -> None:
         """
         from faultlens.eval.live import evaluate_live, render_table
 
-        if dataset != "nezha":
-            typer.echo(f"error: unknown dataset layout {dataset!r} (known: nezha)", err=True)
+        if dataset not in ("nezha", "lab"):
+            typer.echo(f"error: unknown dataset layout {dataset!r} (known: nezha, lab)", err=True)
             raise typer.Exit(2)
         if not directory.is_dir():
             typer.echo(f"error: not a directory: {directory}", err=True)
             raise typer.Exit(2)
+        if dataset == "lab":  # a run recorded by faultlens lab run --record (faultlens.lab.evaluate)
+            from faultlens.lab.evaluate import evaluate_lab
+
+            try:
+                lab_report = evaluate_lab(
+                    directory, on_request=on_request, progress=lambda s: typer.echo(s, err=True)
+                )
+            except ValueError as e:
+                typer.echo(f"error: {e}", err=True)
+                raise typer.Exit(2) from None
+            typer.echo(json.dumps(lab_report, indent=2, default=str) if as_json else render_table(lab_report))
+            return
         chosen: list[dt.date] = []
         for item in days or []:
             for text in filter(None, (t.strip() for t in item.split(","))):
