@@ -48,7 +48,7 @@ from faultlens.rca.model import Observations
 from faultlens.types import Signal, TimeRange
 
 if TYPE_CHECKING:
-    from faultlens.store.duckdb_store import DuckDBStore
+    from faultlens.store.base import Store
 
 __all__ = [
     "Case",
@@ -205,7 +205,7 @@ class StoreSource:
     concatenated; the ranges from :func:`baseline_ranges` are disjoint, so no row twice.
     """
 
-    def __init__(self, store: DuckDBStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
 
     def __call__(self, trace_ranges: Sequence[TimeRange], metric_ranges: Sequence[TimeRange]) -> Observations:
