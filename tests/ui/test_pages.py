@@ -375,6 +375,50 @@ def test_an_error_group_shows_its_counts_sample_and_traces(watched: Watched, sho
     assert watched.problems == []
 
 
+def test_a_declined_payment_logged_and_on_its_span_is_linked_merged_and_split_again(
+    watched: Watched, shopfront: Shopfront
+) -> None:
+    page = watched.page
+    api = f"{shopfront.url}/api/v1/errors"
+    span_group = shopfront.error_group
+    groups = httpx.get(api, params={"service": "payment"}, timeout=10).json()["groups"]
+    [log_group] = [g for g in groups if g["message_template"].startswith("payment declined")]
+    before = {g["group_id"]: g["count"] for g in groups}
+    try:
+        watched.open(f"/errors/{span_group}", "#linked-groups")
+        linked = page.locator(f"#linked-groups tr[data-group-id='{log_group['group_id']}']")
+        expect(linked).to_contain_text("payment declined")
+        linked.locator("input[name=group]").check()
+        page.click("#merge-linked")
+        page.wait_for_selector("#merged-groups")
+        assert page.url.endswith(f"/errors/{span_group}")
+        expect(page.locator("#merged-groups")).to_contain_text(log_group["group_id"])
+        total = before[span_group] + before[log_group["group_id"]]
+        expect(page.locator("dl.timeline")).to_contain_text(f"{total:,}")
+        # the listing shows them as one; the member's page is the merged group's
+        watched.open("/errors?service=payment", "#error-groups")
+        rows = page.locator("#error-groups tbody tr")
+        expect(rows).to_have_count(len(groups) - 1)
+        expect(page.locator(f"tr[data-group-id='{span_group}']")).to_contain_text("+1 merged")
+        watched.open(f"/errors/{log_group['group_id']}", "#merged-note")
+        expect(page.locator("h1")).to_contain_text("card declined for order")
+        # kept in the store: the API answers the same, and a post from another site is refused
+        detail = httpx.get(f"{api}/{log_group['group_id']}", timeout=10).json()
+        assert detail["group_id"] == span_group and detail["merged"] == [log_group["group_id"]]
+        evil = {"Origin": "http://evil.example"}
+        refused = httpx.post(f"{shopfront.url}/errors/{span_group}/split", headers=evil, timeout=10)
+        assert refused.status_code == 403
+        # split it off again from the page
+        page.locator("#merged-groups button.split").click()
+        page.wait_for_selector("#linked-groups")
+        expect(page.locator("#merged-groups")).to_have_count(0)
+        after = httpx.get(api, params={"service": "payment"}, timeout=10).json()["groups"]
+        assert {g["group_id"]: g["count"] for g in after} == before
+    finally:  # the other tests see the groups apart whatever happened here
+        httpx.delete(f"{api}/{span_group}/merges", timeout=10)
+    assert watched.problems == []
+
+
 def test_without_the_analysis_and_graph_every_page_still_loads_cleanly(
     browser: Browser, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

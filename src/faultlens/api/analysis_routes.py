@@ -29,6 +29,8 @@ from faultlens.rca.report import answer_fields
 from faultlens.store.analysis_base import (
     AnalysisReader,
     AnomalyQuery,
+    ErrorGroupEditor,
+    ErrorGroupLinks,
     ErrorGroupQuery,
     IncidentQuery,
     RedQuery,
@@ -115,9 +117,14 @@ class ErrorGroupOut(_Body):
     services: list[str]
     operations: list[str]
     sample_trace_ids: list[str]
+    merged: list[str] = Field(
+        default=[], description="Groups merged into this one (their errors are counted here)."
+    )
 
     @classmethod
-    def of(cls, g: ErrorGroup, count_in_range: int | None = None) -> ErrorGroupOut:
+    def of(
+        cls, g: ErrorGroup, count_in_range: int | None = None, merged: tuple[str, ...] = ()
+    ) -> ErrorGroupOut:
         return cls(
             group_id=g.group_id,
             service=g.service,
@@ -138,6 +145,7 @@ class ErrorGroupOut(_Body):
             services=list(g.services),
             operations=list(g.operations),
             sample_trace_ids=[t.hex() for t in g.sample_trace_ids],
+            merged=list(merged),
         )
 
 
@@ -158,6 +166,31 @@ class ErrorGroupDetail(ErrorGroupOut):
     )
     sample_message: str
     counts: list[BucketOut] = Field(description="Errors per time bucket, oldest first.")
+    linked: list[str] = Field(
+        default=[],
+        description="Groups of the same service, not merged with this one, seen in the same traces "
+        "(from the first sample traces of each group): e.g. a failure logged and recorded on its span.",
+    )
+
+    @classmethod
+    def of_group(cls, g: ErrorGroup, links: ErrorGroupLinks | None) -> ErrorGroupDetail:
+        merged = () if links is None else links.merged
+        return cls(
+            **ErrorGroupOut.of(g, merged=merged).model_dump(),
+            peers=list(g.peers),
+            sample_message=g.sample_message,
+            counts=[BucketOut(start_unix_nano=s, count=c) for s, c in g.buckets],
+            linked=[] if links is None else list(links.linked),
+        )
+
+
+class MergeIn(_Body):
+    into: str = Field(description="The group the others are merged into (it keeps its identity).")
+    groups: list[str] = Field(min_length=1, max_length=MAX_LIMIT, description="Groups to merge into it.")
+
+
+class SplitOut(_Body):
+    split: list[str] = Field(description="Groups that are their own again.")
 
 
 class TemplateOut(_Body):
@@ -389,23 +422,41 @@ def analysis_router(reader: AnalysisReader) -> APIRouter:
         )
         found = reader.error_groups(query)
         return ErrorGroupsResponse(
-            groups=[ErrorGroupOut.of(s.group, s.count_in_range) for s in found[:limit]],
+            groups=[ErrorGroupOut.of(s.group, s.count_in_range, s.merged) for s in found[:limit]],
             limit=limit,
             truncated=len(found) > limit,
         )
 
     @router.get("/api/v1/errors/{group_id}", responses=_NOT_FOUND)
     def error_group(group_id: Annotated[Id, Path(description="The group's id.")]) -> ErrorGroupDetail:
-        """One group: counts over time, affected services and operations, samples, classification."""
+        """One group: counts over time, affected services and operations, samples, classification.
+        A group merged into another answers that one (its ``group_id`` says which)."""
         g = reader.error_group(group_id)
         if g is None:
             raise HTTPException(404, f"error group {group_id} not found")
-        return ErrorGroupDetail(
-            **ErrorGroupOut.of(g).model_dump(),
-            peers=list(g.peers),
-            sample_message=g.sample_message,
-            counts=[BucketOut(start_unix_nano=s, count=c) for s, c in g.buckets],
+        return ErrorGroupDetail.of_group(g, reader.error_group_links(group_id))
+
+    if isinstance(reader, ErrorGroupEditor):
+        editor = reader
+
+        @router.post(
+            "/api/v1/errors/merges", responses={**_NOT_FOUND, 409: {"description": "Nothing to merge."}}
         )
+        def merge_error_groups(body: MergeIn) -> ErrorGroupDetail:
+            """Merge groups into ``into``: from then on they are listed, counted and used as
+            evidence as one group, across restarts. Merges are flat (merging into a merged
+            group goes to the group it is in); ``DELETE`` splits them again."""
+            return ErrorGroupDetail.of_group(*merge_groups(editor, reader, body.into, body.groups))
+
+        @router.delete(
+            "/api/v1/errors/{group_id}/merges", responses={409: {"description": "Nothing merged."}}
+        )
+        def split_error_group(
+            group_id: Annotated[Id, Path(description="A merged group or a member.")],
+        ) -> SplitOut:
+            """Undo merges: a member becomes its own group again; a group with members gives
+            them all back."""
+            return SplitOut(split=list(split_group(editor, group_id)))
 
     @router.get("/api/v1/templates")
     def templates(
@@ -494,6 +545,30 @@ def analysis_router(reader: AnalysisReader) -> APIRouter:
         return IncidentDetail.of(found, reader.root_causes([incident_id]).get(incident_id))
 
     return router
+
+
+def merge_groups(
+    editor: ErrorGroupEditor, reader: AnalysisReader, into: str, groups: list[str]
+) -> tuple[ErrorGroup, ErrorGroupLinks | None]:
+    """Merge (the API's and the UI's one way): 404 for an unknown group, 409 for nothing to do."""
+    try:
+        editor.merge_error_groups(into, groups)
+    except KeyError as e:
+        raise HTTPException(404, f"error group {e.args[0]} not found") from None
+    except ValueError as e:
+        raise HTTPException(409, str(e)) from None
+    g = reader.error_group(into)
+    if g is None:  # only a concurrent change of the store could do this
+        raise HTTPException(404, f"error group {into} not found")
+    return g, reader.error_group_links(into)
+
+
+def split_group(editor: ErrorGroupEditor, group_id: str) -> tuple[str, ...]:
+    """Split (the API's and the UI's one way): 409 when nothing was merged with the group."""
+    split = editor.split_error_group(group_id)
+    if not split:
+        raise HTTPException(409, f"error group {group_id} is not merged with any other")
+    return split
 
 
 def _series(rows: list[RedRow], step: int) -> list[RedSeriesOut]:

@@ -28,22 +28,39 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, ParamSpec
+from urllib.parse import parse_qs, quote, urlsplit
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from faultlens.analysis.errors.grouping import ErrorGroup
 from faultlens.api import models as m
-from faultlens.api.analysis_routes import ErrorGroupOut, IncidentDetail, IncidentOut, TemplateOut
+from faultlens.api.analysis_routes import (
+    ErrorGroupDetail,
+    ErrorGroupOut,
+    IncidentDetail,
+    IncidentOut,
+    TemplateOut,
+    merge_groups,
+    split_group,
+)
 from faultlens.api.health import HealthState
 from faultlens.api.jaeger import parse_tags
 from faultlens.api.params import INT64_MAX, parse_severity, parse_time, parse_trace_id
 from faultlens.errors import StoreError, UnsupportedQuery
 from faultlens.rca.incident import rfc3339
 from faultlens.selfmetrics import SelfMetrics
-from faultlens.store.analysis_base import AnalysisReader, ErrorGroupQuery, IncidentQuery, TemplateQuery
+from faultlens.store.analysis_base import (
+    AnalysisReader,
+    ErrorGroupEditor,
+    ErrorGroupQuery,
+    IncidentQuery,
+    TemplateQuery,
+)
 from faultlens.store.base import AttributeCondition, AttributeQuery, LogQuery, StoreReader, TraceQuery
 from faultlens.types import TimeRange
 from faultlens.ui.assets import STATIC_DIR, asset_path
@@ -191,19 +208,23 @@ def _store_errors(route: Callable[P, HTMLResponse]) -> Callable[P, HTMLResponse]
         except StoreError as e:
             request = kwargs["request"]
             assert isinstance(request, Request)
-            status = 400 if isinstance(e, UnsupportedQuery) else 503
-            retry = getattr(e, "retry_after_s", None)  # StoreBusy
-            response = _TEMPLATES.TemplateResponse(
-                request,
-                "error.html",
-                {"nav": "", "analysis": False, "message": f"The store could not answer: {e}"},
-                status_code=status,
-            )
-            if retry is not None:
-                response.headers["Retry-After"] = str(max(1, round(retry)))
-            return response
+            return _store_error_page(request, e)
 
     return guarded
+
+
+def _store_error_page(request: Request, e: StoreError) -> HTMLResponse:
+    status = 400 if isinstance(e, UnsupportedQuery) else 503
+    retry = getattr(e, "retry_after_s", None)  # StoreBusy
+    response = _TEMPLATES.TemplateResponse(
+        request,
+        "error.html",
+        {"nav": "", "analysis": False, "message": f"The store could not answer: {e}"},
+        status_code=status,
+    )
+    if retry is not None:
+        response.headers["Retry-After"] = str(max(1, round(retry)))
+    return response
 
 
 def _router(
@@ -214,6 +235,7 @@ def _router(
     graph: bool,
 ) -> APIRouter:
     router = APIRouter()
+    editor = analysis if isinstance(analysis, ErrorGroupEditor) else None
 
     def page(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         context.setdefault("nav", name.removesuffix(".html"))
@@ -393,11 +415,11 @@ def _router(
         detail = IncidentDetail.of(found, analysis.root_causes([incident_id]).get(incident_id)).model_dump()
         wanted = list(dict.fromkeys(g for rc in detail["root_causes"] for g in rc["error_groups"]))
         around = TimeRange(max(0, found.start_ns - INCIDENT_MARGIN_NS), found.end_ns + INCIDENT_MARGIN_NS)
-        seen = {  # one query for all of them, not one per group
-            s.group.group_id: s.group
-            for s in analysis.error_groups(ErrorGroupQuery(time_range=around, limit=MAX_LIMIT))
-        }
-        groups = [seen[g] for g in wanted if g in seen]
+        seen: dict[str, ErrorGroup] = {}  # one query for all of them, not one per group
+        for s in analysis.error_groups(ErrorGroupQuery(time_range=around, limit=MAX_LIMIT)):
+            for gid in (s.group.group_id, *s.merged):  # a group ranked before a merge is shown merged
+                seen[gid] = s.group
+        groups = list({seen[g].group_id: seen[g] for g in wanted if g in seen}.values())
         traces = _sample_traces(detail)
         return page(
             request,
@@ -425,11 +447,13 @@ def _router(
         if analysis is not None and not form.problems:
             q = ErrorGroupQuery(service=form.text("service"), time_range=window, limit=limit)
             groups = [
-                ErrorGroupOut.of(s.group, s.count_in_range).model_dump() for s in analysis.error_groups(q)
+                ErrorGroupOut.of(s.group, s.count_in_range, s.merged).model_dump()
+                for s in analysis.error_groups(q)
             ]
         return page(
             request,
             "errors.html",
+            editable=editor is not None,
             status=422 if form.problems else 200,
             form=form,
             groups=groups,
@@ -441,19 +465,64 @@ def _router(
     @_store_errors
     def error_group(request: Request, group_id: str) -> HTMLResponse:
         found = None if analysis is None else analysis.error_group(group_id)
-        if found is None:
+        if analysis is None or found is None:
             return page(
                 request, "error.html", status=404, nav="errors", message=f"error group {group_id} not found"
             )
+        links = analysis.error_group_links(group_id)
+        detail = ErrorGroupDetail.of_group(found, links).model_dump()
         return page(
             request,
             "error_group.html",
             nav="errors",
-            group=ErrorGroupOut.of(found).model_dump(),
+            group=detail,
+            asked=group_id,
+            editable=editor is not None,
+            linked=_groups_by_id(analysis, detail["linked"]),
             peers=list(found.peers),
             sample_message=found.sample_message,
             counts=[[start / NS_PER_S, count] for start, count in found.buckets],
         )
+
+    async def edit(request: Request, what: str, change: Callable[[], object], then: str) -> Response:
+        """Run a merge or split posted by a form (off the event loop), then show ``then``."""
+        if (refused := _cross_site(request)) is not None:
+            return refused
+        if editor is None:
+            return page(
+                request, "error.html", status=404, nav="errors", message=f"{what}: no error groups to edit"
+            )
+        try:
+            await run_in_threadpool(change)
+        except HTTPException as e:
+            return page(
+                request, "error.html", status=e.status_code, nav="errors", message=f"{what}: {e.detail}"
+            )
+        except StoreError as e:
+            return _store_error_page(request, e)
+        return RedirectResponse(f"/errors/{quote(then, safe='')}", status_code=303)
+
+    @router.post("/errors/merge", response_class=HTMLResponse)
+    async def merge_error_groups(request: Request) -> Response:
+        """The merge form: ``into``, and a ``group`` field per group to merge into it."""
+        fields = parse_qs((await request.body()).decode("utf-8", "replace"))
+        into = (fields.get("into") or [""])[0].strip()
+        groups = [g.strip() for g in fields.get("group", []) if g.strip() and g.strip() != into]
+        if not into or not groups:
+            return page(
+                request, "error.html", status=422, nav="errors", message="merge: tick groups to merge"
+            )
+        if editor is None or analysis is None:
+            return await edit(request, "merge", lambda: None, into)
+        reader = analysis
+        return await edit(request, "merge", lambda: merge_groups(editor, reader, into, groups), into)
+
+    @router.post("/errors/{group_id}/split", response_class=HTMLResponse)
+    async def split_error_group(request: Request, group_id: str) -> Response:
+        """Undo a merge (a member leaves its group; a merged group gives back all), then the group."""
+        if editor is None:
+            return await edit(request, "split", lambda: None, group_id)
+        return await edit(request, "split", lambda: split_group(editor, group_id), group_id)
 
     @router.get("/templates", response_class=HTMLResponse)
     @_store_errors
@@ -584,6 +653,25 @@ def _attribute_conditions(form: _Form) -> tuple[AttributeCondition, ...]:
         form.problems.append(f"attrs: {e}")
         return ()
     return tuple(AttributeCondition(k, v) for k, v in tags.items())
+
+
+def _cross_site(request: Request) -> HTMLResponse | None:
+    """Refuse a form posted from another site (a browser sends ``Origin`` with every POST):
+    without it, any page open in the same browser could merge groups on a server without auth."""
+    origin = request.headers.get("origin")
+    if origin is None or urlsplit(origin).netloc == request.headers.get("host"):
+        return None
+    return HTMLResponse("a form of this server must be posted from its own pages", status_code=403)
+
+
+def _groups_by_id(analysis: AnalysisReader, ids: list[str]) -> list[dict[str, Any]]:
+    """The groups (as shown) of these ids, each once."""
+    out: dict[str, dict[str, Any]] = {}
+    for gid in ids:
+        g = analysis.error_group(gid)
+        if g is not None:
+            out.setdefault(g.group_id, ErrorGroupOut.of(g).model_dump())
+    return list(out.values())
 
 
 def _sample_traces(detail: Mapping[str, Any]) -> list[str]:
