@@ -25,7 +25,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from faultlens.analysis.errors.model import ErrorEvent
+from faultlens.analysis.errors.model import ErrorEvent, SpanKind
 from faultlens.analysis.templates.masking import FINGERPRINT_MASKS, mask, mask_many
 
 MAX_TEMPLATE_CHARS = 300
@@ -187,6 +187,18 @@ def fingerprints(events: Sequence[ErrorEvent]) -> list[Fingerprint]:
     ]
 
 
+_OUTGOING = (SpanKind.CLIENT, SpanKind.PRODUCER)
+
+
+def _call_template(event: ErrorEvent) -> str:
+    """What a failed outgoing call says when it says nothing else (status ERROR alone): which
+    call failed, and to which dependency. Without it every such call of a service would be one
+    blank group, whatever it called; this way each dependency's failures group apart, and
+    beside the callee's own group (seen in the same traces) it reads as the caller's view."""
+    what = event.operation or "call"
+    return f"{what} to {event.peer} failed" if event.peer else f"{what} failed"
+
+
 def _fingerprint(event: ErrorEvent, template: str) -> Fingerprint:
     etype = exception_type_of(event)
     if event.body and not event.exception_stacktrace and "\n" in event.body:
@@ -197,6 +209,8 @@ def _fingerprint(event: ErrorEvent, template: str) -> Fingerprint:
         template = f"HTTP {event.http_status_code}"
     if not template and event.grpc_status_code:
         template = f"gRPC {event.grpc_status_code}"
+    if not template and not etype and event.span_kind in _OUTGOING:
+        template = _call_template(event)
     frame = top_frame(stack)
     parts = "\x1f".join((event.service, etype, template, frame))
     digest = hashlib.blake2b(parts.encode("utf-8"), digest_size=8).hexdigest()
