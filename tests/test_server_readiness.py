@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from faultlens.config.model import Config
+from faultlens.store import DuckDBStore
 from faultlens.testing.inprocess import InProcessServer
 from faultlens.testing.payloads import build_trace_request
 
@@ -55,7 +56,7 @@ def test_a_store_that_cannot_write_makes_the_server_unready_until_it_writes_agai
         assert srv.api.get("/readyz").status_code == 200
 
         # A real failure of the real store: the table the writer inserts into goes away.
-        assert srv.server.store is not None
+        assert isinstance(srv.server.store, DuckDBStore)  # the failure is made in its file
         with srv.server.store.cursor() as cur:
             cur.execute("ALTER TABLE spans RENAME TO spans_away")
         send(2)

@@ -30,9 +30,9 @@ from faultlens.rca.worker import RCA_MAX_ROWS, RootCauseWorker, root_cause_worke
 from faultlens.receive import Receivers
 from faultlens.receive.intake import Durability, IntakeLog, replay_intake
 from faultlens.selfmetrics import SelfMetrics
-from faultlens.store import DuckDBStore, RetentionTask, StoreConsumer, open_store
-from faultlens.store.analysis_duckdb import DuckDBAnalysisStore
-from faultlens.store.window import WindowReader
+from faultlens.store import RetentionTask, Store, StoreConsumer
+from faultlens.store.analysis_base import AnalysisStore
+from faultlens.store.backend import open_backend
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +52,14 @@ class FaultlensServer:
         self.shutdown_timeout_s = shutdown_timeout_s
         self.metrics = SelfMetrics()
         self.health = HealthState(["store", "receivers"])
-        self.store: DuckDBStore | None = None
+        self.store: Store | None = None
         self._writer: StoreConsumer | None = None
         self._retention: RetentionTask | None = None
         self._fanout: Fanout | None = None
         self._api: ApiServer | None = None
         self._receivers: Receivers | None = None
         self.analysis: AnalysisConsumer | None = None
-        self.analysis_store: DuckDBAnalysisStore | None = None
+        self.analysis_store: AnalysisStore | None = None
         self.root_causes: RootCauseWorker | None = None
         self.exporters: list[Exporter] = []
         self.intake: IntakeLog | None = None
@@ -69,7 +69,8 @@ class FaultlensServer:
     async def start(self) -> list[Listener]:
         """Start every stage; returns the listeners with their bound ports."""
         cfg = self.config
-        self.store = store = open_store(cfg.store)
+        backend = open_backend(cfg.store)
+        self.store = store = backend.store
         self.intake = self._open_intake()
         self._writer = StoreConsumer(
             store,
@@ -80,11 +81,11 @@ class FaultlensServer:
             intake=self.intake,
         )
         if cfg.analysis.enabled:
-            self.analysis_store = DuckDBAnalysisStore(store.path)
+            self.analysis_store = backend.open_analysis()
             # Root causes are ranked off the analysis thread when incidents open or grow, once
             # the writer has landed what was accepted; the webhook hears of incidents after.
             self.root_causes = root_cause_worker(
-                WindowReader.for_store(store, max_rows=RCA_MAX_ROWS),
+                backend.windows(max_rows=RCA_MAX_ROWS),
                 self.analysis_store,
                 self.metrics,
                 notifier=webhook_notifier(cfg.analysis, self.metrics),
@@ -120,7 +121,7 @@ class FaultlensServer:
                 self.metrics,
                 self.health,
                 analysis=self.analysis_store,
-                windows=WindowReader.for_store(store),
+                windows=backend.windows(),
                 security=ApiSecurity.from_config(cfg),  # refuses an unauthenticated exposed API if asked
             )
             self._api = ApiServer(app, cfg.api.host, cfg.api.port, tls=cfg.api.tls, limits=cfg.api)

@@ -137,7 +137,7 @@ def test_the_api_answers_503_with_retry_after_when_a_read_waits_too_long(tmp_pat
     server = InProcessServer(cfg)
     try:
         store = server.server.store
-        assert store is not None
+        assert isinstance(store, DuckDBStore)  # its read budget is the DuckDB backend's
         budget = store._reads
         budget.wait_s = 0.2
         holders = [threading.Event() for _ in range(budget.slots)]

@@ -147,6 +147,8 @@ class AdmissionConfig(_Section):
 
 
 class StoreConfig(_Section):
+    # The storage implementation (faultlens.store.backend.open_backend): one today.
+    backend: Literal["duckdb"] = "duckdb"
     data_dir: Path = Path("./data")
     retention: Seconds = 7 * 86400.0
     retention_check_interval: Seconds = 300.0

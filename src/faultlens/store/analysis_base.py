@@ -262,6 +262,10 @@ class ErrorGroupEditor(Protocol):
 
 
 class AnalysisStore(AnalysisWriter, RootCauseWriter, AnalysisReader, ErrorGroupEditor, Protocol):
+    def enforce_retention(self, now_unix_nano: int, retention_ns: int) -> int:
+        """Delete the analysis series dated before ``now - retention``; how many rows went."""
+        ...
+
     def close(self) -> None:
         """Release the backend; safe to call twice."""
         ...

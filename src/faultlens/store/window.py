@@ -39,6 +39,7 @@ import pyarrow as pa
 from faultlens.errors import StoreError, UnsupportedQuery
 from faultlens.store._connection import SharedConnection, open_error
 from faultlens.store._schema import DATA_TABLES, quote
+from faultlens.store.base import Store
 from faultlens.store.duckdb_store import DB_FILENAME, DuckDBStore
 from faultlens.types import Signal, TimeRange
 
@@ -118,8 +119,12 @@ class WindowReader:
         self.max_rows = max_rows
 
     @classmethod
-    def for_store(cls, store: DuckDBStore, *, max_rows: int = DEFAULT_MAX_ROWS) -> WindowReader:
-        """A reader over an open store, one cursor of the store's connection per read."""
+    def for_store(cls, store: Store, *, max_rows: int = DEFAULT_MAX_ROWS) -> WindowReader:
+        """A reader over an open store, one cursor of the store's connection per read;
+        :class:`~faultlens.errors.UnsupportedQuery` for a store of another backend (whose
+        window reads its :class:`~faultlens.store.backend.StoreBackend` gives)."""
+        if not isinstance(store, DuckDBStore):
+            raise UnsupportedQuery(f"window reads of a {type(store).__name__} go through its backend")
         return cls(store.read_cursor, max_rows=max_rows)
 
     def read(self, time_range: TimeRange, signals: frozenset[Signal] = ALL_SIGNALS) -> TelemetryWindow:
@@ -170,7 +175,7 @@ class WindowReader:
 
 
 def read_window(
-    store: DuckDBStore,
+    store: Store,
     time_range: TimeRange,
     *,
     signals: frozenset[Signal] = ALL_SIGNALS,
