@@ -40,18 +40,18 @@ def test_an_invalid_topology_file_is_refused_naming_the_field(path: Path) -> Non
 def test_a_schedule_file_is_checked_against_the_topology(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text("faults:\n  - {at: 2m, duration: 30s, service: orders, type: db_lock}\n")
-    (fault,) = load_schedule(path, ["gateway", "orders"], with_db=["orders"], entry="gateway")
+    (fault,) = load_schedule(path, ["gateway", "orders"], with_db=["orders"])
     assert (fault.at, fault.duration, fault.type) == (120.0, 30.0, FaultType.DB_LOCK)
     with pytest.raises(ScheduleError, match=r"faults\.0\.service: 'orders' has no database to lock"):
-        load_schedule(path, ["gateway", "orders"], with_db=[], entry="gateway")
+        load_schedule(path, ["gateway", "orders"], with_db=[])
     path.write_text("faults:\n  - {at: 1m, duration: 30s, service: orders, type: melt}\n")
     with pytest.raises(ScheduleError, match=r"faults\.0\.type"):
-        load_schedule(path, ["orders"], with_db=[], entry="orders")
+        load_schedule(path, ["orders"], with_db=[])
     path.write_text(
         "faults:\n  - {at: 1m, duration: 30s, service: orders, type: latency, params: {delay: 5}}\n"
     )
     with pytest.raises(ScheduleError, match=r"faults\.0\.params: \['delay'\] unknown for latency"):
-        load_schedule(path, ["orders"], with_db=[], entry="orders")
+        load_schedule(path, ["orders"], with_db=[])
 
 
 def test_the_builtin_schedule_rotates_types_over_services_that_can_take_them() -> None:

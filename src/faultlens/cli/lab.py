@@ -115,7 +115,7 @@ def run(
                 faults, names, with_db=with_db, with_callers=callers, duration_s=duration_s
             )
         else:
-            schedule = load_schedule(Path(faults), names, with_db=with_db, entry=topo.entry)
+            schedule = load_schedule(Path(faults), names, with_db=with_db)
     except (ScheduleError, ValueError) as e:
         raise typer.BadParameter(str(e), param_hint="--faults") from None
 

@@ -133,7 +133,7 @@ class _ScheduleFile(BaseModel):
     faults: tuple[ScheduledFault, ...] = ()
 
 
-def load_schedule(path: Path, services: list[str], *, with_db: list[str], entry: str) -> list[ScheduledFault]:
+def load_schedule(path: Path, services: list[str], *, with_db: list[str]) -> list[ScheduledFault]:
     """A YAML schedule, checked against the topology's services."""
     try:
         data: Any = yaml.safe_load(path.read_text())

@@ -36,7 +36,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -103,7 +103,6 @@ class _Service:
     config: ServiceConfig
     child: _Child | None = None
     restarts: int = 0
-    extra: list[_Child] = field(default_factory=list)
 
 
 class LabRunner:

@@ -116,7 +116,6 @@ class FaultState:
 
     active: dict[str, ActiveFault] = field(default_factory=dict)
     leaked: list[bytes] = field(default_factory=list)
-    leaked_slots: int = 0
 
     def of(self, kind: FaultType) -> ActiveFault | None:
         for f in self.active.values():
