@@ -22,9 +22,10 @@ Sections (all by default; pick with ``--sections``):
   ``--lookup-rate`` spans/s and kept for later runs (a few minutes to build; the sampled
   trace ids sit beside it in ``<file>.picks.json``). Each run opens the file afresh, times
   the first lookup apart (it builds what the lookup needs in memory), then ``get_trace``
-  p50/p95/p99 over ``--lookups`` random stored traces without a time hint and with one
-  (the trace's own start and end, widened by ``--hint-s`` on each side), and for ids that
-  were never stored.
+  p50/p95/p99 (wall, and CPU of the calling thread) over ``--lookups`` random stored
+  traces, a third each without a time hint, with one (the trace's own start and end,
+  widened by ``--hint-s`` on each side) and through the plain scan of the whole trace
+  index that the store did before, interleaved; and for ids that were never stored.
 - ``feed``: a separate process runs a :class:`StoreConsumer` with the default
   :class:`StoreConfig` and feeds it ``--feed-rate`` spans/s (1,000-span batches) for
   ``--feed-seconds``; it reports peak RSS (VmHWM), RSS before the feed, CPU us/span and
@@ -167,6 +168,13 @@ def timed(fn: Callable[..., Any], *args: Any) -> float:
     started = time.perf_counter()
     fn(*args)
     return time.perf_counter() - started
+
+
+def timed_cpu(fn: Callable[..., Any], *args: Any) -> tuple[float, float]:
+    """Wall and calling-thread CPU seconds of one call."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    fn(*args)
+    return time.perf_counter() - wall, time.thread_time() - cpu
 
 
 def run_flushes(write: Callable[[pa.Table], None], tables: list[pa.Table]) -> tuple[float, float]:
@@ -371,12 +379,6 @@ def bench_lookup(db: Path, args: argparse.Namespace) -> dict[str, Any]:
         out["first_lookup_ms"] = round(timed(store.get_trace, picks[-1][0]) * 1000, 1)
         for tid, _, _ in picks[:20]:  # warm up
             store.get_trace(tid)
-        no_hint = [timed(store.get_trace, tid) for tid, _, _ in picks]
-        hinted = [
-            timed(lambda t, r: store.get_trace(t, time_hint=r), tid, TimeRange(s - hint_ns, e + hint_ns))
-            for tid, s, e in picks
-        ]
-        absent = [timed(store.get_trace, rng.randbytes(16)) for _ in range(len(picks) // 4)]
 
         def full_index_scan(tid: bytes) -> None:
             """The lookup before the trace filter (bench only): the whole trace index read for
@@ -391,14 +393,37 @@ def bench_lookup(db: Path, args: argparse.Namespace) -> dict[str, Any]:
                     [tid, row[0], row[1]],
                 ).fetchall()
 
-        scan = [timed(full_index_scan, tid) for tid, _, _ in picks[: max(1, len(picks) // 5)]]
+        # Interleaved, each variant on traces of its own (a trace read twice would find its
+        # blocks cached), so that all see the same machine load; the CPU time of the calling
+        # thread (DuckDB runs a query on it with one thread) leaves out waits for a core.
+        samples: dict[str, list[tuple[float, float]]] = {"none": [], "hint": [], "absent": [], "scan": []}
+        for i, (tid, s, e) in enumerate(picks[20:]):
+            if i % 3 == 0:
+                samples["none"].append(timed_cpu(store.get_trace, tid))
+            elif i % 3 == 1:
+                hint = TimeRange(s - hint_ns, e + hint_ns)
+                samples["hint"].append(timed_cpu(lambda t, r: store.get_trace(t, time_hint=r), tid, hint))
+            else:
+                samples["scan"].append(timed_cpu(full_index_scan, tid))
+            if i % 4 == 0:
+                samples["absent"].append(timed_cpu(store.get_trace, rng.randbytes(16)))
         found = [store.get_trace(tid) for tid, _, _ in picks[:50]]
         assert all(t is not None and t.spans for t in found), "a stored trace was not found"
         out["spans_per_found_trace"] = round(statistics.fmean(len(t.spans) for t in found if t), 1)
-        out["get_trace"] = percentiles(no_hint)
-        out["get_trace_time_hint"] = {"hint_s_each_side": args.hint_s, **percentiles(hinted)}
-        out["get_trace_absent_id"] = percentiles(absent)
-        out["full_index_scan_for_comparison"] = percentiles(scan)
+        for name, key in (
+            ("get_trace", "none"),
+            ("get_trace_time_hint", "hint"),
+            ("get_trace_absent_id", "absent"),
+            ("full_index_scan_for_comparison", "scan"),
+        ):
+            wall, cpu = [w for w, _ in samples[key]], [c for _, c in samples[key]]
+            cpu_ms = sorted(c * 1000 for c in cpu)
+            out[name] = {
+                **percentiles(wall),
+                "cpu_p50_ms": round(cpu_ms[len(cpu_ms) // 2], 2),
+                "cpu_p99_ms": round(cpu_ms[int(len(cpu_ms) * 0.99)], 2),
+            }
+        out["get_trace_time_hint"]["hint_s_each_side"] = args.hint_s
         filters = store._filters.values()  # bench only: what the lookups hold in memory
         mib = round(sum(f.nbytes for f in filters) / 2**20, 2)
         out["filter"] = {"runs": sum(f.runs for f in filters), "mib": mib}
@@ -512,7 +537,7 @@ def main() -> None:
     parser.add_argument("--lookup-db", type=Path, default=Path("/tmp/faultlens-store-10m/faultlens.duckdb"))
     parser.add_argument("--lookup-spans", type=int, default=10_000_000)
     parser.add_argument("--lookup-rate", type=int, default=10_000, help="data time rate of the file, spans/s")
-    parser.add_argument("--lookups", type=int, default=1_000)
+    parser.add_argument("--lookups", type=int, default=1_500, help="traces looked up (<= 2,000)")
     parser.add_argument("--hint-s", type=float, default=60.0)
     parser.add_argument("--feed-rate", type=int, default=10_000)
     parser.add_argument("--feed-seconds", type=float, default=60.0)
