@@ -77,6 +77,36 @@ def test_ctrl_c_stops_the_lab_and_leaves_no_child_process(tmp_path: Path) -> Non
     assert read_manifest(tmp_path / "rec").end_ns is not None
 
 
+def test_a_killed_lab_leaves_no_child_process_for_long(tmp_path: Path) -> None:
+    """kill -9 of the CLI gives it no chance to stop anything: every child watches its parent."""
+    proc = subprocess.Popen(
+        _cli(
+            "lab",
+            "run",
+            "--topology",
+            "ring",
+            "--duration",
+            "10m",
+            "--faults",
+            "none",
+            "--record",
+            str(tmp_path),
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_line(proc, "running for")
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 7  # six services and the load generator
+    finally:
+        proc.kill()
+        proc.wait(10)
+    _, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive, [(p.pid, p.cmdline()[2:3]) for p in alive]
+
+
 def test_a_recorded_run_replays_the_same_spans_into_a_server(tmp_path: Path, server: InProcessServer) -> None:
     rec = tmp_path / "rec"
     done = subprocess.run(

@@ -46,7 +46,9 @@ CONCURRENT = [
         at=0, duration=FAULT_S, service="l-creep", type=FaultType.LATENCY_CREEP, params={"max_delay_ms": 600}
     ),
 ]
-CPU = ScheduledFault(at=0, duration=FAULT_S, service="l-cpu", type=FaultType.CPU_CONTENTION)
+CPU = ScheduledFault(
+    at=0, duration=FAULT_S, service="l-cpu", type=FaultType.CPU_CONTENTION, params={"burners": 8}
+)
 
 
 @dataclass

@@ -24,6 +24,8 @@ import time
 import httpx
 from pydantic import BaseModel, ConfigDict
 
+from faultlens.lab.helpers import exit_with_parent, runner_pid
+
 __all__ = ["LoadConfig", "rate_at"]
 
 
@@ -54,7 +56,7 @@ async def run(cfg: LoadConfig, stop: asyncio.Event) -> dict[str, int]:
     weights = [cfg.mix[o] for o in ops]
     counts = {"sent": 0, "ok": 0, "failed": 0, "shed": 0}
     in_flight: set[asyncio.Task[None]] = set()
-    parent = os.getppid()
+    parent = runner_pid()
     async with httpx.AsyncClient(timeout=cfg.timeout_s) as client:
 
         async def one(op: str) -> None:
@@ -81,14 +83,17 @@ async def run(cfg: LoadConfig, stop: asyncio.Event) -> dict[str, int]:
             task = asyncio.create_task(one(rng.choices(ops, weights)[0]))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
-        if in_flight:
+        if in_flight and os.getppid() == parent:  # stopped: let what is in flight finish
             await asyncio.wait(in_flight, timeout=cfg.timeout_s)
+        for task in in_flight:  # orphaned (the runner is gone), or past the timeout
+            task.cancel()
     return counts
 
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     cfg = LoadConfig.model_validate(json.loads(args[0]))
+    exit_with_parent(runner_pid())  # orphaned: nobody reads the counts, stop at once
 
     async def _main() -> dict[str, int]:
         stop = asyncio.Event()

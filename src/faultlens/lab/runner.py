@@ -43,6 +43,7 @@ import httpx
 import psutil
 
 from faultlens.lab.faults import FaultLabel, FaultType, LabelWriter, ScheduledFault
+from faultlens.lab.helpers import child_env
 from faultlens.lab.loadgen import LoadConfig
 from faultlens.lab.service import ServiceConfig
 from faultlens.lab.topology import Topology
@@ -171,6 +172,7 @@ class LabRunner:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=child_env(),
         )
         log.close()
         return _Child(cfg.spec.name, proc)
@@ -206,6 +208,7 @@ class LabRunner:
             stdout=subprocess.PIPE,
             stderr=(self.workdir / "loadgen.log").open("ab"),
             start_new_session=True,
+            env=child_env(),
         )
         self._load = _Child("loadgen", proc)
 
@@ -343,6 +346,7 @@ class LabRunner:
                 [sys.executable, "-m", "faultlens.lab.helpers", "burn"],
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                env=child_env(),
             )
             os.sched_setaffinity(proc.pid, cpu)
             mine.append(_Child("burn", proc))
@@ -364,6 +368,7 @@ class LabRunner:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             start_new_session=True,
+            env=child_env(),
         )
         holder = _Child("dblock", proc)
         self._helpers.append(holder)

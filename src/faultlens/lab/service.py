@@ -58,11 +58,15 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from faultlens.lab.faults import FaultType
+from faultlens.lab.helpers import exit_with_parent, runner_pid
 from faultlens.lab.topology import ServiceSpec
 
 __all__ = ["ServiceConfig", "main"]
 
 DEPTH_HEADER = "x-lab-depth"
+# An export, retries included, gives up after this: a service whose runner (and relay) is
+# gone must not spend long flushing into nothing before it exits.
+EXPORT_TIMEOUT_S = 5.0
 OP_PREFIX = "/op/"
 
 
@@ -142,18 +146,18 @@ def _exporters(cfg: ServiceConfig) -> tuple[SpanExporter, LogRecordExporter, Met
 
         base = cfg.endpoint.rstrip("/")
         return (
-            HttpSpans(endpoint=f"{base}/v1/traces"),
-            HttpLogs(endpoint=f"{base}/v1/logs"),
-            HttpMetrics(endpoint=f"{base}/v1/metrics"),
+            HttpSpans(endpoint=f"{base}/v1/traces", timeout=EXPORT_TIMEOUT_S),
+            HttpLogs(endpoint=f"{base}/v1/logs", timeout=EXPORT_TIMEOUT_S),
+            HttpMetrics(endpoint=f"{base}/v1/metrics", timeout=EXPORT_TIMEOUT_S),
         )
     from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogs
     from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetrics
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpans
 
     return (
-        GrpcSpans(endpoint=cfg.endpoint, insecure=True),
-        GrpcLogs(endpoint=cfg.endpoint, insecure=True),
-        GrpcMetrics(endpoint=cfg.endpoint, insecure=True),
+        GrpcSpans(endpoint=cfg.endpoint, insecure=True, timeout=EXPORT_TIMEOUT_S),
+        GrpcLogs(endpoint=cfg.endpoint, insecure=True, timeout=EXPORT_TIMEOUT_S),
+        GrpcMetrics(endpoint=cfg.endpoint, insecure=True, timeout=EXPORT_TIMEOUT_S),
     )
 
 
@@ -508,7 +512,8 @@ async def _serve(service: LabService, sock: socket.socket, parent: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     cfg = ServiceConfig.model_validate(json.loads(args[0]))
-    parent = os.getppid()
+    parent = runner_pid()
+    exit_with_parent(parent, grace_s=2 * EXPORT_TIMEOUT_S)  # a backstop to watch_parent's flush
     sock = socket.socket(fileno=cfg.fd)
     service = LabService(cfg)
     try:
