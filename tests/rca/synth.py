@@ -39,6 +39,8 @@ class Knobs:
     b_new_every: int = 0  # when > 0, every n-th request b also logs B#7 (a partial change)
     d_every: int = 0  # when > 0, every n-th request c also calls d (a small service)
     cd_gap_ns: int = 0  # time added on the call c -> d, outside d's own span
+    a_skips_c_every: int = 0  # when > 0, every n-th request b answers something that makes a
+    # log A#9 (an ERROR) and not call c: a wrong answer from b, nothing changed in b itself
 
 
 def _span(
@@ -85,7 +87,8 @@ def observations(n: int, t0: int, k: Knobs, *, first_trace: int = 1, minutes: in
         b_dur, c_dur = 5 * MS + jitter, 8 * MS + jitter + k.c_extra_ns + cd_call
         ab_call = b_dur + MS + k.ab_gap_ns
         ac_call = c_dur + MS
-        a_dur = ab_call + ac_call + 2 * MS
+        skip_c = bool(k.a_skips_c_every) and i % k.a_skips_c_every == 0
+        a_dur = ab_call + (0 if skip_c else ac_call) + 2 * MS
         fa_call = a_dur + MS
         f_dur = fa_call + 2 * MS
         err = {"status_code": 2} if k.b_status_error else {}
@@ -95,18 +98,20 @@ def observations(n: int, t0: int, k: Knobs, *, first_trace: int = 1, minutes: in
             _span(tr, 3, 2, "a", "/api/a", t + MS, a_dur, **err),
             _span(tr, 4, 3, "a", "HTTP GET", t + 2 * MS, ab_call),
             _span(tr, 5, 4, "b", "/api/b", t + 2 * MS + k.ab_gap_ns // 2, b_dur, **err),
-            _span(tr, 6, 3, "a", "HTTP POST", t + 3 * MS + ab_call, ac_call),
-            _span(tr, 7, 6, "c", "/api/c", t + 3 * MS + ab_call, c_dur),
         ]
-        logs += [
-            _log(tr, 1, "front", t, "F#1"),
-            _log(tr, 3, "a", t + MS, "A#1"),
-            _log(tr, 7, "c", t + 4 * MS, "C#1"),
-        ]
+        logs += [_log(tr, 1, "front", t, "F#1"), _log(tr, 3, "a", t + MS, "A#1")]
+        if skip_c:
+            logs.append(_log(tr, 3, "a", t + 3 * MS + ab_call, "A#9", sev=17))
+        else:
+            spans += [
+                _span(tr, 6, 3, "a", "HTTP POST", t + 3 * MS + ab_call, ac_call),
+                _span(tr, 7, 6, "c", "/api/c", t + 3 * MS + ab_call, c_dur),
+            ]
+            logs.append(_log(tr, 7, "c", t + 4 * MS, "C#1"))
         logs += [_log(tr, 5, "b", t + 3 * MS, loc) for loc in k.b_locations]
         if k.b_new_every and i % k.b_new_every == 0:
             logs.append(_log(tr, 5, "b", t + 3 * MS, "B#7"))
-        if calls_d:
+        if calls_d and not skip_c:
             d_start = t + 4 * MS + ab_call
             spans += [
                 _span(tr, 8, 7, "c", "HTTP GET", d_start, cd_call),

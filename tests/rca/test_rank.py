@@ -106,3 +106,17 @@ def test_small_but_unanimous_slow_calls_outrank_a_weaker_larger_change() -> None
     assert "11 of 11" in top.evidence[0]
     b = next(c for c in result.candidates if c.service == "b")
     assert b.reason is Reason.LOG_PATTERN and "new B#7" in b.evidence[0]
+
+
+def test_a_caller_that_parts_from_its_usual_path_after_a_call_hands_the_blame_to_that_callee() -> None:
+    top = _top(Knobs(a_skips_c_every=2)).candidates[0]
+    assert (top.service, top.reason) == ("b", Reason.CHANGED_ANSWER)
+    assert top.evidence[0].startswith("b: callers took another path right after its answer: a: /api/a")
+    assert "new A#9" in top.evidence[0]
+
+
+def test_a_path_the_baseline_takes_too_stays_with_the_caller() -> None:
+    base = concat(BASE, observations(300, 10 * MIN, Knobs(a_skips_c_every=5), first_trace=50_000, minutes=10))
+    result = rank_root_causes(window(Knobs(a_skips_c_every=2)), base, RcaConfig())
+    top = result.candidates[0]
+    assert (top.service, top.reason) == ("a", Reason.LOG_PATTERN)

@@ -322,8 +322,8 @@ class RootCauseOut(_Body):
     operation: str = Field(description='The operation of the strongest evidence ("" when none).')
     pod: str = Field(description='The pod of the strongest evidence ("" when none).')
     reason: str = Field(
-        description="`log_pattern`, `error_origin`, `slow_execution`, `slow_calls_into`, "
-        "`cpu_saturation` or `memory_pressure`."
+        description="`log_pattern`, `error_origin`, `changed_answer`, `slow_execution`, "
+        "`slow_calls_into`, `cpu_saturation` or `memory_pressure`."
     )
     score: float = Field(description="Effect of the strongest evidence, 0..1.")
     confidence: float = Field(description="This root cause's share of the scores of all listed, 0..1.")

@@ -193,8 +193,8 @@ class CandidateOut(_Body):
     operation: str = Field(description='The operation of the strongest finding ("" when none).')
     pod: str = Field(description='The pod of the strongest finding ("" when none).')
     reason: str = Field(
-        description="`log_pattern`, `error_origin`, `slow_execution`, `slow_calls_into`, "
-        "`cpu_saturation` or `memory_pressure`."
+        description="`log_pattern`, `error_origin`, `changed_answer`, `slow_execution`, "
+        "`slow_calls_into`, `cpu_saturation` or `memory_pressure`."
     )
     score: float = Field(description="Effect of the strongest finding, 0..1.")
     evidence: list[str] = Field(description="One line per finding, strongest first.")

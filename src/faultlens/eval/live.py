@@ -634,6 +634,9 @@ def evaluate_live(
             if not analysis.drain(1800, close_windows=True):
                 raise RuntimeError("the analysis did not drain within 30 minutes")
             drain_s = time.perf_counter() - drain_t0
+            ranking = server.server.root_causes
+            if ranking is not None and not ranking.drain(rca_wait_s):  # resolutions rank once more
+                say(f"the root-cause worker was still busy after {rca_wait_s:.0f} s; reading what it stored")
             # The watcher goes on while the last rankings land, so their latency counts too.
             incidents, causes, info = _read_back(api, rca_wait_s, say)
             watcher.stop()

@@ -45,6 +45,7 @@ class Reason(enum.StrEnum):
 
     LOG_PATTERN = "log_pattern"  # an operation's requests log a new set of statements (new/missing)
     ERROR_ORIGIN = "error_origin"  # spans of an operation fail, and nothing below them does
+    CHANGED_ANSWER = "changed_answer"  # callers' log patterns changed right after its answer
     SLOW_EXECUTION = "slow_execution"  # exclusive time of an operation on a pod rose
     SLOW_CALLS_INTO = "slow_calls_into"  # time added on calls into a pod (network, queueing)
     CPU_SATURATION = "cpu_saturation"  # a pod's CPU utilisation rose above its normal range

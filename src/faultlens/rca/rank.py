@@ -26,6 +26,7 @@ from faultlens.analysis.templates.drain import Drain
 from faultlens.graph.build import build_service_graph
 from faultlens.graph.frame import span_frame
 from faultlens.graph.propagation import propagation_chains
+from faultlens.rca.anchors import hand_over
 from faultlens.rca.model import Candidate, Finding, LogChange, LogEvidence, Observations, RcaConfig, RcaResult
 from faultlens.rca.resources import resource_findings
 from faultlens.rca.signatures import TEMPLATE_PREFIX, log_keys, span_signatures, usual_signatures
@@ -50,8 +51,9 @@ def rank_root_causes(
 
     spans = span_evidence(frame, sigs, base, base_sigs, usual, cfg)
     texts = _LogTexts(drains, (current.logs, keys), (baseline.logs, base_keys))
+    described = [texts.describe(f) for f in spans.findings]  # before: the caller's lines name them
     findings = [
-        *(texts.describe(f) for f in spans.findings),
+        *hand_over(described, (frame, sigs), (base, base_sigs), usual),
         *resource_findings(current.metrics, baseline.metrics, cfg),
     ]
 

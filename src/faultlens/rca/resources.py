@@ -18,29 +18,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from faultlens.analysis.anomaly.signals import UtilisationOf, utilisation
 from faultlens.rca.model import Finding, RcaConfig, Reason
 from faultlens.rca.stats import MAD_TO_SD
 
 __all__ = ["resource_findings", "utilisation_kind"]
 
-_ENTITIES = ("container.", "pod.", "k8s.pod.", "k8s.container.")
+_REASONS = {UtilisationOf.CPU: Reason.CPU_SATURATION, UtilisationOf.MEMORY: Reason.MEMORY_PRESSURE}
 
 
 def utilisation_kind(name: str, unit: str | None) -> tuple[Reason, float] | None:
     """(reason, capacity in the series' unit) when the series is a CPU or memory utilisation."""
-    if not name.startswith(_ENTITIES):
-        return None
-    unit = (unit or "").strip()
-    words = name.split(".")
-    is_share = unit in ("%", "1") and ("utilization" in words or "rate" in words or "usage" in words)
-    if not is_share:
-        return None
-    capacity = 100.0 if unit == "%" else 1.0
-    if "cpu" in words:
-        return Reason.CPU_SATURATION, capacity
-    if "memory" in words:
-        return Reason.MEMORY_PRESSURE, capacity
-    return None
+    found = utilisation(name, unit)
+    return None if found is None else (_REASONS[found.of], found.capacity)
 
 
 def _pod_column(t: pa.Table) -> pa.ChunkedArray:

@@ -142,3 +142,56 @@ def test_defaults_are_strict() -> None:
     assert Agreement().observe(0, found) == []  # three signals are not enough by default
     found.append(gauge("cart", "container.fs.c", 0, score=150.0))
     assert len(Agreement().observe(0, found)) == 4
+
+
+UNITS = {
+    "container.cpu.usage.rate": "%",
+    "container.memory.usage.rate": "%",
+    "pod.server.latency.p90": "s",
+    "pod.client.latency.p90": "s",
+    "container.network.receive.bytes": "By",
+}
+
+
+def level(
+    service: str, name: str, window: int, observed: float, expected: float, score: float = 8.0
+) -> Anomaly:
+    key = SeriesKey(SeriesKind.RESOURCE, service, name, resource=f"{service}-pod")
+    d = Direction.UP if observed > expected else Direction.DOWN
+    return Anomaly(key, window * W, W, observed, expected, score, d, "x")
+
+
+def test_a_pod_taken_by_cpu_with_its_own_latency_up_agrees_by_default() -> None:
+    cpu = level("cart", "container.cpu.usage.rate", 0, 85.0, 1.0)
+    slow = level("cart", "pod.server.latency.p90", 1, 0.45, 0.005)  # the next window: still adjacent
+    ag = Agreement()
+    assert ag.observe(0, [cpu], units=UNITS) == []  # a resource taken, nobody slowed yet
+    assert {a.key.name for a in ag.observe(W, [slow], units=UNITS)} == {cpu.key.name, slow.key.name}
+
+
+def test_saturation_needs_a_share_of_capacity_a_serving_latency_and_units() -> None:
+    slow = level("cart", "pod.server.latency.p90", 0, 0.45, 0.005)
+    small = level("cart", "container.cpu.usage.rate", 0, 7.0, 0.01, score=1e4)  # a batch job's minute
+    assert Agreement().observe(0, [small, slow], units=UNITS) == []
+    cpu = level("cart", "container.cpu.usage.rate", 0, 85.0, 1.0)
+    outgoing = level("cart", "pod.client.latency.p90", 0, 0.45, 0.005)  # a slow callee, not cart
+    assert Agreement().observe(0, [cpu, outgoing], units=UNITS) == []
+    elsewhere = level("orders", "pod.server.latency.p90", 0, 0.45, 0.005)
+    assert Agreement().observe(0, [cpu, elsewhere], units=UNITS) == []
+    assert Agreement().observe(0, [cpu, slow]) == []  # no units known: no way to tell
+    fraction = {**UNITS, "container.cpu.usage.rate": "1"}  # the same rise read as a share of 1 core
+    assert (
+        len(
+            Agreement().observe(
+                0, [level("cart", "container.cpu.usage.rate", 0, 0.85, 0.01), slow], units=fraction
+            )
+        )
+        == 2
+    )
+    assert Agreement(AgreementConfig(saturation_share=None)).observe(0, [cpu, slow], units=UNITS) == []
+
+
+def test_span_latency_is_a_symptom_and_only_the_gauge_is_returned() -> None:
+    cpu = level("cart", "container.cpu.usage.rate", 0, 85.0, 1.0)
+    spans = other(SeriesKind.LATENCY_P90, "cart", 0, name="GetCart")
+    assert Agreement().observe(0, [cpu, spans], units=UNITS) == [cpu]

@@ -15,6 +15,13 @@ latency and network; or one gauge on several pods of it). So:
   parts with digits ignored (``container.cpu``, ``pod.server``): p90, p95 and p99 of one
   latency rise together and are one signal, CPU and latency are two. A fault moves the gauges
   of its service by tens of spreads; a busy minute moves a few by a few.
+- **saturation with its symptom**: a utilisation gauge of one service (CPU or memory share
+  of a container, pod or process) that rose by ``saturation_share`` of its capacity or more
+  above its baseline, together, within ``windows``, with a flagged rise of a latency that the
+  same service serves (a gauge in a time unit that is not the client side of its calls, or its
+  spans' latency). A resource taken and the requests slowed by it: cause and symptom say the
+  same thing, and neither a busy minute with no traffic (a batch job) nor a latency blip
+  with idle CPU does. Which gauges are which: :mod:`.signals` (names and units only).
 - **novelty with a second signal**: a new or missing log template or a new error fingerprint
   agrees when the same service has, within ``windows``, an anomaly of another kind that is not
   novelty (error logs, latency, errors, a gauge): two signals that say the same thing.
@@ -34,10 +41,11 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from faultlens.analysis.anomaly.types import NOVELTY_KINDS, Anomaly, SeriesKey, SeriesKind
+from faultlens.analysis.anomaly.signals import serving_latency, utilisation
+from faultlens.analysis.anomaly.types import NOVELTY_KINDS, Anomaly, Direction, SeriesKey, SeriesKind
 
 
 def _default_kinds() -> frozenset[SeriesKind]:
@@ -67,12 +75,15 @@ class AgreementConfig:
     novelty_agreeing: frozenset[SeriesKind] = frozenset({SeriesKind.NEW_LOG_TEMPLATE, SeriesKind.NEW_ERROR})
     shared_fraction: float = 0.5
     shared_min_services: int = 4
+    saturation_share: float | None = 0.3
 
     def __post_init__(self) -> None:
         if self.min_series is not None and self.min_series < 2:
             raise ValueError("agreement.min_series must be >= 2 (one series is not agreement)")
         if self.windows < 1 or not 0.0 < self.shared_fraction <= 1.0 or self.shared_min_services < 2:
             raise ValueError("agreement: windows >= 1, shared_fraction in (0, 1], shared_min_services >= 2")
+        if self.saturation_share is not None and not 0.0 < self.saturation_share <= 1.0:
+            raise ValueError("agreement.saturation_share must be in (0, 1] (a share of capacity) or null")
 
 
 class Agreement:
@@ -81,7 +92,8 @@ class Agreement:
     :meth:`observe` returns the anomalies of ``config.kinds`` that agree, including ones of the
     earlier windows it remembers that agree only now; each anomaly is returned once.
     ``reporting`` (metric name -> services that report it) comes from the caller, who sees
-    the observations; it decides what counts as shared.
+    the observations; it decides what counts as shared. ``units`` (metric name -> unit) tells
+    utilisation and latency gauges apart for the saturation rule; without it that rule is off.
     """
 
     def __init__(self, config: AgreementConfig | None = None) -> None:
@@ -94,6 +106,7 @@ class Agreement:
         window_start_ns: int,
         anomalies: Sequence[Anomaly],
         reporting: dict[str, set[str]] | None = None,
+        units: Mapping[str, str] | None = None,
     ) -> list[Anomaly]:
         c = self.config
         shared = self._shared_names(anomalies, reporting or {})
@@ -134,6 +147,12 @@ class Agreement:
                 and len({a.window_start_ns for a in strong}) >= c.min_windows
             ):
                 agreeing = strong
+            elif (
+                c.saturation_share is not None
+                and units is not None
+                and (saturated := _saturation(found, c.saturation_share, units))
+            ):
+                agreeing = [a for a in saturated if a.key.kind in c.kinds]  # span latency leads anyway
             elif c.novelty_with_signal and any(a.key.kind not in NOVELTY_KINDS for a in found):
                 agreeing = [a for a in weak if a.key.kind in NOVELTY_KINDS]
             for a in agreeing:
@@ -156,6 +175,29 @@ class Agreement:
             if len(reporting.get(name, ())) >= c.shared_min_services
             and len(services) >= c.shared_fraction * len(reporting[name])
         }
+
+
+_SPAN_LATENCY = frozenset({SeriesKind.LATENCY_P90, SeriesKind.LATENCY_P99, SeriesKind.SELF_TIME_P90})
+
+
+def _saturation(found: Sequence[Anomaly], share: float, units: Mapping[str, str]) -> list[Anomaly]:
+    """The utilisation rises of at least ``share`` of capacity and the serving-latency rises
+    of one service's anomalies, when it has both; else nothing."""
+    taken: list[Anomaly] = []
+    slowed: list[Anomaly] = []
+    for a in found:
+        if a.direction is not Direction.UP:
+            continue
+        if a.key.kind in _SPAN_LATENCY:
+            slowed.append(a)
+        elif a.key.kind is SeriesKind.RESOURCE:
+            unit = units.get(a.key.name)
+            used = utilisation(a.key.name, unit)
+            if used is not None and a.observed - a.expected >= share * used.capacity:
+                taken.append(a)
+            elif serving_latency(a.key.name, unit):
+                slowed.append(a)
+    return [*taken, *slowed] if taken and slowed else []
 
 
 def _host_values(window: Sequence[Anomaly]) -> set[tuple[str, float]]:

@@ -74,6 +74,7 @@ from faultlens.types import Signal
 SECOND_NS = 1_000_000_000
 _STATE_VERSION = 1
 _NEVER = -(1 << 62)
+MAX_METRIC_NAMES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +194,7 @@ class AnalysisEngine:
         self.detector = AnomalyDetector(c.detector)
         self.tracker = IncidentTracker(c.incident_config())
         self.agreement = Agreement(c.agreement)
+        self.metric_units: dict[str, str] = {}  # metric name -> unit, as last reported (bounded)
         self._novel: list[Anomaly] = []  # novelty anomalies waiting for their window's judgement
         self._service_since: dict[str, int] = {}  # service -> time of its first span or log seen
         self._known_errors: set[str] = set()  # error group ids seen
@@ -286,8 +288,23 @@ class AnalysisEngine:
 
     def _metrics(self, table: pa.Table) -> int | None:
         add_resources(self._pending, table, self.config.window_ns)
+        self._note_units(table)
         self._count_late(table.column("time_unix_nano"))
         return int(pc.max(table.column("time_unix_nano")).as_py())
+
+    def _note_units(self, table: pa.Table) -> None:
+        """Remember each metric's unit (agreement tells utilisation from latency by it); at
+        most :data:`MAX_METRIC_NAMES` names, the first seen kept."""
+        pairs = (
+            table.select(["metric_name", "metric_unit"])
+            .group_by(["metric_name", "metric_unit"])
+            .aggregate([])
+        )
+        for name, unit in zip(
+            pairs.column("metric_name").to_pylist(), pairs.column("metric_unit").to_pylist(), strict=True
+        ):
+            if name is not None and (name in self.metric_units or len(self.metric_units) < MAX_METRIC_NAMES):
+                self.metric_units[name] = unit or ""
 
     def _count_late(self, times: pa.ChunkedArray) -> None:
         if self.judged_until_ns > _NEVER:
@@ -400,7 +417,10 @@ class AnalysisEngine:
             found += novel
         out.anomalies.extend(found)
         agreed = self.agreement.observe(
-            start, found, reporting_services((o.key.kind, o.key.service, o.key.name) for o in obs)
+            start,
+            found,
+            reporting_services((o.key.kind, o.key.service, o.key.name) for o in obs),
+            self.metric_units,
         )
         self._track(self.tracker.update(start, self._incident_evidence(found), self.graph, agreed), out)
 

@@ -1,0 +1,61 @@
+"""What a metric series measures, told from its name and unit alone.
+
+Detection (:mod:`.agreement`) and root-cause ranking (:mod:`faultlens.rca.resources`) both
+need to know whether a gauge is a *utilisation* (a share of a capacity, so that a rise has
+a natural scale) or a *latency* the entity itself serves (a symptom its callers feel). Both
+are recognised by the words of the name and the unit, the way OpenTelemetry's semantic
+conventions spell them (``container.cpu.utilization`` in ``1``, ``http.server.request.duration``
+in ``s``) and the way converted data sets do (``pod.server.latency.p90`` in ``s``), never by
+which system sent them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = ["Utilisation", "UtilisationOf", "serving_latency", "utilisation"]
+
+_ENTITIES = ("container.", "pod.", "k8s.pod.", "k8s.container.", "process.")
+_TIME_UNITS = frozenset({"s", "ms", "us", "µs", "ns", "min"})
+_LATENCY_WORDS = frozenset({"latency", "duration", "time", "rt"})
+_OUTGOING_WORDS = frozenset({"client", "outgoing", "downstream"})
+
+
+class UtilisationOf(enum.StrEnum):
+    CPU = "cpu"
+    MEMORY = "memory"
+
+
+@dataclass(frozen=True, slots=True)
+class Utilisation:
+    """A utilisation gauge: of what, and its capacity in the gauge's own unit (100 for ``%``)."""
+
+    of: UtilisationOf
+    capacity: float
+
+
+def utilisation(name: str, unit: str | None) -> Utilisation | None:
+    """The utilisation a gauge measures, when it is a CPU or memory share of a container,
+    pod or process (unit ``%`` or ``1``; the name says utilisation, usage or rate)."""
+    if not name.startswith(_ENTITIES):
+        return None
+    unit = (unit or "").strip()
+    words = name.split(".")
+    if unit not in ("%", "1") or not ({"utilization", "utilisation", "rate", "usage"} & set(words)):
+        return None
+    capacity = 100.0 if unit == "%" else 1.0
+    if "cpu" in words:
+        return Utilisation(UtilisationOf.CPU, capacity)
+    if "memory" in words:
+        return Utilisation(UtilisationOf.MEMORY, capacity)
+    return None
+
+
+def serving_latency(name: str, unit: str | None) -> bool:
+    """Whether a gauge is a latency of the requests its entity serves (not of the calls it
+    makes: ``client`` in the name is the caller's side, which a slow callee moves)."""
+    words = set(name.lower().replace("_", ".").split("."))
+    return (
+        (unit or "").strip() in _TIME_UNITS and bool(words & _LATENCY_WORDS) and not words & _OUTGOING_WORDS
+    )
