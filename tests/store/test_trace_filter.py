@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from faultlens.decode.base import DecodedBatch
 from faultlens.decode.schema import SPAN_SCHEMA
-from faultlens.store._trace_filter import RUN_KEYS, TraceFilter
+from faultlens.store._trace_filter import RUN_KEYS, TraceFilter, release_trace_filter, trace_filter
 from faultlens.store.duckdb_store import DuckDBStore
 from faultlens.store.testing import span_row, spans_batch, trace_id
 from faultlens.types import Signal, TimeRange
@@ -182,3 +182,36 @@ def test_a_time_hint_returns_the_spans_and_logs_within_it(tmp_path: Path) -> Non
     whole = store.get_trace(trace_id(1), time_hint=TimeRange(0, 40 * SECOND))
     assert whole is not None and len(whole.spans) == 2
     store.close()
+
+
+def test_past_its_bound_the_filter_folds_old_runs_and_still_finds_every_id() -> None:
+    run_bytes = RUN_KEYS * 16 // 8
+    f = TraceFilter("trace_index", "start_min", "start_max", max_bytes=3 * run_bytes)
+    batches = [[os.urandom(16) for _ in range(RUN_KEYS // 4)] for _ in range(24)]  # six runs' worth
+    for i, ids in enumerate(batches):
+        f.add(index_rows(ids, i * 10 * SECOND))
+    assert f.runs == 3 and f.folds == 3
+    assert f.nbytes <= 3 * run_bytes + 4 * 3 * 8
+    for i, ids in enumerate(batches):
+        for tid in ids[::500]:
+            assert any(lo <= i * 10 * SECOND <= hi for lo, hi in f.ranges(tid))
+    # the newest run, still being filled, is never folded: its range stays its own
+    assert f.ranges(batches[-1][0])[-1][0] >= 20 * 10 * SECOND
+
+
+def test_a_store_whose_filter_folded_runs_finds_every_trace(tmp_path: Path) -> None:
+    path = tmp_path / "x.duckdb"
+    key = str(path.resolve())
+    # The first opener's bound holds: three runs, where the store's smallest is 1 MiB.
+    small = trace_filter(key, "trace_index", "start_min", "start_max", max_bytes=3 * RUN_KEYS * 2)
+    store = DuckDBStore(path)
+    ids = [os.urandom(16) for _ in range(6 * RUN_KEYS)]
+    for part in range(12):
+        chunk = ids[part * RUN_KEYS // 2 : (part + 1) * RUN_KEYS // 2]
+        store.write([one_span_traces(chunk, part * 100 * SECOND)])
+    assert store._filters[Signal.TRACES] is small and small.folds >= 3
+    for tid in ids[:: len(ids) // 40]:
+        trace = store.get_trace(tid)
+        assert trace is not None and [s.trace_id for s in trace.spans] == [tid]
+    store.close()
+    release_trace_filter(key, "trace_index")

@@ -175,6 +175,10 @@ class StoreConfig(_Section):
     # little (bench/store.py queries: get_trace p50 12 ms with 1 thread, 15 with 2; find_traces
     # 32-59 ms against 36-50). Raise it for a query-heavy use.
     threads: int = Field(default=1, ge=0, le=256)
+    # The in-memory filter that finds trace ids in the trace index (store/_trace_filter.py):
+    # 2 bytes per index row (~0.25 per span) up to this bound, per index (spans, logs);
+    # past it, old runs are folded together and lookups of old traces read more of the index.
+    trace_filter_max_mib: int = Field(default=32, ge=1)
     # The writer inserts everything waiting at once, and DuckDB's cost per row falls as the
     # insert grows, so under a burst a longer queue is also a faster writer: a million spans
     # sent as fast as possible over gRPC (bench/ingest.py --full --reuse-ids, analysis off,

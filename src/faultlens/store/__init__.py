@@ -75,5 +75,8 @@ def open_store(config: StoreConfig) -> DuckDBStore:
     except OSError as e:
         raise StoreError(f"cannot create the data directory {config.data_dir}: {e}") from e
     return DuckDBStore(
-        config.data_dir / DB_FILENAME, memory_limit_mib=config.memory_limit_mib, threads=config.threads
+        config.data_dir / DB_FILENAME,
+        memory_limit_mib=config.memory_limit_mib,
+        threads=config.threads,
+        trace_filter_max_mib=config.trace_filter_max_mib,
     )

@@ -142,6 +142,7 @@ _UPSERT_SERVICE_NAMES = """
 # The setting is per database instance, so it holds for the analysis tables too.
 DEFAULT_MEMORY_LIMIT_MIB: int = StoreConfig.model_fields["memory_limit_mib"].default
 DEFAULT_THREADS: int = StoreConfig.model_fields["threads"].default  # why 1: config/model.py
+DEFAULT_TRACE_FILTER_MIB: int = StoreConfig.model_fields["trace_filter_max_mib"].default
 MEMORY_LIMIT = f"{DEFAULT_MEMORY_LIMIT_MIB}MB"
 # Rows written between two re-attaches of the file (``refresh_store_file``): at most ~12 MiB
 # of row-group metadata held, for a pause of ~0.1 s (every 100 s at 10k spans/s).
@@ -194,9 +195,11 @@ class DuckDBStore:
         memory_limit_mib: int = DEFAULT_MEMORY_LIMIT_MIB,
         threads: int = DEFAULT_THREADS,
         refresh_rows: int = REFRESH_ROWS,
+        trace_filter_max_mib: int = DEFAULT_TRACE_FILTER_MIB,
     ) -> None:
         """``threads``: DuckDB's worker threads for the file's instance; 0 leaves DuckDB's
-        default. ``refresh_rows``: rows written between two re-attaches of the file."""
+        default. ``refresh_rows``: rows written between two re-attaches of the file.
+        ``trace_filter_max_mib``: the bound of each trace index's filter (``_trace_filter``)."""
         self.path = Path(path)
         try:
             self._con = open_store_file(self.path)  # logs what the WAL replay did
@@ -229,7 +232,8 @@ class DuckDBStore:
         # file in this process (their writes must reach it); built on first lookup.
         self._filter_key = str(self.path.resolve())
         self._filters: dict[Signal, TraceFilter] = {
-            signal: trace_filter(self._filter_key, *columns) for signal, columns in _INDEX_COLUMNS.items()
+            signal: trace_filter(self._filter_key, *columns, max_bytes=trace_filter_max_mib * 2**20)
+            for signal, columns in _INDEX_COLUMNS.items()
         }
 
     # --- lifecycle -----------------------------------------------------------------------
