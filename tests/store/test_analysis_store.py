@@ -233,3 +233,22 @@ def test_empty_results_write_nothing(store: DuckDBAnalysisStore) -> None:
     store.write_results(AnalysisResults())
     assert store.incidents(IncidentQuery()) == []
     assert store.error_groups(ErrorGroupQuery(limit=0)) == []
+
+
+def test_retention_drops_resolved_incidents_and_old_anomalies_but_keeps_open_incidents(
+    store: DuckDBAnalysisStore,
+) -> None:
+    old_a, old_b, kept_c, new_d = (_anomaly(s, w) for s, w in (("a", 1), ("b", 2), ("c", 3), ("d", 50)))
+    resolved = _incident((old_a,), IncidentState.RESOLVED)
+    still_open = dataclasses.replace(_incident((kept_c,)), id="inc-000000000002")
+    store.write_results(
+        AnalysisResults(anomalies=(old_a, old_b, kept_c, new_d), incidents=(resolved, still_open))
+    )
+    cutoff = T0 + 10 * W
+    deleted = store.enforce_retention(cutoff + 100, 100)
+    assert deleted == 4  # one member row, one incident, two anomalies
+    assert [i.id for i in store.incidents(IncidentQuery())] == ["inc-000000000002"]
+    assert sorted(a.key.service for a in store.anomalies(AnomalyQuery())) == ["c", "d"]
+    got = store.incident("inc-000000000002")
+    assert got is not None and got.anomalies == (kept_c,)
+    assert store.enforce_retention(cutoff + 100, 100) == 0

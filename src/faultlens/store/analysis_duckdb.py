@@ -86,6 +86,14 @@ SERIES_TABLES = (
     ("red_windows", "window_start"),
     ("edge_windows", "window_start"),
 )
+# Incidents and anomalies go by retention too, in this order (each statement takes the cutoff).
+_EXPIRE_INCIDENTS = (
+    f"""DELETE FROM incident_members WHERE incident_id IN (
+        SELECT id FROM incidents WHERE state = '{IncidentState.RESOLVED.value}' AND end_ns < ?)""",
+    f"DELETE FROM incidents WHERE state = '{IncidentState.RESOLVED.value}' AND end_ns < ?",
+    """DELETE FROM anomalies WHERE window_start < ?
+        AND id NOT IN (SELECT anomaly_id FROM incident_members)""",
+)
 _SCHEMA_KEY = "_schema"
 
 _DDL = (
@@ -316,8 +324,11 @@ class DuckDBAnalysisStore:
             self._db.close()
 
     def enforce_retention(self, now_unix_nano: int, retention_ns: int) -> int:
-        """Delete the rows of the series tables (:data:`SERIES_TABLES`) dated before
-        ``now - retention``, in one transaction; how many rows went."""
+        """Delete, in one transaction, what is dated before ``now - retention``: the rows of
+        the series tables (:data:`SERIES_TABLES`), the resolved incidents that ended before
+        it (with their member rows), and the anomalies whose window started before it and
+        that no incident still kept names; how many rows went. Open incidents stay whatever
+        their age, and so do their anomalies."""
         cutoff = now_unix_nano - retention_ns
         deleted = 0
         with self._lock, self._cursor() as cur:
@@ -325,6 +336,9 @@ class DuckDBAnalysisStore:
             try:
                 for table, column in SERIES_TABLES:
                     row = cur.execute(f"DELETE FROM {table} WHERE {column} < ?", [cutoff]).fetchone()
+                    deleted += int(row[0]) if row else 0
+                for sql in _EXPIRE_INCIDENTS:
+                    row = cur.execute(sql, [cutoff]).fetchone()
                     deleted += int(row[0]) if row else 0
                 cur.execute("COMMIT")
             except BaseException:
