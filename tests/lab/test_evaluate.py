@@ -18,6 +18,7 @@ from faultlens.lab.recording import LABELS_FILE, Manifest, read_manifest
 from faultlens.lab.relay import RecordingRelay
 from faultlens.lab.runner import LabOptions, LabRunner
 from faultlens.lab.topology import load_topology
+from faultlens.types import Transport
 
 
 def test_eval_live_scores_a_recorded_lab_run(tmp_path: Path) -> None:
@@ -28,7 +29,7 @@ def test_eval_live_scores_a_recorded_lab_run(tmp_path: Path) -> None:
     lab = LabRunner(
         load_topology("star"),
         tmp_path / "work",
-        LabOptions(endpoint=relay.url, protocol="http", rate=8, export_interval_s=0.5),
+        LabOptions(endpoint=relay.url, protocol=Transport.HTTP, rate=8, export_interval_s=0.5),
         labels=rec / LABELS_FILE,
     )
     try:

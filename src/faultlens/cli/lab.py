@@ -135,12 +135,12 @@ def run(
         sender = make_sender(target, Transport.GRPC) if target is not None else None
         relay = RecordingRelay(record, sender)
         relay.start()
-        options = LabOptions(endpoint=relay.url, protocol="http", rate=rate, day_s=day_s, seed=seed)
+        options = LabOptions(endpoint=relay.url, protocol=Transport.HTTP, rate=rate, day_s=day_s, seed=seed)
         manifest = Manifest(topology=topo.name, start_ns=time.time_ns())
         manifest.write(record)
     else:
         assert target is not None
-        options = LabOptions(endpoint=target, protocol="grpc", rate=rate, day_s=day_s, seed=seed)
+        options = LabOptions(endpoint=target, protocol=Transport.GRPC, rate=rate, day_s=day_s, seed=seed)
 
     stop = threading.Event()
 

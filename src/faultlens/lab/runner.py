@@ -47,6 +47,7 @@ from faultlens.lab.helpers import child_env
 from faultlens.lab.loadgen import LoadConfig
 from faultlens.lab.service import ServiceConfig
 from faultlens.lab.topology import Topology
+from faultlens.types import Transport
 
 __all__ = ["CpuUsage", "LabError", "LabOptions", "LabRunner"]
 
@@ -63,7 +64,7 @@ class LabOptions:
     """Where telemetry goes and how hard the lab works."""
 
     endpoint: str  # host:port for grpc, http://host:port for http
-    protocol: str = "grpc"
+    protocol: Transport = Transport.GRPC
     rate: float | None = None  # peak requests/s; None: the topology's
     day_s: float | None = None  # one compressed day; None: the topology's
     export_interval_s: float = 2.0

@@ -60,6 +60,7 @@ from starlette.routing import Route
 from faultlens.lab.faults import FaultType
 from faultlens.lab.helpers import exit_with_parent, runner_pid
 from faultlens.lab.topology import ServiceSpec
+from faultlens.types import Transport
 
 __all__ = ["ServiceConfig", "main"]
 
@@ -81,7 +82,7 @@ class ServiceConfig(BaseModel):
     ports: dict[str, int]  # every service of the topology -> its port
     max_depth: int
     endpoint: str  # host:port (grpc) or http://host:port (http)
-    protocol: str = "grpc"
+    protocol: Transport = Transport.GRPC
     data_dir: str
     export_interval_s: float = 1.0
     pool_size: int = 32
@@ -139,7 +140,7 @@ class FaultState:
 
 
 def _exporters(cfg: ServiceConfig) -> tuple[SpanExporter, LogRecordExporter, MetricExporter]:
-    if cfg.protocol == "http":
+    if cfg.protocol is Transport.HTTP:
         from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogs
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetrics
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpans
