@@ -252,3 +252,28 @@ def test_retention_drops_resolved_incidents_and_old_anomalies_but_keeps_open_inc
     got = store.incident("inc-000000000002")
     assert got is not None and got.anomalies == (kept_c,)
     assert store.enforce_retention(cutoff + 100, 100) == 0
+
+
+def test_retention_drops_error_groups_and_templates_not_seen_since_the_cutoff(
+    store: DuckDBAnalysisStore,
+) -> None:
+    grouper = ErrorGrouper()
+    old = grouper.add([_event(0, service="cart", etype="OldError")])
+    new = grouper.add([_event(100, service="cart", etype="NewError")])  # 1000 s later
+    store.write_results(AnalysisResults(error_groups=(*old, *new)))
+    store.write_results(
+        AnalysisResults(
+            templates=(
+                TemplateSeen("cart", 1, "old <*>", T0, T0 + S, 1),
+                TemplateSeen("cart", 2, "new <*>", T0, T0 + 1000 * S, 1),
+            )
+        )
+    )
+    store.enforce_retention(T0 + 600 * S, 60 * S)  # cutoff at T0 + 540 s
+    assert [g.group.exception_type for g in store.error_groups(ErrorGroupQuery())] == ["NewError"]
+    assert store.error_group(old[0].group_id) is None
+    assert [t.template for t in store.templates(TemplateQuery())] == ["new <*>"]
+    # seen again, a group is written afresh
+    again = grouper.add([_event(101, service="cart", etype="OldError")])
+    store.write_results(AnalysisResults(error_groups=tuple(again)))
+    assert store.error_group(old[0].group_id) is not None

@@ -86,8 +86,14 @@ SERIES_TABLES = (
     ("red_windows", "window_start"),
     ("edge_windows", "window_start"),
 )
-# Incidents and anomalies go by retention too, in this order (each statement takes the cutoff).
-_EXPIRE_INCIDENTS = (
+# What else goes by retention, in this order (each statement takes the cutoff): error groups
+# and log templates not seen since it (a group or template seen again is written afresh by
+# the next upsert), resolved incidents and the anomalies no kept incident names.
+_EXPIRE_ROWS = (
+    """DELETE FROM error_group_samples WHERE group_id IN (
+        SELECT group_id FROM error_groups WHERE last_seen < ?)""",
+    "DELETE FROM error_groups WHERE last_seen < ?",
+    "DELETE FROM log_templates WHERE last_seen < ?",
     f"""DELETE FROM incident_members WHERE incident_id IN (
         SELECT id FROM incidents WHERE state = '{IncidentState.RESOLVED.value}' AND end_ns < ?)""",
     f"DELETE FROM incidents WHERE state = '{IncidentState.RESOLVED.value}' AND end_ns < ?",
@@ -325,10 +331,11 @@ class DuckDBAnalysisStore:
 
     def enforce_retention(self, now_unix_nano: int, retention_ns: int) -> int:
         """Delete, in one transaction, what is dated before ``now - retention``: the rows of
-        the series tables (:data:`SERIES_TABLES`), the resolved incidents that ended before
-        it (with their member rows), and the anomalies whose window started before it and
-        that no incident still kept names; how many rows went. Open incidents stay whatever
-        their age, and so do their anomalies."""
+        the series tables (:data:`SERIES_TABLES`), the error groups (with their samples) and
+        log templates last seen before it, the resolved incidents that ended before it (with
+        their member rows), and the anomalies whose window started before it and that no
+        incident still kept names; how many rows went. Open incidents stay whatever their
+        age, and so do their anomalies."""
         cutoff = now_unix_nano - retention_ns
         deleted = 0
         with self._lock, self._cursor() as cur:
@@ -337,7 +344,7 @@ class DuckDBAnalysisStore:
                 for table, column in SERIES_TABLES:
                     row = cur.execute(f"DELETE FROM {table} WHERE {column} < ?", [cutoff]).fetchone()
                     deleted += int(row[0]) if row else 0
-                for sql in _EXPIRE_INCIDENTS:
+                for sql in _EXPIRE_ROWS:
                     row = cur.execute(sql, [cutoff]).fetchone()
                     deleted += int(row[0]) if row else 0
                 cur.execute("COMMIT")
