@@ -8,6 +8,7 @@ writes while it is being built, retention that deletes and rebuilds index rows.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,8 +52,16 @@ def index_rows(ids: list[bytes], start: int) -> pa.Table:
     )
 
 
+def started(f: TraceFilter) -> TraceFilter:
+    """``f`` built from an empty table, as at a store's first lookup: it keeps what is added."""
+    with f.building() as needed:
+        assert needed
+        f.build(pa.RecordBatchReader.from_batches(index_rows([], 0).schema, iter(())))
+    return f
+
+
 def test_the_filter_never_misses_an_added_id_and_rarely_names_a_run_for_an_absent_one() -> None:
-    f = TraceFilter("trace_index", "start_min", "start_max")
+    f = started(TraceFilter("trace_index", "start_min", "start_max"))
     ids = [os.urandom(16) for _ in range(3 * RUN_KEYS)]
     for part in range(3):
         chunk = ids[part * RUN_KEYS : (part + 1) * RUN_KEYS]
@@ -66,7 +75,7 @@ def test_the_filter_never_misses_an_added_id_and_rarely_names_a_run_for_an_absen
 
 
 def test_ids_of_other_widths_are_found_too() -> None:
-    f = TraceFilter("trace_index", "start_min", "start_max")
+    f = started(TraceFilter("trace_index", "start_min", "start_max"))
     odd = [b"\x01" * 8, b"abc", b"\x02" * 32]
     f.add(index_rows(odd, 0))
     assert all(f.ranges(tid) == [(0, 2)] for tid in odd)
@@ -81,15 +90,61 @@ def test_writes_during_the_build_are_kept() -> None:
         f.add(index_rows(new, 10 * SECOND))  # a write commits while the table is read
         yield index_rows(old[50:], 50).to_batches()[0]
 
-    f.build(pa.RecordBatchReader.from_batches(index_rows([], 0).schema, scan()))
+    with f.building() as needed:
+        assert needed
+        f.build(pa.RecordBatchReader.from_batches(index_rows([], 0).schema, scan()))
     assert f.ready
     assert all(f.ranges(t) for t in old + new)
     # the old rows got runs of their own: the run that writes fill keeps its narrow range
     assert f.ranges(new[0]) == [(10 * SECOND, 10 * SECOND + 99)]
 
 
-def test_a_time_hint_names_only_the_runs_that_overlap_it() -> None:
+def test_before_the_first_lookup_nothing_is_kept_and_the_build_waits_for_writes_in_flight() -> None:
     f = TraceFilter("trace_index", "start_min", "start_max")
+    f.add(index_rows([os.urandom(16)], 0))  # outside any build: not kept (the table has it)
+    assert f.runs == 0
+    in_write, built = threading.Event(), threading.Event()
+    finish_write = threading.Event()
+
+    def write() -> None:
+        with f.writing():
+            in_write.set()
+            finish_write.wait(5)
+
+    def build() -> None:
+        with f.building() as needed:
+            assert needed
+            f.build(pa.RecordBatchReader.from_batches(index_rows([], 0).schema, iter(())))
+        built.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    assert in_write.wait(5)
+    builder = threading.Thread(target=build)
+    builder.start()
+    assert not built.wait(0.3)  # a transaction that began before the build: waited for
+    finish_write.set()
+    assert built.wait(5)
+    writer.join()
+    builder.join()
+    with f.writing():  # from now on writes add
+        f.add(index_rows([b"\x01" * 16], 0))
+    assert f.ranges(b"\x01" * 16) == [(0, 0)]
+
+
+def test_a_store_holds_no_filter_until_a_trace_is_looked_up(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "x.duckdb")
+    store.write([spans_batch([span_row(trace=1, start=5 * SECOND)])])
+    assert store._filters[Signal.TRACES].runs == 0
+    assert store.get_trace(trace_id(1)) is not None
+    store.write([spans_batch([span_row(trace=2, start=6 * SECOND)])])
+    assert store._filters[Signal.TRACES].runs == 2  # the build's run, then the writes' run
+    assert store.get_trace(trace_id(2)) is not None
+    store.close()
+
+
+def test_a_time_hint_names_only_the_runs_that_overlap_it() -> None:
+    f = started(TraceFilter("trace_index", "start_min", "start_max"))
     tid = os.urandom(16)
     f.add(index_rows([tid], 0))
     f.close_channel("writes")
@@ -186,7 +241,7 @@ def test_a_time_hint_returns_the_spans_and_logs_within_it(tmp_path: Path) -> Non
 
 def test_past_its_bound_the_filter_folds_old_runs_and_still_finds_every_id() -> None:
     run_bytes = RUN_KEYS * 16 // 8
-    f = TraceFilter("trace_index", "start_min", "start_max", max_bytes=3 * run_bytes)
+    f = started(TraceFilter("trace_index", "start_min", "start_max", max_bytes=3 * run_bytes))
     batches = [[os.urandom(16) for _ in range(RUN_KEYS // 4)] for _ in range(24)]  # six runs' worth
     for i, ids in enumerate(batches):
         f.add(index_rows(ids, i * 10 * SECOND))
@@ -205,6 +260,7 @@ def test_a_store_whose_filter_folded_runs_finds_every_trace(tmp_path: Path) -> N
     # The first opener's bound holds: three runs, where the store's smallest is 1 MiB.
     small = trace_filter(key, "trace_index", "start_min", "start_max", max_bytes=3 * RUN_KEYS * 2)
     store = DuckDBStore(path)
+    assert store.get_trace(os.urandom(16)) is None  # the first lookup: writes add from now on
     ids = [os.urandom(16) for _ in range(6 * RUN_KEYS)]
     for part in range(12):
         chunk = ids[part * RUN_KEYS // 2 : (part + 1) * RUN_KEYS // 2]

@@ -22,17 +22,20 @@ false negatives); one that is not is reported for a run with probability ~0.1%
 (:data:`BITS_PER_KEY` bits per key; a split block filter as Parquet's: a key picks one
 block of eight 64-bit words and sets one bit in each, so a lookup reads one block per run;
 one bit in one word per key gave ~0.4% on the 10M-span file of ``bench/store.py``). The
-filter costs 2 bytes per index row, about 1.5% of what the rows themselves take in the
-file.
+filter costs 2 bytes per index row (~0.25 a span), about 0.2% of what the spans take in
+the file.
 
 Correctness does not depend on the filter being exact, only on it never missing a row:
 
 - ids are added *before* the transaction that inserts their rows commits, so a reader never
   sees a committed row that the filter lacks (a rolled-back write only leaves false
   positives);
-- the filter is not stored: it is built from the index table on first use
-  (:meth:`TraceFilter.build`), while writes go on adding to it, so every row is either in
-  the scan's snapshot or added before its commit;
+- the filter is not stored: it is built from the index table on the first lookup
+  (:meth:`TraceFilter.build`), so a store nobody looks traces up in holds none of it. Until
+  then writes add nothing but are counted while their transaction runs
+  (:meth:`TraceFilter.writing`); the build first waits for those to end, and every write
+  that starts after it adds its rows, so each row is either in the scan's snapshot or
+  added before its commit;
 - rows are added on *channels*: writes fill one open run, the first build and retention's
   rebuilt rows fill runs of their own, so old rows never widen the time range of the run
   that live writes fill;
@@ -139,6 +142,9 @@ class TraceFilter:
         self.end_column = end_column
         self._lock = threading.Lock()
         self._build_lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._started = False  # a build has begun: writes add their rows from now on
+        self._unrecorded = 0  # writes in their transaction that began before that
         self._blooms = np.zeros((0, _WORDS), dtype=np.uint64)
         self._lo = np.zeros(0, dtype=np.int64)  # least start time of a run's rows
         self._hi = np.zeros(0, dtype=np.int64)  # greatest start time
@@ -166,9 +172,28 @@ class TraceFilter:
         self._n += 1
         return r
 
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Around a transaction that adds index rows: before the first lookup, the build
+        waits for it to end rather than have it add them (see the module docstring)."""
+        with self._lock:
+            counted = not self._started
+            if counted:
+                self._unrecorded += 1
+        try:
+            yield
+        finally:
+            if counted:
+                with self._lock:
+                    self._unrecorded -= 1
+                    self._idle.notify_all()
+
     def add(self, rows: pa.Table, channel: str = WRITES) -> None:
         """Add index rows (``trace_id`` and the table's start and end time columns) on
-        ``channel``; call before the transaction that inserts them commits."""
+        ``channel``; call inside :meth:`writing`, before the transaction commits. Nothing
+        is kept before the first lookup starts building the filter."""
+        if not self._started:
+            return
         ids = rows.column("trace_id").combine_chunks()
         if ids.null_count:
             keep = pc.is_valid(ids)
@@ -228,11 +253,18 @@ class TraceFilter:
         """Held while one caller builds the filter; yields whether it still needs building
         (another caller may have built it while this one waited)."""
         with self._build_lock:
-            yield not self.ready
+            if self.ready:
+                yield False
+                return
+            with self._lock:
+                self._started = True
+                self._idle.wait_for(lambda: self._unrecorded == 0)
+            yield True
 
     def build(self, batches: pa.RecordBatchReader) -> None:
         """Add every row of the table, read as ``batches`` (``trace_id``, start, end), and
-        mark the filter ready. Writes may add rows meanwhile (see the module docstring)."""
+        mark the filter ready; call inside :meth:`building` (which yielded True), and read
+        the table after entering it. Writes add their rows meanwhile."""
         for batch in batches:
             self.add(pa.Table.from_batches([batch]), BUILD)
         self.close_channel(BUILD)

@@ -282,7 +282,7 @@ class DuckDBStore:
         if not tables and not intake_seqs:
             return
         with self._write_lock:
-            with self._cursor() as cur:
+            with self._recording(), self._cursor() as cur:
                 cur.execute("BEGIN TRANSACTION")
                 try:
                     for signal, parts in tables.items():
@@ -300,6 +300,12 @@ class DuckDBStore:
             if self._rows_since_refresh >= self._refresh_rows and refresh_store_file(self._con, self.path):
                 self._rows_since_refresh = 0
                 self.refreshes += 1
+
+    @contextmanager
+    def _recording(self) -> Iterator[None]:
+        """Around a transaction that adds trace index rows (see ``_trace_filter``)."""
+        with self._filters[Signal.TRACES].writing(), self._filters[Signal.LOGS].writing():
+            yield
 
     def applied_intake(self, seqs: Sequence[int]) -> set[int]:
         """Which of ``seqs`` a committed :meth:`write` recorded in ``intake_applied``."""
@@ -366,7 +372,7 @@ class DuckDBStore:
         so summaries stay exact for traces that straddle the cutoff.
         """
         cutoff = now_unix_nano - retention_ns
-        with self._write_lock, self._cursor() as cur:
+        with self._write_lock, self._recording(), self._cursor() as cur:
             cur.execute("BEGIN TRANSACTION")
             try:
                 spans = self._expire_indexed(cur, Signal.TRACES, cutoff)
