@@ -12,6 +12,7 @@ from nezha_builder import (
     DAY,
     FRONTEND,
     LOG_HEADER,
+    METRIC_HEADER,
     REDIS,
     T0,
     TRACE_HEADER,
@@ -228,3 +229,29 @@ def test_garbage_times_fall_back_to_timestamp_or_skip_the_row(tmp_path: Path) ->
     assert ds.report.kinds["log"].values_skipped["invalid TimeUnixNano (time taken from Timestamp)"] == 1
     assert list(ds.spans()) == []
     assert ds.report.rows_skipped("trace", "invalid start or end time") == 2
+
+
+def test_a_metric_file_whose_timestamp_contradicts_its_time_text_is_read_at_the_text(tmp_path: Path) -> None:
+    day = tmp_path / "rca_data" / DAY.isoformat()
+    pod = "web-abc1234-xyz12"
+    years = 200_000_000  # as one OnlineBoutique pod's file has it
+    rows = []
+    for m in range(3):
+        t = T0 // S + m * 60
+        text = (
+            dt.datetime.fromtimestamp(t, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+            + ".607158889 +0000 UTC m=+0.1"
+        )
+        rows.append([text, str(t + years), pod, "1", "2", "0.05"])
+    write_csv(day / "metric" / f"{pod}_metric.csv.gz", METRIC_HEADER, rows)
+    ok = "web2-abc1234-xyz12"
+    write_csv(
+        day / "metric" / f"{ok}_metric.csv.gz", METRIC_HEADER, [["garbage", str(T0 // S), ok, "1", "2", "3"]]
+    )
+    ds = NezhaDataset(tmp_path)
+    got = {(r.pod, r.time_ns) for r in ds.metrics()}
+    assert got == {(pod, T0 + m * 60 * S + 607_158_889) for m in range(3)} | {(ok, T0)}
+    assert ds.report.kinds["metric"].rows_corrected == {
+        "TimeStamp contradicts the Time text: the text is used": 3
+    }
+    assert "corrected 3 rows" in "\n".join(ds.report.lines())

@@ -22,6 +22,8 @@ class KindReport:
     files_skipped: Counter[str] = field(default_factory=Counter)
     # Single values left out of rows that were otherwise read (e.g. a NaN metric cell).
     values_skipped: Counter[str] = field(default_factory=Counter)
+    # Rows read with a value the reader corrected (e.g. a time column contradicting another).
+    rows_corrected: Counter[str] = field(default_factory=Counter)
 
     @property
     def skipped(self) -> int:
@@ -59,6 +61,9 @@ class ReadReport:
     def value_skipped(self, kind: str, reason: str, n: int = 1) -> None:
         self.kind(kind).values_skipped[reason] += n
 
+    def row_corrected(self, kind: str, reason: str, n: int = 1) -> None:
+        self.kind(kind).rows_corrected[reason] += n
+
     def file_skipped(self, kind: str, reason: str, path: object = None) -> None:
         if path is not None:
             key = f"{kind}:{path}"
@@ -90,6 +95,7 @@ class ReadReport:
                 "rows_skipped": dict(sorted(r.rows_skipped.items())),
                 "files_skipped": dict(sorted(r.files_skipped.items())),
                 "values_skipped": dict(sorted(r.values_skipped.items())),
+                "rows_corrected": dict(sorted(r.rows_corrected.items())),
             }
             for kind, r in sorted(self.kinds.items())
         }
@@ -102,4 +108,5 @@ class ReadReport:
             out.extend(f"  skipped {n} rows: {why}" for why, n in sorted(r.rows_skipped.items()))
             out.extend(f"  skipped {n} files: {why}" for why, n in sorted(r.files_skipped.items()))
             out.extend(f"  left out {n} values: {why}" for why, n in sorted(r.values_skipped.items()))
+            out.extend(f"  corrected {n} rows: {why}" for why, n in sorted(r.rows_corrected.items()))
         return out

@@ -51,6 +51,7 @@ TRACE_COLUMNS = (
 )
 LOG_COLUMNS = ("TimeUnixNano", "PodName", "Log")
 METRIC_TIME = "TimeStamp"
+METRIC_TIME_TEXT = "Time"
 # Columns of a metric file that identify or date a row rather than measure something.
 METRIC_KEY_COLUMNS = frozenset({"Time", "TimeStamp", "PodName", "ServiceName", "Node", "NodeName"})
 
@@ -341,15 +342,22 @@ class NezhaDataset:
             report.file_skipped("metric", "other columns (no PodName or ServiceName)", path)
             rows.close()
             return
-        i_time = cols[METRIC_TIME]
+        i_time, i_text = cols[METRIC_TIME], cols.get(METRIC_TIME_TEXT)
         value_cols = [(name, i) for name, i in cols.items() if name not in METRIC_KEY_COLUMNS]
         in_order, last = True, -1
+        shift: int | None = None  # ns added to TimeStamp, decided by the file's first row
         for row in rows:
             try:
                 t = int(float(row[i_time]) * NS_PER_S)
             except ValueError:
                 report.row_skipped("metric", "invalid TimeStamp")
                 continue
+            if shift is None:
+                shift = _timestamp_shift(t, row[i_text] if i_text is not None else "")
+            if shift:  # a file whose TimeStamp is wrong: each row's own text, else the shift
+                text_ns = _iso_ns(_time_text(row[i_text])) if i_text is not None else -1
+                t = text_ns if text_ns >= 0 else t + shift
+                report.row_corrected("metric", "TimeStamp contradicts the Time text: the text is used")
             in_order, last = in_order and t >= last, t
             if time_range is not None and not time_range.contains(t):
                 if in_order and t >= time_range.end_ns:
@@ -475,6 +483,22 @@ def _iso_ns(text: str) -> int:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return int(when.timestamp()) * NS_PER_S + int((frac or "0").ljust(9, "0"))
+
+
+def _time_text(text: str) -> str:
+    """The time of a Go-printed ``time.Time`` (``... +0000 UTC m=+0.11``) without its tail."""
+    return text.split(" UTC", 1)[0].split(" m=", 1)[0].strip()
+
+
+def _timestamp_shift(stamp_ns: int, text: str) -> int:
+    """Whole seconds to add to a file's Unix TimeStamp column so that it agrees with its Time
+    text (``2022-08-22 03:51:19.607158889 +0000 UTC m=+0.11``), when the two disagree by more
+    than a minute; 0 when they agree or the text is not a time. Some exporters wrote one of
+    the two wrongly for a whole file (years apart); the text is what a person reads."""
+    text_ns = _iso_ns(_time_text(text))
+    if text_ns < 0 or abs(text_ns - stamp_ns) <= 60 * NS_PER_S:
+        return 0
+    return round((text_ns - stamp_ns) / NS_PER_S) * NS_PER_S
 
 
 def _number(text: str) -> float | None:
