@@ -25,17 +25,8 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response
 
 from faultlens.demo.shop import Sent, Shop
 from faultlens.testing.process import ServerProcess, start_server
+from faultlens.ui.browser import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--headless",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ZONE = "Europe/Paris"
 # Screenshots for docs/ui.md are kept only when asked: UI_SCREENSHOTS=docs/ui.
 SCREENSHOTS = os.environ.get("UI_SCREENSHOTS")

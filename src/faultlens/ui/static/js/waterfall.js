@@ -257,6 +257,7 @@
     if (linked) select(linked.span_id);
     else showDetails(data.spans.find((s) => s.status_code === "ERROR") || roots[0], false);
     root.dataset.loaded = "1";
+    performance.mark("waterfall-ready");  // bench/ui.py reads it: the page's ready time
     if (root.dataset.compare) compare(root.dataset.compare, data.spans);
   }
 
