@@ -46,6 +46,7 @@ from faultlens.store.testing import (
     spans_batch,
     trace_id,
 )
+from faultlens.testing.memory_store import MemoryStore
 from faultlens.types import TimeRange
 
 
@@ -55,7 +56,10 @@ class Backend:
     open: Callable[[Path], Store]
 
 
-BACKENDS = [Backend("duckdb", lambda d: DuckDBStore(d / "faultlens.duckdb"))]
+BACKENDS = [
+    Backend("duckdb", lambda d: DuckDBStore(d / "faultlens.duckdb")),
+    Backend("memory", MemoryStore),
+]
 
 
 @pytest.fixture(scope="module", params=BACKENDS, ids=lambda b: b.name)
@@ -502,6 +506,18 @@ def test_get_trace_of_a_trace_with_only_logs_has_no_spans(store: Store) -> None:
     assert trace is not None
     assert trace.spans == ()
     assert log_bodies(list(trace.logs)) == ["panic: out of memory"]
+
+
+def test_get_trace_with_a_time_hint_returns_what_starts_within_it(store: Store) -> None:
+    trace = store.get_trace(T1, time_hint=TimeRange(1100, 1200))  # half-open, like every range
+    assert trace is not None
+    assert [s.span_id for s in trace.spans] == [span_id(12), span_id(13)]
+    assert trace.logs == ()
+    with_logs = store.get_trace(T1, time_hint=TimeRange(1000, 1201))
+    assert with_logs is not None
+    assert log_bodies(list(with_logs.logs)) == ["request started", "DB Timeout after 5s"]
+    assert store.get_trace(T1, time_hint=TimeRange(5000, 6000)) is None
+    assert store.get_trace(T1, time_hint=TimeRange(0, 10_000)) == store.get_trace(T1)
 
 
 def test_get_trace_of_an_unknown_trace_is_none(store: Store) -> None:
