@@ -147,8 +147,9 @@ class AdmissionConfig(_Section):
 
 
 class StoreConfig(_Section):
-    # The storage implementation (faultlens.store.backend.open_backend): one today.
-    backend: Literal["duckdb"] = "duckdb"
+    # The storage implementation (faultlens.store.backend.open_backend): "memory" is the
+    # test backend of faultlens.testing (no analysis tables, a snapshot in data_dir on close).
+    backend: Literal["duckdb", "memory"] = "duckdb"
     data_dir: Path = Path("./data")
     retention: Seconds = 7 * 86400.0
     retention_check_interval: Seconds = 300.0
@@ -299,6 +300,15 @@ class Config(_Section):
     analysis: AnalysisConfig = AnalysisConfig()
     pipeline: PipelineConfig = PipelineConfig()
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @model_validator(mode="after")
+    def _backend_holds_analysis(self) -> Config:
+        if self.store.backend == "memory" and self.analysis.enabled:
+            raise ValueError(
+                "store.backend memory keeps no analysis tables: set analysis.enabled to false, "
+                "or use the duckdb backend"
+            )
+        return self
 
     @model_validator(mode="after")
     def _limits_fit_store(self) -> Config:

@@ -8,8 +8,10 @@ never names a backend's classes, so a second backend (the cluster's, ClickHouse)
 branch of :func:`open_backend`, not a change to its callers. Like the Collector's
 component factories: a name in the config, one constructor per name.
 
-``duckdb`` (the only backend today) keeps all three in one file under ``store.data_dir``
-(``duckdb_store.py``, ``analysis_duckdb.py``, ``window.py``).
+``duckdb`` keeps all three in one file under ``store.data_dir`` (``duckdb_store.py``,
+``analysis_duckdb.py``, ``window.py``). ``memory`` is the test backend of
+:mod:`faultlens.testing.memory_store`: telemetry only (the config refuses it with the
+analysis on), held in memory and snapshotted into ``store.data_dir`` on close.
 """
 
 from __future__ import annotations
@@ -53,5 +55,16 @@ def open_backend(config: StoreConfig) -> StoreBackend:
             store,
             lambda: DuckDBAnalysisStore(store.path),
             lambda max_rows: WindowReader.for_store(store, max_rows=max_rows),
+        )
+    if config.backend == "memory":
+        from faultlens.testing.memory_store import MemoryStore, MemoryWindowReader
+
+        memory = MemoryStore(config.data_dir)
+
+        def no_analysis() -> AnalysisStore:
+            raise StoreError("store.backend memory keeps no analysis tables (analysis.enabled: false)")
+
+        return StoreBackend(
+            "memory", memory, no_analysis, lambda max_rows: MemoryWindowReader(memory, max_rows=max_rows)
         )
     raise StoreError(f"store.backend: no backend named {config.backend!r}")  # pragma: no cover

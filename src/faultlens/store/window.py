@@ -58,7 +58,7 @@ DEFAULT_MAX_ROWS = 500_000
 ALL_SIGNALS: frozenset[Signal] = frozenset(Signal)
 
 # Tie-breakers after the time column, so that equal times still come back in one order.
-_TIEBREAK: dict[Signal, tuple[str, ...]] = {
+TIEBREAK: dict[Signal, tuple[str, ...]] = {
     Signal.TRACES: ("trace_id", "span_id"),
     Signal.LOGS: ("observed_time_unix_nano", "trace_id", "span_id"),
     Signal.METRICS: ("metric_name", "service_name"),
@@ -168,7 +168,7 @@ class WindowReader:
         table: pa.Table = cur.sql(sql, params=bounds).to_arrow_table()
         # Sorted here rather than by ORDER BY: the store's DuckDB runs under a small memory
         # limit that a sort of a wide window overflows; Arrow sorts outside it (and stably).
-        keys = [(c, "ascending") for c in (time_column, *_TIEBREAK[signal])]
+        keys = [(c, "ascending") for c in (time_column, *TIEBREAK[signal])]
         table = table.sort_by(keys)
         # DuckDB reports every column nullable; the cast restores the schema's exact fields.
         return table.cast(schema)

@@ -53,9 +53,16 @@ from faultlens.store.base import (
     TraceQuery,
     TraceSummary,
 )
+from faultlens.store.window import (
+    ALL_SIGNALS,
+    DEFAULT_MAX_ROWS,
+    TIEBREAK,
+    TelemetryWindow,
+    WindowReader,
+)
 from faultlens.types import Signal, TimeRange
 
-__all__ = ["MemoryStore"]
+__all__ = ["MemoryStore", "MemoryWindowReader"]
 
 SNAPSHOT = "memory-store-{signal}.arrow"
 STATUS_ERROR = 2
@@ -379,6 +386,31 @@ class MemoryStore:
             and (service is None or r["service_name"] == service)
             and _in(r["time_unix_nano"], time_range)
         ]
+
+
+class MemoryWindowReader(WindowReader):
+    """The window reads of a :class:`MemoryStore` (what ``WindowReader.for_store`` is to the
+    DuckDB store): the same tables, order and bound."""
+
+    def __init__(self, store: MemoryStore, *, max_rows: int = DEFAULT_MAX_ROWS) -> None:
+        if max_rows < 1:
+            raise ValueError("max_rows must be at least 1")
+        self._store = store
+        self.max_rows = max_rows
+
+    def read(self, time_range: TimeRange, signals: frozenset[Signal] = ALL_SIGNALS) -> TelemetryWindow:
+        tables = {s: _SCHEMAS[s].empty_table() for s in Signal}
+        rows = {s: [r for r in self._store._rows_of(s) if _in(r[_TIME[s]], time_range)] for s in signals}
+        for signal, found in rows.items():
+            if len(found) > self.max_rows:
+                raise UnsupportedQuery(
+                    f"the window holds {len(found):,} {signal.item_name}, more than the "
+                    f"{self.max_rows:,} a window may hold; narrow the time range"
+                )
+        for signal, found in rows.items():
+            keys = [(c, "ascending") for c in (_TIME[signal], *TIEBREAK[signal])]
+            tables[signal] = pa.Table.from_pylist(found, schema=_SCHEMAS[signal]).sort_by(keys)
+        return TelemetryWindow(time_range, tables[Signal.TRACES], tables[Signal.LOGS], tables[Signal.METRICS])
 
 
 def _increase(previous: float | None, value: float | None) -> float | None:
