@@ -1,4 +1,5 @@
-"""Store benchmark: the write path against a bare insert, query latency, writer memory.
+"""Store benchmark: the write path against a bare insert, query latency, trace by id at
+scale, writer memory.
 
 Spans are real decoded requests: ``build_trace_request`` (1,000 spans, 5 services, ~15
 attributes per span) through ``decode_request``, exactly what the pipeline hands the store.
@@ -6,7 +7,8 @@ Building and decoding is slow in Python, so ``--unique-spans`` of them are built
 then copied with every trace and span id changed (XOR with a per-copy salt, which keeps
 parent links) and times shifted, as many times as a section needs.
 
-Sections (all by default; pick with ``--sections``):
+Sections (``insert``, ``query`` and ``feed`` by default; pick with ``--sections``;
+``lookup`` only when named, as it builds a 10M-span file the first time):
 
 - ``insert``: :meth:`DuckDBStore.write` (data, trace index and catalog in one transaction)
   for flushes of 1k, 10k, 100k and 122,880 rows (one DuckDB row group), and in the same
@@ -18,8 +20,9 @@ Sections (all by default; pick with ``--sections``):
   p50/p95 over 300 random traces and ``find_traces`` p50 per query shape, plus reads
   during a 100k-span write (do they wait for it?).
 - ``lookup``: trace by id at scale. ``--lookup-spans`` spans (10M by default) in a store
-  file at ``--lookup-db``, built once in ``--fill-flush`` row flushes at a data rate of
-  ``--lookup-rate`` spans/s and kept for later runs (a few minutes to build; the sampled
+  file at ``--lookup-db``, built once in ``--fill-flush`` row flushes (copies of the pool
+  ``--lookup-rate`` spans/s of data time apart at most; the pool's own 60 s spread of trace
+  times sets the least) and kept for later runs (a few minutes to build; the sampled
   trace ids sit beside it in ``<file>.picks.json``). Each run opens the file afresh, times
   the first lookup apart (it builds what the lookup needs in memory), then ``get_trace``
   p50/p95/p99 (wall, and CPU of the calling thread) over ``--lookups`` random stored
