@@ -24,6 +24,7 @@ from nezha_builder import (
 )
 
 from faultlens.datasets import NezhaDataset, SpanRecord, service_of_pod
+from faultlens.datasets.otlp import OtlpConverter
 from faultlens.types import TimeRange
 
 
@@ -255,3 +256,24 @@ def test_a_metric_file_whose_timestamp_contradicts_its_time_text_is_read_at_the_
         "TimeStamp contradicts the Time text: the text is used": 3
     }
     assert "corrected 3 rows" in "\n".join(ds.report.lines())
+
+
+def test_edge_latency_files_become_one_row_per_edge_from_the_end_that_reported_it(tmp_path: Path) -> None:
+    day = tmp_path / "rca_data" / DAY.isoformat()
+    header = ["time", "timestamp", "frontend_cartservice", "checkoutservice_cartservice", "weird"]
+    t = T0 // S
+    write_csv(day / "metric" / "source_50.csv.gz", header, [["x UTC", str(t), "0.3", "NaN", "1"]])
+    write_csv(day / "metric" / "destination_50.csv.gz", header, [["x UTC", str(t), "0.004", "0.005", "1"]])
+    ds = NezhaDataset(tmp_path)
+    got = sorted((r.service, r.peer, r.values) for r in ds.metrics())
+    assert got == [
+        ("cartservice", "checkoutservice", (("ServerLatencyP50(s)", 0.005),)),
+        ("cartservice", "frontend", (("ServerLatencyP50(s)", 0.004),)),
+        ("frontend", "cartservice", (("ClientLatencyP50(s)", 0.3),)),
+    ]
+    assert ds.report.kinds["metric"].values_skipped["NaN, empty or non-numeric value"] == 1
+    request = OtlpConverter().metrics([r for r in ds.metrics() if r.service == "frontend"])
+    (metric,) = request.resource_metrics[0].scope_metrics[0].metrics
+    assert (metric.name, metric.unit) == ("service.client.latency.p50", "s")
+    attrs = {kv.key: kv.value.string_value for kv in metric.gauge.data_points[0].attributes}
+    assert attrs["peer.service"] == "cartservice"

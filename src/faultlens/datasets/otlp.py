@@ -5,7 +5,8 @@ request looks like what an OpenTelemetry SDK in that pod would have sent. Nothin
 invented: spans carry no kind and no status because the data has none; logs carry the
 severity parsed from their text. Pod metrics become gauges, one metric per numeric column,
 named by a generic rule (:func:`metric_identity`) that works for any column header, with
-the original column kept as the ``nezha.column`` attribute.
+the original column kept as the ``nezha.column`` attribute; rows about calls between two
+services carry the other end as ``peer.service``.
 
 ``time_offset_ns`` is added to every timestamp (replay's ``--shift-to-now``); ids and
 everything else pass through unchanged.
@@ -32,6 +33,7 @@ from faultlens.datasets.records import LogRecord, MetricRecord, SpanRecord
 
 SCOPE_NAME = "faultlens.datasets.replay"
 COLUMN_ATTRIBUTE = "nezha.column"
+PEER_ATTRIBUTE = "peer.service"  # the other end of a call edge (OpenTelemetry's attribute)
 
 _UNIT = re.compile(r"^(?P<name>.*?)\s*\((?P<unit>[^)]*)\)\s*$")
 _WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+\d*|[A-Z]+\d*|\d+")
@@ -157,7 +159,7 @@ class OtlpConverter:
         groups: dict[tuple[str, str], tuple[ResourceMetrics, dict[str, Metric]]] = {}
         off = self.time_offset_ns
         for row in rows:
-            key = (row.service, row.pod)
+            key = (row.service, row.pod)  # edge rows of one service share its resource
             group = groups.get(key)
             if group is None:
                 rm = request.resource_metrics.add()
@@ -177,6 +179,8 @@ class OtlpConverter:
                 point.time_unix_nano = row.time_ns + off
                 point.as_double = value
                 point.attributes.append(_kv(COLUMN_ATTRIBUTE, column))
+                if row.peer:
+                    point.attributes.append(_kv(PEER_ATTRIBUTE, row.peer))
         return request
 
     def _resource(self, service: str, pod: str, *, container: str = "", node: str = "") -> Resource:

@@ -59,13 +59,16 @@ class MetricRecord:
 
     ``pod`` is empty when the row describes a whole service rather than one pod.
     ``values`` pairs each original column name with its value; naming and units are decided
-    at conversion (:func:`faultlens.datasets.otlp.metric_identity`).
+    at conversion (:func:`faultlens.datasets.otlp.metric_identity`). ``peer`` is the other
+    end when the row measures calls between two services (``service`` is the end that
+    reported them: the caller for a client-side column, the callee for a server-side one).
     """
 
     time_ns: int
     service: str
     pod: str
     values: tuple[tuple[str, float], ...]
+    peer: str = ""
 
 
 Record = SpanRecord | LogRecord | MetricRecord

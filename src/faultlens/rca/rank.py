@@ -28,7 +28,7 @@ from faultlens.graph.frame import span_frame
 from faultlens.graph.propagation import propagation_chains
 from faultlens.rca.anchors import hand_over
 from faultlens.rca.model import Candidate, Finding, LogChange, LogEvidence, Observations, RcaConfig, RcaResult
-from faultlens.rca.resources import resource_findings
+from faultlens.rca.resources import edge_findings, resource_findings
 from faultlens.rca.signatures import TEMPLATE_PREFIX, log_keys, span_signatures, usual_signatures
 from faultlens.rca.spans import span_evidence
 
@@ -55,6 +55,7 @@ def rank_root_causes(
     findings = [
         *hand_over(described, (frame, sigs), (base, base_sigs), usual),
         *resource_findings(current.metrics, baseline.metrics, cfg),
+        *edge_findings(current.metrics, baseline.metrics, cfg),
     ]
 
     by_service: dict[str, list[Finding]] = defaultdict(list)

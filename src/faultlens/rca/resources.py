@@ -18,11 +18,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from faultlens.analysis.anomaly.signals import UtilisationOf, utilisation
+from faultlens.analysis.anomaly.signals import TIME_UNITS, UtilisationOf, outgoing, peer_column, utilisation
 from faultlens.rca.model import Finding, RcaConfig, Reason
 from faultlens.rca.stats import MAD_TO_SD
 
-__all__ = ["resource_findings", "utilisation_kind"]
+__all__ = ["edge_findings", "resource_findings", "utilisation_kind"]
 
 _REASONS = {UtilisationOf.CPU: Reason.CPU_SATURATION, UtilisationOf.MEMORY: Reason.MEMORY_PRESSURE}
 
@@ -92,4 +92,91 @@ def resource_findings(metrics: pa.Table, base_metrics: pa.Table, cfg: RcaConfig)
                     last_ns=int(above.max()) if above.size else None,
                 )
             )
+    return out
+
+
+def edge_findings(metrics: pa.Table, base_metrics: pa.Table, cfg: RcaConfig) -> list[Finding]:
+    """Calls into a service slower as their callers report them than as the callee does.
+
+    Gauges with a ``peer.service`` attribute in a time unit measure one call edge from one end
+    (the caller's side when the name says client, else the callee's). Per edge, the *added
+    time* of a point is the caller's side minus the callee's side of the same minute (the
+    caller's side alone when the callee reports nothing): network, proxies, queueing before
+    the callee's handler. Its evidence against the callee, on the scale of every other
+    finding, is the share of the window's slowest call time that is new: (highest added time
+    in the window - highest in the baseline) / the window's highest caller-side time.
+    """
+    cur, base = _edge_points(metrics), _edge_points(base_metrics)
+    out: list[Finding] = []
+    for (caller, callee, name), points in sorted(cur.items()):
+        normal = base.get((caller, callee, name))
+        if not normal:
+            continue
+        added = np.asarray([c - s for _, c, s in points])
+        normal_added = np.asarray([c - s for _, c, s in normal])
+        top_i = int(np.argmax(added))
+        top_time, top_client = points[top_i][0], points[top_i][1]
+        if top_client <= 0:
+            continue
+        effect = (float(added[top_i]) - float(normal_added.max())) / top_client
+        if effect < cfg.resource_floor:
+            continue
+        med = float(np.median(normal_added))
+        scale = max(MAD_TO_SD * float(np.median(np.abs(normal_added - med))), 0.1 * abs(med), 1e-9)
+        z = (float(added[top_i]) - med) / scale
+        above = [t for t, c, s in points if c - s > float(normal_added.max())]
+        text = (
+            f"{callee}: calls from {caller} took {top_client:.3g} s by {name} as {caller} saw them, "
+            f"{float(added[top_i]):.3g} s more than {callee} saw; the baseline's most was "
+            f"{float(normal_added.max()):.3g} s more (robust z {z:.1f})"
+        )
+        out.append(
+            Finding(
+                callee,
+                Reason.SLOW_CALLS_INTO,
+                "",
+                "",
+                min(effect, 1.0),
+                float(z),
+                text,
+                first_ns=min(above) if above else top_time,
+                last_ns=max(above) if above else top_time,
+            )
+        )
+    return out
+
+
+def _edge_points(metrics: pa.Table) -> dict[tuple[str, str, str], list[tuple[int, float, float]]]:
+    """(caller, callee, caller-side metric) -> [(time, caller side, callee side or 0)] per minute."""
+    if metrics.num_rows == 0:
+        return {}
+    peers = peer_column(metrics)
+    keep = pc.and_(
+        pc.not_equal(peers, ""), pc.is_in(metrics.column("metric_unit"), pa.array(sorted(TIME_UNITS)))
+    )
+    t = metrics.filter(keep)
+    if t.num_rows == 0:
+        return {}
+    names = t.column("metric_name").to_pylist()
+    services = pc.fill_null(t.column("service_name"), "").to_pylist()
+    others = peer_column(t).to_pylist()
+    values = pc.fill_null(t.column("value"), np.nan).to_numpy()
+    minutes = (pc.fill_null(t.column("time_unix_nano"), 0).to_numpy() // 60_000_000_000).tolist()
+    client: dict[tuple[str, str, int], tuple[str, int, float]] = {}
+    server: dict[tuple[str, str, int], float] = {}
+    for name, svc, peer, v, m, row in zip(
+        names, services, others, values, minutes, range(t.num_rows), strict=True
+    ):
+        if not np.isfinite(v):
+            continue
+        if outgoing(name):
+            client[(svc, peer, m)] = (name, row, float(v))
+        else:
+            server[(peer, svc, m)] = float(v)
+    times = t.column("time_unix_nano").to_pylist()
+    out: dict[tuple[str, str, str], list[tuple[int, float, float]]] = {}
+    for (caller, callee, m), (name, row, v) in client.items():
+        out.setdefault((caller, callee, name), []).append(
+            (int(times[row]), v, server.get((caller, callee, m), 0.0))
+        )
     return out

@@ -195,3 +195,40 @@ def test_span_latency_is_a_symptom_and_only_the_gauge_is_returned() -> None:
     cpu = level("cart", "container.cpu.usage.rate", 0, 85.0, 1.0)
     spans = other(SeriesKind.LATENCY_P90, "cart", 0, name="GetCart")
     assert Agreement().observe(0, [cpu, spans], units=UNITS) == [cpu]
+
+
+EDGE_UNITS = {**UNITS, "service.client.latency.p50": "s", "service.server.latency.p50": "s"}
+
+
+def edge(
+    caller: str, callee: str, side: str, window: int, observed: float, expected: float, score: float
+) -> Anomaly:
+    name = f"service.{side}.latency.p50"
+    key = SeriesKey(
+        SeriesKind.RESOURCE, caller, name, peer=callee, resource=caller if side == "client" else callee
+    )
+    return Anomaly(key, window * W, W, observed, expected, score, Direction.UP, "x")
+
+
+def test_calls_slowed_on_the_wire_agree_and_point_at_the_callee() -> None:
+    wire = edge("frontend", "cart", "client", 0, 0.3, 0.003, 300.0)
+    (agreed,) = Agreement().observe(0, [wire], units=EDGE_UNITS)
+    assert agreed == wire and agreed.key.focus_service == "cart"
+
+
+def test_slower_on_both_ends_weak_or_without_units_is_not_the_wire() -> None:
+    wire = edge("frontend", "cart", "client", 0, 0.3, 0.003, 300.0)
+    served = edge("frontend", "cart", "server", 0, 0.3, 0.003, 280.0)  # the callee itself was slow
+    assert Agreement().observe(0, [wire, served], units=EDGE_UNITS) == []
+    assert (
+        Agreement().observe(0, [edge("frontend", "cart", "client", 0, 0.3, 0.1, 20.0)], units=EDGE_UNITS)
+        == []
+    )
+    assert Agreement().observe(0, [wire]) == []
+    assert Agreement(AgreementConfig(wire_min_score=None)).observe(0, [wire], units=EDGE_UNITS) == []
+
+
+def test_several_callers_of_one_callee_are_not_a_shared_gauge() -> None:
+    callers = [edge(c, "cart", "client", 0, 0.3, 0.003, 300.0) for c in ("a", "b", "c", "d")]
+    reporting = {"service.client.latency.p50": {"a", "b", "c", "d"}}
+    assert len(Agreement().observe(0, callers, reporting, EDGE_UNITS)) == 4

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
+import pyarrow as pa
 import pytest
 
+from faultlens.analysis.anomaly import resource_observations
 from faultlens.analysis.anomaly.signals import Utilisation, UtilisationOf, serving_latency, utilisation
+from faultlens.decode.schema import METRIC_SCHEMA
+from faultlens.store.testing import metric_row
 
 
 @pytest.mark.parametrize(
@@ -37,3 +43,29 @@ def test_utilisation(name: str, unit: str, expected: Utilisation | None) -> None
 )
 def test_serving_latency(name: str, unit: str, expected: bool) -> None:
     assert serving_latency(name, unit) is expected
+
+
+def test_a_gauge_with_a_peer_is_a_series_of_the_call_edge_whichever_end_reported_it() -> None:
+    def point(service: str, name: str, peer: str, value: float) -> dict[str, object]:
+        attrs = json.dumps({"nezha.column": "x", "peer.service": peer})
+        return metric_row(
+            name=name, time=0, value=value, metric_unit="s", service_name=service, attributes=attrs
+        )
+
+    rows = [
+        point("frontend", "service.client.latency.p50", "cart", 0.3),
+        point("frontend", "service.client.latency.p50", "ads", 0.01),
+        point("cart", "service.server.latency.p50", "frontend", 0.004),
+        metric_row(
+            name="service.client.latency.p50", time=0, value=0.2, metric_unit="s", service_name="frontend"
+        ),
+    ]
+    obs = resource_observations(pa.Table.from_pylist(rows, schema=METRIC_SCHEMA), 60_000_000_000)
+    got = {(o.key.service, o.key.peer, o.key.name, o.key.resource): o.value for o in obs}
+    assert got == {
+        ("frontend", "cart", "service.client.latency.p50", "frontend"): 0.3,
+        ("frontend", "ads", "service.client.latency.p50", "frontend"): 0.01,
+        ("frontend", "cart", "service.server.latency.p50", "cart"): 0.004,  # cart's side of the same edge
+        ("frontend", "", "service.client.latency.p50", "frontend"): 0.2,
+    }
+    assert all(o.key.focus_service == "cart" for o in obs if o.key.peer == "cart")

@@ -22,6 +22,12 @@ latency and network; or one gauge on several pods of it). So:
   spans' latency). A resource taken and the requests slowed by it: cause and symptom say the
   same thing, and neither a busy minute with no traffic (a batch job) nor a latency blip
   with idle CPU does. Which gauges are which: :mod:`.signals` (names and units only).
+- **time on the wire**: a call edge's latency as its caller reports it (a gauge with a
+  ``peer.service``, on the client side) risen by ``wire_min_score`` spreads or more, while
+  the same edge as its callee reports it (server side) did not rise: the time was added
+  between the two ends (network, a proxy, queueing before the callee's handler), and the
+  callee's calls are what slowed (its series' focus). The two ends of one edge measure the
+  same calls, so one clear rise against a flat other side is agreement of two series.
 - **novelty with a second signal**: a new or missing log template or a new error fingerprint
   agrees when the same service has, within ``windows``, an anomaly of another kind that is not
   novelty (error logs, latency, errors, a gauge): two signals that say the same thing.
@@ -44,7 +50,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from faultlens.analysis.anomaly.signals import serving_latency, utilisation
+from faultlens.analysis.anomaly.signals import TIME_UNITS, outgoing, serving_latency, utilisation
 from faultlens.analysis.anomaly.types import NOVELTY_KINDS, Anomaly, Direction, SeriesKey, SeriesKind
 
 
@@ -76,6 +82,7 @@ class AgreementConfig:
     shared_fraction: float = 0.5
     shared_min_services: int = 4
     saturation_share: float | None = 0.3
+    wire_min_score: float | None = 100.0
 
     def __post_init__(self) -> None:
         if self.min_series is not None and self.min_series < 2:
@@ -84,6 +91,8 @@ class AgreementConfig:
             raise ValueError("agreement: windows >= 1, shared_fraction in (0, 1], shared_min_services >= 2")
         if self.saturation_share is not None and not 0.0 < self.saturation_share <= 1.0:
             raise ValueError("agreement.saturation_share must be in (0, 1] (a share of capacity) or null")
+        if self.wire_min_score is not None and self.wire_min_score <= 0:
+            raise ValueError("agreement.wire_min_score must be positive or null")
 
 
 class Agreement:
@@ -116,7 +125,10 @@ class Agreement:
             for a in anomalies
             if not (
                 a.key.kind is SeriesKind.RESOURCE
-                and (a.key.name in shared or (a.key.name, a.observed) in hosts or a.expected == 0)
+                and (
+                    a.expected == 0
+                    or (not a.key.peer and (a.key.name in shared or (a.key.name, a.observed) in hosts))
+                )
             )
             and not (a.key.kind in NOVELTY_KINDS and a.key.kind not in c.novelty_agreeing)
         ]
@@ -160,6 +172,12 @@ class Agreement:
                 if tag not in self._given:
                     self._given.add(tag)
                     out.append(a)
+        if c.wire_min_score is not None and units is not None:
+            for a in _on_the_wire(recent, c.wire_min_score, units):
+                tag = (a.window_start_ns, a.key)
+                if tag not in self._given:
+                    self._given.add(tag)
+                    out.append(a)
         return out
 
     def _shared_names(self, window: Sequence[Anomaly], reporting: dict[str, set[str]]) -> set[str]:
@@ -195,9 +213,30 @@ def _saturation(found: Sequence[Anomaly], share: float, units: Mapping[str, str]
             used = utilisation(a.key.name, unit)
             if used is not None and a.observed - a.expected >= share * used.capacity:
                 taken.append(a)
-            elif serving_latency(a.key.name, unit):
+            elif serving_latency(a.key.name, unit) and not a.key.peer:  # its own, not one edge's
                 slowed.append(a)
     return [*taken, *slowed] if taken and slowed else []
+
+
+def _on_the_wire(found: Sequence[Anomaly], min_score: float, units: Mapping[str, str]) -> list[Anomaly]:
+    """Client-side latency rises of call edges by ``min_score`` or more whose server side (the
+    same edge as its callee reports it) did not rise: time added between the two ends."""
+    server_up = {
+        (a.key.service, a.key.peer)
+        for a in found
+        if a.key.peer and a.direction is Direction.UP and not outgoing(a.key.name)
+    }
+    return [
+        a
+        for a in found
+        if a.key.kind is SeriesKind.RESOURCE
+        and a.key.peer
+        and a.direction is Direction.UP
+        and a.score >= min_score
+        and outgoing(a.key.name)
+        and units.get(a.key.name, "") in TIME_UNITS
+        and (a.key.service, a.key.peer) not in server_up
+    ]
 
 
 def _host_values(window: Sequence[Anomaly]) -> set[tuple[str, float]]:

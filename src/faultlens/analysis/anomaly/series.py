@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from faultlens.analysis.anomaly.signals import peer_column, resource_key
 from faultlens.analysis.anomaly.types import Anomaly, Direction, Observation, SeriesKey, SeriesKind
 from faultlens.analysis.errors.grouping import ErrorGroup
 from faultlens.analysis.red.types import EdgeWindow, RedWindow
@@ -147,27 +148,33 @@ def resource_observations(
             "name": t.column("metric_name"),
             "service": service,
             "resource": resource,
+            "peer": peer_column(t),
             "w": window,
             "v": t.column("value"),
         }
     )
-    agg = g.group_by(["name", "service", "resource", "w"]).aggregate([("v", "mean")])
+    agg = g.group_by(["name", "service", "resource", "peer", "w"]).aggregate([("v", "mean")])
     agg = agg.sort_by(
-        [("w", "ascending"), ("name", "ascending"), ("service", "ascending"), ("resource", "ascending")]
+        [
+            ("w", "ascending"),
+            ("name", "ascending"),
+            ("service", "ascending"),
+            ("resource", "ascending"),
+            ("peer", "ascending"),
+        ]
     )
     out: list[Observation] = []
-    for name, svc, res, w, v in zip(
+    for name, svc, res, peer, w, v in zip(
         agg.column("name").to_pylist(),
         agg.column("service").to_pylist(),
         agg.column("resource").to_pylist(),
+        agg.column("peer").to_pylist(),
         agg.column("w").to_pylist(),
         agg.column("v_mean").to_pylist(),
         strict=True,
     ):
         if v is not None and np.isfinite(v):
-            out.append(
-                Observation(SeriesKey(SeriesKind.RESOURCE, svc, name, resource=res), w, window_ns, float(v))
-            )
+            out.append(Observation(resource_key(svc, name, res, peer), w, window_ns, float(v)))
     return out
 
 

@@ -14,10 +14,28 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-__all__ = ["Utilisation", "UtilisationOf", "serving_latency", "utilisation"]
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from faultlens.analysis.anomaly.types import SeriesKey, SeriesKind
+
+__all__ = [
+    "PEER_ATTRIBUTE",
+    "TIME_UNITS",
+    "Utilisation",
+    "UtilisationOf",
+    "outgoing",
+    "peer_column",
+    "resource_key",
+    "serving_latency",
+    "utilisation",
+]
+
+PEER_ATTRIBUTE = "peer.service"
+_PEER = r'"peer\.service":\s*"(?P<peer>(?:[^"\\]|\\.)*)"'
 
 _ENTITIES = ("container.", "pod.", "k8s.pod.", "k8s.container.", "process.")
-_TIME_UNITS = frozenset({"s", "ms", "us", "µs", "ns", "min"})
+TIME_UNITS = frozenset({"s", "ms", "us", "µs", "ns", "min"})
 _LATENCY_WORDS = frozenset({"latency", "duration", "time", "rt"})
 _OUTGOING_WORDS = frozenset({"client", "outgoing", "downstream"})
 
@@ -52,10 +70,30 @@ def utilisation(name: str, unit: str | None) -> Utilisation | None:
     return None
 
 
+def outgoing(name: str) -> bool:
+    """Whether a gauge measures the calls its entity makes (the client side of a call)."""
+    return bool(set(name.lower().replace("_", ".").split(".")) & _OUTGOING_WORDS)
+
+
 def serving_latency(name: str, unit: str | None) -> bool:
     """Whether a gauge is a latency of the requests its entity serves (not of the calls it
     makes: ``client`` in the name is the caller's side, which a slow callee moves)."""
     words = set(name.lower().replace("_", ".").split("."))
-    return (
-        (unit or "").strip() in _TIME_UNITS and bool(words & _LATENCY_WORDS) and not words & _OUTGOING_WORDS
-    )
+    return (unit or "").strip() in TIME_UNITS and bool(words & _LATENCY_WORDS) and not words & _OUTGOING_WORDS
+
+
+def resource_key(service: str, name: str, resource: str, peer: str = "") -> SeriesKey:
+    """The series key of a gauge. A gauge about calls between its service and a ``peer``
+    (the ``peer.service`` attribute) is a series of that call edge, caller -> callee, whichever
+    end reported it (the name says which side: :func:`outgoing`): so its changes point at the
+    callee (:attr:`SeriesKey.focus_service`) and one edge's client and server sides pair up."""
+    if not peer:
+        return SeriesKey(SeriesKind.RESOURCE, service, name, resource=resource)
+    caller, callee = (service, peer) if outgoing(name) else (peer, service)
+    return SeriesKey(SeriesKind.RESOURCE, caller, name, peer=callee, resource=resource)
+
+
+def peer_column(points: pa.Table) -> pa.ChunkedArray:
+    """The ``peer.service`` attribute of each metric point ("" when absent)."""
+    attrs = pc.fill_null(points.column("attributes"), "")
+    return pc.fill_null(pc.struct_field(pc.extract_regex(attrs, _PEER), "peer"), "")

@@ -16,7 +16,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from faultlens.analysis.anomaly.types import SeriesKey, SeriesKind
+from faultlens.analysis.anomaly.signals import peer_column, resource_key
+from faultlens.analysis.anomaly.types import SeriesKey
 from faultlens.analysis.red.types import EdgeWindow, RedWindow
 
 SEVERITY_ERROR = 17  # OTLP SeverityNumber ERROR; 17..24 are ERROR..FATAL4
@@ -91,7 +92,9 @@ class Segments:
 def add_resources(windows: dict[int, WindowData], points: pa.Table, window_ns: int) -> None:
     """Sum and count of every numeric gauge per (metric, service, resource, window).
 
-    The resource is the pod when there is one, else the service instance, else the service.
+    The resource is the pod when there is one, else the service instance, else the service;
+    a gauge about calls to or from a ``peer.service`` is a series of that call edge
+    (:func:`~faultlens.analysis.anomaly.signals.resource_key`).
     """
     t = points.filter(
         pc.and_(pc.equal(points.column("metric_type"), "gauge"), pc.is_valid(points.column("value")))
@@ -107,18 +110,22 @@ def add_resources(windows: dict[int, WindowData], points: pa.Table, window_ns: i
             "name": t.column("metric_name"),
             "service": pc.coalesce(t.column("service_name"), pa.scalar("")),
             "resource": resource,
+            "peer": peer_column(t),
             "w": pa.array(times - times % window_ns, pa.int64()),
             "v": t.column("value"),
         }
     )
-    agg = g.group_by(["name", "service", "resource", "w"]).aggregate([("v", "sum"), ("v", "count")])
-    for name, svc, res, w, total, n in zip(
-        *(agg.column(c).to_pylist() for c in ("name", "service", "resource", "w", "v_sum", "v_count")),
+    agg = g.group_by(["name", "service", "resource", "peer", "w"]).aggregate([("v", "sum"), ("v", "count")])
+    for name, svc, res, peer, w, total, n in zip(
+        *(
+            agg.column(c).to_pylist()
+            for c in ("name", "service", "resource", "peer", "w", "v_sum", "v_count")
+        ),
         strict=True,
     ):
         if total is None or not np.isfinite(total):
             continue
-        key = SeriesKey(SeriesKind.RESOURCE, svc, name, resource=res)
+        key = resource_key(svc, name, res, peer)
         acc = windows.setdefault(int(w), WindowData()).resources.setdefault(key, [0.0, 0.0])
         acc[0] += float(total)
         acc[1] += float(n)

@@ -128,6 +128,27 @@ def metric_files(base: Path, day: dt.date, report: ReadReport, *, skip_identical
     return paths
 
 
+@dataclass(frozen=True, slots=True)
+class EdgeFile:
+    """A metric file of call edges: one ``CALLER_CALLEE`` column per edge, holding a latency
+    quantile (``quantile``, in percent) as reported by the ``client`` (caller) or ``server``
+    (callee) side (``source_50.csv`` and ``destination_50.csv`` in the OnlineBoutique copy)."""
+
+    side: str
+    quantile: int
+
+
+_EDGE_NAME = re.compile(r"^(?P<side>source|destination)_(?P<q>\d{1,2})\.csv(?:\.gz)?$")
+
+
+def edge_file(path: Path) -> EdgeFile | None:
+    """What an edge metric file holds, told by its name; None for other files."""
+    m = _EDGE_NAME.match(path.name)
+    if m is None:
+        return None
+    return EdgeFile("client" if m.group("side") == "source" else "server", int(m.group("q")))
+
+
 def fault_list_path(base: Path, day: dt.date) -> Path | None:
     d = day_dir(base, RCA, day)
     for name in (f"{day.isoformat()}-fault_list.json", f"{day.isoformat()}-fault_list.json.gz"):

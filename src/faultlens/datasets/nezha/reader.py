@@ -27,8 +27,10 @@ from faultlens.datasets.nezha.layout import (
     CONSTRUCT,
     NS_PER_MIN,
     NS_PER_S,
+    EdgeFile,
     MinuteFile,
     day_start_ns,
+    edge_file,
     fault_list_path,
     find_days,
     metric_files,
@@ -52,6 +54,7 @@ TRACE_COLUMNS = (
 LOG_COLUMNS = ("TimeUnixNano", "PodName", "Log")
 METRIC_TIME = "TimeStamp"
 METRIC_TIME_TEXT = "Time"
+EDGE_TIME = "timestamp"
 # Columns of a metric file that identify or date a row rather than measure something.
 METRIC_KEY_COLUMNS = frozenset({"Time", "TimeStamp", "PodName", "ServiceName", "Node", "NodeName"})
 
@@ -151,9 +154,14 @@ class NezhaDataset:
         seen = _RecentKeys(DEDUP_CAPACITY)
         for d in self._days_for(time_range):
             files = metric_files(self.root, d, self.report, skip_identical=True)
-            streams = [self._metric_file(p, time_range, self.report) for p in files]
+            streams = [
+                self._edge_file(p, edge, time_range, self.report)
+                if (edge := edge_file(p)) is not None
+                else self._metric_file(p, time_range, self.report)
+                for p in files
+            ]
             for rec in heapq.merge(*streams, key=lambda r: r.time_ns):
-                if seen.add((rec.service, rec.pod, rec.time_ns)):
+                if seen.add((rec.service, rec.pod, rec.peer, rec.time_ns)):
                     self.report.row_read("metric")
                     yield rec
                 else:
@@ -380,6 +388,37 @@ class NezhaDataset:
             else:
                 pod, service = "", row[i_service] if i_service is not None else ""
             yield MetricRecord(time_ns=t, service=service, pod=pod, values=tuple(values))
+
+    def _edge_file(
+        self, path: Path, edge: EdgeFile, time_range: TimeRange | None, report: ReadReport
+    ) -> Iterator[MetricRecord]:
+        """Rows of ``CALLER_CALLEE`` latency columns, one record per edge and minute, from the
+        end that reported them (the caller in ``source_*`` files, the callee in ``destination_*``)."""
+        table = read_csv(path, "metric", (EDGE_TIME,), report)
+        if table is None:
+            return
+        cols, rows = table
+        edges = [(pair.split("_"), i) for pair, i in cols.items() if pair.count("_") == 1]
+        if not edges:
+            report.file_skipped("metric", "other columns (no CALLER_CALLEE columns)", path)
+            rows.close()
+            return
+        column = f"{edge.side.title()}LatencyP{edge.quantile}(s)"
+        for row in rows:
+            try:
+                t = int(float(row[cols[EDGE_TIME]]) * NS_PER_S)
+            except ValueError:
+                report.row_skipped("metric", "invalid timestamp")
+                continue
+            if time_range is not None and not time_range.contains(t):
+                continue
+            for (caller, callee), i in edges:
+                v = _number(row[i])
+                if v is None:
+                    report.value_skipped("metric", "NaN, empty or non-numeric value")
+                    continue
+                service, peer = (caller, callee) if edge.side == "client" else (callee, caller)
+                yield MetricRecord(time_ns=t, service=service, pod="", values=((column, v),), peer=peer)
 
     def _read_fault_list(self, day: dt.date) -> Iterable[Fault]:
         path = fault_list_path(self.root, day)
