@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,9 @@ def shopfront(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shopfront]:
 
 
 @pytest.fixture(scope="session")
-def browser(shopfront: Shopfront) -> Iterator[Browser]:
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium): no browser to test the UI with")
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield b
@@ -121,9 +124,16 @@ class Watched:
 
 @pytest.fixture
 def watched(browser: Browser, shopfront: Shopfront) -> Iterator[Watched]:
+    with watch(browser, shopfront.url) as w:
+        yield w
+
+
+@contextmanager
+def watch(browser: Browser, base: str) -> Iterator[Watched]:
+    """A fresh page (its own context) on the server at ``base``, watched for problems."""
     context = browser.new_context(viewport={"width": 1400, "height": 900}, timezone_id=ZONE)
     page = context.new_page()
-    w = Watched(page, shopfront.url)
+    w = Watched(page, base)
 
     def on_console(msg: ConsoleMessage) -> None:
         if msg.type in ("error", "warning"):
@@ -131,7 +141,7 @@ def watched(browser: Browser, shopfront: Shopfront) -> Iterator[Watched]:
 
     def on_request(request: Request) -> None:
         w.requests.append(request.url)
-        if not request.url.startswith(shopfront.url) and not request.url.startswith("data:"):
+        if not request.url.startswith(base) and not request.url.startswith("data:"):
             w.problems.append(f"request outside the server: {request.url}")
 
     def on_response(response: Response) -> None:
@@ -143,5 +153,7 @@ def watched(browser: Browser, shopfront: Shopfront) -> Iterator[Watched]:
     page.on("request", on_request)
     page.on("requestfailed", lambda r: w.problems.append(f"failed: {r.url} {r.failure}"))
     page.on("response", on_response)
-    yield w
-    context.close()
+    try:
+        yield w
+    finally:
+        context.close()
