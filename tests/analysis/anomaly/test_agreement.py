@@ -210,25 +210,35 @@ def edge(
     return Anomaly(key, window * W, W, observed, expected, score, Direction.UP, "x")
 
 
-def test_calls_slowed_on_the_wire_agree_and_point_at_the_callee() -> None:
-    wire = edge("frontend", "cart", "client", 0, 0.3, 0.003, 300.0)
-    (agreed,) = Agreement().observe(0, [wire], units=EDGE_UNITS)
-    assert agreed == wire and agreed.key.focus_service == "cart"
+def test_calls_slowed_on_the_wire_for_two_windows_agree_and_point_at_the_callee() -> None:
+    first = edge("frontend", "cart", "client", 0, 0.3, 0.003, 300.0)
+    then = edge("frontend", "cart", "client", 1, 0.3, 0.003, 300.0)
+    ag = Agreement()
+    assert ag.observe(0, [first], units=EDGE_UNITS) == []  # one slow minute is a blip
+    assert ag.observe(W, [then], units=EDGE_UNITS) == [first, then]
+    assert then.key.focus_service == "cart"
+    blip = Agreement()
+    assert blip.observe(0, [first], units=EDGE_UNITS) == []
+    assert (
+        blip.observe(2 * W, [edge("frontend", "cart", "client", 2, 0.3, 0.003, 300.0)], units=EDGE_UNITS)
+        == []
+    )
 
 
 def test_slower_on_both_ends_weak_or_without_units_is_not_the_wire() -> None:
+    cfg = AgreementConfig(wire_windows=1)
     wire = edge("frontend", "cart", "client", 0, 0.3, 0.003, 300.0)
     served = edge("frontend", "cart", "server", 0, 0.3, 0.003, 280.0)  # the callee itself was slow
-    assert Agreement().observe(0, [wire, served], units=EDGE_UNITS) == []
-    assert (
-        Agreement().observe(0, [edge("frontend", "cart", "client", 0, 0.3, 0.1, 20.0)], units=EDGE_UNITS)
-        == []
-    )
-    assert Agreement().observe(0, [wire]) == []
-    assert Agreement(AgreementConfig(wire_min_score=None)).observe(0, [wire], units=EDGE_UNITS) == []
+    assert Agreement(cfg).observe(0, [wire], units=EDGE_UNITS) == [wire]
+    assert Agreement(cfg).observe(0, [wire, served], units=EDGE_UNITS) == []
+    weak = edge("frontend", "cart", "client", 0, 0.3, 0.1, 20.0)
+    assert Agreement(cfg).observe(0, [weak], units=EDGE_UNITS) == []
+    assert Agreement(cfg).observe(0, [wire]) == []
+    off = AgreementConfig(wire_min_score=None, wire_windows=1)
+    assert Agreement(off).observe(0, [wire], units=EDGE_UNITS) == []
 
 
 def test_several_callers_of_one_callee_are_not_a_shared_gauge() -> None:
     callers = [edge(c, "cart", "client", 0, 0.3, 0.003, 300.0) for c in ("a", "b", "c", "d")]
     reporting = {"service.client.latency.p50": {"a", "b", "c", "d"}}
-    assert len(Agreement().observe(0, callers, reporting, EDGE_UNITS)) == 4
+    assert len(Agreement(AgreementConfig(wire_windows=1)).observe(0, callers, reporting, EDGE_UNITS)) == 4

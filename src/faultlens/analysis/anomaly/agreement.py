@@ -27,7 +27,8 @@ latency and network; or one gauge on several pods of it). So:
   the same edge as its callee reports it (server side) did not rise: the time was added
   between the two ends (network, a proxy, queueing before the callee's handler), and the
   callee's calls are what slowed (its series' focus). The two ends of one edge measure the
-  same calls, so one clear rise against a flat other side is agreement of two series.
+  same calls, so one clear rise against a flat other side is agreement of two series; it
+  must last ``wire_windows`` windows (one slow minute of one edge is a blip, not a fault).
 - **novelty with a second signal**: a new or missing log template or a new error fingerprint
   agrees when the same service has, within ``windows``, an anomaly of another kind that is not
   novelty (error logs, latency, errors, a gauge): two signals that say the same thing.
@@ -83,6 +84,7 @@ class AgreementConfig:
     shared_min_services: int = 4
     saturation_share: float | None = 0.3
     wire_min_score: float | None = 100.0
+    wire_windows: int = 2
 
     def __post_init__(self) -> None:
         if self.min_series is not None and self.min_series < 2:
@@ -93,6 +95,8 @@ class AgreementConfig:
             raise ValueError("agreement.saturation_share must be in (0, 1] (a share of capacity) or null")
         if self.wire_min_score is not None and self.wire_min_score <= 0:
             raise ValueError("agreement.wire_min_score must be positive or null")
+        if not 1 <= self.wire_windows <= self.windows:
+            raise ValueError("agreement.wire_windows must be in [1, windows]")
 
 
 class Agreement:
@@ -173,7 +177,7 @@ class Agreement:
                     self._given.add(tag)
                     out.append(a)
         if c.wire_min_score is not None and units is not None:
-            for a in _on_the_wire(recent, c.wire_min_score, units):
+            for a in _on_the_wire(recent, c.wire_min_score, c.wire_windows, units):
                 tag = (a.window_start_ns, a.key)
                 if tag not in self._given:
                     self._given.add(tag)
@@ -218,15 +222,18 @@ def _saturation(found: Sequence[Anomaly], share: float, units: Mapping[str, str]
     return [*taken, *slowed] if taken and slowed else []
 
 
-def _on_the_wire(found: Sequence[Anomaly], min_score: float, units: Mapping[str, str]) -> list[Anomaly]:
-    """Client-side latency rises of call edges by ``min_score`` or more whose server side (the
-    same edge as its callee reports it) did not rise: time added between the two ends."""
+def _on_the_wire(
+    found: Sequence[Anomaly], min_score: float, min_windows: int, units: Mapping[str, str]
+) -> list[Anomaly]:
+    """Client-side latency rises of call edges by ``min_score`` or more, in ``min_windows``
+    windows, whose server side (the same edge as its callee reports it) did not rise: time
+    added between the two ends."""
     server_up = {
         (a.key.service, a.key.peer)
         for a in found
         if a.key.peer and a.direction is Direction.UP and not outgoing(a.key.name)
     }
-    return [
+    rises = [
         a
         for a in found
         if a.key.kind is SeriesKind.RESOURCE
@@ -237,6 +244,10 @@ def _on_the_wire(found: Sequence[Anomaly], min_score: float, units: Mapping[str,
         and units.get(a.key.name, "") in TIME_UNITS
         and (a.key.service, a.key.peer) not in server_up
     ]
+    windows: dict[SeriesKey, set[int]] = {}
+    for a in rises:
+        windows.setdefault(a.key, set()).add(a.window_start_ns)
+    return [a for a in rises if len(windows[a.key]) >= min_windows]
 
 
 def _host_values(window: Sequence[Anomaly]) -> set[tuple[str, float]]:
