@@ -113,6 +113,12 @@ def _errors(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in rows if r["status_code"] == STATUS_ERROR]
 
 
+def _error_share(rows: list[dict[str, Any]]) -> float:
+    """Errors among ``rows``; the baselines allow a few (a loaded machine times a call out)."""
+    assert rows, "no spans"
+    return len(_errors(rows)) / len(rows)
+
+
 def _median_ms(rows: list[dict[str, Any]]) -> float:
     assert rows, "no spans"
     return float(statistics.median(r["duration_ns"] for r in rows)) / 1e6
@@ -150,15 +156,15 @@ def test_spans_of_every_service_link_parent_and_child_across_processes(run: Run)
             and p["kind"] == SPAN_CLIENT
             and p["trace_id"] == s["trace_id"]
         ]
-        assert len(linked) >= 10, leaf
-    assert not _errors(run.baseline(run.spans("gateway"), "l-exc"))
+        assert len(linked) >= 5, leaf
+    assert _error_share(run.baseline(run.spans("gateway"), "l-exc")) < 0.1
 
 
 def test_exception_raises_that_services_error_spans_from_its_label_start(run: Run) -> None:
     spans = run.spans("l-exc")
-    assert not _errors(run.baseline(spans, "l-exc"))
+    assert _error_share(run.baseline(spans, "l-exc")) < 0.05
+    assert _error_share(run.during(spans, "l-exc")) > 0.3  # rate 0.5
     during = _errors(run.during(spans, "l-exc"))
-    assert len(during) >= 5
     label = run.labels["l-exc"]
     assert label.end_ns is not None
     first = min(s["start_time_unix_nano"] for s in _errors(spans))
@@ -181,14 +187,14 @@ def test_wrong_return_raises_the_callers_error_logs(run: Run) -> None:
     assert len(errors) >= 5
     assert all(label.start_ns - 1 * S <= r["time_unix_nano"] <= label.end_ns + 1 * S for r in errors)
     # the callee itself answered 200: its own spans are fine
-    assert not _errors(run.during(run.spans("l-wrong"), "l-wrong"))
+    assert _error_share(run.during(run.spans("l-wrong"), "l-wrong")) < 0.05
 
 
 def test_dependency_down_fails_the_callers_client_spans_and_the_service_comes_back(run: Run) -> None:
     clients = [s for s in run.spans("gateway", SPAN_CLIENT) if s["peer_service"] == "l-down"]
-    assert not _errors(run.baseline(clients, "l-down"))
+    assert _error_share(run.baseline(clients, "l-down")) < 0.05
+    assert _error_share(run.during(clients, "l-down")) > 0.9
     failed = _errors(run.during(clients, "l-down"))
-    assert len(failed) >= 5
     label = run.labels["l-down"]
     assert label.end_ns is not None
     assert min(s["start_time_unix_nano"] for s in failed) <= label.start_ns + 1 * S
@@ -198,7 +204,7 @@ def test_dependency_down_fails_the_callers_client_spans_and_the_service_comes_ba
 
 def test_db_lock_fails_the_services_requests_with_database_is_locked(run: Run) -> None:
     spans = run.spans("l-db")
-    assert not _errors(run.baseline(spans, "l-db"))
+    assert _error_share(run.baseline(spans, "l-db")) < 0.05
     locked = [
         s for s in _errors(run.during(spans, "l-db")) if "database is locked" in (s["status_message"] or "")
     ]
@@ -239,7 +245,7 @@ def test_pool_exhaustion_fails_requests_once_the_pool_is_gone(run: Run) -> None:
     label = run.labels["l-pool"]
     first = min(s["start_time_unix_nano"] for s in failed)
     assert first > label.start_ns + 1 * S  # gradual: the leaked slots run out first
-    assert not _errors(run.baseline(run.spans("l-pool"), "l-pool"))
+    assert _error_share(run.baseline(run.spans("l-pool"), "l-pool")) < 0.05
 
 
 def test_cpu_contention_raises_the_services_self_time(run: Run) -> None:
