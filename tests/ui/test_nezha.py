@@ -121,6 +121,7 @@ def test_the_map_shows_the_calls_between_the_services(watched: Watched, replayed
     assert replayed.edges >= 10  # train-ticket's services call each other a lot
     expect(rows).to_have_count(replayed.edges)  # the map's range is the slice's last 15 minutes
     assert drawn >= replayed.edges  # one drawn edge per call edge (and per kind)
+    watched.screenshot("nezha-map")
     assert watched.problems == []
 
 
@@ -134,4 +135,5 @@ def test_an_incident_page_shows_its_ranked_root_causes(watched: Watched, replaye
     expect(causes.first).to_contain_text("#1")
     expect(causes.first).to_contain_text(first["service"])
     expect(causes.first.locator("ul.evidence li").first).to_have_text(re.compile(r"\S"))
+    watched.screenshot("nezha-incident")
     assert watched.problems == []

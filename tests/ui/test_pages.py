@@ -301,6 +301,11 @@ def test_trace_search_by_attributes_suggested_from_the_spans_and_by_duration_bou
     page.click("button[type=submit]")
     page.wait_for_url(re.compile(r"attrs=db\.system%3Dpostgresql(\+|%20)k8s\.pod\.name%3Dorders-1"))
     expect(rows).to_have_count(50)  # every order made a SELECT on postgresql: the default limit
+    page.focus("#attr-key")
+    page.fill("#attr-key", "db.system")
+    page.focus("#attr-value")
+    expect(page.locator("#attr-values option[value='postgresql']")).to_have_count(1)
+    watched.screenshot("traces-attributes")
     # all on one span: no postgresql call was made from the payment pod
     watched.open("/traces?attrs=db.system%3Dpostgresql+k8s.pod.name%3Dpayment-1", "#no-traces")
     watched.open("/traces?service=orders&attrs=db.system%3Dmysql", "#no-traces")
@@ -389,6 +394,7 @@ def test_a_declined_payment_logged_and_on_its_span_is_linked_merged_and_split_ag
         linked = page.locator(f"#linked-groups tr[data-group-id='{log_group['group_id']}']")
         expect(linked).to_contain_text("payment declined")
         linked.locator("input[name=group]").check()
+        watched.screenshot("error-group-linked")
         page.click("#merge-linked")
         page.wait_for_selector("#merged-groups")
         assert page.url.endswith(f"/errors/{span_group}")
