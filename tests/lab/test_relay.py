@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -41,3 +42,52 @@ def test_the_relay_records_and_forwards_good_requests_and_refuses_bad_ones(
     assert count_items(Signal.TRACES, parse_request(Signal.TRACES, body)) == 40
     assert relay.stats.refused == 1 and relay.stats.forwarded == 80 and relay.stats.not_forwarded == 0
     assert settle(server)["spans"] == 80
+
+
+def test_shift_to_now_moves_every_timestamp_of_a_request_by_one_offset() -> None:
+    from faultlens.lab.replay import shift_times
+    from faultlens.testing.payloads import build_logs_request, build_metrics_request
+
+    offset = 3_600 * 1_000_000_000
+    traces = build_trace_request(n_spans=30, seed=1)
+    before = [
+        (s.start_time_unix_nano, s.end_time_unix_nano)
+        for rs in traces.resource_spans
+        for ss in rs.scope_spans
+        for s in ss.spans
+    ]
+    events = [
+        e.time_unix_nano
+        for rs in traces.resource_spans
+        for ss in rs.scope_spans
+        for s in ss.spans
+        for e in s.events
+    ]
+    shift_times(Signal.TRACES, traces, offset)
+    spans = [s for rs in traces.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    assert [(s.start_time_unix_nano, s.end_time_unix_nano) for s in spans] == [
+        (a + offset, b + offset) for a, b in before
+    ]
+    assert [e.time_unix_nano for s in spans for e in s.events] == [t + offset for t in events]
+
+    logs = build_logs_request(n_records=20, seed=1)
+    times = [r.time_unix_nano for rl in logs.resource_logs for sl in rl.scope_logs for r in sl.log_records]
+    shift_times(Signal.LOGS, logs, offset)
+    assert [
+        r.time_unix_nano for rl in logs.resource_logs for sl in rl.scope_logs for r in sl.log_records
+    ] == [t + offset if t else 0 for t in times]
+
+    metrics = build_metrics_request(seed=1)
+
+    def points(msg: Any) -> list[int]:
+        out: list[int] = []
+        for rm in msg.resource_metrics:
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    kind = m.WhichOneof("data")
+                    out += [p.time_unix_nano for p in getattr(m, kind).data_points]
+        return out
+
+    was = points(metrics)
+    shift_times(Signal.METRICS, metrics, offset)
+    assert was and points(metrics) == [t + offset for t in was]
