@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from faultlens.analysis.anomaly.signals import TIME_UNITS, UtilisationOf, outgoing, peer_column, utilisation
+from faultlens.analysis.anomaly.signals import UtilisationOf, outgoing, peer_column, utilisation
 from faultlens.rca.model import Finding, RcaConfig, Reason
 from faultlens.rca.stats import MAD_TO_SD
 
@@ -99,36 +99,42 @@ def edge_findings(metrics: pa.Table, base_metrics: pa.Table, cfg: RcaConfig) -> 
     """Calls into a service slower as their callers report them than as the callee does.
 
     Gauges with a ``peer.service`` attribute in a time unit measure one call edge from one end
-    (the caller's side when the name says client, else the callee's). Per edge, the *added
-    time* of a point is the caller's side minus the callee's side of the same minute (the
-    caller's side alone when the callee reports nothing): network, proxies, queueing before
-    the callee's handler. Its evidence against the callee, on the scale of every other
-    finding, is the share of the window's slowest call time that is new: (highest added time
-    in the window - highest in the baseline) / the window's highest caller-side time.
+    (the caller's side when the name says client, else the callee's). Per edge and minute, the
+    *added time* is how much the caller's side rose above its baseline median, less how much
+    the callee's side of the same minute rose above its own (rises only; the callee's side
+    counts as unchanged when it reports nothing): time spent between the ends (network,
+    proxies, queueing before the callee's handler). The two ends measure differently, so each
+    is compared with itself. Evidence against the callee, on the scale of every other finding:
+    the window's highest added time beyond the baseline's highest, as a share of the caller's
+    time in that minute; at least ``min_excess_ns`` of it, and a robust z.
     """
     cur, base = _edge_points(metrics), _edge_points(base_metrics)
     out: list[Finding] = []
     for (caller, callee, name), points in sorted(cur.items()):
         normal = base.get((caller, callee, name))
-        if not normal:
+        if not normal or len(normal) < 2:
             continue
-        added = np.asarray([c - s for _, c, s in points])
-        normal_added = np.asarray([c - s for _, c, s in normal])
-        top_i = int(np.argmax(added))
+        c_med = float(np.median([c for _, c, _ in normal]))
+        served = [s for _, _, s in normal if s is not None]
+        s_med = float(np.median(served)) if served else 0.0
+        now = np.asarray([_added(c, s, c_med, s_med) for _, c, s in points])
+        before = np.asarray([_added(c, s, c_med, s_med) for _, c, s in normal])
+        top_i = int(np.argmax(now))
         top_time, top_client = points[top_i][0], points[top_i][1]
-        if top_client <= 0:
+        excess = float(now[top_i]) - max(float(before.max()), 0.0)
+        if top_client <= 0 or excess * 1e9 < cfg.min_excess_ns:
             continue
-        effect = (float(added[top_i]) - float(normal_added.max())) / top_client
+        effect = excess / top_client
+        med = float(np.median(before))
+        scale = max(MAD_TO_SD * float(np.median(np.abs(before - med))), 0.1 * c_med, 1e-9)
+        z = (float(now[top_i]) - med) / scale
         if effect < cfg.resource_floor:
             continue
-        med = float(np.median(normal_added))
-        scale = max(MAD_TO_SD * float(np.median(np.abs(normal_added - med))), 0.1 * abs(med), 1e-9)
-        z = (float(added[top_i]) - med) / scale
-        above = [t for t, c, s in points if c - s > float(normal_added.max())]
+        above = [t for (t, _, _), a in zip(points, now, strict=True) if a > max(float(before.max()), 0.0)]
         text = (
-            f"{callee}: calls from {caller} took {top_client:.3g} s by {name} as {caller} saw them, "
-            f"{float(added[top_i]):.3g} s more than {callee} saw; the baseline's most was "
-            f"{float(normal_added.max()):.3g} s more (robust z {z:.1f})"
+            f"{callee}: calls from {caller} took {top_client:.3g} s by {name} as {caller} saw them "
+            f"(baseline median {c_med:.3g} s), {float(now[top_i]):.3g} s more than {callee}'s own side "
+            f"explains; the baseline's most was {float(before.max()):.3g} s (robust z {z:.1f})"
         )
         out.append(
             Finding(
@@ -146,37 +152,42 @@ def edge_findings(metrics: pa.Table, base_metrics: pa.Table, cfg: RcaConfig) -> 
     return out
 
 
-def _edge_points(metrics: pa.Table) -> dict[tuple[str, str, str], list[tuple[int, float, float]]]:
-    """(caller, callee, caller-side metric) -> [(time, caller side, callee side or 0)] per minute."""
+def _added(client: float, server: float | None, client_med: float, server_med: float) -> float:
+    """How much more the caller's side rose than the callee's side did (rises only)."""
+    return (client - client_med) - (max(server - server_med, 0.0) if server is not None else 0.0)
+
+
+_TO_SECONDS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9, "min": 60.0}
+
+
+def _edge_points(metrics: pa.Table) -> dict[tuple[str, str, str], list[tuple[int, float, float | None]]]:
+    """(caller, callee, caller-side metric) -> [(time, caller side s, callee side s or None)] per minute."""
     if metrics.num_rows == 0:
         return {}
     peers = peer_column(metrics)
     keep = pc.and_(
-        pc.not_equal(peers, ""), pc.is_in(metrics.column("metric_unit"), pa.array(sorted(TIME_UNITS)))
+        pc.not_equal(peers, ""), pc.is_in(metrics.column("metric_unit"), pa.array(sorted(_TO_SECONDS)))
     )
     t = metrics.filter(keep)
     if t.num_rows == 0:
         return {}
     names = t.column("metric_name").to_pylist()
+    units = t.column("metric_unit").to_pylist()
     services = pc.fill_null(t.column("service_name"), "").to_pylist()
     others = peer_column(t).to_pylist()
     values = pc.fill_null(t.column("value"), np.nan).to_numpy()
-    minutes = (pc.fill_null(t.column("time_unix_nano"), 0).to_numpy() // 60_000_000_000).tolist()
+    times = t.column("time_unix_nano").to_pylist()
     client: dict[tuple[str, str, int], tuple[str, int, float]] = {}
     server: dict[tuple[str, str, int], float] = {}
-    for name, svc, peer, v, m, row in zip(
-        names, services, others, values, minutes, range(t.num_rows), strict=True
-    ):
-        if not np.isfinite(v):
+    for name, unit, svc, peer, v, when in zip(names, units, services, others, values, times, strict=True):
+        if not np.isfinite(v) or when is None:
             continue
+        minute, seconds = int(when) // 60_000_000_000, float(v) * _TO_SECONDS[unit]
         if outgoing(name):
-            client[(svc, peer, m)] = (name, row, float(v))
+            client[(svc, peer, minute)] = (name, int(when), seconds)
         else:
-            server[(peer, svc, m)] = float(v)
-    times = t.column("time_unix_nano").to_pylist()
-    out: dict[tuple[str, str, str], list[tuple[int, float, float]]] = {}
-    for (caller, callee, m), (name, row, v) in client.items():
-        out.setdefault((caller, callee, name), []).append(
-            (int(times[row]), v, server.get((caller, callee, m), 0.0))
-        )
+            server[(peer, svc, minute)] = seconds
+    out: dict[tuple[str, str, str], list[tuple[int, float, float | None]]] = {}
+    for (caller, callee, minute), (name, when, v) in client.items():
+        out.setdefault((caller, callee, name), []).append((when, v, server.get((caller, callee, minute))))
     return out
