@@ -95,13 +95,18 @@ class RecordingRelay:
     def _handle(self, req: BaseHTTPRequestHandler) -> tuple[int, str]:
         path = req.path.split("?", 1)[0].rstrip("/")
         try:
+            length = int(req.headers.get("Content-Length") or 0)
+        except ValueError:
+            req.close_connection = True
+            return 400, "Content-Length is not a number"
+        if length > MAX_BODY_BYTES:
+            req.close_connection = True  # its body is not read: the connection cannot go on
+            return 413, f"body of {length} bytes is over {MAX_BODY_BYTES}"
+        body = req.rfile.read(length)  # read whatever the answer, so the next request parses
+        try:
             signal = Signal(path.removeprefix("/v1/"))
         except ValueError:
             return 404, f"no OTLP signal at {path}: use /v1/traces, /v1/metrics or /v1/logs"
-        length = int(req.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            return 413, f"body of {length} bytes is over {MAX_BODY_BYTES}"
-        body = req.rfile.read(length)
         if (req.headers.get("Content-Encoding") or "").lower() == "gzip":
             try:
                 body = gzip.decompress(body)
