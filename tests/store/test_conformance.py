@@ -137,7 +137,16 @@ def first_write_spans() -> list[dict[str, object]]:
             T1, 12, 11, start=1100, duration=300, service_name="checkout", name="PlaceOrder", kind=SERVER
         ),
         # T2: one OK span.
-        span_row(T2, 21, start=2000, duration=100, service_name="frontend", name="GET /", kind=SERVER),
+        span_row(
+            T2,
+            21,
+            start=2000,
+            duration=100,
+            service_name="frontend",
+            name="GET /",
+            kind=SERVER,
+            attributes={"note": "two words", "seen": "payment.method"},  # a key's text, as a value
+        ),
         # T3, first part: an erroring checkout root.
         span_row(
             T3,
@@ -376,6 +385,10 @@ def test_trace_summary_aggregates_spans_written_in_separate_writes(store: Store)
         (TraceQuery(attributes=(AttributeCondition("card/type", "visa"),)), [T3]),  # "/" in a key
         (TraceQuery(attributes=(AttributeCondition("k8s.pod.name", "payment-1"),)), [T4]),  # resource
         (TraceQuery(attributes=(AttributeCondition("payment.method", "card"),)), [T3]),
+        (TraceQuery(attributes=(AttributeCondition("payment.method", "cash"),)), [T4]),  # not T2
+        (TraceQuery(attributes=(AttributeCondition("note", "two words"),)), [T2]),
+        (TraceQuery(attributes=(AttributeCondition("note", "two"),)), []),  # the whole value
+        (TraceQuery(attributes=(AttributeCondition("seen", "payment.method"),)), [T2]),
         (
             TraceQuery(
                 attributes=(AttributeCondition("payment.method", "card"), AttributeCondition("amount", "3"))
@@ -401,6 +414,39 @@ def test_find_traces_answers_each_condition_exactly(
     store: Store, query: TraceQuery, expected: list[bytes]
 ) -> None:
     assert store.find_traces(query) == summaries(*expected)
+
+
+def test_a_search_by_attribute_over_hours_keeps_the_newest_trace_starts_first(empty_store: Store) -> None:
+    """Spans hours apart (a backend may read a long range in parts, newest first): a trace
+    whose matching span is recent but which started long ago still comes after the traces
+    that started later, and the page is the same as over the whole range."""
+    h = 3600 * 1_000_000_000
+    match = {"k": "v"}
+    a, b, c, d, e = (trace_id(n) for n in (61, 62, 63, 64, 65))
+    empty_store.write(
+        [
+            spans_batch(
+                [
+                    span_row(a, 1, start=0, duration=9 * h + 10, service_name="s", name="job"),
+                    span_row(a, 2, 1, start=9 * h, duration=10, service_name="s", attributes=match),
+                    span_row(b, 1, start=5 * h, duration=10, service_name="s", attributes=match),
+                    span_row(c, 1, start=int(8.9 * h), duration=10, service_name="s", attributes=match),
+                    span_row(d, 1, start=int(9.5 * h), duration=10, service_name="s", attributes={"k": "w"}),
+                    span_row(e, 1, start=1 * h, duration=10, service_name="s", attributes=match),
+                ]
+            )
+        ]
+    )
+    cond = (AttributeCondition("k", "v"),)
+
+    def found(limit: int, time_range: TimeRange | None = None) -> list[bytes]:
+        query = TraceQuery(attributes=cond, limit=limit, time_range=time_range)
+        return [t.trace_id for t in empty_store.find_traces(query)]
+
+    assert found(limit=2) == [c, b]
+    assert found(limit=4) == [c, b, e, a]
+    assert found(limit=10, time_range=TimeRange(2 * h, 10 * h)) == [c, b, a]
+    assert found(limit=10, time_range=TimeRange(9 * h + 1, 10 * h)) == []
 
 
 # --- attribute_counts ----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import logging
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ from faultlens.store._rows import (
 from faultlens.store._schema import DATA_TABLES, migrate, quote
 from faultlens.store._trace_filter import REBUILD, TraceFilter, release_trace_filter, trace_filter
 from faultlens.store.base import (
+    AttributeCondition,
     AttributeCount,
     AttributeQuery,
     LogQuery,
@@ -85,6 +87,10 @@ DB_FILENAME = "faultlens.duckdb"
 MAX_METRIC_STEPS = 11_000
 
 STATUS_ERROR = 2
+INT64_MAX = 2**63 - 1
+# The first range a search by attribute reads, newest first (then twice as long, and so on):
+# a quarter hour of a busy service is some thousands of spans, about 10 ms of JSON to read.
+FIRST_RANGE_NS = 15 * 60 * 1_000_000_000
 _IS_ROOT = "(parent_span_id IS NULL OR octet_length(parent_span_id) = 0)"
 _HAS_TRACE = "(trace_id IS NOT NULL AND octet_length(trace_id) > 0)"
 
@@ -179,6 +185,11 @@ def _time_conditions(column: str, time_range: TimeRange | None) -> tuple[list[st
 def _json_pointer(key: str) -> str:
     """The JSON pointer (RFC 6901) of a top-level key: ``~`` and ``/`` escaped, dots kept."""
     return "/" + key.replace("~", "~0").replace("/", "~1")
+
+
+def _attribute_match(column: str, cond: AttributeCondition) -> tuple[str, list[Any]]:
+    """SQL for "``column``'s JSON has ``cond.key`` with ``cond.value`` as text"."""
+    return f"json_extract_string({column}, ?) = ?", [_json_pointer(cond.key), cond.value]
 
 
 def _where(conditions: list[str]) -> str:
@@ -443,9 +454,46 @@ class DuckDBStore:
         ``min_duration_ns``..``max_duration_ns``; newest first (by trace start), ties by trace id.
 
         An attribute condition reads the span's JSON ``attributes`` (then its resource's) with
-        a JSON pointer, so a key holding ``.`` or ``/`` is matched exactly as written."""
+        a JSON pointer, so a key holding ``.`` or ``/`` is matched exactly as written. Reading
+        that JSON is most of such a search's cost, so it runs newest first, over ranges that
+        double, and stops once no older span can change the answer (:meth:`_newest_first`)."""
         if query.limit <= 0:
             return []
+        if query.attributes:
+            return self._newest_first(query)
+        return self._find_traces(query)
+
+    def _newest_first(self, query: TraceQuery) -> list[TraceSummary]:
+        """The search over the newest :data:`FIRST_RANGE_NS` of the range, then the twice as
+        long range before it, and so on, each range's page kept.
+
+        Exact: a trace matched only by spans older than a range's start started before it,
+        so once ``limit`` traces found started inside the ranges read, nothing older can
+        come before them; and a trace of the answer is in the page of the range holding its
+        matching span (fewer than ``limit`` traces come before it there, as everywhere)."""
+        lo, hi = (
+            (0, INT64_MAX)
+            if query.time_range is None
+            else (query.time_range.start_ns, query.time_range.end_ns)
+        )
+        with self._read() as cur:
+            row = cur.execute("SELECT min(start_min), max(start_max) FROM trace_index").fetchone()
+        if row is None or row[0] is None:
+            return []
+        lo, hi = max(lo, int(row[0])), min(hi, int(row[1]) + 1)
+        found: dict[bytes, TraceSummary] = {}
+        top, width = hi, FIRST_RANGE_NS
+        while top > lo:
+            bottom = max(lo, top - width)
+            for summary in self._find_traces(replace(query, time_range=TimeRange(bottom, top))):
+                found[summary.trace_id] = summary
+            ranked = sorted(found.values(), key=lambda t: (-t.start_time_unix_nano, t.trace_id))
+            if len(ranked) >= query.limit and ranked[query.limit - 1].start_time_unix_nano >= bottom:
+                return ranked[: query.limit]
+            top, width = bottom, 2 * width
+        return sorted(found.values(), key=lambda t: (-t.start_time_unix_nano, t.trace_id))[: query.limit]
+
+    def _find_traces(self, query: TraceQuery) -> list[TraceSummary]:
         conditions: list[str] = []
         params: list[Any] = []
         if query.service is not None:
@@ -466,11 +514,10 @@ class DuckDBStore:
         conditions += time_conditions
         params += time_params
         for cond in query.attributes:  # after the cheap columns: only their survivors parse JSON
-            pointer = _json_pointer(cond.key)
-            conditions.append(
-                "(json_extract_string(attributes, ?) = ? OR json_extract_string(resource_attributes, ?) = ?)"
-            )
-            params += [pointer, cond.value, pointer, cond.value]
+            own, own_params = _attribute_match("attributes", cond)
+            res, res_params = _attribute_match("resource_attributes", cond)
+            conditions.append(f"(({own}) OR ({res}))")
+            params += own_params + res_params
         matched = f"WHERE trace_id IN (SELECT trace_id FROM spans {_where(conditions)})" if conditions else ""
         bounds: list[str] = []
         if query.min_duration_ns is not None:
