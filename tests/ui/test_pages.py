@@ -200,6 +200,9 @@ def test_the_map_shows_every_call_edge_with_its_figures(watched: Watched, shopfr
     }
     payment = page.locator("#edges tr[data-callee='payment']")
     expect(payment).to_contain_text("5.0%")  # every 20th charge declined
+    expect(page.locator("#edges thead")).to_contain_text("p95")
+    p50, p95, p99 = (_ms(c) for c in payment.inner_text().split("\t")[6:9])
+    assert 8 <= p50 <= p95 <= p99 <= 10  # payment's own span takes 8-8.4 ms
     assert page.evaluate("window.faultlensMap.getElementById('batch').hasClass('faded')")
     watched.screenshot("map")
     assert watched.problems == []

@@ -135,6 +135,7 @@ class EdgeOut(_Body):
     error_rate: float
     latency_p50_ns: float = Field(description="Callee-side duration (1% relative accuracy).")
     latency_p90_ns: float
+    latency_p95_ns: float
     latency_p99_ns: float
     latency_mean_ns: float
     network_p50_ns: float | None = Field(
@@ -168,6 +169,7 @@ class GraphResponse(_Body):
                     error_rate=e.stats.error_rate,
                     latency_p50_ns=e.stats.latency_p50_ns,
                     latency_p90_ns=e.stats.latency_p90_ns,
+                    latency_p95_ns=e.stats.latency_p95_ns,
                     latency_p99_ns=e.stats.latency_p99_ns,
                     latency_mean_ns=e.stats.latency_mean_ns,
                     network_p50_ns=e.stats.network_p50_ns,

@@ -45,7 +45,7 @@ def edge_stats(latency_ns: F64 | I64, errors: B, network_ns: F64 | None = None) 
     """RED figures of one edge from the latencies and error flags of its calls."""
     sk = QuantileSketch()
     sk.add_many(np.asarray(latency_ns, dtype=np.float64))
-    p50, p90, p99 = sk.quantiles((0.5, 0.9, 0.99)) if sk.count else (0.0, 0.0, 0.0)
+    p50, p90, p95, p99 = sk.quantiles((0.5, 0.9, 0.95, 0.99)) if sk.count else (0.0, 0.0, 0.0, 0.0)
     n50 = n90 = None
     if network_ns is not None and network_ns.size:
         nk = QuantileSketch(min_value=1.0)
@@ -60,6 +60,7 @@ def edge_stats(latency_ns: F64 | I64, errors: B, network_ns: F64 | None = None) 
         latency_mean_ns=float(np.mean(latency_ns)) if latency_ns.size else 0.0,
         network_p50_ns=None if n50 is None else float(n50),
         network_p90_ns=None if n90 is None else float(n90),
+        latency_p95_ns=float(p95),
     )
 
 

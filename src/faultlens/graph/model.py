@@ -45,6 +45,7 @@ class EdgeStats:
     errors: int
     latency_p50_ns: float
     latency_p90_ns: float
+    latency_p95_ns: float
     latency_p99_ns: float
     latency_mean_ns: float
     network_p50_ns: float | None = None

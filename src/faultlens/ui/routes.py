@@ -17,6 +17,11 @@ like the API; a store that cannot answer renders an error page with the status t
 would give (400 for a query it cannot answer exactly, 503, with ``Retry-After`` when its
 reads are busy), and the server keeps serving.
 Routes are plain ``def`` (store reads block; FastAPI runs them in its threadpool).
+
+Two forms change something: merging error groups and splitting them again (``POST``, through
+the same functions as the API's routes, with the store work off the event loop). A form
+posted from another site's page is refused (403), since a server without auth would
+otherwise take it from any page open in the same browser.
 """
 
 from __future__ import annotations
@@ -484,16 +489,19 @@ def _router(
             counts=[[start / NS_PER_S, count] for start, count in found.buckets],
         )
 
-    async def edit(request: Request, what: str, change: Callable[[], object], then: str) -> Response:
-        """Run a merge or split posted by a form (off the event loop), then show ``then``."""
-        if (refused := _cross_site(request)) is not None:
-            return refused
-        if editor is None:
+    async def edit(
+        request: Request,
+        what: str,
+        change: Callable[[ErrorGroupEditor, AnalysisReader], object],
+        then: str,
+    ) -> Response:
+        """Run a merge or split posted by a form (off the event loop), then show group ``then``."""
+        if editor is None or analysis is None:
             return page(
                 request, "error.html", status=404, nav="errors", message=f"{what}: no error groups to edit"
             )
         try:
-            await run_in_threadpool(change)
+            await run_in_threadpool(change, editor, analysis)
         except HTTPException as e:
             return page(
                 request, "error.html", status=e.status_code, nav="errors", message=f"{what}: {e.detail}"
@@ -505,6 +513,8 @@ def _router(
     @router.post("/errors/merge", response_class=HTMLResponse)
     async def merge_error_groups(request: Request) -> Response:
         """The merge form: ``into``, and a ``group`` field per group to merge into it."""
+        if (refused := _cross_site(request)) is not None:
+            return refused
         fields = parse_qs((await request.body()).decode("utf-8", "replace"))
         into = (fields.get("into") or [""])[0].strip()
         groups = [g.strip() for g in fields.get("group", []) if g.strip() and g.strip() != into]
@@ -512,17 +522,14 @@ def _router(
             return page(
                 request, "error.html", status=422, nav="errors", message="merge: tick groups to merge"
             )
-        if editor is None or analysis is None:
-            return await edit(request, "merge", lambda: None, into)
-        reader = analysis
-        return await edit(request, "merge", lambda: merge_groups(editor, reader, into, groups), into)
+        return await edit(request, "merge", lambda ed, rd: merge_groups(ed, rd, into, groups), into)
 
     @router.post("/errors/{group_id}/split", response_class=HTMLResponse)
     async def split_error_group(request: Request, group_id: str) -> Response:
         """Undo a merge (a member leaves its group; a merged group gives back all), then the group."""
-        if editor is None:
-            return await edit(request, "split", lambda: None, group_id)
-        return await edit(request, "split", lambda: split_group(editor, group_id), group_id)
+        if (refused := _cross_site(request)) is not None:
+            return refused
+        return await edit(request, "split", lambda ed, _: split_group(ed, group_id), group_id)
 
     @router.get("/templates", response_class=HTMLResponse)
     @_store_errors

@@ -175,7 +175,7 @@ const faultlens = (() => {
     const edges = g.edges.filter((e) => e.caller === me || e.callee === me);
     table.querySelector("tbody").innerHTML = edges.length ? edges.map((e) => `<tr><td>${escape(e.caller)}</td><td>${escape(e.callee)}</td><td>${escape(e.kind)}</td>` +
       `<td class="num">${e.calls}</td><td class="num${e.errors ? " bad" : ""}">${e.errors}</td><td class="num">${(100 * e.error_rate).toFixed(1)}%</td>` +
-      `<td class="num">${duration(e.latency_p50_ns)}</td><td class="num">${duration(e.latency_p90_ns)}</td><td class="num">${duration(e.latency_p99_ns)}</td></tr>`).join("")
+      `<td class="num">${duration(e.latency_p50_ns)}</td><td class="num">${duration(e.latency_p95_ns)}</td><td class="num">${duration(e.latency_p99_ns)}</td></tr>`).join("")
       : '<tr><td colspan="9" class="muted">no call in this time range</td></tr>';
     table.dataset.loaded = "1";
   }

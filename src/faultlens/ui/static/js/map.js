@@ -25,7 +25,7 @@
           id: `e${i}`, source: e.caller, target: e.callee, kind: e.kind, calls: e.calls, errorRate: e.error_rate,
           width: 1.5 + 5 * Math.log1p(e.calls) / Math.log1p(maxCalls),
           colour: e.errors ? "#d9412b" : "#8a96a8",
-          label: `${e.calls} · ${(100 * e.error_rate).toFixed(1)}% err · p90 ${duration(e.latency_p90_ns)} / p99 ${duration(e.latency_p99_ns)}`,
+          label: `${e.calls} · ${(100 * e.error_rate).toFixed(1)}% err · p95 ${duration(e.latency_p95_ns)} / p99 ${duration(e.latency_p99_ns)}`,
         },
       })),
     ];
@@ -60,7 +60,7 @@
     tbody.innerHTML = g.edges.map((e) => `<tr data-caller="${escape(e.caller)}" data-callee="${escape(e.callee)}">` +
       `<td>${escape(e.caller)}</td><td>${escape(e.callee)}</td><td>${escape(e.kind)}</td><td class="num">${e.calls}</td>` +
       `<td class="num${e.errors ? " bad" : ""}">${e.errors}</td><td class="num">${(100 * e.error_rate).toFixed(1)}%</td>` +
-      `<td class="num">${duration(e.latency_p50_ns)}</td><td class="num">${duration(e.latency_p90_ns)}</td><td class="num">${duration(e.latency_p99_ns)}</td></tr>`).join("");
+      `<td class="num">${duration(e.latency_p50_ns)}</td><td class="num">${duration(e.latency_p95_ns)}</td><td class="num">${duration(e.latency_p99_ns)}</td></tr>`).join("");
     el.dataset.loaded = "1";
   }
   // An incident's propagation chains (GET /api/v1/incidents/{id}/rca ranks it now): the
