@@ -68,20 +68,28 @@ def call_paths(frame: SpanFrame) -> tuple[npt.NDArray[np.int64], dict[int, Path]
     return entry, {e: tuple(s for _, s in sorted(c)) for e, c in calls.items()}
 
 
-def _paths(
-    frame: SpanFrame, sigs: Sequence[str], op: tuple[str, str], usual: str, want_usual: bool | None
-) -> Counter[Path]:
-    """Call paths of the requests of ``op`` whose signature is (``want_usual``), is not, or
-    either (None) the usual one."""
-    code = {o: i for i, o in enumerate(frame.operations)}.get(op)
-    out: Counter[Path] = Counter()
-    if code is None:
+class _Side:
+    """One side's call paths per request, computed once for every finding of a ranking."""
+
+    def __init__(self, frame: SpanFrame, sigs: Sequence[str]) -> None:
+        self.frame, self.sigs = frame, sigs
+        self._codes = {o: i for i, o in enumerate(frame.operations)}
+        self._paths: tuple[npt.NDArray[np.int64], dict[int, Path]] | None = None
+
+    def paths(self, op: tuple[str, str], usual: str, want_usual: bool | None) -> Counter[Path]:
+        """Call paths of the requests of ``op`` whose signature is (``want_usual``), is not,
+        or either (None) the usual one."""
+        out: Counter[Path] = Counter()
+        code = self._codes.get(op)
+        if code is None:
+            return out
+        if self._paths is None:
+            self._paths = call_paths(self.frame)
+        entry, paths = self._paths
+        for r in np.nonzero(self.frame.operation == code)[0].tolist():
+            if want_usual is None or (self.sigs[r] == usual) is want_usual:
+                out[paths.get(int(entry[r]), ())] += 1
         return out
-    entry, paths = call_paths(frame)
-    for r in np.nonzero(frame.operation == code)[0].tolist():
-        if want_usual is None or (sigs[r] == usual) is want_usual:
-            out[paths.get(int(entry[r]), ())] += 1
-    return out
 
 
 def hand_over(
@@ -98,18 +106,19 @@ def hand_over(
     ``window`` and ``baseline`` are (frame, log signature per span) of each side; ``usual``
     the usual signature per operation.
     """
+    now, before = _Side(*window), _Side(*baseline)
     out: list[Finding] = []
     for f in findings:
         callee = ""
         if f.reason is Reason.LOG_PATTERN:
             op = (f.service, f.operation)
             norm = usual.get(op, "")
-            base = _paths(*baseline, op, norm, True)
-            changed = _paths(*window, op, norm, False)
+            base = before.paths(op, norm, True)
+            changed = now.paths(op, norm, False)
             if base and changed:
                 callee = _fork(base.most_common(1)[0][0], changed, majority)
             if callee:
-                taken = _paths(*baseline, op, norm, None)
+                taken = before.paths(op, norm, None)
                 if taken[changed.most_common(1)[0][0]] > new_path_share * sum(taken.values()):
                     callee = ""  # the baseline takes this path too
         if not callee or callee == f.service:
