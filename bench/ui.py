@@ -32,7 +32,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -201,8 +201,26 @@ def time_pages(server: ServerProcess, big_trace: str, requests: int) -> dict[str
         service = next((s for s in services if s != "unknown_service"), services[0])
         groups = client.get("/api/v1/errors", params={"limit": 1}).json().get("groups", [])
         incidents = client.get("/api/v1/incidents", params={"limit": 1}).json().get("incidents", [])
-        keys = client.get("/ui/attribute-keys", params={"service": service}).text
-        key = m.group(1) if (m := re.search(r'value="([^"]+)"', keys)) else "http.route"
+        # the suggestion a person would pick: of the suggested keys, the one whose top value
+        # the most sampled spans hold (a method, a route), and that value
+        keys = re.findall(
+            r'value="([^"]+)"', client.get("/ui/attribute-keys", params={"service": service}).text
+        )
+        best: tuple[int, str, str] = (0, "http.route", "")
+        for k in keys[:20]:
+            text = client.get("/ui/attribute-values", params={"service": service, "key": k}).text
+            if m := re.search(r'value="([^"]+)">(\d+) of', text):
+                best = max(best, (int(m.group(2)), k, m.group(1)))
+        _, key, value = best
+        # the pages' scripts ask for the ranges the pages chose (the last 15 min or hour of data)
+        ranges = {
+            name: re.search(rf'{marker}[^>]*data-start="(\d+)" data-end="(\d+)"', client.get(page).text)
+            for name, page, marker in (("map", "/map", 'id="map"'), ("red", "/", "data-red-service"))
+        }
+        graph_range = (
+            {"start": ranges["map"].group(1), "end": ranges["map"].group(2)} if ranges["map"] else {}
+        )
+        red_range = {"start": ranges["red"].group(1), "end": ranges["red"].group(2)} if ranges["red"] else {}
         newest = client.get("/api/v1/traces", params={"limit": 2}).json()["traces"]
         some_trace = next(t["trace_id"] for t in newest if t["trace_id"] != big_trace)
         s = quote(service, safe="")
@@ -211,7 +229,8 @@ def time_pages(server: ServerProcess, big_trace: str, requests: int) -> dict[str
             "/traces": "/traces",
             "/traces?service=&status=error": f"/traces?service={s}&status=error",
             "/traces?service=&min/max_duration": f"/traces?service={s}&min_duration_ms=5&max_duration_ms=50",
-            "/traces?attrs=key=value": f"/traces?service={s}&attrs={quote(f'{key}=nothing-has-this')}",
+            "/traces?attrs=a suggested key=value": f"/traces?service={s}&attrs={quote(f'{key}={value}')}",
+            "/traces?attrs=no match": f"/traces?service={s}&attrs={quote(f'{key}=nothing-has-this')}",
             "/traces/{id} (5k spans)": f"/traces/{big_trace}",
             "/map": "/map",
             "/services/{s}": f"/services/{s}",
@@ -229,12 +248,12 @@ def time_pages(server: ServerProcess, big_trace: str, requests: int) -> dict[str
         scripts = {
             "trace (5k spans)": f"/api/v1/traces/{big_trace}",
             "trace (8 spans)": f"/api/v1/traces/{some_trace}",
-            "graph (15 min)": "/api/v1/graph",
-            "red of a service (1 h)": f"/api/v1/services/{s}/red",
+            "graph (the map's 15 min)": "/api/v1/graph?" + urlencode(graph_range),
+            "red of a service (the overview's 1 h)": f"/api/v1/services/{s}/red?" + urlencode(red_range),
         }
         return {
             "service": service,
-            "attribute_key": key,
+            "attribute": f"{key}={value}",
             "pages": {name: _timings(client, path, requests) for name, path in pages.items()},
             "page_scripts_json": {name: _timings(client, path, requests) for name, path in scripts.items()},
         }
