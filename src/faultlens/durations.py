@@ -30,4 +30,19 @@ def parse_duration_s(value: Any) -> float:
     return seconds
 
 
+def parse_duration_ns(value: Any, *, max_s: float | None = None) -> int:
+    """A duration with its unit (``500ms``, ``90s``, ``10m``, ``1h``) as ns, at most ``max_s``.
+
+    For request parameters, where a bare number is ambiguous (seconds? nanoseconds?) and is
+    refused; configuration takes bare seconds through :func:`parse_duration_s`.
+    """
+    m = _DURATION.match(value) if isinstance(value, str) else None
+    if m is None or m.group(2) is None:
+        raise ValueError("expected a duration with a unit, e.g. 90s, 10m or 1h")
+    seconds = parse_duration_s(value)
+    if max_s is not None and seconds > max_s:
+        raise ValueError(f"at most {max_s:g} s")
+    return round(seconds * 1e9)
+
+
 Seconds = Annotated[float, BeforeValidator(parse_duration_s)]

@@ -18,7 +18,6 @@ run in FastAPI's threadpool.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 
@@ -28,6 +27,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from faultlens.api.analysis_routes import Id, IncidentOut, RootCauseFields
 from faultlens.api.params import INT64_MAX, UnixNanos
+from faultlens.durations import parse_duration_ns
 from faultlens.graph import ServiceGraph, build_service_graph
 from faultlens.rca.incident import IncidentHistory, RankerSettings, RcaRun, RootCauseRanker
 from faultlens.rca.report import run_report
@@ -270,20 +270,12 @@ def service_graph(windows: WindowReader, time_range: TimeRange, parent_margin_ns
 
 # --- routes ---------------------------------------------------------------------------------
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h)\s*$")
-_UNIT_NS = {"ms": 1_000_000, "s": NS_PER_S, "m": NS_PER_MIN, "h": 60 * NS_PER_MIN}
-_MAX_DURATION_NS = 7 * 24 * 60 * NS_PER_MIN
+_MAX_DURATION_S = 7 * 24 * 3600.0
 
 
 def parse_duration(value: Any) -> int:
     """A duration with its unit (``500ms``, ``90s``, ``10m``, ``1h``; at most a week) as ns."""
-    m = _DURATION.match(str(value))
-    if m is None:
-        raise ValueError("expected a duration with a unit, e.g. 90s, 10m or 1h")
-    ns = int(m.group(1)) * _UNIT_NS[m.group(2)]
-    if ns > _MAX_DURATION_NS:
-        raise ValueError("at most 7 days")
-    return ns
+    return parse_duration_ns(value, max_s=_MAX_DURATION_S)
 
 
 Duration = Annotated[int, BeforeValidator(parse_duration)]

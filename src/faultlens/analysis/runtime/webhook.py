@@ -33,6 +33,7 @@ from faultlens.config.model import WebhookConfig
 from faultlens.config.redact import redact_text, redact_url
 from faultlens.export.breaker import CircuitBreaker
 from faultlens.export.config import BreakerConfig, RetryConfig
+from faultlens.export.outcome import parse_retry_after
 from faultlens.export.retry import Backoff
 from faultlens.rca.model import RcaAnswer
 from faultlens.rca.report import answer_fields
@@ -42,7 +43,10 @@ __all__ = ["WebhookNotifier", "incident_payload"]
 
 log = logging.getLogger(__name__)
 
+# A webhook receiver is any HTTP service, not an OTLP one: beside OTLP's retryable answers
+# (export.outcome.RETRYABLE_HTTP) a timeout, "too early" and a plain 500 are worth another try.
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+MAX_RETRY_AFTER_S = 60.0  # a receiver asking for longer waits at most this before the next try
 TOP_ROOT_CAUSES = 3
 
 
@@ -186,14 +190,7 @@ class WebhookNotifier:
             return True, None
         if response.is_success:
             return None, None
-        hint = _retry_after(response.headers.get("retry-after"))
-        return response.status_code in RETRYABLE_STATUS, hint
-
-
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return min(max(float(value), 0.0), 60.0)
-    except ValueError:
-        return None
+        hint = parse_retry_after(response.headers.get("retry-after"))  # the exporter's reading
+        return response.status_code in RETRYABLE_STATUS, None if hint is None else min(
+            hint, MAX_RETRY_AFTER_S
+        )
