@@ -7,8 +7,14 @@ import json
 import pyarrow as pa
 import pytest
 
-from faultlens.analysis.anomaly import resource_observations
-from faultlens.analysis.anomaly.signals import Utilisation, UtilisationOf, serving_latency, utilisation
+from faultlens.analysis.anomaly import explain, resource_observations
+from faultlens.analysis.anomaly.signals import (
+    Utilisation,
+    UtilisationOf,
+    resource_key,
+    serving_latency,
+    utilisation,
+)
 from faultlens.decode.schema import METRIC_SCHEMA
 from faultlens.store.testing import metric_row
 
@@ -69,3 +75,13 @@ def test_a_gauge_with_a_peer_is_a_series_of_the_call_edge_whichever_end_reported
         ("frontend", "", "service.client.latency.p50", "frontend"): 0.2,
     }
     assert all(o.key.focus_service == "cart" for o in obs if o.key.peer == "cart")
+
+
+def test_an_edge_gauge_is_explained_as_calls_from_one_service_to_another() -> None:
+    from_caller = resource_key("frontend", "service.client.latency.p50", "frontend", "cart")
+    assert explain(from_caller, 0.3, 0.003) == (
+        "service.client.latency.p50 of calls from frontend to cart (as frontend saw them) was 0.3, "
+        "expected 0.003 (+9900%)"
+    )
+    from_callee = resource_key("cart", "service.server.latency.p50", "cart", "frontend")
+    assert "of calls from frontend to cart (as cart saw them)" in explain(from_callee, 0.3, 0.003)

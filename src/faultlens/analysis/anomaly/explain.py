@@ -41,7 +41,10 @@ def explain(key: SeriesKey, observed: float, expected: float) -> str:
     """E.g. ``p99 latency of ts-order-service GET /order was 820 ms, expected 120 ms (+583%)``."""
     change = f"{(observed - expected) / abs(expected) * 100:+.0f}%" if expected else "from zero"
     obs, exp = format_value(key.kind, observed), format_value(key.kind, expected)
-    if key.kind == SeriesKind.RESOURCE:
+    if key.kind == SeriesKind.RESOURCE and key.peer:
+        seen_by = key.resource or key.service
+        subject = f"{key.name} of calls from {key.service} to {key.peer} (as {seen_by} saw them)"
+    elif key.kind == SeriesKind.RESOURCE:
         subject = f"{key.name} of {key.resource or key.service}"
     elif key.kind in (SeriesKind.EDGE_LATENCY_P90, SeriesKind.EDGE_ERROR_RATE):
         subject = f"{_WHAT[key.kind]} from {key.service} to {key.peer}"
