@@ -229,3 +229,21 @@ def test_a_failing_store_leaves_a_pending_answer_with_the_reason(tmp_path: Path)
     assert _count(metrics, "failed") == 1
     worker.shutdown()
     analysis.close()
+
+
+def test_an_opening_is_ranked_before_queued_re_rankings(
+    stores: tuple[DuckDBStore, DuckDBAnalysisStore],
+) -> None:
+    gate = Gate()
+    worker, recorder, _ = _worker(stores, gate)
+    worker.notify(IncidentEvent.OPENED, replace(INC, id="inc-3"))
+    assert gate.entered.acquire(timeout=10)  # the worker holds inc-3
+    worker.notify(
+        IncidentEvent.RESOLVED, replace(INC, id="inc-2", state=IncidentState.RESOLVED)
+    )  # a re-ranking
+    worker.notify(IncidentEvent.OPENED, INC)  # queued after it, ranked before it
+    gate.open.set()
+    assert worker.drain(30)
+    order = [(e, i) for e, i, _ in recorder.told]
+    assert order.index((IncidentEvent.OPENED, "inc-c")) < order.index((IncidentEvent.RESOLVED, "inc-2"))
+    worker.shutdown()

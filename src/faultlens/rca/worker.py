@@ -9,6 +9,7 @@
                                     notice goes on at once, unranked
       RESOLVED ───────────────────> pending too, so it never overtakes the OPENED notice, and
                                     ranked once more over the incident's whole extent
+      the rca thread takes openings first (their notice waits), then the rest in order
                                            │
       rca thread: before_read(read_wait_s) │ (the store writer lands what was accepted, so
                                            │  the window's telemetry is there to read)
@@ -188,7 +189,9 @@ class RootCauseWorker:
                     self._cond.wait()
                 if not self._pending or (self._deadline is not None and self._clock() >= self._deadline):
                     return
-                _, task = self._pending.popitem(last=False)
+                # An opening waits for its ranking to be announced: it goes before re-rankings.
+                first = next((k for k, t in self._pending.items() if t.announce), None)
+                task = self._pending.pop(first) if first is not None else self._pending.popitem(last=False)[1]
                 self._busy = True
             try:
                 answer = self._rank(task) if task.rank else None
