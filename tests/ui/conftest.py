@@ -151,7 +151,14 @@ def watch(browser: Browser, base: str) -> Iterator[Watched]:
     page.on("console", on_console)
     page.on("pageerror", lambda e: w.problems.append(f"uncaught: {e}"))
     page.on("request", on_request)
-    page.on("requestfailed", lambda r: w.problems.append(f"failed: {r.url} {r.failure}"))
+
+    def on_failed(request: Request) -> None:
+        # A request the browser itself dropped because the page navigated away (a test going
+        # to the next page while the favicon loads) is not a failure of the server.
+        if request.failure != "net::ERR_ABORTED":
+            w.problems.append(f"failed: {request.url} {request.failure}")
+
+    page.on("requestfailed", on_failed)
     page.on("response", on_response)
     try:
         yield w
