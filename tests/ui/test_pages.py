@@ -15,7 +15,7 @@ import time
 import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Dialog, expect
 
 from faultlens.api import ApiServer, HealthState, create_app
 from faultlens.config.model import StoreConfig
@@ -350,7 +350,12 @@ def test_html_in_names_attributes_and_logs_is_shown_as_text_never_run(
 ) -> None:
     page = watched.page
     dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
     hostile = shopfront.sent.hostile_trace
     watched.open(f"/traces/{hostile}", "#waterfall[data-loaded]")
     expect(page.locator("#wf-rows .wf-label").first).to_have_text(f"front {HOSTILE_NAME}")

@@ -35,7 +35,7 @@ def serve() -> Iterator[Any]:
     servers: list[ApiServer] = []
 
     def start(error: Exception) -> str:
-        server = ApiServer(create_app(FailingReader(error), SelfMetrics(), HealthState()), port=0)  # type: ignore[arg-type]
+        server = ApiServer(create_app(FailingReader(error), SelfMetrics(), HealthState()), port=0)
         server.start()
         servers.append(server)
         return server.url
