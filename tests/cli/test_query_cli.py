@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -92,3 +93,60 @@ def test_a_missing_token_an_unknown_id_and_a_bad_option_say_so(server: tuple[InP
     assert bad.returncode == 2 and "expected open or resolved" in bad.stderr
     down = _run("traces", "--server", "http://127.0.0.1:9", "--token", TOKEN)
     assert down.returncode == 1 and "cannot reach faultlens" in down.stderr
+
+
+def _traces(url: str, *args: str) -> list[dict[str, Any]]:
+    done = _run("traces", "--server", url, "--token", TOKEN, "--json", "--limit", "1000", *args)
+    assert done.returncode == 0, done.stderr
+    traces: list[dict[str, Any]] = json.loads(done.stdout)["traces"]
+    return traces
+
+
+def _spans(srv: InProcessServer, trace_id: str) -> list[dict[str, Any]]:
+    r = srv.api.get(f"/api/v1/traces/{trace_id}", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status_code == 200, r.text
+    spans: list[dict[str, Any]] = r.json()["spans"]
+    return spans
+
+
+def test_traces_by_attributes_on_one_span(server: tuple[InProcessServer, str]) -> None:
+    srv, url = server
+    every = {t["trace_id"] for t in _traces(url)}
+    query = "db.query.text=SELECT * FROM orders WHERE id = $1"  # spaces, a '*' and a '$': quoted
+    found = _traces(url, "--attr", query, "--attr", "server.port=5432")
+    holding = {
+        tid
+        for tid in every
+        if any(
+            s["attributes"].get("db.query.text") == query.partition("=")[2]
+            and s["attributes"].get("server.port") == 5432
+            for s in _spans(srv, tid)
+        )
+    }
+    assert holding and {t["trace_id"] for t in found} == holding
+    assert len(holding) < len(every)
+    assert _traces(url, "--attr", "db.system.name=oracle") == []
+    on_two_spans = _traces(url, "--attr", "server.port=5432", "--attr", "rpc.system=grpc")
+    assert on_two_spans == []  # no one span is both a database call and a gRPC call
+
+
+def test_traces_by_max_duration(server: tuple[InProcessServer, str]) -> None:
+    _, url = server
+    durations = sorted(t["duration_ns"] for t in _traces(url))
+    middle = durations[len(durations) // 2]
+    at_most = _traces(url, "--max-duration-ms", str(middle / 1e6))
+    assert {t["duration_ns"] for t in at_most} <= {d for d in durations if d <= middle}
+    assert len(at_most) >= len(durations) // 2
+    low, high = str(durations[1] / 1e6), str(middle / 1e6)
+    between = _traces(url, "--min-duration-ms", low, "--max-duration-ms", high)
+    assert between and all(durations[1] <= t["duration_ns"] <= middle for t in between)
+
+
+def test_bad_trace_conditions_say_so(server: tuple[InProcessServer, str]) -> None:
+    _, url = server
+    no_value = _run("traces", "--server", url, "--token", TOKEN, "--attr", "http.route")
+    assert no_value.returncode == 2 and "expected KEY=VALUE" in no_value.stderr
+    crossed = _run(
+        "traces", "--server", url, "--token", TOKEN, "--min-duration-ms", "10", "--max-duration-ms", "5"
+    )
+    assert crossed.returncode == 1 and "422" in crossed.stderr and "max_duration_ms" in crossed.stderr

@@ -47,6 +47,7 @@ from faultlens.errors import StoreError, UnsupportedQuery
 from faultlens.selfmetrics import CONTENT_TYPE_LATEST, SelfMetrics
 from faultlens.store.analysis_base import AnalysisReader
 from faultlens.store.base import (
+    AttributeCondition,
     LogQuery,
     MetricAggregation,
     MetricNameQuery,
@@ -113,7 +114,7 @@ def create_app(
         from faultlens.api.rca_routes import rca_router
 
         app.include_router(rca_router(windows, analysis), responses=_ERRORS)
-    from faultlens.api.jaeger import jaeger_router  # Jaeger's query API, for Grafana
+    from faultlens.api.jaeger import jaeger_router, parse_tags  # Jaeger's query API, for Grafana
 
     app.include_router(jaeger_router(reader, windows))
 
@@ -149,16 +150,44 @@ def create_app(
                 description="Trace duration at least this many milliseconds (decimals allowed).",
             ),
         ] = None,
+        max_duration_ms: Annotated[
+            Decimal | None,
+            Query(
+                ge=0,
+                le=MAX_DURATION_MS,
+                description="Trace duration at most this many milliseconds (decimals allowed).",
+            ),
+        ] = None,
+        attrs: Annotated[
+            str | None,
+            Query(
+                min_length=1,
+                description="Attribute conditions that must all hold on one span (with service and "
+                "operation), its own attributes or its resource's: logfmt as the UI and Grafana write "
+                'them (`http.route=/pay k8s.pod.name="a b"`) or a JSON object. A value matches as text: '
+                "`500`, `true`, `0.5`.",
+            ),
+        ] = None,
         start: START = None,
         end: END = None,
         limit: Annotated[int, _limit(20)] = 20,
     ) -> m.TracesResponse:
         """Summaries of traces with at least one span matching every condition, newest first."""
+        min_ns = None if min_duration_ms is None else _ms_to_ns_ceil(min_duration_ms)
+        max_ns = None if max_duration_ms is None else int(max_duration_ms * 1_000_000)  # rounds down
+        if min_ns is not None and max_ns is not None and max_ns < min_ns:
+            raise invalid_param("max_duration_ms", "below min_duration_ms", str(max_duration_ms))
+        try:
+            tags = parse_tags(attrs) if attrs is not None else {}
+        except ValueError as e:
+            raise invalid_param("attrs", str(e), attrs) from None
         query = TraceQuery(
             service=service,
             operation=operation,
             status_error=status is TraceStatus.ERROR,
-            min_duration_ns=None if min_duration_ms is None else _ms_to_ns_ceil(min_duration_ms),
+            min_duration_ns=min_ns,
+            max_duration_ns=max_ns,
+            attributes=tuple(AttributeCondition(k, v) for k, v in tags.items()),
             time_range=time_range(start, end),
             limit=limit + 1,
         )

@@ -11,7 +11,8 @@ Times are shown as RFC 3339 in UTC, durations in milliseconds.
     faultlens incidents [--status open|resolved] [--limit N]      list, latest opened first
     faultlens incidents show ID                                    one incident, its root causes
     faultlens errors [--service S] [--category C] [--limit N]      error groups, latest first
-    faultlens traces [--service S] [--operation O] [--errors] [--min-duration-ms X] [--limit N]
+    faultlens traces [--service S] [--operation O] [--errors] [--min-duration-ms X]
+                     [--max-duration-ms X] [--attr KEY=VALUE ...] [--limit N]
     faultlens traces show TRACE_ID                                 one trace as an indented tree
 
 Exit codes: 0 answered, 1 the server could not answer (down, 4xx/5xx: its message is
@@ -21,6 +22,7 @@ printed), 2 bad options.
 from __future__ import annotations
 
 import json
+import shlex
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -229,6 +231,18 @@ def traces_list(
     min_duration_ms: Annotated[
         float | None, typer.Option("--min-duration-ms", min=0, help="Whole trace at least this long.")
     ] = None,
+    max_duration_ms: Annotated[
+        float | None, typer.Option("--max-duration-ms", min=0, help="Whole trace at most this long.")
+    ] = None,
+    attr: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--attr",
+            metavar="KEY=VALUE",
+            help="An attribute (the span's or its resource's) with this value as text; repeat it: "
+            "all must hold on one span, with --service and --operation.",
+        ),
+    ] = None,
     limit: LimitOpt = 20,
     server: ServerOpt = DEFAULT_SERVER,
     token: TokenOpt = None,
@@ -237,11 +251,18 @@ def traces_list(
     """Traces, newest first."""
     if ctx.invoked_subcommand is not None:
         return
+    for condition in attr or []:
+        key, eq, _ = condition.partition("=")
+        if not key or not eq:
+            raise _fail(f"--attr {condition!r}: expected KEY=VALUE", 2)
     params = {
         "service": service,
         "operation": operation,
         "status": "error" if errors else None,
         "min_duration_ms": min_duration_ms,
+        "max_duration_ms": max_duration_ms,
+        # the API's logfmt, quoted so that a value may hold spaces or quotes; the server parses it
+        "attrs": shlex.join(attr) if attr else None,
         "limit": limit,
     }
     body = _fetch(server, "/api/v1/traces", params, token, as_json)
