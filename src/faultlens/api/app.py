@@ -198,17 +198,19 @@ def create_app(
 
     @app.get(
         "/api/v1/traces/{trace_id}",
+        response_model=m.TraceOut,
         responses={404: {"model": m.ErrorResponse, "description": "No such trace."}, **_ERRORS},
         tags=["query"],
     )
     def trace(
         trace_id: Annotated[TraceIdBytes, Path(description="32 hexadecimal digits, either case.")],
-    ) -> m.TraceOut:
+    ) -> Response:
         """Every span of one trace, ordered by start time, and the log records carrying its id."""
         found = reader.get_trace(trace_id)
         if found is None:
             raise HTTPException(404, f"trace {trace_id.hex()} not found")
-        return m.TraceOut.of(found)
+        # TraceOut's body, written without a model per span (a 5k-span trace: half the time)
+        return Response(m.trace_json(found), media_type="application/json")
 
     @app.get("/api/v1/logs", responses=_ERRORS, tags=["query"])
     def logs(
