@@ -15,6 +15,7 @@ by the page's own clock (the ``waterfall-ready`` performance mark, set with
 
     python bench/ui.py                          # 1M spans over 6 h: ~3-5 min to feed, then timing
     python bench/ui.py --spans 100000 --requests 10
+    python bench/ui.py --trace-only             # the same data; time only the 5k-span trace
 
 Prints one JSON object. Figures with a date go to docs/benchmarks.md.
 """
@@ -259,6 +260,17 @@ def time_pages(server: ServerProcess, big_trace: str, requests: int) -> dict[str
         }
 
 
+def time_trace(server: ServerProcess, big_trace: str, requests: int) -> dict[str, Any]:
+    """Only the big trace: its page, its JSON, timed as :func:`time_pages` times them."""
+    with httpx.Client(base_url=server.api, timeout=60) as client:
+        return {
+            "pages": {"/traces/{id} (5k spans)": _timings(client, f"/traces/{big_trace}", requests)},
+            "page_scripts_json": {
+                "trace (5k spans)": _timings(client, f"/api/v1/traces/{big_trace}", requests)
+            },
+        }
+
+
 # Where the ready time goes, from the page's own clocks (ms since navigation start): the
 # document, the trace's JSON (asked, first byte, last byte) and the waterfall drawn.
 _BREAKDOWN = """() => {
@@ -321,6 +333,9 @@ def main() -> None:
     ap.add_argument("--hours", type=float, default=6.0, help="data time the spans cover, before now")
     ap.add_argument("--requests", type=int, default=20, help="timed requests per page")
     ap.add_argument("--browser-runs", type=int, default=5)
+    ap.add_argument(
+        "--trace-only", action="store_true", help="time only the big trace's page, its JSON and Chromium"
+    )
     args = ap.parse_args()
     result: dict[str, Any] = {
         "bench": "ui",
@@ -334,7 +349,8 @@ def main() -> None:
             result["feed"] = fed
             result["feed"]["analysis_settle_s"] = settle(server)
             result["store"] = server.stats()
-            result.update(time_pages(server, fed["big_trace"], args.requests))
+            timed = time_trace if args.trace_only else time_pages
+            result.update(timed(server, fed["big_trace"], args.requests))
             result["browser"] = time_browser(server, fed["big_trace"], args.browser_runs)
         finally:
             server.stop()
