@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, ParamSpec
@@ -66,9 +66,17 @@ from faultlens.store.analysis_base import (
     IncidentQuery,
     TemplateQuery,
 )
-from faultlens.store.base import AttributeCondition, AttributeQuery, LogQuery, StoreReader, TraceQuery
+from faultlens.store.base import (
+    AttributeCondition,
+    AttributeQuery,
+    LogQuery,
+    LogRecord,
+    StoreReader,
+    TraceQuery,
+)
 from faultlens.types import TimeRange
 from faultlens.ui.assets import STATIC_DIR, asset_path
+from faultlens.ui.logmatch import TemplateShape
 
 __all__ = ["LOOKBACKS", "mount_ui"]
 
@@ -87,6 +95,11 @@ DEFAULT_GRAPH_LOOKBACK = "15m"
 the range, and a busy hour (a million spans) is more than one read may hold."""
 
 MAX_LIMIT = 1000
+TEMPLATE_CHANGES = ("all", "new", "missing")
+TEMPLATE_SCAN = 10_000
+"""Templates read to filter them by change or find one by id (the store filters by service)."""
+TEMPLATE_LOG_SCAN = 5_000
+"""Newest log lines holding a template's constant text that are tested against its shape."""
 MAX_DURATION_MS = 10**12  # ~31 years: beyond it a duration is a typo, and past int64 ns
 SUGGEST_SAMPLE = 2000
 """Newest spans (of the service) whose attributes the search suggests keys and values from."""
@@ -534,17 +547,33 @@ def _router(
     @router.get("/templates", response_class=HTMLResponse)
     @_store_errors
     def templates(request: Request) -> HTMLResponse:
+        """Log templates, most frequent first; ``change``: only those last flagged ``new`` or
+        ``missing`` (the store filters by service only, so the page reads up to
+        :data:`TEMPLATE_SCAN` templates and says so when there may be more)."""
         form = _form(request)
         limit = form.limit(100)
+        change = form.text("change") or "all"
+        if change not in TEMPLATE_CHANGES:
+            form.problems.append(f"change: one of {', '.join(TEMPLATE_CHANGES)}")
         rows: list[dict[str, Any]] = []
+        scanned_all = True
         if analysis is not None and not form.problems:
-            q = TemplateQuery(service=form.text("service"), limit=limit)
-            rows = [TemplateOut.of(t).model_dump() for t in analysis.templates(q)]
+            if change == "all":
+                found = analysis.templates(TemplateQuery(service=form.text("service"), limit=limit))
+            else:
+                scan = analysis.templates(TemplateQuery(service=form.text("service"), limit=TEMPLATE_SCAN))
+                scanned_all = len(scan) < TEMPLATE_SCAN
+                found = [t for t in scan if t.last_change == change][:limit]
+            rows = [TemplateOut.of(t).model_dump() for t in found]
         return page(
             request,
             "templates.html",
             status=422 if form.problems else 200,
             form=form,
+            change=change,
+            changes=TEMPLATE_CHANGES,
+            scanned_all=scanned_all,
+            scan=TEMPLATE_SCAN,
             templates=rows,
             services=sorted(reader.services()),
         )
@@ -565,21 +594,35 @@ def _router(
                 trace_id = parse_trace_id(text)
             except ValueError as e:
                 form.problems.append(f"trace_id: {e}")
+        shape = _template_shape(form, analysis)
+        limit = form.limit(100)
         query = LogQuery(
             service=form.text("service"),
             min_severity=severity,
             trace_id=trace_id,
             text=form.text("q"),
             time_range=form.time_range(latest_ns()),
-            limit=form.limit(100),
+            limit=limit,
         )
-        rows = [] if form.problems else [m.LogOut.of(r).model_dump() for r in reader.find_logs(query)]
+        scanned: int | None = None  # lines tested against the template's shape
+        found: list[LogRecord] = []
+        if form.problems:
+            pass
+        elif shape is None:
+            found = reader.find_logs(query)
+        else:  # the store narrows by the text asked, else by the template's longest constant text
+            scan = reader.find_logs(replace(query, text=query.text or shape.anchor, limit=TEMPLATE_LOG_SCAN))
+            scanned = len(scan)
+            found = [r for r in scan if shape.fits(r.body)][:limit]
         return page(
             request,
             "logs.html",
             status=422 if form.problems else 200,
             form=form,
-            logs=rows,
+            logs=[m.LogOut.of(r).model_dump() for r in found],
+            shape=shape,
+            scanned=scanned,
+            scan=TEMPLATE_LOG_SCAN,
             services=sorted(reader.services()),
             lookbacks=list(LOOKBACKS),
         )
@@ -645,6 +688,27 @@ def _duration_ns(form: _Form, name: str) -> int | None:
         return None
     rounding = ROUND_FLOOR if name.startswith("max") else ROUND_CEILING
     return int((ms * 1_000_000).to_integral_value(rounding=rounding))
+
+
+def _template_shape(form: _Form, analysis: AnalysisReader | None) -> TemplateShape | None:
+    """``template``: a template id of ``service`` (the templates page links each template to
+    its lines), as the shape its lines fit; None without one."""
+    text = form.text("template")
+    if text is None:
+        return None
+    service = form.text("service")
+    if not text.isdigit() or service is None:
+        form.problems.append("template: a template id (a whole number), with its service")
+        return None
+    if analysis is None:
+        form.problems.append("template: the analysis is off, so there are no log templates")
+        return None
+    wanted = int(text)
+    for t in analysis.templates(TemplateQuery(service=service, limit=TEMPLATE_SCAN)):
+        if t.template_id == wanted:
+            return TemplateShape.of(t.template)
+    form.problems.append(f"template: {service} has no template {wanted}")
+    return None
 
 
 def _attribute_conditions(form: _Form) -> tuple[AttributeCondition, ...]:
