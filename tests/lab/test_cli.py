@@ -3,6 +3,7 @@ and a recorded run replayed into a server with ``faultlens replay lab``."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import signal
@@ -182,3 +183,40 @@ def test_a_bad_topology_is_refused_with_the_field_named(tmp_path: Path) -> None:
         _cli("lab", "run", "--topology", "nosuch"), capture_output=True, text=True, timeout=60
     )
     assert unknown.returncode == 2 and "not a built-in topology" in unknown.stderr
+
+
+def test_a_service_that_cannot_start_stops_the_lab_with_an_error_and_no_child_left(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    (work / "users.sqlite").mkdir(parents=True)  # a directory where the service's database goes
+    proc = subprocess.Popen(
+        _cli(
+            "lab",
+            "run",
+            "--topology",
+            "star",
+            "--duration",
+            "1m",
+            "--workdir",
+            str(work),
+            "--record",
+            str(tmp_path),
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen: list[psutil.Process] = []
+    try:
+        while proc.poll() is None:  # every process the lab started, while it runs
+            with contextlib.suppress(psutil.Error):
+                seen += [c for c in psutil.Process(proc.pid).children(recursive=True) if c not in seen]
+            time.sleep(0.05)
+        out = proc.stdout.read() if proc.stdout else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, out
+    assert "error: service users exited at start" in out
+    assert len(seen) >= 7
+    _, alive = psutil.wait_procs(seen, timeout=10)
+    assert not alive, [p.pid for p in alive]
