@@ -106,7 +106,7 @@ class Agreement:
     earlier windows it remembers that agree only now; each anomaly is returned once.
     ``reporting`` (metric name -> services that report it) comes from the caller, who sees
     the observations; it decides what counts as shared. ``units`` (metric name -> unit) tells
-    utilisation and latency gauges apart for the saturation rule; without it that rule is off.
+    utilisation and latency gauges apart for the saturation and wire rules; without it they are off.
     """
 
     def __init__(self, config: AgreementConfig | None = None) -> None:
