@@ -10,6 +10,9 @@ How the evidence is combined, and why this way:
   100 % CPU) is enough, and many weak ones do not add up to a strong one.
 - Span findings count only spans that *originate* a change (no changed span below them
   in the trace), so callers that react to a failing callee are not blamed for it.
+- A caller's log-pattern finding whose requests parted from their usual call path right
+  after one callee is that callee's (:mod:`.anchors`, ``changed_answer``); call-edge latency
+  gauges add ``slow_calls_into`` findings (:func:`.resources.edge_findings`).
 - Ties are broken by the next strongest findings, then by name (deterministic).
 
 Pure: tables and a config in, a :class:`~.model.RcaResult` out; no I/O, no clock.
