@@ -113,7 +113,7 @@ def register(app: typer.Typer) -> None:
 
             try:
                 lab_report = evaluate_lab(
-                    directory, on_request=on_request, progress=lambda s: typer.echo(s, err=True)
+                    directory, on_request=on_request, keep=keep, progress=lambda s: typer.echo(s, err=True)
                 )
             except ValueError as e:
                 typer.echo(f"error: {e}", err=True)

@@ -70,7 +70,7 @@ from faultlens.types import TimeRange
 
 if TYPE_CHECKING:
     from faultlens.config.model import Config
-    from faultlens.datasets import Fault, NezhaDataset, Record
+    from faultlens.datasets import Fault, NezhaDataset, OtlpSender, Record, ReplaySummary
 
 __all__ = [
     "CAPACITY_OVERRIDES",
@@ -546,52 +546,68 @@ def replay_config(data_dir: Path, *, analysis: Mapping[str, Any] | None = None) 
     )
 
 
-def evaluate_live(
-    root: Path,
+def live_window_ns() -> int:
+    """The analysis window of the server :func:`run_live` starts (its data dir changes nothing)."""
+    return int(replay_config(Path(tempfile.gettempdir())).analysis.window * NS_PER_S)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveRun:
+    """What one replay into a fresh in-process server left: its incidents with their stored
+    root causes (and, asked for, ranked on request), and the server's own account."""
+
+    incidents: list[IncidentRecord]
+    causes: dict[str, RootCauses]
+    requested: dict[str, RootCauses] | None
+    summary: ReplaySummary
+    info: dict[str, Any]
+    window_ns: int
+    lateness_ns: int
+    poll_errors: int
+    server_rca: dict[str, Any] | None
+    late: dict[str, int]
+    dropped: int
+    drain_s: float
+    cpu_s: float
+
+    def server_section(self) -> dict[str, Any]:
+        return {
+            "capacity_overrides": CAPACITY_OVERRIDES,
+            "analysis_window_s": self.window_ns / NS_PER_S,
+            **self.info,
+            "analysis_dropped_items": self.dropped,
+            "analysis_late_items": self.late,
+            "api_poll_errors": self.poll_errors,
+            "rca_from_metrics": self.server_rca,
+        }
+
+    def timing(self, wall_t0: float) -> dict[str, float]:
+        return {
+            "replay_s": round(self.summary.elapsed_s, 1),
+            "analysis_drain_s": round(self.drain_s, 1),
+            "process_cpu_s": round(self.cpu_s, 1),
+            "wall_s": round(time.perf_counter() - wall_t0, 1),
+        }
+
+
+def run_live(
+    replay: Callable[[OtlpSender], ReplaySummary],
+    faults: Sequence[Fault],
     *,
-    days: Sequence[dt.date] = (),
-    limit: int | None = None,
-    lodo: bool = False,
     on_request: bool = False,
     rca_wait_s: float = 900.0,
     keep: Path | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """Replay ``root`` (Nezha layout) into a fresh server as live telemetry; score what it answers.
-
-    ``days``: only these days (all when empty). ``limit``: only the first ``limit`` faults,
-    and the data up to the end of the last one's window (from the start of its day, so the
-    server has the hours before it). ``lodo``: add the per-day figures as leave-one-day-out
-    (the server's configuration is fixed, so every day is held out from any choice).
-    ``on_request``: also rank each detection's incident by ``GET /api/v1/incidents/{id}/rca``
-    once the replay is over, and report that rank beside the stored one. ``keep``: run the
-    server in this directory (created; it must be empty) and leave its store there, to look
-    into the incidents afterwards (``faultlens serve`` on it, or ``faultlens rca``).
-    """
-    from faultlens.datasets import NezhaDataset, SpanRecord, make_sender
-    from faultlens.datasets.otlp import OtlpConverter
-    from faultlens.eval.detect import _dropped, replay_as_live
+    say: Callable[[str], None] = lambda _: None,
+) -> LiveRun:
+    """Start a fresh in-process server (:func:`replay_config`), let ``replay`` send its data
+    over OTLP/gRPC, drain the analysis and the root-cause worker, and read every incident and
+    its root causes back over the API. ``faults`` only pick which incidents ``on_request``
+    ranks again (no label reaches the server). ``keep``: run in this directory (created; it
+    must be empty) and leave the store there."""
+    from faultlens.datasets import make_sender
+    from faultlens.eval.detect import _dropped
     from faultlens.testing.inprocess import InProcessServer
     from faultlens.types import Transport
-
-    say = progress or (lambda _: None)
-    wall = time.perf_counter()
-    ds = NezhaDataset(root)
-    all_days = ds.days()
-    unknown = [d for d in days if d not in all_days]
-    if unknown:
-        raise ValueError(f"no such day in {root}: {', '.join(d.isoformat() for d in unknown)}")
-    chosen = sorted(days) if days else all_days
-    faults = [f for f in ds.faults() if f.day in chosen]
-    if limit is not None:
-        faults = faults[:limit]
-    end_ns = None
-    if limit is not None:
-        end_ns = (faults[-1].inject_time_ns + LIVE_WINDOW.after_ns + MINUTE_NS) if faults else 0
-    by_day = _ranges(chosen, end_ns)
-    ranges = list(by_day.values())
-    chosen = list(by_day)
-    seen = _Replayed()
 
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
@@ -600,18 +616,6 @@ def evaluate_live(
     scratch = contextlib.nullcontext(str(keep)) if keep is not None else None
     with scratch or tempfile.TemporaryDirectory(prefix="faultlens-eval-live-") as tmp:
         config = replay_config(Path(tmp))
-        wn = int(config.analysis.window * NS_PER_S)
-        lateness = int(config.analysis.lateness * NS_PER_S)
-
-        def records() -> Iterator[Record]:
-            stream = ds.records(None) if not days and end_ns is None else _chain(ds, ranges)
-            for rec in stream:
-                t = rec.time_ns
-                seen.data_windows.add(t - t % wn)
-                if isinstance(rec, SpanRecord):
-                    seen.span_windows.add(t - t % wn)
-                yield rec
-
         server = InProcessServer(config, shutdown_timeout_s=120)
         api = httpx.Client(base_url=f"http://127.0.0.1:{server.ports['api']}", timeout=300)
         watcher = _Watcher(f"http://127.0.0.1:{server.ports['api']}")
@@ -621,12 +625,10 @@ def evaluate_live(
             sender = make_sender(
                 f"http://127.0.0.1:{server.ports['otlp-grpc']}", Transport.GRPC, timeout_s=60
             )
-            hull = TimeRange(ranges[0].start_ns, ranges[-1].end_ns) if ranges else None
-            say(f"replaying {root} ({', '.join(d.isoformat() for d in chosen)}) at full speed")
             watcher.start()
             cpu0 = time.process_time()
             try:
-                summary = replay_as_live(records(), sender, OtlpConverter(pod_nodes=ds.pod_nodes(hull)))
+                summary = replay(sender)
             finally:
                 sender.close()
             say(f"replayed {summary.items} items in {summary.elapsed_s:.0f} s; waiting for the analysis")
@@ -655,11 +657,92 @@ def evaluate_live(
                 "logs_and_points_after_their_window_was_judged": analysis.engine.late_items,
                 "spans_after_their_red_window_closed": analysis.engine.red.counters.late_spans,
             }
-            dropped = server.server.metrics.dropped_items
+            dropped = _dropped(server.server.metrics.dropped_items)
         finally:
             watcher.stop()
             api.close()
             server.stop()
+    return LiveRun(
+        incidents,
+        causes,
+        requested,
+        summary,
+        info,
+        int(config.analysis.window * NS_PER_S),
+        int(config.analysis.lateness * NS_PER_S),
+        watcher.errors,
+        server_rca,
+        late,
+        dropped,
+        drain_s,
+        cpu_s,
+    )
+
+
+def evaluate_live(
+    root: Path,
+    *,
+    days: Sequence[dt.date] = (),
+    limit: int | None = None,
+    lodo: bool = False,
+    on_request: bool = False,
+    rca_wait_s: float = 900.0,
+    keep: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Replay ``root`` (Nezha layout) into a fresh server as live telemetry; score what it answers.
+
+    ``days``: only these days (all when empty). ``limit``: only the first ``limit`` faults,
+    and the data up to the end of the last one's window (from the start of its day, so the
+    server has the hours before it). ``lodo``: add the per-day figures as leave-one-day-out
+    (the server's configuration is fixed, so every day is held out from any choice).
+    ``on_request``: also rank each detection's incident by ``GET /api/v1/incidents/{id}/rca``
+    once the replay is over, and report that rank beside the stored one. ``keep``: run the
+    server in this directory (created; it must be empty) and leave its store there, to look
+    into the incidents afterwards (``faultlens serve`` on it, or ``faultlens rca``).
+    """
+    from faultlens.datasets import NezhaDataset, SpanRecord
+    from faultlens.datasets.otlp import OtlpConverter
+    from faultlens.eval.detect import replay_as_live
+
+    say = progress or (lambda _: None)
+    wall = time.perf_counter()
+    ds = NezhaDataset(root)
+    all_days = ds.days()
+    unknown = [d for d in days if d not in all_days]
+    if unknown:
+        raise ValueError(f"no such day in {root}: {', '.join(d.isoformat() for d in unknown)}")
+    chosen = sorted(days) if days else all_days
+    faults = [f for f in ds.faults() if f.day in chosen]
+    if limit is not None:
+        faults = faults[:limit]
+    end_ns = None
+    if limit is not None:
+        end_ns = (faults[-1].inject_time_ns + LIVE_WINDOW.after_ns + MINUTE_NS) if faults else 0
+    by_day = _ranges(chosen, end_ns)
+    ranges = list(by_day.values())
+    chosen = list(by_day)
+    seen = _Replayed()
+
+    def records() -> Iterator[Record]:
+        stream = ds.records(None) if not days and end_ns is None else _chain(ds, ranges)
+        for rec in stream:
+            t = rec.time_ns
+            seen.data_windows.add(t - t % run_window_ns)
+            if isinstance(rec, SpanRecord):
+                seen.span_windows.add(t - t % run_window_ns)
+            yield rec
+
+    hull = TimeRange(ranges[0].start_ns, ranges[-1].end_ns) if ranges else None
+    run_window_ns = live_window_ns()
+
+    def replay(sender: OtlpSender) -> ReplaySummary:
+        say(f"replaying {root} ({', '.join(d.isoformat() for d in chosen)}) at full speed")
+        return replay_as_live(records(), sender, OtlpConverter(pod_nodes=ds.pod_nodes(hull)))
+
+    live = run_live(replay, faults, on_request=on_request, rca_wait_s=rca_wait_s, keep=keep, say=say)
+    incidents, causes, requested, summary = live.incidents, live.causes, live.requested, live.summary
+    wn, lateness = live.window_ns, live.lateness_ns
 
     report = score_live(
         faults,
@@ -678,22 +761,9 @@ def evaluate_live(
         "limit": limit,
         **{k: v for k, v in report.items() if k not in ("per_fault", "false_incident_titles")},
         "root_cause_source": sources[0] if len(sources) == 1 else sources,
-        "server": {
-            "capacity_overrides": CAPACITY_OVERRIDES,
-            "analysis_window_s": wn / NS_PER_S,
-            **info,
-            "analysis_dropped_items": _dropped(dropped),
-            "analysis_late_items": late,
-            "api_poll_errors": watcher.errors,
-            "rca_from_metrics": server_rca,
-        },
+        "server": live.server_section(),
         "replay": summary.as_dict(),
-        "timing": {
-            "replay_s": round(summary.elapsed_s, 1),
-            "analysis_drain_s": round(drain_s, 1),
-            "process_cpu_s": round(cpu_s, 1),
-            "wall_s": round(time.perf_counter() - wall, 1),
-        },
+        "timing": live.timing(wall),
         "per_fault": report["per_fault"],
         "false_incident_titles": report["false_incident_titles"],
     }
