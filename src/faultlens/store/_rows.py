@@ -20,7 +20,7 @@ from faultlens.store.base import (
 )
 
 
-def _attrs(text: str | None) -> dict[str, Any]:
+def attrs(text: str | None) -> dict[str, Any]:
     """Attributes are stored as JSON objects; a missing or unreadable one reads as empty."""
     if not text:
         return {}
@@ -85,15 +85,14 @@ def span_record(row: tuple[Any, ...]) -> SpanRecord:
         end_time_unix_nano=end,
         status_code=status_code or 0,
         status_message=status_message or "",
-        attributes=_attrs(attributes),
-        resource_attributes=_attrs(resource_attributes),
+        attributes=attrs(attributes),
+        resource_attributes=attrs(resource_attributes),
         events=tuple(
-            SpanEvent(e["time_unix_nano"] or 0, e["name"] or "", _attrs(e["attributes"]))
-            for e in events or ()
+            SpanEvent(e["time_unix_nano"] or 0, e["name"] or "", attrs(e["attributes"])) for e in events or ()
         ),
         links=tuple(
             SpanLink(
-                lk["trace_id"] or b"", lk["span_id"] or b"", lk["trace_state"] or "", _attrs(lk["attributes"])
+                lk["trace_id"] or b"", lk["span_id"] or b"", lk["trace_state"] or "", attrs(lk["attributes"])
             )
             for lk in links or ()
         ),
@@ -127,8 +126,8 @@ def log_record(row: tuple[Any, ...]) -> LogRecord:
         trace_id=trace_id or None,
         span_id=span_id or None,
         service=service,
-        attributes=_attrs(attributes),
-        resource_attributes=_attrs(resource_attributes),
+        attributes=attrs(attributes),
+        resource_attributes=attrs(resource_attributes),
     )
 
 
@@ -184,7 +183,7 @@ def metric_point(row: tuple[Any, ...]) -> MetricPoint:
         value=value,
         count=count,
         sum=total,
-        attributes=_attrs(attributes),
+        attributes=attrs(attributes),
         details=details,
     )
 

@@ -29,6 +29,7 @@ from faultlens.store._rows import (
     LOG_COLUMNS,
     METRIC_COLUMNS,
     SPAN_COLUMNS,
+    attrs,
     log_record,
     metric_point,
     span_record,
@@ -82,16 +83,6 @@ def _in(t: int, r: TimeRange | None) -> bool:
     return r is None or r.start_ns <= t < r.end_ns
 
 
-def _attrs(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def _text(value: Any) -> str | None:
     """An attribute value as the stores compare it: a string as it is, anything else as JSON."""
     if value is None:
@@ -103,8 +94,8 @@ def _text(value: Any) -> str | None:
 
 def _attribute(row: Row, key: str) -> str | None:
     """The text of ``key`` in the span's own attributes, else in its resource's."""
-    own = _text(_attrs(row["attributes"]).get(key))
-    return own if own is not None else _text(_attrs(row["resource_attributes"]).get(key))
+    own = _text(attrs(row["attributes"]).get(key))
+    return own if own is not None else _text(attrs(row["resource_attributes"]).get(key))
 
 
 def _is_root(row: Row) -> bool:
@@ -244,7 +235,7 @@ class MemoryStore:
         counts: dict[str, int] = {}
         for r in spans[: query.sample]:
             if query.key is None:
-                held: Iterable[str] = set(_attrs(r["attributes"])) | set(_attrs(r["resource_attributes"]))
+                held: Iterable[str] = set(attrs(r["attributes"])) | set(attrs(r["resource_attributes"]))
             else:
                 value = _attribute(r, query.key)
                 held = () if value is None else (value,)
