@@ -24,6 +24,7 @@ from faultlens.store.base import (
     Trace,
     TraceQuery,
     TraceSummary,
+    TraceText,
 )
 
 from .dataset import Served
@@ -147,6 +148,9 @@ class FailingReader:
         raise self.error
 
     def get_trace(self, trace_id: bytes) -> Trace | None:
+        raise self.error
+
+    def get_trace_text(self, trace_id: bytes) -> TraceText | None:
         raise self.error
 
     def find_logs(self, query: LogQuery) -> list[LogRecord]:

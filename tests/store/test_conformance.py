@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -32,10 +32,12 @@ from faultlens.store import (
     SpanRecord,
     Store,
     StoreStats,
+    Trace,
     TraceQuery,
     TraceSummary,
 )
-from faultlens.store.base import AttributeCondition, AttributeCount, AttributeQuery
+from faultlens.store._rows import attrs
+from faultlens.store.base import AttributeCondition, AttributeCount, AttributeQuery, TraceText
 from faultlens.store.testing import (
     log_row,
     logs_batch,
@@ -568,6 +570,49 @@ def test_get_trace_with_a_time_hint_returns_what_starts_within_it(store: Store) 
 
 def test_get_trace_of_an_unknown_trace_is_none(store: Store) -> None:
     assert store.get_trace(T_UNKNOWN) is None
+    assert store.get_trace_text(T_UNKNOWN) is None
+
+
+def _parsed(t: TraceText) -> Trace:
+    """``get_trace``'s answer from ``get_trace_text``'s, through the one reading of the text."""
+    spans = (
+        replace(s.record, attributes=attrs(s.attributes), resource_attributes=attrs(s.resource_attributes))
+        for s in t.spans
+    )
+    return Trace(t.trace_id, tuple(spans), t.logs)
+
+
+@pytest.mark.parametrize("trace", [T1, T3, T5])
+def test_get_trace_text_is_get_trace_with_the_attribute_maps_unparsed(store: Store, trace: bytes) -> None:
+    text = store.get_trace_text(trace)
+    assert text is not None
+    assert all(s.record.attributes == {} and s.record.resource_attributes == {} for s in text.spans)
+    assert _parsed(text) == store.get_trace(trace)
+    hint = TimeRange(1100, 1200)
+    within = store.get_trace_text(T1, time_hint=hint)
+    assert within is not None and _parsed(within) == store.get_trace(T1, time_hint=hint)
+    assert store.get_trace_text(T1, time_hint=TimeRange(5000, 6000)) is None
+
+
+def test_get_trace_text_returns_the_stored_text_as_it_is(empty_store: Store) -> None:
+    texts = ['{"b": 1,  "a": [1.5e-07, "\\u00e9", NaN]}', "not json", "[1]", None]
+    resource = '{"service.name":"s","n":2}'
+    empty_store.write(
+        [
+            spans_batch(
+                [
+                    span_row(9, n + 1, start=1000 + n, attributes=t, resource_attributes=resource)
+                    for n, t in enumerate(texts)
+                ]
+            )
+        ]
+    )
+    text = empty_store.get_trace_text(trace_id(9))
+    assert text is not None
+    assert [s.attributes for s in text.spans] == [*texts[:3], ""]  # nothing stored: ""
+    assert [s.resource_attributes for s in text.spans] == [resource] * 4
+    assert [s.record.span_id for s in text.spans] == [span_id(n + 1) for n in range(4)]
+    assert _parsed(text) == empty_store.get_trace(trace_id(9))
 
 
 # --- find_logs ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ Conventions, the same in every body (see docs/api.md):
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from faultlens.api.params import SPAN_KIND_NAMES, STATUS_CODE_NAMES, hex_id
 from faultlens.store import base as store
+from faultlens.store._rows import attrs
 
 
 class _Body(BaseModel):
@@ -264,6 +266,60 @@ def trace_json(t: store.Trace) -> bytes:
         return orjson.dumps(fields)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
         return TraceOut.model_validate(fields).model_dump_json().encode()
+
+
+def attributes_json(text: str, seen: dict[str, Any] | None = None) -> Any:
+    """What the body writes for a span's stored attribute map: the stored text itself (an
+    ``orjson.Fragment``, written as it is) when it is a JSON object spelled exactly as orjson
+    writes it back, else the map as :meth:`~faultlens.store.base.StoreReader.get_trace`
+    reads it, made JSON-safe. Either way the body's bytes are the same.
+
+    The project's encoder (compact ``json.dumps``) spells most maps as orjson does; it does
+    not for floats with an exponent (``1e-07``, orjson ``1e-7``), for instance, and the text
+    may come from elsewhere, so each text is checked: orjson reads it and writes it back, a
+    few times faster than ``json.loads`` alone. ``seen`` memoises answers by text (a trace's
+    spans share a few resources)."""
+    if seen is not None and (known := seen.get(text)) is not None:
+        return known
+    value: Any = None
+    try:
+        value = orjson.loads(text)
+        same = type(value) is dict and orjson.dumps(value) == text.encode()
+    except (orjson.JSONDecodeError, TypeError):  # not JSON, or a value orjson cannot write
+        same = False
+    answer = orjson.Fragment(text) if same else json_safe(attrs(text))
+    if seen is not None:
+        seen[text] = answer
+    return answer
+
+
+def trace_text_json(t: store.TraceText) -> bytes:
+    """:func:`trace_json` of the same trace read with its attribute maps as stored text
+    (``get_trace_text``), byte for byte, writing each map's text without parsing it where
+    :func:`attributes_json` finds it already spelled as orjson would spell it."""
+    seen: dict[str, Any] = {}
+    spans = []
+    for s in sorted(t.spans, key=lambda s: (s.record.start_time_unix_nano, s.record.span_id)):
+        fields = span_fields(s.record)
+        fields["attributes"] = attributes_json(s.attributes, seen)
+        fields["resource_attributes"] = attributes_json(s.resource_attributes, seen)
+        spans.append(fields)
+    logs = sorted(t.logs, key=lambda r: r.time_unix_nano)
+    try:
+        body = {"trace_id": t.trace_id.hex(), "spans": spans, "logs": [log_fields(r) for r in logs]}
+        return orjson.dumps(body)
+    except TypeError:  # a value orjson refuses elsewhere: the parsed trace takes the models' way
+        return trace_json(parsed_trace(t))
+
+
+def parsed_trace(t: store.TraceText) -> store.Trace:
+    """The trace as ``get_trace`` returns it: each span's attribute text read (``attrs``)."""
+    return store.Trace(t.trace_id, tuple(_parsed_span(s) for s in t.spans), t.logs)
+
+
+def _parsed_span(s: store.SpanText) -> store.SpanRecord:
+    own, resource = attrs(s.attributes), attrs(s.resource_attributes)
+    return replace(s.record, attributes=own, resource_attributes=resource)
 
 
 # --- metrics --------------------------------------------------------------------------------

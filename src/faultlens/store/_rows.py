@@ -16,6 +16,7 @@ from faultlens.store.base import (
     SpanEvent,
     SpanLink,
     SpanRecord,
+    SpanText,
     TraceSummary,
 )
 
@@ -99,6 +100,18 @@ def span_record(row: tuple[Any, ...]) -> SpanRecord:
         scope_name=scope_name,
         trace_state=trace_state,
     )
+
+
+_OWN = SPAN_COLUMNS.index("attributes")
+_RESOURCE = SPAN_COLUMNS.index("resource_attributes")
+
+
+def span_text(row: tuple[Any, ...]) -> SpanText:
+    """A :data:`SPAN_COLUMNS` row with its two attribute maps kept as their text."""
+    own, resource = row[_OWN], row[_RESOURCE]
+    bare = list(row)
+    bare[_OWN] = bare[_RESOURCE] = None
+    return SpanText(span_record(tuple(bare)), own or "", resource or "")
 
 
 LOG_COLUMNS = (

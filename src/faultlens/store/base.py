@@ -252,6 +252,31 @@ class Trace:
 
 
 @dataclass(frozen=True, slots=True)
+class SpanText:
+    """A span as :meth:`StoreReader.get_trace_text` reads it: its own and its resource's
+    attributes as the JSON text the store holds ("" where it holds none), not parsed, and
+    ``record`` with those two maps empty (its events' and links' attributes are parsed).
+
+    For a reader that only writes the maps on as JSON (the API's trace body): parsing
+    10,000 maps to write them again was most of a 5,000-span trace's answer. The text is
+    what was stored, so it may be any text; ``faultlens.store._rows.attrs`` (the one
+    reading of stored attribute JSON) reads it as :meth:`StoreReader.get_trace` does."""
+
+    record: SpanRecord
+    attributes: str
+    resource_attributes: str
+
+
+@dataclass(frozen=True, slots=True)
+class TraceText:
+    """:class:`Trace` with each span's attribute maps as stored text (:class:`SpanText`)."""
+
+    trace_id: bytes
+    spans: tuple[SpanText, ...]
+    logs: tuple[LogRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class StoreStats:
     spans: int
     logs: int
@@ -307,6 +332,11 @@ class StoreReader(Protocol):
         ``time_hint`` (Jaeger's): where to look; only the spans that start and the log
         records timed within it are returned, and None if there are none. Without it the
         lookup is exact over the whole store, only slower."""
+        ...
+
+    def get_trace_text(self, trace_id: bytes, time_hint: TimeRange | None = None) -> TraceText | None:
+        """:meth:`get_trace`, the same spans and logs in the same order, with each span's
+        attribute maps left as the stored JSON text (:class:`SpanText`)."""
         ...
 
     def find_logs(self, query: LogQuery) -> list[LogRecord]: ...

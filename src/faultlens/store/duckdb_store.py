@@ -51,6 +51,7 @@ from faultlens.store._rows import (
     metric_point,
     select_list,
     span_record,
+    span_text,
     trace_summary,
 )
 from faultlens.store._schema import DATA_TABLES, migrate, quote
@@ -75,6 +76,7 @@ from faultlens.store.base import (
     Trace,
     TraceQuery,
     TraceSummary,
+    TraceText,
 )
 from faultlens.types import Signal, TimeRange
 
@@ -593,6 +595,22 @@ class DuckDBStore:
         """Spans ordered by start time, then logs ordered by time, read in one snapshot.
 
         With ``time_hint``, only the spans that start and the logs that are timed within it."""
+        spans, logs = self._trace_items(trace_id, time_hint)
+        if not spans and not logs:
+            return None
+        return Trace(trace_id, tuple(span_record(r) for r in spans), tuple(log_record(r) for r in logs))
+
+    def get_trace_text(self, trace_id: bytes, time_hint: TimeRange | None = None) -> TraceText | None:
+        """:meth:`get_trace` with each span's attribute maps as the stored text."""
+        spans, logs = self._trace_items(trace_id, time_hint)
+        if not spans and not logs:
+            return None
+        return TraceText(trace_id, tuple(span_text(r) for r in spans), tuple(log_record(r) for r in logs))
+
+    def _trace_items(
+        self, trace_id: bytes, time_hint: TimeRange | None
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """The trace's span rows and log rows (``SPAN_COLUMNS``, ``LOG_COLUMNS``), one snapshot."""
         with self._read() as cur:
             for signal in self._filters:
                 self._ready_filter(cur, signal)
@@ -604,9 +622,7 @@ class DuckDBStore:
                 )
             finally:
                 cur.execute("COMMIT")
-        if not spans and not logs:
-            return None
-        return Trace(trace_id, tuple(span_record(r) for r in spans), tuple(log_record(r) for r in logs))
+        return spans, logs
 
     def _ready_filter(self, cur: duckdb.DuckDBPyConnection, signal: Signal) -> TraceFilter:
         """The filter of the signal's trace index, built from the table on first use."""

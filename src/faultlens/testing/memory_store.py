@@ -33,6 +33,7 @@ from faultlens.store._rows import (
     log_record,
     metric_point,
     span_record,
+    span_text,
 )
 from faultlens.store.base import (
     AttributeCount,
@@ -53,6 +54,7 @@ from faultlens.store.base import (
     Trace,
     TraceQuery,
     TraceSummary,
+    TraceText,
 )
 from faultlens.store.window import (
     ALL_SIGNALS,
@@ -246,6 +248,22 @@ class MemoryStore:
 
     def get_trace(self, trace_id: bytes, time_hint: TimeRange | None = None) -> Trace | None:
         """Spans ordered by start time (then span id), then logs ordered by time."""
+        spans, logs = self._trace_items(trace_id, time_hint)
+        if not spans and not logs:
+            return None
+        return Trace(trace_id, tuple(span_record(r) for r in spans), tuple(log_record(r) for r in logs))
+
+    def get_trace_text(self, trace_id: bytes, time_hint: TimeRange | None = None) -> TraceText | None:
+        """:meth:`get_trace` with each span's attribute maps as the stored text."""
+        spans, logs = self._trace_items(trace_id, time_hint)
+        if not spans and not logs:
+            return None
+        return TraceText(trace_id, tuple(span_text(r) for r in spans), tuple(log_record(r) for r in logs))
+
+    def _trace_items(
+        self, trace_id: bytes, time_hint: TimeRange | None
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """The trace's rows in their order, as ``SPAN_COLUMNS`` and ``LOG_COLUMNS`` tuples."""
         spans = [
             r
             for r in self._rows_of(Signal.TRACES)
@@ -256,15 +274,9 @@ class MemoryStore:
             for r in self._rows_of(Signal.LOGS)
             if r["trace_id"] == trace_id and _in(r["time_unix_nano"], time_hint)
         ]
-        if not spans and not logs:
-            return None
         spans.sort(key=lambda r: (r["start_time_unix_nano"], r["span_id"]))
         logs.sort(key=lambda r: (r["time_unix_nano"], r["observed_time_unix_nano"] or 0))
-        return Trace(
-            trace_id,
-            tuple(span_record(_tuple(r, SPAN_COLUMNS)) for r in spans),
-            tuple(log_record(_tuple(r, LOG_COLUMNS)) for r in logs),
-        )
+        return [_tuple(r, SPAN_COLUMNS) for r in spans], [_tuple(r, LOG_COLUMNS) for r in logs]
 
     def find_logs(self, query: LogQuery) -> list[LogRecord]:
         """Log records matching every condition, newest first."""
