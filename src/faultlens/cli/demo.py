@@ -5,6 +5,12 @@ Starts a faultlens of its own (10 s analysis windows, data in a temporary direct
 (:mod:`faultlens.demo.shop`: three minutes of data time ending now, in which one service
 slows down for the last minute, no label sent), waits until the server has opened an
 incident and ranked its root causes, prints where to look, and serves until Ctrl-C.
+
+``--live`` feeds it a lab instead (:mod:`faultlens.lab`: real services, one process each,
+under load, with a real fault every ``--fault-every``, round-robin types): live traces, the
+map, and an incident with its root causes a little after each fault. Each fault is printed
+as it starts and stops (the labels, for the person watching; the server is never told).
+Ctrl-C stops the lab (no process left) and the server.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import signal
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,8 +47,18 @@ def demo(
         Path | None,
         typer.Option("--data-dir", help="Keep the data here (default: a temporary directory)."),
     ] = None,
+    live: Annotated[
+        bool, typer.Option("--live", help="Feed it a running lab with a fault every few minutes.")
+    ] = False,
+    topology: Annotated[
+        str, typer.Option("--topology", help="With --live: the lab's topology (faultlens lab topologies).")
+    ] = "shop",
+    fault_every: Annotated[
+        str, typer.Option("--fault-every", help="With --live: time between faults (e.g. 3m; at least 10s).")
+    ] = "3m",
 ) -> None:
     """A faultlens of its own, fed a small shop with one fault: open the printed URL."""
+    lab = _lab_plan(topology, fault_every) if live else None
     from faultlens.server import FaultlensServer
 
     tmp = None if data_dir is not None else tempfile.TemporaryDirectory(prefix="faultlens-demo-")
@@ -55,7 +72,7 @@ def demo(
     config = load_config(overrides=overrides, environ={})
     server = FaultlensServer(config)
     try:
-        asyncio.run(_serve(server))
+        asyncio.run(_serve(server, lab))
     except OSError as e:
         typer.echo(f"error: cannot start: {e}", err=True)
         raise typer.Exit(1) from None
@@ -64,7 +81,7 @@ def demo(
             tmp.cleanup()
 
 
-async def _serve(server: Any) -> None:
+async def _serve(server: Any, lab: _LabPlan | None = None) -> None:
     listeners = {listener.name: listener for listener in await server.start()}
     api = f"http://127.0.0.1:{listeners['api'].port}"
     stop = asyncio.Event()
@@ -72,14 +89,25 @@ async def _serve(server: Any) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     typer.echo(f"faultlens demo: the UI is at {api}/ (Ctrl-C stops it)")
-    feeder = threading.Thread(
-        target=_feed, args=(listeners["otlp-grpc"].port, api), name="faultlens-demo-shop", daemon=True
-    )
+    lab_stop = threading.Event()
+    if lab is None:
+        feeder = threading.Thread(
+            target=_feed, args=(listeners["otlp-grpc"].port, api), name="faultlens-demo-shop", daemon=True
+        )
+    else:
+        feeder = threading.Thread(
+            target=_run_lab,
+            args=(lab, listeners["otlp-grpc"].port, api, lab_stop, stop, loop),
+            name="faultlens-demo-lab",
+        )
     feeder.start()
     try:
         await stop.wait()
     finally:
         typer.echo("stopping")
+        lab_stop.set()
+        if lab is not None:
+            await asyncio.to_thread(feeder.join, 60)  # the lab lifts its faults and ends its processes
         await server.shutdown()
 
 
@@ -114,3 +142,69 @@ def _feed(grpc_port: int, api: str) -> None:
             return
         time.sleep(1)
     typer.echo(f"  no incident ranked within 2 minutes; see {api}/incidents")
+
+
+LIVE_HOURS = 24  # how long a live demo's fault schedule reaches; Ctrl-C ends it sooner
+
+
+@dataclass(frozen=True, slots=True)
+class _LabPlan:
+    topology: Any  # faultlens.lab.topology.Topology
+    schedule: list[Any]  # faultlens.lab.faults.ScheduledFault
+
+
+def _lab_plan(topology: str, fault_every: str) -> _LabPlan:
+    """The lab of ``demo --live``, checked before the server starts (bad options exit 2)."""
+    from faultlens.lab.faults import ScheduleError, builtin_schedule
+    from faultlens.lab.topology import TopologyError, load_topology
+
+    try:
+        topo = load_topology(topology)
+    except TopologyError as e:
+        raise typer.BadParameter(str(e), param_hint="--topology") from None
+    names = [s.name for s in topo.services]
+    try:
+        schedule = builtin_schedule(
+            f"builtin:{fault_every}",
+            names,
+            with_db=[s.name for s in topo.services if s.db],
+            with_callers=[n for n in names if topo.callers(n)],
+            duration_s=LIVE_HOURS * 3600.0,
+        )
+    except (ScheduleError, ValueError) as e:
+        raise typer.BadParameter(str(e), param_hint="--fault-every") from None
+    return _LabPlan(topo, schedule)
+
+
+def _run_lab(
+    plan: _LabPlan,
+    grpc_port: int,
+    api: str,
+    lab_stop: threading.Event,
+    server_stop: asyncio.Event,
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """Run the lab against the server until ``lab_stop``; a lab that fails stops the demo."""
+    from faultlens.lab.faults import FaultLabel
+    from faultlens.lab.runner import LabError, LabOptions, LabRunner
+    from faultlens.types import Transport
+
+    with tempfile.TemporaryDirectory(prefix="faultlens-demo-lab-") as work:
+        options = LabOptions(endpoint=f"127.0.0.1:{grpc_port}", protocol=Transport.GRPC)
+        runner = LabRunner(plan.topology, Path(work), options, labels=Path(work) / "labels.jsonl")
+        try:
+            typer.echo(f"starting the lab ({plan.topology.name}: {len(plan.topology.services)} services)")
+            runner.start()
+            typer.echo(f"  traces:    {api}/traces")
+            typer.echo(f"  map:       {api}/map")
+            typer.echo(f"  incidents: {api}/incidents")
+
+            def on_event(event: str, label: FaultLabel) -> None:
+                typer.echo(f"fault {event}: {label.type.value} on {label.service}")
+
+            runner.run_schedule(plan.schedule, LIVE_HOURS * 3600.0, lab_stop, on_event=on_event)
+        except LabError as e:
+            typer.echo(f"error: the lab failed: {e}", err=True)
+        finally:
+            runner.shutdown()
+            loop.call_soon_threadsafe(server_stop.set)
