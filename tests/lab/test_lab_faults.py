@@ -1,7 +1,7 @@
 """One lab run with every fault type, checked against what faultlens stored.
 
 A test topology (``fanout.yaml``, loaded as a user file) has a gateway that calls nine
-leaves on every request, in parallel, so eight faults on eight leaves can run at the same
+leaves on every request, in parallel, so nine faults on nine leaves can run at the same
 time and each shows on its own leaf; CPU contention runs alone after them (it takes one of
 the machine's CPUs). Every fault is real and is told to the service over its control
 endpoint or done from outside; the assertions read only the telemetry the services sent.
@@ -9,6 +9,7 @@ endpoint or done from outside; the assertions read only the telemetry the servic
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections.abc import Iterator
@@ -41,6 +42,13 @@ CONCURRENT = [
     ),
     ScheduledFault(
         at=0, duration=FAULT_S, service="l-pool", type=FaultType.POOL_EXHAUSTION, params={"leak_p": 1}
+    ),
+    ScheduledFault(
+        at=0,
+        duration=FAULT_S,
+        service="l-wire",
+        type=FaultType.NETWORK_DELAY,
+        params={"delay_ms": 300, "loss": 0.2},
     ),
     ScheduledFault(
         at=0, duration=FAULT_S, service="l-creep", type=FaultType.LATENCY_CREEP, params={"max_delay_ms": 600}
@@ -220,6 +228,20 @@ def test_latency_and_latency_creep_raise_the_services_durations(run: Run) -> Non
     early, late = _median_ms(creep[:third]), _median_ms(creep[-third:])
     assert late > early + 150, (early, late)  # gradual: it grows over the fault
     assert _median_ms(run.baseline(run.spans("l-creep"), "l-creep")) < early + 50
+
+
+def test_network_delay_slows_the_callers_side_only_and_loss_times_calls_out(run: Run) -> None:
+    own = run.spans("l-wire")
+    assert _median_ms(run.during(own, "l-wire")) < 100  # the service's own spans do not see it
+    calls = [
+        s
+        for s in run.spans("gateway", SPAN_CLIENT)
+        if json.loads(s["attributes"] or "{}").get("peer.service") == "l-wire"
+    ]
+    assert _median_ms(run.baseline(calls, "l-wire")) < 100
+    during = run.during(calls, "l-wire")
+    assert _median_ms(during) >= 300  # the gateway waits on the wire
+    assert _errors(during), "no call timed out under 20% loss"
 
 
 def test_memory_leak_raises_the_process_memory_metric(run: Run) -> None:

@@ -64,6 +64,7 @@ class FaultType(enum.StrEnum):
     DB_LOCK = "db_lock"
     LATENCY_CREEP = "latency_creep"
     POOL_EXHAUSTION = "pool_exhaustion"
+    NETWORK_DELAY = "network_delay"
 
     @property
     def onset(self) -> Onset:
@@ -94,6 +95,9 @@ _MECHANISMS = {
     FaultType.DB_LOCK: "another process holds the SQLite file's exclusive lock",
     FaultType.LATENCY_CREEP: "in-process handler delay growing linearly over the fault",
     FaultType.POOL_EXHAUSTION: "requests leak their connection-pool slot until none is free",
+    FaultType.NETWORK_DELAY: "in-process, in front of the service's handler (ASGI), before its SERVER span "
+    "starts: callers wait, the service's own spans do not show it; a share 'loss' of requests is held "
+    "past the callers' timeout (tc netem is not used)",
 }
 _DEFAULTS: dict[FaultType, dict[str, float]] = {
     FaultType.CPU_CONTENTION: {"burners": 4.0},
@@ -105,6 +109,7 @@ _DEFAULTS: dict[FaultType, dict[str, float]] = {
     FaultType.DB_LOCK: {},
     FaultType.LATENCY_CREEP: {"max_delay_ms": 500.0},
     FaultType.POOL_EXHAUSTION: {"leak_p": 0.05},
+    FaultType.NETWORK_DELAY: {"delay_ms": 300.0, "loss": 0.0},
 }
 
 
@@ -174,7 +179,7 @@ def builtin_schedule(
         i += 1
         if kind is FaultType.DB_LOCK:
             pool = with_db
-        elif kind in (FaultType.DEPENDENCY_DOWN, FaultType.WRONG_RETURN):
+        elif kind in (FaultType.DEPENDENCY_DOWN, FaultType.WRONG_RETURN, FaultType.NETWORK_DELAY):
             pool = with_callers
         else:
             pool = services

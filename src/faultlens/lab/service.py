@@ -56,6 +56,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from faultlens.lab.faults import FaultType
 from faultlens.lab.helpers import exit_with_parent, runner_pid
@@ -303,6 +304,24 @@ def _burn(cpu_ms: float) -> None:
             x += i * i
 
 
+class _Wire:
+    """In front of the app, where the network would be: a ``network_delay`` fault holds each
+    request to ``/op/`` for ``delay_ms`` before the handler (and its SERVER span) sees it, and
+    a share ``loss`` of them past the callers' timeout, as lost packets would."""
+
+    def __init__(self, app: Starlette, faults: FaultState, timeout_s: float) -> None:
+        self.app, self.faults, self.timeout_s = app, faults, timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith("/op/"):
+            fault = self.faults.of(FaultType.NETWORK_DELAY)
+            if fault is not None:
+                await asyncio.sleep(fault.params.get("delay_ms", 300.0) / 1000)
+                if random.random() < fault.params.get("loss", 0.0):
+                    await asyncio.sleep(self.timeout_s + 0.5)
+        await self.app(scope, receive, send)
+
+
 class LabService:
     def __init__(self, cfg: ServiceConfig) -> None:
         self.cfg = cfg
@@ -327,6 +346,7 @@ class LabService:
                 Route("/_lab/health", self.health, methods=["GET"]),
             ]
         )
+        self.asgi = _Wire(self.app, self.faults, cfg.call_timeout_s)
 
     # --- the work ---------------------------------------------------------------------
 
@@ -500,7 +520,7 @@ class LabService:
 
 
 async def _serve(service: LabService, sock: socket.socket, parent: int) -> None:
-    config = uvicorn.Config(service.app, log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(service.asgi, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     watcher = asyncio.create_task(service.watch_parent(server, parent))
     try:
