@@ -17,8 +17,8 @@ answer is where the paths part. Here, per log-pattern finding of an operation:
 - when the changed path is new (at most ``new_path_share`` of all the baseline's requests of
   the operation took it: a path the baseline takes too is a branch its data decides, not a
   changed answer), and the two share a first part and then differ (the changed one stops
-  early, or calls something else), the finding moves to the service of the last call they share, with the
-  reason ``changed_answer``. When they part before any call, or do not part at all, the
+  early, or calls something else), the finding moves to the service of the last call they
+  share, with the reason ``changed_answer``. When they part before any call, or do not part at all, the
   caller keeps it: its own code changed its path.
 
 Calls are spans in another service whose parent belongs to the same request in the caller's
@@ -50,11 +50,15 @@ def local_entries(frame: SpanFrame) -> npt.NDArray[np.int64]:
     same = np.zeros(frame.n, dtype=bool)
     same[has] = frame.service[parent[has]] == frame.service[has]
     entry = np.where(same, parent, np.arange(frame.n, dtype=np.int64))
-    while True:  # pointer jumping: log(depth) rounds
+    for _ in range(_MAX_ROUNDS):  # pointer jumping: log2(depth) rounds
         nxt = entry[entry]
         if np.array_equal(nxt, entry):
-            return entry
+            break
         entry = nxt
+    return entry  # a cycle of parents (hostile data) never settles: it stops after the rounds
+
+
+_MAX_ROUNDS = 64  # enough for any depth a tree can have
 
 
 def call_paths(frame: SpanFrame) -> tuple[npt.NDArray[np.int64], dict[int, Path]]:
