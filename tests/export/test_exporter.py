@@ -168,7 +168,8 @@ def test_breaker_opens_and_closes_as_configured(
     assert len(backend.requests) == 3  # exactly the threshold, then nothing while open
     assert _wait(lambda: len(backend.requests) == 4, 3)  # one half-open probe...
     assert backend.requests[3].at_s - backend.requests[2].at_s >= 0.95  # ...after open_duration
-    assert e.health().breaker is BreakerState.OPEN  # it failed, so open again
+    # the backend records the probe before answering it: wait for the exporter to read the failure
+    assert _wait(lambda: e.health().breaker is BreakerState.OPEN, 3)  # it failed, so open again
     backend.default = Accept()
     assert _wait(lambda: e.health().breaker is BreakerState.CLOSED, 4)
     assert e.flush(10)
