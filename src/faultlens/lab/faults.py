@@ -95,9 +95,11 @@ _MECHANISMS = {
     FaultType.DB_LOCK: "another process holds the SQLite file's exclusive lock",
     FaultType.LATENCY_CREEP: "in-process handler delay growing linearly over the fault",
     FaultType.POOL_EXHAUSTION: "requests leak their connection-pool slot until none is free",
+    # The in-process way; when the runner uses tc netem instead, or says why it did not, the
+    # label's mechanism says so (faultlens.lab.runner).
     FaultType.NETWORK_DELAY: "in-process, in front of the service's handler (ASGI), before its SERVER span "
     "starts: callers wait, the service's own spans do not show it; a share 'loss' of requests is held "
-    "past the callers' timeout (tc netem is not used)",
+    "past the callers' timeout",
 }
 _DEFAULTS: dict[FaultType, dict[str, float]] = {
     FaultType.CPU_CONTENTION: {"burners": 4.0},
@@ -109,7 +111,7 @@ _DEFAULTS: dict[FaultType, dict[str, float]] = {
     FaultType.DB_LOCK: {},
     FaultType.LATENCY_CREEP: {"max_delay_ms": 500.0},
     FaultType.POOL_EXHAUSTION: {"leak_p": 0.05},
-    FaultType.NETWORK_DELAY: {"delay_ms": 300.0, "loss": 0.0},
+    FaultType.NETWORK_DELAY: {"delay_ms": 300.0, "jitter_ms": 0.0, "loss": 0.0},
 }
 
 

@@ -19,7 +19,15 @@ How each fault is done (labels carry the mechanism, see :class:`~faultlens.lab.f
 in-process faults through ``POST /_lab/fault`` on the service; ``cpu_contention`` pins the
 service and ``burners`` busy processes to one CPU; ``db_lock`` starts a process that holds the
 SQLite file's exclusive lock; ``dependency_down`` kills the service's process group and
-starts it again on the same port when the fault ends.
+starts it again on the same port when the fault ends; ``network_delay`` is a ``tc netem``
+qdisc on the service's link when the service runs in a network namespace of its own and the
+kernel has netem (:mod:`faultlens.lab.netns`), else the service's in-process wrapper, and
+the label's mechanism says which and why.
+
+With namespaces (root, and ``--network-faults`` auto with netem, or netns), ``start`` first
+makes the run's bridge and one namespace per targeted service; every service is then
+reached at its address on the run's subnet, and ``shutdown`` deletes the namespaces and
+links last, once nothing runs in them, whether the run ended, failed or was interrupted.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import contextlib
 import dataclasses
 import itertools
 import json
+import logging
 import os
 import signal
 import socket
@@ -38,6 +47,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import psutil
@@ -45,6 +55,16 @@ import psutil
 from faultlens.lab.faults import FaultLabel, FaultType, LabelWriter, ScheduledFault
 from faultlens.lab.helpers import child_env
 from faultlens.lab.loadgen import LoadConfig
+from faultlens.lab.netns import (
+    SERVICE_PORT,
+    LabNetwork,
+    NetnsError,
+    NetworkFaults,
+    NetworkPlan,
+    netem_args,
+    plan_network,
+    remove_leftovers,
+)
 from faultlens.lab.service import ServiceConfig
 from faultlens.lab.topology import Topology
 from faultlens.types import Transport
@@ -53,6 +73,9 @@ __all__ = ["CpuUsage", "LabError", "LabOptions", "LabRunner"]
 
 READY_TIMEOUT_S = 20.0
 STOP_GRACE_S = 8.0
+LOOPBACK = "127.0.0.1"
+
+log = logging.getLogger("faultlens.lab")
 
 
 class LabError(RuntimeError):
@@ -70,6 +93,11 @@ class LabOptions:
     export_interval_s: float = 2.0
     seed: int | None = None
     load: bool = True
+    network: NetworkFaults = NetworkFaults.AUTO  # how network_delay is done (faultlens.lab.netns)
+    # The services network_delay may hit (they get a namespace when namespaces are used);
+    # None: every service that has a caller.
+    network_targets: tuple[str, ...] | None = None
+    netns_pool: str | None = None  # None: FAULTLENS_LAB_NETNS_POOL, else 10.213.0.0/16
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +157,8 @@ class LabRunner:
         self._exited_cpu_s = 0.0  # of services killed by dependency_down
         self._at_start = CpuUsage(0.0, 0.0)
         self._http = httpx.Client(timeout=5.0)
+        self.network: NetworkPlan | None = None  # known once start() has begun
+        self._net: LabNetwork | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -136,19 +166,26 @@ class LabRunner:
         """Start every service and wait until each answers, then the load generator."""
         self._started = time.monotonic()
         self.workdir.mkdir(parents=True, exist_ok=True)
+        endpoints = self._start_network()
         sockets: dict[str, socket.socket] = {}
         try:
             for spec in self.topology.services:
-                sockets[spec.name] = _listen(0)
+                if self._isolated(spec.name):
+                    self._ports[spec.name] = SERVICE_PORT  # it binds in its own namespace
+                    continue
+                sockets[spec.name] = _listen(0, self.host(spec.name))
                 self._ports[spec.name] = sockets[spec.name].getsockname()[1]
+            addresses = {spec.name: self.host(spec.name) for spec in self.topology.services}
             for spec in self.topology.services:
+                sock = sockets.get(spec.name)
                 cfg = ServiceConfig(
                     spec=spec,
                     instance=f"{spec.name}-1",
-                    fd=sockets[spec.name].fileno(),
+                    fd=sock.fileno() if sock is not None else None,
                     ports=dict(self._ports),
+                    addresses=addresses,
                     max_depth=self.topology.max_depth,
-                    endpoint=self.options.endpoint,
+                    endpoint=endpoints.get(spec.name, self.options.endpoint),
                     protocol=self.options.protocol,
                     data_dir=str(self.workdir),
                     export_interval_s=self.options.export_interval_s,
@@ -164,18 +201,75 @@ class LabRunner:
             self._start_load()
         self._at_start = self._cpu_usage()  # imports and start-up are not the lab's running cost
 
+    def _start_network(self) -> dict[str, str]:
+        """Decide how network faults are done; make the namespaces if so. Returns the OTLP
+        endpoint of each isolated service (a forwarder on the bridge to the real one)."""
+        names = {s.name for s in self.topology.services}
+        targets = self.options.network_targets
+        if targets is None:
+            targets = tuple(sorted(n for n in names if self.topology.callers(n)))
+        unknown = sorted(set(targets) - names)
+        if unknown:
+            raise LabError(f"network targets {unknown} are not services of topology {self.topology.name}")
+        with contextlib.suppress(NetnsError, ValueError, OSError):
+            remove_leftovers()  # of runs killed before they could clean up
+        try:
+            self.network = plan = plan_network(self.options.network, targets=len(targets))
+        except NetnsError as e:
+            raise LabError(str(e)) from None
+        if not plan.namespaces:
+            fallback = plan.mode is not NetworkFaults.INPROCESS and targets
+            (log.warning if fallback else log.info)("network_delay is done in-process: %s", plan.reason)
+            return {}
+        self._net = net = LabNetwork(sorted(targets), self.options.netns_pool, netem=plan.netem)
+        try:
+            net.start()
+            url = urlsplit(
+                self.options.endpoint if "://" in self.options.endpoint else f"//{self.options.endpoint}"
+            )
+            if url.hostname is None or url.port is None:
+                raise LabError(f"endpoint {self.options.endpoint!r}: no host:port to forward to")
+            port = net.forward(url.hostname, url.port)
+        except NetnsError as e:
+            raise LabError(f"network namespaces: {e}") from None
+        via = f"{net.host_address}:{port}"
+        endpoint = f"{url.scheme}://{via}" if url.scheme else via
+        if plan.netem:
+            log.info("network_delay by tc netem: %s in namespaces %s-*", ", ".join(net.isolated), net.prefix)
+        else:
+            log.warning(
+                "services %s run in namespaces %s-*, but network_delay is done in-process: %s",
+                ", ".join(net.isolated),
+                net.prefix,
+                plan.reason,
+            )
+        return dict.fromkeys(net.isolated, endpoint)
+
+    def _isolated(self, service: str) -> bool:
+        return self._net is not None and service in self._net.isolated
+
+    def host(self, service: str) -> str:
+        """The IP address the service listens on."""
+        return self._net.address(service) if self._net is not None else LOOPBACK
+
+    @property
+    def netns_prefix(self) -> str | None:
+        """The prefix of the names of this run's namespaces and links (None: it made none)."""
+        return self._net.prefix if self._net is not None else None
+
     def _spawn_service(self, cfg: ServiceConfig) -> _Child:
-        log = (self.workdir / f"{cfg.spec.name}.log").open("ab")
+        out = (self.workdir / f"{cfg.spec.name}.log").open("ab")
+        netns = self._net.exec_prefix(cfg.spec.name) if self._net is not None else []
         proc = subprocess.Popen(
-            [sys.executable, "-m", "faultlens.lab.service", cfg.model_dump_json()],
-            pass_fds=(cfg.fd,),
+            [*netns, sys.executable, "-m", "faultlens.lab.service", cfg.model_dump_json()],
+            pass_fds=(cfg.fd,) if cfg.fd is not None else (),
             stdin=subprocess.DEVNULL,
-            stdout=log,
+            stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             env=child_env(),
         )
-        log.close()
+        out.close()
         return _Child(cfg.spec.name, proc)
 
     def _wait_ready(self, name: str) -> None:
@@ -214,7 +308,7 @@ class LabRunner:
         self._load = _Child("loadgen", proc)
 
     def url(self, service: str) -> str:
-        return f"http://127.0.0.1:{self._ports[service]}"
+        return f"http://{self.host(service)}:{self._ports[service]}"
 
     def pid(self, service: str) -> int | None:
         child = self._services[service].child
@@ -249,6 +343,16 @@ class LabRunner:
             if self._stopped:
                 return
             self._stopped = True
+        try:
+            self._stop_everything()
+        finally:
+            # Last, once nothing runs in the namespaces; whatever happened before.
+            if self._net is not None:
+                self._net.shutdown()
+            self.labels.close()
+            self._http.close()
+
+    def _stop_everything(self) -> None:
         self.cpu = self._cpu_usage()
         for fault_id in list(self._active):
             with contextlib.suppress(Exception):
@@ -272,8 +376,6 @@ class LabRunner:
             c.signal_group(signal.SIGKILL)  # the group: anything a child started, too
             with contextlib.suppress(subprocess.TimeoutExpired):
                 c.proc.wait(2.0)
-        self.labels.close()
-        self._http.close()
 
     # --- faults -------------------------------------------------------------------------
 
@@ -285,8 +387,18 @@ class LabRunner:
         params = fault.parameters
         svc = self._services[fault.service]
         kind = fault.type
-        if kind.in_process:
+        mechanism = kind.mechanism
+        if (
+            kind is FaultType.NETWORK_DELAY
+            and self._net is not None
+            and self._net.netem
+            and self._isolated(fault.service)
+        ):
+            undo, mechanism = self._netem(fault.service, params)
+        elif kind.in_process:
             undo = self._in_process(fault_id, fault, params)
+            if kind is FaultType.NETWORK_DELAY:
+                mechanism = f"{mechanism}; tc netem not used: {self._why_not_netem(fault.service)}"
         elif kind is FaultType.CPU_CONTENTION:
             undo = self._cpu_contention(svc, int(params.get("burners", 4)))
         elif kind is FaultType.DB_LOCK:
@@ -301,7 +413,7 @@ class LabRunner:
             instance=svc.config.instance,
             type=kind,
             onset=kind.onset,
-            mechanism=kind.mechanism,
+            mechanism=mechanism,
             parameters={**params, "duration_s": fault.duration},
         )
         self._active[fault_id] = _Active(label, undo)
@@ -333,6 +445,36 @@ class LabRunner:
                 self._http.post(f"{base}/_lab/clear", json={"id": fault_id})
 
         return undo
+
+    def _netem(self, service: str, params: dict[str, float]) -> tuple[Callable[[], None], str]:
+        net = self._net
+        assert net is not None
+        delay, jitter, loss = (
+            params.get("delay_ms", 300.0),
+            params.get("jitter_ms", 0.0),
+            params.get("loss", 0.0),
+        )
+        try:
+            net.impair(service, delay_ms=delay, jitter_ms=jitter, loss=loss)
+        except NetnsError as e:
+            raise LabError(f"{service}: network_delay: {e}") from None
+        mechanism = (
+            f"tc netem on the service's link in its network namespace {net.namespace(service)} "
+            f"({' '.join(netem_args(delay, jitter, loss))} on everything it sends): callers wait, "
+            "the service's own spans do not show it"
+        )
+
+        def undo() -> None:
+            net.restore(service)
+
+        return undo, mechanism
+
+    def _why_not_netem(self, service: str) -> str:
+        if self.network is None:
+            return "the lab was not started"
+        if self.network.netem and not self._isolated(service):
+            return f"{service} is not in a network namespace (not a network target when the lab started)"
+        return self.network.reason
 
     def _cpu_contention(self, svc: _Service, burners: int) -> Callable[[], None]:
         pid = self.pid(svc.config.spec.name)
@@ -396,12 +538,15 @@ class LabRunner:
         name = svc.config.spec.name
 
         def undo() -> None:
-            sock = _listen(self._ports[name])
-            try:
-                cfg = svc.config.model_copy(update={"fd": sock.fileno()})
-                svc.child = self._spawn_service(cfg)
-            finally:
-                sock.close()
+            if svc.config.fd is None:  # in a namespace of its own: it binds its address again
+                svc.child = self._spawn_service(svc.config)
+            else:
+                sock = _listen(self._ports[name], self.host(name))
+                try:
+                    cfg = svc.config.model_copy(update={"fd": sock.fileno()})
+                    svc.child = self._spawn_service(cfg)
+                finally:
+                    sock.close()
             svc.restarts += 1
             self._wait_ready(name)
 
@@ -451,10 +596,10 @@ class LabRunner:
             stop.wait(max(0.01, min(nexts) - (time.monotonic() - started)))
 
 
-def _listen(port: int) -> socket.socket:
+def _listen(port: int, host: str = LOOPBACK) -> socket.socket:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", port))
+    s.bind((host, port))
     s.listen(128)
     s.set_inheritable(True)
     return s

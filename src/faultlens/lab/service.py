@@ -2,7 +2,9 @@
 
 Run by the lab runner as ``python -m faultlens.lab.service CONFIG_JSON`` with its listening
 socket handed over as an inherited file descriptor (so the port is bound before any caller
-starts, and no other process can take it in between). A request to ``POST /op/{op}``:
+starts, and no other process can take it in between), or, when it runs in a network
+namespace of its own (:mod:`faultlens.lab.netns`), binding its address there itself (the
+namespace is new: nothing else can hold the port). A request to ``POST /op/{op}``:
 
 ::
 
@@ -79,8 +81,9 @@ class ServiceConfig(BaseModel):
 
     spec: ServiceSpec
     instance: str
-    fd: int
+    fd: int | None = None  # the inherited listening socket; None: bind addresses[me]:ports[me]
     ports: dict[str, int]  # every service of the topology -> its port
+    addresses: dict[str, str] = {}  # every service -> its IP address (missing: 127.0.0.1)
     max_depth: int
     endpoint: str  # host:port (grpc) or http://host:port (http)
     protocol: Transport = Transport.GRPC
@@ -306,8 +309,9 @@ def _burn(cpu_ms: float) -> None:
 
 class _Wire:
     """In front of the app, where the network would be: a ``network_delay`` fault holds each
-    request to ``/op/`` for ``delay_ms`` before the handler (and its SERVER span) sees it, and
-    a share ``loss`` of them past the callers' timeout, as lost packets would."""
+    request to ``/op/`` for ``delay_ms`` (give or take up to ``jitter_ms``) before the handler
+    (and its SERVER span) sees it, and a share ``loss`` of them past the callers' timeout, as
+    lost packets would. The runner uses this when it cannot use tc netem (see its label)."""
 
     def __init__(self, app: Starlette, faults: FaultState, timeout_s: float) -> None:
         self.app, self.faults, self.timeout_s = app, faults, timeout_s
@@ -316,7 +320,9 @@ class _Wire:
         if scope["type"] == "http" and str(scope.get("path", "")).startswith("/op/"):
             fault = self.faults.of(FaultType.NETWORK_DELAY)
             if fault is not None:
-                await asyncio.sleep(fault.params.get("delay_ms", 300.0) / 1000)
+                jitter = fault.params.get("jitter_ms", 0.0)
+                delay_ms = fault.params.get("delay_ms", 300.0) + random.uniform(-jitter, jitter)
+                await asyncio.sleep(max(0.0, delay_ms) / 1000)
                 if random.random() < fault.params.get("loss", 0.0):
                     await asyncio.sleep(self.timeout_s + 0.5)
         await self.app(scope, receive, send)
@@ -438,20 +444,21 @@ class LabService:
 
     async def _call(self, callee: str, op: str, depth: int) -> None:
         port = self.cfg.ports[callee]
+        host = self.cfg.addresses.get(callee, "127.0.0.1")
         with self.tracer.start_as_current_span(
             "POST /op/{op}",
             kind=SpanKind.CLIENT,
             attributes={
                 "http.request.method": "POST",
-                "server.address": "127.0.0.1",
+                "server.address": host,
                 "server.port": port,
                 "peer.service": callee,
-                "url.full": f"http://127.0.0.1:{port}/op/{op}",
+                "url.full": f"http://{host}:{port}/op/{op}",
             },
         ) as span:
             headers = {DEPTH_HEADER: str(depth)}
             propagate.inject(headers)
-            r = await self.client.post(f"http://127.0.0.1:{port}/op/{op}", headers=headers)
+            r = await self.client.post(f"http://{host}:{port}/op/{op}", headers=headers)
             span.set_attribute("http.response.status_code", r.status_code)
             if r.status_code >= 400:
                 span.set_status(Status(StatusCode.ERROR, f"HTTP {r.status_code}"))
@@ -535,7 +542,11 @@ def main(argv: list[str] | None = None) -> None:
     cfg = ServiceConfig.model_validate(json.loads(args[0]))
     parent = runner_pid()
     exit_with_parent(parent, grace_s=2 * EXPORT_TIMEOUT_S)  # a backstop to watch_parent's flush
-    sock = socket.socket(fileno=cfg.fd)
+    if cfg.fd is not None:
+        sock = socket.socket(fileno=cfg.fd)
+    else:
+        address = (cfg.addresses.get(cfg.spec.name, "127.0.0.1"), cfg.ports[cfg.spec.name])
+        sock = socket.create_server(address, backlog=128, reuse_port=False)
     service = LabService(cfg)
     try:
         asyncio.run(_serve(service, sock, parent))
