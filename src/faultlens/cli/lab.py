@@ -86,10 +86,19 @@ def run(
         str | None, typer.Option(help="Length of one compressed day (default: the topology's).")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the load generator.")] = None,
+    network_faults: Annotated[
+        str,
+        typer.Option(
+            envvar="FAULTLENS_LAB_NETWORK_FAULTS",
+            help="network_delay by tc netem in network namespaces (netns), in-process (inprocess), "
+            "or netns when root and the kernel has netem (auto).",
+        ),
+    ] = "auto",
 ) -> None:
     """Run a lab: services, load and faults, until --duration or Ctrl-C."""
     from faultlens.datasets.sender import make_sender
-    from faultlens.lab.faults import FaultLabel, ScheduleError, builtin_schedule, load_schedule
+    from faultlens.lab.faults import FaultLabel, FaultType, ScheduleError, builtin_schedule, load_schedule
+    from faultlens.lab.netns import NetworkFaults
     from faultlens.lab.recording import LABELS_FILE, Manifest
     from faultlens.lab.relay import RecordingRelay
     from faultlens.lab.runner import LabError, LabOptions, LabRunner
@@ -118,6 +127,11 @@ def run(
             schedule = load_schedule(Path(faults), names, with_db=with_db)
     except (ScheduleError, ValueError) as e:
         raise typer.BadParameter(str(e), param_hint="--faults") from None
+    try:
+        network = NetworkFaults(network_faults)
+    except ValueError:
+        raise typer.BadParameter("auto, netns or inprocess", param_hint="--network-faults") from None
+    targets = tuple(sorted({f.service for f in schedule if f.type is FaultType.NETWORK_DELAY}))
 
     tmp = tempfile.TemporaryDirectory(prefix="faultlens-lab-") if workdir is None else None
     work = workdir if workdir is not None else Path(tmp.name)  # type: ignore[union-attr]
@@ -135,12 +149,28 @@ def run(
         sender = make_sender(target, Transport.GRPC) if target is not None else None
         relay = RecordingRelay(record, sender)
         relay.start()
-        options = LabOptions(endpoint=relay.url, protocol=Transport.HTTP, rate=rate, day_s=day_s, seed=seed)
+        options = LabOptions(
+            endpoint=relay.url,
+            protocol=Transport.HTTP,
+            rate=rate,
+            day_s=day_s,
+            seed=seed,
+            network=network,
+            network_targets=targets,
+        )
         manifest = Manifest(topology=topo.name, start_ns=time.time_ns())
         manifest.write(record)
     else:
         assert target is not None
-        options = LabOptions(endpoint=target, protocol=Transport.GRPC, rate=rate, day_s=day_s, seed=seed)
+        options = LabOptions(
+            endpoint=target,
+            protocol=Transport.GRPC,
+            rate=rate,
+            day_s=day_s,
+            seed=seed,
+            network=network,
+            network_targets=targets,
+        )
 
     stop = threading.Event()
 
@@ -153,6 +183,11 @@ def run(
     try:
         typer.echo(f"lab {topo.name}: starting {len(names)} services (work dir {work})")
         runner.start()
+        if runner.network is not None and runner.netns_prefix is not None:
+            how = "tc netem" if runner.network.netem else f"in-process ({runner.network.reason})"
+            typer.echo(f"lab {topo.name}: namespaces {runner.netns_prefix}-*; network_delay by {how}")
+        elif runner.network is not None and targets:
+            typer.echo(f"lab {topo.name}: network_delay in-process ({runner.network.reason})")
         typer.echo(
             f"lab {topo.name}: running for {duration_s:.0f} s, {len(schedule)} faults scheduled, "
             f"telemetry to {target or 'the recording only'}; labels in {labels}"
