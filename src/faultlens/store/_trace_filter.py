@@ -56,8 +56,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pyarrow as pa
@@ -65,7 +66,16 @@ import pyarrow.compute as pc
 
 from faultlens.types import TimeRange
 
-__all__ = ["BITS_PER_KEY", "RUN_KEYS", "TraceFilter", "release_trace_filter", "trace_filter"]
+__all__ = [
+    "BITS_PER_KEY",
+    "RUN_KEYS",
+    "TraceFilter",
+    "mix64",
+    "release_shared",
+    "release_trace_filter",
+    "shared",
+    "trace_filter",
+]
 
 # Index rows per run. Smaller runs scan fewer index rows per hit (a run is ~1.6 DuckDB row
 # groups of the index) and cost more bloom words per lookup; both are cheap at this size.
@@ -85,7 +95,7 @@ BUILD = "build"
 REBUILD = "rebuild"
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
+def mix64(x: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser: every input bit moves every output bit."""
     x = x ^ (x >> np.uint64(30))
     x = x * np.uint64(0xBF58476D1CE4E5B9)
@@ -118,8 +128,8 @@ def _block_and_masks(ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     the block's words (shape ``(n, _BLOCK_WORDS)``)."""
     a, b = _halves(ids)
     with np.errstate(over="ignore"):
-        h1 = _mix(a ^ _mix(b))
-        h2 = _mix(h1 ^ np.uint64(0x9E3779B97F4A7C15))
+        h1 = mix64(a ^ mix64(b))
+        h2 = mix64(h1 ^ np.uint64(0x9E3779B97F4A7C15))
     block = (h1 % np.uint64(_BLOCKS)).astype(np.int64)
     shifts = (h2[:, None] >> (np.arange(_BLOCK_WORDS, dtype=np.uint64) * np.uint64(6))) & np.uint64(63)
     return block, np.uint64(1) << shifts
@@ -323,33 +333,45 @@ class TraceFilter:
 
 # --- one filter per table per store file in this process ------------------------------------
 
-_filters: dict[tuple[str, str], tuple[TraceFilter, int]] = {}
+_F = TypeVar("_F")
+_filters: dict[tuple[str, str], tuple[Any, int]] = {}
 _filters_lock = threading.Lock()
+
+
+def shared(key: str, name: str, make: Callable[[], _F]) -> _F:
+    """The filter ``name`` of the store file ``key`` (its resolved path), made by ``make`` for
+    its first user and shared by every store that has the file open in this process (they
+    share one DuckDB instance, and each one's writes must reach the filter the others read).
+    Pair with :func:`release_shared`."""
+    with _filters_lock:
+        found, users = _filters.get((key, name), (None, 0))
+        if found is None:
+            found = make()
+        _filters[(key, name)] = (found, users + 1)
+        return cast(_F, found)
+
+
+def release_shared(key: str, name: str) -> None:
+    """One user of the filter is done; the last one drops it (the next opener builds anew:
+    another process may have written the file in between)."""
+    with _filters_lock:
+        found, users = _filters.get((key, name), (None, 0))
+        if found is None:
+            return
+        if users <= 1:
+            del _filters[(key, name)]
+        else:
+            _filters[(key, name)] = (found, users - 1)
 
 
 def trace_filter(
     key: str, table: str, start_column: str, end_column: str, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> TraceFilter:
-    """The filter of ``table`` in the store file ``key`` (its resolved path), shared by every
-    store that has the file open in this process (they share one DuckDB instance, and each
-    one's writes must reach the filter the others read). Pair with
+    """The filter of ``table`` in the store file ``key`` (:func:`shared`). Pair with
     :func:`release_trace_filter`. The first opener's ``max_bytes`` holds."""
-    with _filters_lock:
-        found, users = _filters.get((key, table), (None, 0))
-        if found is None:
-            found = TraceFilter(table, start_column, end_column, max_bytes)
-        _filters[(key, table)] = (found, users + 1)
-        return found
+    return shared(key, table, lambda: TraceFilter(table, start_column, end_column, max_bytes))
 
 
 def release_trace_filter(key: str, table: str) -> None:
-    """One user of the filter is done; the last one drops it (the next opener builds anew:
-    another process may have written the file in between)."""
-    with _filters_lock:
-        found, users = _filters.get((key, table), (None, 0))
-        if found is None:
-            return
-        if users <= 1:
-            del _filters[(key, table)]
-        else:
-            _filters[(key, table)] = (found, users - 1)
+    """:func:`release_shared` of a trace index's filter."""
+    release_shared(key, table)

@@ -32,6 +32,7 @@ import pyarrow as pa
 from faultlens.config.model import StoreConfig
 from faultlens.decode.base import DecodedBatch
 from faultlens.errors import StoreError, UnsupportedQuery
+from faultlens.store._attr_filter import PAIR_HASH_SQL, AttrFilter, build, write_parts
 from faultlens.store._connection import (
     ALIAS,
     SharedConnection,
@@ -55,7 +56,14 @@ from faultlens.store._rows import (
     trace_summary,
 )
 from faultlens.store._schema import DATA_TABLES, migrate, quote
-from faultlens.store._trace_filter import REBUILD, TraceFilter, release_trace_filter, trace_filter
+from faultlens.store._trace_filter import (
+    REBUILD,
+    TraceFilter,
+    release_shared,
+    release_trace_filter,
+    shared,
+    trace_filter,
+)
 from faultlens.store.base import (
     AttributeCondition,
     AttributeCount,
@@ -177,6 +185,12 @@ _INDEX_COLUMNS: dict[Signal, tuple[str, str, str]] = {
     Signal.LOGS: ("log_trace_index", "time_min", "time_max"),
 }
 _FILTER_BUILD_BATCH = 100_000  # index rows per Arrow batch while a filter is built
+_ATTR_FILTER = "spans.attributes"  # the attribute filter's name among the file's filters
+# How long the first search by attribute waits for the filter's build before it reads
+# everything (the build goes on; later searches use the filter once it is done).
+ATTR_BUILD_WAIT_S = 2.0
+# The most time ranges one search adds to its SQL: more are joined across their smallest gaps.
+_MAX_RANGES = 32
 
 
 def _time_conditions(column: str, time_range: TimeRange | None) -> tuple[list[str], list[Any]]:
@@ -197,6 +211,21 @@ def _attribute_match(column: str, cond: AttributeCondition) -> tuple[str, list[A
 
 def _where(conditions: list[str]) -> str:
     return ("WHERE " + " AND ".join(conditions)) if conditions else ""
+
+
+def _clip(ranges: list[tuple[int, int]], lo: int, hi: int) -> list[tuple[int, int]]:
+    """The parts of inclusive ``ranges`` inside ``[lo, hi]``."""
+    return [(max(a, lo), min(b, hi)) for a, b in ranges if a <= hi and b >= lo]
+
+
+def _coarsen(ranges: list[tuple[int, int]], most: int) -> list[tuple[int, int]]:
+    """Sorted disjoint inclusive ``ranges`` as at most ``most``, joined across the smallest
+    gaps (a wider range only reads more; it keeps every span the narrower ones held)."""
+    out = list(ranges)
+    while len(out) > most:
+        i = min(range(len(out) - 1), key=lambda j: out[j + 1][0] - out[j][1])
+        out[i : i + 2] = [(out[i][0], out[i + 1][1])]
+    return out
 
 
 class DuckDBStore:
@@ -249,15 +278,24 @@ class DuckDBStore:
             signal: trace_filter(self._filter_key, *columns, max_bytes=trace_filter_max_mib * 2**20)
             for signal, columns in _INDEX_COLUMNS.items()
         }
+        # Which time ranges of the spans may hold an attribute pair (``_attr_filter``), shared
+        # the same way; built on a thread of its own from the first search by attribute.
+        self._attr_filter: AttrFilter = shared(self._filter_key, _ATTR_FILTER, AttrFilter)
+        self._attr_builder: threading.Thread | None = None
+        self._attr_stop = threading.Event()
 
     # --- lifecycle -----------------------------------------------------------------------
 
     def close(self) -> None:
         """Checkpoint and close the file. Safe to call twice; any later call raises StoreError."""
+        self._attr_stop.set()
+        if self._attr_builder is not None:
+            self._attr_builder.join()  # it stops after the chunk it is reading
         with self._write_lock:
             if not self._db.closed:
                 for columns in _INDEX_COLUMNS.values():
                     release_trace_filter(self._filter_key, columns[0])
+                release_shared(self._filter_key, _ATTR_FILTER)
             self._db.close()
 
     def cursor(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
@@ -297,6 +335,9 @@ class DuckDBStore:
             return
         with self._write_lock:
             with self._recording(), self._cursor() as cur:
+                if self._attr_filter.started:  # before the transaction: see _attr_filter
+                    for part in tables.get(Signal.TRACES, []):
+                        self._attr_filter.add(write_parts(cur, part))
                 cur.execute("BEGIN TRANSACTION")
                 try:
                     for signal, parts in tables.items():
@@ -318,7 +359,11 @@ class DuckDBStore:
     @contextmanager
     def _recording(self) -> Iterator[None]:
         """Around a transaction that adds trace index rows (see ``_trace_filter``)."""
-        with self._filters[Signal.TRACES].writing(), self._filters[Signal.LOGS].writing():
+        with (
+            self._filters[Signal.TRACES].writing(),
+            self._filters[Signal.LOGS].writing(),
+            self._attr_filter.writing(),
+        ):
             yield
 
     def applied_intake(self, seqs: Sequence[int]) -> set[int]:
@@ -400,6 +445,7 @@ class DuckDBStore:
                 raise
             for trace_filter_ in self._filters.values():  # only once the deletes are committed
                 trace_filter_.drop_before(cutoff)
+            self._attr_filter.drop_before(cutoff)
         return RetentionResult(cutoff, spans, logs, points)
 
     @staticmethod
@@ -458,8 +504,10 @@ class DuckDBStore:
 
         An attribute condition reads the span's JSON ``attributes`` (then its resource's) with
         a JSON pointer, so a key holding ``.`` or ``/`` is matched exactly as written. Reading
-        that JSON is most of such a search's cost, so it runs newest first, over ranges that
-        double, and stops once no older span can change the answer (:meth:`_newest_first`)."""
+        that JSON is most of such a search's cost, so only the time ranges where the attribute
+        filter says the pairs may be are read (``_attr_filter``; none: the answer is empty),
+        newest first, over ranges that double, stopping once no older span can change the
+        answer (:meth:`_newest_first`)."""
         if query.limit <= 0:
             return []
         if query.attributes:
@@ -473,7 +521,12 @@ class DuckDBStore:
         Exact: a trace matched only by spans older than a range's start started before it,
         so once ``limit`` traces found started inside the ranges read, nothing older can
         come before them; and a trace of the answer is in the page of the range holding its
-        matching span (fewer than ``limit`` traces come before it there, as everywhere)."""
+        matching span (fewer than ``limit`` traces come before it there, as everywhere). A
+        range holding none of the attribute filter's "maybe" ranges holds no matching span,
+        and is not read."""
+        maybe = self._attribute_ranges(query)
+        if maybe is not None and not maybe:
+            return []
         lo, hi = (
             (0, INT64_MAX)
             if query.time_range is None
@@ -488,17 +541,54 @@ class DuckDBStore:
         top, width = hi, FIRST_RANGE_NS
         while top > lo:
             bottom = max(lo, top - width)
-            for summary in self._find_traces(replace(query, time_range=TimeRange(bottom, top))):
-                found[summary.trace_id] = summary
+            within = None if maybe is None else _clip(maybe, bottom, top - 1)
+            if within != []:
+                for summary in self._find_traces(replace(query, time_range=TimeRange(bottom, top)), within):
+                    found[summary.trace_id] = summary
             ranked = sorted(found.values(), key=lambda t: (-t.start_time_unix_nano, t.trace_id))
             if len(ranked) >= query.limit and ranked[query.limit - 1].start_time_unix_nano >= bottom:
                 return ranked[: query.limit]
             top, width = bottom, 2 * width
         return sorted(found.values(), key=lambda t: (-t.start_time_unix_nano, t.trace_id))[: query.limit]
 
-    def _find_traces(self, query: TraceQuery) -> list[TraceSummary]:
+    def _attribute_ranges(self, query: TraceQuery) -> list[tuple[int, int]] | None:
+        """The start-time ranges that may hold spans with every attribute pair of the query
+        (``_attr_filter``), or None while the filter cannot tell (not built yet: the first
+        search starts its build and waits :data:`ATTR_BUILD_WAIT_S` for it)."""
+        found = self._attr_filter
+        if not found.ready:
+            if found.claim_build():
+                self._attr_builder = threading.Thread(
+                    target=self._build_attr_filter, name="faultlens-attr-filter", daemon=True
+                )
+                self._attr_builder.start()
+            if not found.wait_ready(ATTR_BUILD_WAIT_S):
+                return None
+        with self._read() as cur:
+            hashes = []
+            for cond in query.attributes:
+                row = cur.execute(PAIR_HASH_SQL, [cond.key, cond.value]).fetchone()
+                assert row is not None
+                hashes.append(int(row[0]))
+        return found.ranges(hashes, query.time_range)
+
+    def _build_attr_filter(self) -> None:
+        try:
+            build(self._attr_filter, self._read, self._attr_stop)
+        except Exception:  # the next search by attribute goes on with the build
+            log.warning("the attribute filter's build stopped; searches read everything", exc_info=True)
+
+    def _find_traces(
+        self, query: TraceQuery, within: list[tuple[int, int]] | None = None
+    ) -> list[TraceSummary]:
+        """The page of traces matching ``query``; ``within``: the inclusive start-time ranges
+        that hold every span that can match (the attribute filter's), None for no such bound."""
         conditions: list[str] = []
         params: list[Any] = []
+        if within is not None:
+            within = _coarsen(within, _MAX_RANGES)
+            conditions.append("(" + " OR ".join(["start_time_unix_nano BETWEEN ? AND ?"] * len(within)) + ")")
+            params += [t for r in within for t in r]
         if query.service is not None:
             conditions.append("service_name = ?")
             params.append(query.service)
