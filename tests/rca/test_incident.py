@@ -25,8 +25,9 @@ from faultlens.rca.incident import (
     incident_window,
     pick_baseline,
     rfc3339,
+    without_suspects,
 )
-from faultlens.rca.model import RcaAnswer, RcaStatus, Reason
+from faultlens.rca.model import RcaAnswer, RcaStatus, Reason, RootCause
 from faultlens.store.analysis_base import AnalysisResults
 from faultlens.store.analysis_duckdb import DuckDBAnalysisStore
 from faultlens.store.duckdb_store import DuckDBStore
@@ -304,3 +305,56 @@ def test_a_baseline_without_spans_is_relaxed_until_one_holds_enough(
     assert run.baseline == (TimeRange(T - 90 * MIN, T - MIN), TimeRange(T + 19 * MIN, T + 30 * MIN))
     assert run.baseline_observed.spans >= SETTINGS.min_spans
     assert "outside other incidents)" in run.answer.reason
+
+
+# --- suspects of other incidents ----------------------------------------------------------------
+
+
+def _named(service: str) -> RcaAnswer:
+    cause = RootCause(service, "", "", Reason.SLOW_EXECUTION, 1.0, 1.0, ())
+    return RcaAnswer(RcaStatus.RANKED, "test", 0, (cause,))
+
+
+def test_without_suspects_drops_only_their_own_rows_of_their_stretches() -> None:
+    obs = observations(30, 0, Knobs(), minutes=3)  # front, a, b, c: one request every 6 s
+    kept = without_suspects(obs, {"c": [TimeRange(MIN, 2 * MIN)]})
+    for table, column in ((kept.spans, "start_time_unix_nano"), (kept.logs, "time_unix_nano")):
+        rows = table.select(["service_name", column]).to_pylist()
+        assert not [r for r in rows if r["service_name"] == "c" and MIN <= r[column] < 2 * MIN]
+        assert [r for r in rows if r["service_name"] == "c"]  # before and after the stretch
+    gone = obs.spans.num_rows - kept.spans.num_rows
+    c_rows = [r["start_time_unix_nano"] for r in obs.spans.to_pylist() if r["service_name"] == "c"]
+    assert gone == sum(1 for t in c_rows if MIN <= t < 2 * MIN)
+    assert gone > 0 and kept.metrics.num_rows < obs.metrics.num_rows  # c's CPU points too
+    assert without_suspects(obs, {"nobody": [TimeRange(0, 3 * MIN)]}).spans.num_rows == obs.spans.num_rows
+
+
+def test_a_fault_outlasting_its_incident_is_still_found_when_it_comes_back(tmp_path: Path) -> None:
+    """c slows down at minute 20 and stays slow after its incident (20..23) ended; when a
+    second incident opens at minute 40, history is too crowded for the strict baseline, and the
+    relaxed one holds c's broken minutes 24..27: c would look normal. The first incident named
+    c, so c's own rows until it settled stay out, and c is found again."""
+    store = DuckDBStore(tmp_path / "x.duckdb")
+    analysis = DuckDBAnalysisStore(tmp_path / "x.duckdb")
+    slow = Knobs(c_extra_ns=60_000_000)
+    try:
+        _write(store, _shift(observations(20, 14 * MIN, Knobs(), first_trace=1, minutes=5), T))
+        _write(store, _shift(observations(60, 20 * MIN, slow, first_trace=1_000, minutes=7), T))
+        _write(store, _shift(observations(120, 40 * MIN, slow, first_trace=5_000), T))
+        first = _incident("first", T + 20 * MIN, T + 23 * MIN)
+        again = _incident("again", T + 40 * MIN, T + 43 * MIN)
+        analysis.write_results(AnalysisResults(incidents=(first, again)))
+        settings = replace(SETTINGS, lookback_ns=25 * MIN, min_spans=200)
+        ranker = RootCauseRanker(WindowReader.for_store(store), analysis, settings)
+        unnamed = ranker.rank_incident(again)
+        assert "c" not in [rc.service for rc in unnamed.answer.root_causes[:1]]
+        assert analysis.write_root_causes("first", _named("c"))
+        named = ranker.rank_incident(again)
+    finally:
+        analysis.close()
+        store.close()
+    assert named.answer.status is RcaStatus.RANKED
+    assert named.answer.root_causes[0].service == "c"
+    assert "without what 1 services suspected there did" in named.answer.reason
+    assert named.baseline == unnamed.baseline  # the same stretches, fewer of c's rows
+    assert named.baseline_observed.spans < unnamed.baseline_observed.spans

@@ -7,7 +7,8 @@ API (``/api/v1/rca``, ``/api/v1/incidents/{id}/rca``) and ``faultlens rca`` call
     incident ──> window: its start - margin .. its end + margin (data time; cut at max_window)
     window ────> baseline: pick_baseline(window, spans of other incidents)
                    the latest history before the window, up to baseline_ns, leaving out every
-                   open or resolved incident (widened by margin, and by settle after it ended)
+                   open or resolved incident (widened by margin, and by settle after it ended),
+                 and the own rows of each one's suspects (its first root causes) until it settled
     read both through the WindowReader; a side holding more rows than the reader allows is
     read as evenly spread slices of every minute (a sample of time, said in the answer)
     judge each signal only with enough data on both sides (min_spans, min_points);
@@ -18,7 +19,12 @@ API (``/api/v1/rca``, ``/api/v1/incidents/{id}/rca``) and ``faultlens rca`` call
 
 Why the baseline is picked rather than "the 10 minutes before": faults come one after
 another; a baseline that holds the previous fault makes its service look normal and its
-recovery look like a change, so the next incident names the previous fault's service. The
+recovery look like a change, so the next incident names the previous fault's service.
+When history is crowded, the baseline comes close to other incidents (their windows alone
+are left out), and a fault outlasting its incident would then teach the baseline that its
+service's broken state is normal: the same fault again would show nothing. So what the
+other incidents named as their likely causes stays out for longer: those services' own rows
+until the incident settled. The
 incidents table says where the server saw trouble; the baseline steers around it. No label
 and no knowledge of the system goes in: only the store's telemetry and its incidents.
 
@@ -64,6 +70,7 @@ __all__ = [
     "incident_window",
     "pick_baseline",
     "rfc3339",
+    "without_suspects",
 ]
 
 NS_PER_S = 1_000_000_000
@@ -103,6 +110,9 @@ class RankerSettings:
       findings has at least this effect (share of requests or capacity, lower bound, beyond
       the baseline) and at least this surprise.
     - ``max_root_causes``: how many significant candidates an answer lists.
+    - ``suspect_ranks``: a service among the first this many root causes of another incident
+      is a suspect there: the baseline leaves out its own spans, logs and metric points from
+      that incident's start (less the margin) to its settling end (see :func:`without_suspects`).
     - ``slice_period_ns`` / ``max_slices``: a side too large to read whole is read as one
       slice at the start of every period of this length (longer when that would make more
       than ``max_slices`` slices), all slices of the same length.
@@ -120,6 +130,7 @@ class RankerSettings:
     min_effect: float = 0.02
     min_z: float = 3.0
     max_root_causes: int = 10
+    suspect_ranks: int = 3
     slice_period_ns: int = 1 * NS_PER_MIN
     max_slices: int = 8
     rca: RcaConfig = field(default_factory=RcaConfig)
@@ -129,6 +140,8 @@ class IncidentHistory(Protocol):
     """What the ranker reads of the analysis store (an ``AnalysisReader`` is one)."""
 
     def incidents(self, query: IncidentQuery) -> list[Incident]: ...
+
+    def root_causes(self, incident_ids: list[str]) -> dict[str, RcaAnswer]: ...
 
     def error_groups(self, query: ErrorGroupQuery) -> list[StoredErrorGroup]: ...
 
@@ -346,6 +359,15 @@ class RootCauseRanker:
                 if _enough(cur_counts, counts, s):
                     picked, avoided, base, base_counts = ranges, words, obs, counts
                     break
+            suspects = self._suspects(incidents, skip_incident)
+            if suspects and picked:
+                kept = without_suspects(base, suspects)
+                if _enough(cur_counts, SideCounts(kept.spans.num_rows, 0, kept.metrics.num_rows), s):
+                    base = kept
+                    base_counts = SideCounts(
+                        kept.spans.num_rows, kept.logs.num_rows, kept.metrics.num_rows, base_counts.coverage
+                    )
+                    avoided += f", without what {len(suspects)} services suspected there did until it settled"
 
         def answer(status: RcaStatus, reason: str, causes: tuple[RootCause, ...] = ()) -> RcaAnswer:
             return RcaAnswer(
@@ -423,6 +445,24 @@ class RootCauseRanker:
             max(0, window.start_ns - s.lookback_ns - s.settle_ns - s.margin_ns), window.end_ns + s.margin_ns
         )
         return self.history.incidents(IncidentQuery(limit=1000, time_range=around))
+
+    def _suspects(self, incidents: Sequence[Incident], skip: str | None) -> dict[str, list[TimeRange]]:
+        """Service -> the stretches in which another incident named it among its first
+        ``suspect_ranks`` root causes: that incident from the margin before its start to its
+        settling end."""
+        if self.history is None or self.settings.suspect_ranks <= 0:
+            return {}
+        others = {i.id: i for i in incidents if i.id != skip}
+        if not others:
+            return {}
+        s = self.settings
+        out: dict[str, list[TimeRange]] = {}
+        for incident_id, answer in self.history.root_causes(list(others)).items():
+            i = others[incident_id]
+            stretch = TimeRange(max(0, i.start_ns - s.margin_ns), i.end_ns + s.margin_ns + s.settle_ns)
+            for cause in answer.root_causes[: s.suspect_ranks]:
+                out.setdefault(cause.service, []).append(stretch)
+        return out
 
     def _read(self, ranges: list[TimeRange]) -> tuple[Observations, SideCounts]:
         """The rows of ``ranges``; when a range holds more than the reader allows, slices of it."""
@@ -515,10 +555,49 @@ def _within(obs: Observations, ranges: Sequence[TimeRange]) -> Observations:
         if t.num_rows == 0:
             return t
         times = np.asarray(pc.fill_null(t.column(column), 0).to_numpy(), dtype=np.int64)
-        mask = np.zeros(t.num_rows, dtype=bool)
-        for r in ranges:
-            mask |= (times >= r.start_ns) & (times < r.end_ns)
-        return t.filter(pa.array(mask))
+        return t.filter(pa.array(_in_stretches(times, ranges)))
+
+    return Observations(
+        keep(obs.spans, "start_time_unix_nano"),
+        keep(obs.logs, "time_unix_nano"),
+        keep(obs.metrics, "time_unix_nano"),
+    )
+
+
+def _in_stretches(times: np.ndarray, stretches: Sequence[TimeRange]) -> np.ndarray:
+    mask = np.zeros(times.shape[0], dtype=bool)
+    for r in stretches:
+        mask |= (times >= r.start_ns) & (times < r.end_ns)
+    return mask
+
+
+def _services_in(
+    t: pa.Table, column: str, time_column: str, suspects: dict[str, list[TimeRange]]
+) -> np.ndarray:
+    """Rows of ``t`` whose service is a suspect at the row's time."""
+    hit = np.zeros(t.num_rows, dtype=bool)
+    if t.num_rows == 0:
+        return hit
+    names = t.column(column)
+    times = np.asarray(pc.fill_null(t.column(time_column), 0).to_numpy(), dtype=np.int64)
+    for service, stretches in suspects.items():
+        own = np.asarray(
+            pc.fill_null(pc.equal(names, service), False).to_numpy(zero_copy_only=False), dtype=bool
+        )
+        if own.any():
+            hit |= own & _in_stretches(times, stretches)
+    return hit
+
+
+def without_suspects(obs: Observations, suspects: dict[str, list[TimeRange]]) -> Observations:
+    """``obs`` without the suspects' own rows of the time they were suspect: their spans, logs
+    and metric points in their stretches. The callers' spans stay (they were on the same
+    requests, but leaving them out would leave too little history in crowded times for
+    everything the suspects touch; measured in docs/evaluation.md)."""
+
+    def keep(t: pa.Table, time_column: str) -> pa.Table:
+        hit = _services_in(t, "service_name", time_column, suspects)
+        return t.filter(pa.array(~hit)) if hit.any() else t
 
     return Observations(
         keep(obs.spans, "start_time_unix_nano"),
