@@ -1,7 +1,10 @@
-"""Shared pieces of the lab tests: an in-process faultlens server and reading what it stored."""
+"""Shared pieces of the lab tests: an in-process faultlens server, reading what it stored, and
+running the ``faultlens`` command as a user does."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,3 +64,22 @@ def stored(srv: InProcessServer) -> dict[str, list[dict[str, Any]]]:
         "logs": window.logs.to_pylist(),
         "metrics": window.metrics.to_pylist(),
     }
+
+
+def cli_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "faultlens.cli", *args]
+
+
+def wait_line(proc: subprocess.Popen[str], needle: str, timeout_s: float = 30.0) -> str:
+    """Read the process's output until a line with ``needle``; fail with what it printed."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout_s
+    seen = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        seen.append(line)
+        if needle in line:
+            return line
+    raise AssertionError(f"{needle!r} not printed; got {seen}")

@@ -8,7 +8,6 @@ import gzip
 import json
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,32 +17,14 @@ from faultlens.lab.faults import FaultType, read_labels
 from faultlens.lab.recording import RECORD_FILE, ReadReport, read_manifest, read_recording
 from faultlens.testing.inprocess import InProcessServer
 
-from .conftest import settle
-
-
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "faultlens.cli", *args]
-
-
-def _wait_line(proc: subprocess.Popen[str], needle: str, timeout_s: float = 30.0) -> str:
-    assert proc.stdout is not None
-    deadline = time.monotonic() + timeout_s
-    seen = []
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line and proc.poll() is not None:
-            break
-        seen.append(line)
-        if needle in line:
-            return line
-    raise AssertionError(f"{needle!r} not printed; got {seen}")
+from .conftest import cli_command, settle, wait_line
 
 
 def test_ctrl_c_stops_the_lab_and_leaves_no_child_process(tmp_path: Path) -> None:
     schedule = tmp_path / "faults.yaml"
     schedule.write_text("faults:\n  - {at: 0s, duration: 10m, service: users, type: db_lock}\n")
     proc = subprocess.Popen(
-        _cli(
+        cli_command(
             "lab",
             "run",
             "--topology",
@@ -62,7 +43,7 @@ def test_ctrl_c_stops_the_lab_and_leaves_no_child_process(tmp_path: Path) -> Non
         text=True,
     )
     try:
-        _wait_line(proc, "fault f1 start: db_lock on users")
+        wait_line(proc, "fault f1 start: db_lock on users")
         children = psutil.Process(proc.pid).children(recursive=True)
         # eight services, the load generator and the lock holder, each in a group of its own
         assert len(children) >= 10, [c.cmdline()[-2:] for c in children]
@@ -81,7 +62,7 @@ def test_ctrl_c_stops_the_lab_and_leaves_no_child_process(tmp_path: Path) -> Non
 def test_a_killed_lab_leaves_no_child_process_for_long(tmp_path: Path) -> None:
     """kill -9 of the CLI gives it no chance to stop anything: every child watches its parent."""
     proc = subprocess.Popen(
-        _cli(
+        cli_command(
             "lab",
             "run",
             "--topology",
@@ -98,7 +79,7 @@ def test_a_killed_lab_leaves_no_child_process_for_long(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        _wait_line(proc, "running for")
+        wait_line(proc, "running for")
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 7  # six services and the load generator
     finally:
@@ -111,7 +92,7 @@ def test_a_killed_lab_leaves_no_child_process_for_long(tmp_path: Path) -> None:
 def test_a_recorded_run_replays_the_same_spans_into_a_server(tmp_path: Path, server: InProcessServer) -> None:
     rec = tmp_path / "rec"
     done = subprocess.run(
-        _cli(
+        cli_command(
             "lab",
             "run",
             "--topology",
@@ -136,7 +117,9 @@ def test_a_recorded_run_replays_the_same_spans_into_a_server(tmp_path: Path, ser
     assert spans > 50 and manifest.end_ns is not None and manifest.topology == "ring"
 
     replay = subprocess.run(
-        _cli("replay", "lab", str(rec), "--endpoint", f"127.0.0.1:{server.ports['otlp-grpc']}", "--json"),
+        cli_command(
+            "replay", "lab", str(rec), "--endpoint", f"127.0.0.1:{server.ports['otlp-grpc']}", "--json"
+        ),
         capture_output=True,
         text=True,
         timeout=60,
@@ -172,7 +155,7 @@ def test_a_bad_topology_is_refused_with_the_field_named(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nentry: a\nservices:\n  - {name: a, calls: [{to: nowhere}]}\n  - {name: b}\n")
     done = subprocess.run(
-        _cli("lab", "run", "--topology", str(bad), "--duration", "5s"),
+        cli_command("lab", "run", "--topology", str(bad), "--duration", "5s"),
         capture_output=True,
         text=True,
         timeout=60,
@@ -180,7 +163,7 @@ def test_a_bad_topology_is_refused_with_the_field_named(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "services[0].calls[0].to: 'nowhere' is not one of the services" in done.stderr
     unknown = subprocess.run(
-        _cli("lab", "run", "--topology", "nosuch"), capture_output=True, text=True, timeout=60
+        cli_command("lab", "run", "--topology", "nosuch"), capture_output=True, text=True, timeout=60
     )
     assert unknown.returncode == 2 and "not a built-in topology" in unknown.stderr
 
@@ -189,7 +172,7 @@ def test_a_service_that_cannot_start_stops_the_lab_with_an_error_and_no_child_le
     work = tmp_path / "work"
     (work / "users.sqlite").mkdir(parents=True)  # a directory where the service's database goes
     proc = subprocess.Popen(
-        _cli(
+        cli_command(
             "lab",
             "run",
             "--topology",

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from faultlens.lab.faults import FaultLabel, FaultType, ScheduledFault, read_labels
+from faultlens.lab.netns import NetworkFaults
 from faultlens.lab.runner import LabOptions, LabRunner
 from faultlens.lab.topology import load_topology
 from faultlens.testing.inprocess import InProcessServer
@@ -87,7 +88,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     lab = LabRunner(
         load_topology(HERE / "fanout.yaml"),
         root / "lab",
-        LabOptions(endpoint=f"127.0.0.1:{srv.ports['otlp-grpc']}", export_interval_s=0.5, seed=7),
+        LabOptions(
+            endpoint=f"127.0.0.1:{srv.ports['otlp-grpc']}",
+            export_interval_s=0.5,
+            seed=7,
+            network=NetworkFaults.INPROCESS,  # the in-process wrapper is what these tests check
+        ),
     )
     asked: dict[str, int] = {}
     try:
@@ -242,6 +248,8 @@ def test_network_delay_slows_the_callers_side_only_and_loss_times_calls_out(run:
     during = run.during(calls, "l-wire")
     assert _median_ms(during) >= 300  # the gateway waits on the wire
     assert _errors(during), "no call timed out under 20% loss"
+    mechanism = run.labels["l-wire"].mechanism
+    assert mechanism.startswith("in-process") and "tc netem not used: in-process" in mechanism
 
 
 def test_memory_leak_raises_the_process_memory_metric(run: Run) -> None:
