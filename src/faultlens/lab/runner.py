@@ -460,12 +460,15 @@ class LabRunner:
             raise LabError(f"{service}: network_delay: {e}") from None
         mechanism = (
             f"tc netem on the service's link in its network namespace {net.namespace(service)} "
-            f"({' '.join(netem_args(delay, jitter, loss))} on everything it sends): callers wait, "
-            "the service's own spans do not show it"
+            f"({' '.join(netem_args(delay, jitter, loss))} on everything it sends): its callers wait, "
+            "its own spans show it only in the calls it makes"
         )
 
         def undo() -> None:
-            net.restore(service)
+            try:
+                net.restore(service)
+            except NetnsError as e:
+                raise LabError(f"{service}: network_delay: {e}") from None
 
         return undo, mechanism
 
