@@ -186,8 +186,6 @@ def run(
         if runner.network is not None and runner.netns_prefix is not None:
             how = "tc netem" if runner.network.netem else f"in-process ({runner.network.reason})"
             typer.echo(f"lab {topo.name}: namespaces {runner.netns_prefix}-*; network_delay by {how}")
-        elif runner.network is not None and targets:
-            typer.echo(f"lab {topo.name}: network_delay in-process ({runner.network.reason})")
         typer.echo(
             f"lab {topo.name}: running for {duration_s:.0f} s, {len(schedule)} faults scheduled, "
             f"telemetry to {target or 'the recording only'}; labels in {labels}"
