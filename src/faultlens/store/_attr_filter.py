@@ -435,11 +435,10 @@ def chunk_bounds(cur: duckdb.DuckDBPyConnection, after: int) -> list[int]:
     chunks = -(-int(row[0]) // BUILD_CHUNK_ROWS) if row else 0
     if chunks <= 1:
         return []
-    qs = [i / chunks for i in range(1, chunks)]
+    qs = ", ".join(f"{i / chunks:.6f}" for i in range(1, chunks))  # a constant: DuckDB wants one
     got = cur.execute(
-        "SELECT approx_quantile(start_time_unix_nano, ?::DOUBLE[]) FROM spans "
-        "WHERE start_time_unix_nano >= ?",
-        [qs, after],
+        f"SELECT approx_quantile(start_time_unix_nano, [{qs}]) FROM spans WHERE start_time_unix_nano >= ?",
+        [after],
     ).fetchone()
     return sorted({int(b) for b in (got[0] if got and got[0] else []) if b is not None and int(b) > after})
 
