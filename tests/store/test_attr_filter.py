@@ -86,7 +86,7 @@ def texts(value: Any) -> list[str]:
 def unfiltered(store: DuckDBStore, query: TraceQuery) -> list[TraceSummary]:
     """The answer of the search that reads everything (the path before the filter)."""
     ranges = store._attribute_ranges
-    store._attribute_ranges = lambda q: None  # type: ignore[method-assign]
+    store._attribute_ranges = lambda q: None  # type: ignore[method-assign,assignment]
     try:
         return store.find_traces(query)
     finally:
