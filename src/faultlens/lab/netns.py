@@ -185,9 +185,8 @@ def probe_netem() -> NetemSupport:
         done = _run(["tc", "-n", name, "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"])
         if done.returncode != 0:
             err = done.stderr.strip() or f"exit status {done.returncode}"
-            return NetemSupport(
-                False, f"the kernel has no tc netem (sch_netem): 'tc qdisc add dev lo root netem' said: {err}"
-            )
+            what = "the kernel has no tc netem (sch_netem)" if "unknown" in err else "tc netem failed"
+            return NetemSupport(False, f"{what}: 'tc qdisc add dev lo root netem' said: {err}")
         return NetemSupport(True, "tc netem works in a network namespace")
     except NetnsError as e:
         return NetemSupport(False, f"cannot set up the probe namespace: {e}")
