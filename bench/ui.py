@@ -16,6 +16,14 @@ by the page's own clock (the ``waterfall-ready`` performance mark, set with
     python bench/ui.py                          # 1M spans over 6 h: ~3-5 min to feed, then timing
     python bench/ui.py --spans 100000 --requests 10
     python bench/ui.py --trace-only             # the same data; time only the 5k-span trace
+    python bench/ui.py --attr-in-process        # the search by attribute in process, filter on and off
+
+The served store's attribute filter (``store/_attr_filter.py``) is started by one search by
+attribute asked before feeding, as a person who has used the search once would have done:
+the filter is then built at write. ``--attr-in-process`` writes the same requests into a
+``DuckDBStore`` in this process and times ``find_traces`` with the filter and without it
+(the search as it was before the filter, same code, interleaved), the filter's cost at
+write, and its build from the file when the store is opened again.
 
 Prints one JSON object. Figures with a date go to docs/benchmarks.md.
 """
@@ -31,6 +39,7 @@ import statistics
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -196,6 +205,129 @@ def _timings(client: httpx.Client, path: str, requests: int) -> dict[str, Any]:
     }
 
 
+def start_attribute_filter(server: ServerProcess) -> None:
+    """One search by attribute on the empty store: its filter is built at write from now on."""
+    r = httpx.get(f"{server.api}/traces", params={"attrs": "bench.start=filter"}, timeout=60)
+    r.raise_for_status()
+
+
+def attr_search_in_process(spans: int, hours: float, rounds: int) -> dict[str, Any]:
+    """The search by attribute timed in process: the same 1,000-span request copies as
+    :func:`feed`, written with ``DuckDBStore.write`` 41 at a time (as the writer's ~40k-span
+    flushes), then the suggested value and a value nothing has, with the filter and without
+    it, interleaved ``rounds`` times; then the store opened again and its filter built from
+    the file by the first search."""
+    from faultlens.decode.request import decode_bytes
+    from faultlens.store import duckdb_store
+    from faultlens.store.base import AttributeCondition, AttributeQuery, TraceQuery
+    from faultlens.store.duckdb_store import DuckDBStore
+    from faultlens.types import Signal
+
+    now = time.time_ns()
+    span_ns = int(hours * 3600 * S)
+    copies = max(1, spans // SPANS_PER_REQUEST)
+    step = span_ns // copies
+    base = now - span_ns - 60 * S
+    fresh = FreshIds(build_trace_request(n_spans=SPANS_PER_REQUEST, base_time_ns=base).SerializeToString())
+    hook = "write_parts"  # the store's call that computes a write's pairs, timed here
+    real_parts = getattr(duckdb_store, hook)
+    parts_s = [0.0]
+
+    def timed_parts(cur: Any, table: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return real_parts(cur, table)
+        finally:
+            parts_s[0] += time.perf_counter() - t
+
+    def unfiltered(store: DuckDBStore, query: TraceQuery) -> list[Any]:
+        ranges = store._attribute_ranges
+        store._attribute_ranges = lambda q: None  # type: ignore[method-assign,assignment]
+        try:
+            return store.find_traces(query)
+        finally:
+            store._attribute_ranges = ranges  # type: ignore[method-assign]
+
+    def stats(samples: list[float]) -> dict[str, float]:
+        samples = sorted(samples)
+        return {
+            "p50_ms": round(statistics.median(samples), 1),
+            "p95_ms": round(samples[max(0, round(0.95 * len(samples)) - 1)], 1),
+            "min_ms": round(samples[0], 1),
+        }
+
+    out: dict[str, Any] = {"spans": copies * SPANS_PER_REQUEST, "rounds": rounds}
+    setattr(duckdb_store, hook, timed_parts)
+    try:
+        with tempfile.TemporaryDirectory(prefix="faultlens-bench-attr-") as tmp:
+            path = Path(tmp) / "faultlens.duckdb"
+            store = DuckDBStore(path)
+            start = TraceQuery(attributes=(AttributeCondition("bench.start", "filter"),), limit=1)
+            store.find_traces(start)  # the filter, built at write from now on
+            write_s = 0.0
+            for first in range(0, copies, 41):
+                batch = [
+                    decode_bytes(Signal.TRACES, fresh.copy(k, shift_ns=k * step))
+                    for k in range(first, min(copies, first + 41))
+                ]
+                t = time.perf_counter()
+                store.write(batch)
+                write_s += time.perf_counter() - t
+            f = store._attr_filter
+            out["write_s"] = round(write_s, 2)
+            out["filter_at_write_s"] = round(parts_s[0], 2)
+            out["filter_at_write_us_per_span"] = round(parts_s[0] * 1e6 / out["spans"], 2)
+            out["filter"] = {"runs": f.runs, "unknown_runs": f.unknown_runs, "bytes": f.nbytes}
+            services = [s for s in store.services() if s != "unknown_service"]
+            service = services[0]
+            best: tuple[int, str, str] = (0, "http.route", "")
+            for count in store.attribute_counts(AttributeQuery(service=service, limit=20)):
+                values = store.attribute_counts(AttributeQuery(service=service, key=count.text, limit=1))
+                if values:
+                    best = max(best, (values[0].spans, count.text, values[0].text))
+            _, key, value = best
+            queries = {
+                "suggested": TraceQuery(
+                    service=service, attributes=(AttributeCondition(key, value),), limit=51
+                ),
+                "no match": TraceQuery(
+                    service=service, attributes=(AttributeCondition(key, "nothing-has-this"),), limit=51
+                ),
+            }
+            out["service"], out["attribute"] = service, f"{key}={value}"
+            timings: dict[str, list[float]] = {}
+            for _ in range(rounds):
+                for name, query in queries.items():
+                    for how, search in (
+                        ("filter", store.find_traces),
+                        ("before", partial(unfiltered, store)),
+                    ):
+                        t = time.perf_counter()
+                        found = search(query)
+                        timings.setdefault(f"{name}, {how}", []).append((time.perf_counter() - t) * 1000)
+                        out.setdefault("found", {})[f"{name}, {how}"] = len(found)
+            out["find_traces"] = {name: stats(v) for name, v in timings.items()}
+            store.close()
+            store = DuckDBStore(path)  # opened again: the first search starts the build
+            t = time.perf_counter()
+            store.find_traces(queries["no match"])
+            out["reopened_first_search_ms"] = round((time.perf_counter() - t) * 1000, 1)
+            store._attr_filter.wait_ready(3600)
+            out["reopened_build_s"] = round(time.perf_counter() - t, 2)
+            f = store._attr_filter
+            out["reopened_filter"] = {"runs": f.runs, "unknown_runs": f.unknown_runs, "bytes": f.nbytes}
+            after: list[float] = []
+            for _ in range(rounds):
+                t = time.perf_counter()
+                store.find_traces(queries["no match"])
+                after.append((time.perf_counter() - t) * 1000)
+            out["reopened_no_match"] = stats(after)
+            store.close()
+    finally:
+        setattr(duckdb_store, hook, real_parts)
+    return out
+
+
 def time_pages(server: ServerProcess, big_trace: str, requests: int) -> dict[str, Any]:
     with httpx.Client(base_url=server.api, timeout=60) as client:
         services = client.get("/api/v1/services").json()["services"]
@@ -336,7 +468,23 @@ def main() -> None:
     ap.add_argument(
         "--trace-only", action="store_true", help="time only the big trace's page, its JSON and Chromium"
     )
+    ap.add_argument(
+        "--attr-in-process",
+        action="store_true",
+        help="time the search by attribute in process, with the attribute filter and without (no server)",
+    )
     args = ap.parse_args()
+    if args.attr_in_process:
+        print(
+            json.dumps(
+                {
+                    "bench": "ui --attr-in-process",
+                    **attr_search_in_process(args.spans, args.hours, args.requests),
+                },
+                indent=2,
+            )
+        )
+        return
     result: dict[str, Any] = {
         "bench": "ui",
         "host": {"cpus": os.cpu_count(), "python": platform.python_version()},
@@ -345,6 +493,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="faultlens-bench-ui-") as tmp:
         server = start_server(Path(tmp) / "data", "--log-level", "warning")
         try:
+            start_attribute_filter(server)
             fed = feed(server, args.spans, args.logs, args.big_spans, args.hours)
             result["feed"] = fed
             result["feed"]["analysis_settle_s"] = settle(server)

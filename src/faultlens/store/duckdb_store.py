@@ -335,9 +335,9 @@ class DuckDBStore:
             return
         with self._write_lock:
             with self._recording(), self._cursor() as cur:
-                if self._attr_filter.started:  # before the transaction: see _attr_filter
-                    for part in tables.get(Signal.TRACES, []):
-                        self._attr_filter.add(write_parts(cur, part))
+                spans = tables.get(Signal.TRACES)
+                if spans and self._attr_filter.started:  # before the transaction: see _attr_filter
+                    self._attr_filter.add(write_parts(cur, pa.concat_tables(spans)))
                 cur.execute("BEGIN TRANSACTION")
                 try:
                     for signal, parts in tables.items():
