@@ -30,6 +30,7 @@ from faultlens.rca.worker import RCA_MAX_ROWS, RootCauseWorker, root_cause_worke
 from faultlens.receive import Receivers
 from faultlens.receive.intake import Durability, IntakeLog, replay_intake
 from faultlens.selfmetrics import SelfMetrics
+from faultlens.server_memwatch import MemoryWatch, from_environ
 from faultlens.store import RetentionTask, Store, StoreConsumer
 from faultlens.store.analysis_base import AnalysisStore
 from faultlens.store.backend import open_backend
@@ -64,6 +65,7 @@ class FaultlensServer:
         self.exporters: list[Exporter] = []
         self.intake: IntakeLog | None = None
         self._trimmer: asyncio.Task[None] | None = None
+        self._memwatch: MemoryWatch | None = None
         self._stopped = False
 
     async def start(self) -> list[Listener]:
@@ -136,6 +138,9 @@ class FaultlensServer:
         if ports.http is not None:
             listeners.append(Listener("otlp-http", cfg.receivers.http.host, ports.http))
         self.health.set_ready("receivers")
+        self._memwatch = from_environ(cfg.store)  # FL_MEMWATCH_DIR: off unless set
+        if self._memwatch is not None:
+            self._memwatch.start()
         return listeners
 
     def _open_intake(self) -> IntakeLog | None:
@@ -236,6 +241,8 @@ class FaultlensServer:
             return
         self._stopped = True
         deadline = time.monotonic() + self.shutdown_timeout_s
+        if self._memwatch is not None:
+            await asyncio.to_thread(self._memwatch.stop)
 
         def remaining() -> float:
             return max(0.5, deadline - time.monotonic())

@@ -186,8 +186,7 @@ def open_store_file(path: Path) -> duckdb.DuckDBPyConnection:
     limit and see each other's commits. The first one logs what the WAL replay did
     (:func:`report_wal_replay`). Raises ``duckdb.Error`` as ``duckdb.connect`` would.
     """
-    key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:20]
-    con = duckdb.connect(f":memory:faultlens-{key}")
+    con = duckdb.connect(_instance_name(path))
     try:
         # The first opener attaches the file, and DuckDB replays its WAL: say what it did.
         wal = None if _is_attached(con) else inspect_wal(path)
@@ -198,6 +197,31 @@ def open_store_file(path: Path) -> duckdb.DuckDBPyConnection:
         raise
     report_wal_replay(wal)
     return con
+
+
+def _instance_name(path: Path) -> str:
+    key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:20]
+    return f":memory:faultlens-{key}"
+
+
+def instance_memory(path: Path) -> dict[str, object]:
+    """What DuckDB's buffer manager holds for the store file at ``path`` in this process:
+    ``duckdb_memory()`` by tag (bytes in memory, bytes spilled), its total, and the memory
+    limit. Opens the instance if no one has (then it is empty)."""
+    con = duckdb.connect(_instance_name(path))
+    try:
+        rows = con.execute(
+            "SELECT tag, memory_usage_bytes, temporary_storage_bytes FROM duckdb_memory() "
+            "WHERE memory_usage_bytes > 0 OR temporary_storage_bytes > 0"
+        ).fetchall()
+        limit = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    finally:
+        con.close()
+    return {
+        "tags": {str(tag): [int(mem), int(tmp)] for tag, mem, tmp in rows},
+        "total": sum(int(mem) for _, mem, _ in rows),
+        "memory_limit": str(limit[0]) if limit else None,
+    }
 
 
 def _attach_sql(path: Path, *, if_not_exists: bool) -> str:
