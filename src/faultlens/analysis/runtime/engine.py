@@ -75,6 +75,10 @@ SECOND_NS = 1_000_000_000
 _STATE_VERSION = 1
 _NEVER = -(1 << 62)
 MAX_METRIC_NAMES = 10_000
+# Services the engine keeps per-service state for (first seen, last seen, log sender, graph
+# node). Past it a new service is still analysed, but not remembered: it gets no novelty
+# warm-up and no zero error-log counts, and is no node of the incident graph until others go.
+MAX_SERVICES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +90,13 @@ class EngineConfig:
     log stream did (a window half covered holds half the errors). ``max_future_ns``: an item time more
     than this ahead of the wall clock does not move data time (one bad timestamp must not
     close every window); it is still analysed. ``recent_spans``: span ids kept to correlate
-    error logs with spans that came in earlier batches. ``resource_opens_incidents``: when
+    error logs with spans that came in earlier batches. ``service_idle_ns``: a service that
+    sent neither spans nor logs for this long (data time) is forgotten: its first-seen time,
+    its place among the senders of logs (whose error-log count is otherwise judged 0 in every
+    window) and its node in the incident graph; so services that come and go (renamed,
+    scaled away) do not grow the state, nor the observations judged per window, without end;
+    one that comes back starts afresh. At most :data:`MAX_SERVICES` are kept at any time.
+    ``resource_opens_incidents``: when
     false (the default), anomalies of resource gauges (CPU, memory, network, pod-level
     metrics) never open an incident on their own: an incident starts from what callers feel
     (requests, errors, latency, calls between services, error logs), and resource anomalies
@@ -103,6 +113,7 @@ class EngineConfig:
     min_coverage: float = 0.75
     max_future_ns: int = 3600 * SECOND_NS
     recent_spans: int = 200_000
+    service_idle_ns: int = 86400 * SECOND_NS
     resource_opens_incidents: bool = False
     novelty_warmup_windows: int = 5
     detector: DetectorConfig = field(default_factory=DetectorConfig)
@@ -115,6 +126,8 @@ class EngineConfig:
             raise ValueError("analysis window must be positive and lateness not negative")
         if not 0.0 <= self.min_coverage <= 1.0:
             raise ValueError("min_coverage must be in [0, 1]")
+        if self.service_idle_ns < self.window_ns:
+            raise ValueError("service_idle_ns must be at least one window")
 
     def incident_config(self) -> IncidentConfig:
         return self.incidents or IncidentConfig(window_ns=self.window_ns)
@@ -197,6 +210,7 @@ class AnalysisEngine:
         self.metric_units: dict[str, str] = {}  # metric name -> unit, as last reported (bounded)
         self._novel: list[Anomaly] = []  # novelty anomalies waiting for their window's judgement
         self._service_since: dict[str, int] = {}  # service -> time of its first span or log seen
+        self._service_last: dict[str, int] = {}  # service -> time of its latest batch (bounded)
         self._known_errors: set[str] = set()  # error group ids seen
         self.graph: dict[str, set[str]] = {}
         self.segments = Segments(gap_ns=c.window_ns)  # of the span stream
@@ -270,11 +284,14 @@ class AnalysisEngine:
         self._collect_red(self.red.consume(table), out)
         ends = _int64(table.column("end_time_unix_nano"))
         self.segments.add_times(ends)
-        self._note_services(table.column("service_name"), int(ends.min()))
+        self._note_services(table.column("service_name"), int(ends.min()), int(ends.max()))
         return int(ends.max())
 
     def _logs(self, table: pa.Table, out: _Collect) -> int | None:
-        self._note_services(table.column("service_name"), int(pc.min(table.column("time_unix_nano")).as_py()))
+        times = table.column("time_unix_nano")
+        self._note_services(
+            table.column("service_name"), int(pc.min(times).as_py()), int(pc.max(times).as_py())
+        )
         self._group(detect_log_errors(table, self._spans_for(table)), out)
         result = self.templates.observe_logs(table)
         out.template_windows.extend(result.windows)
@@ -330,10 +347,53 @@ class AnalysisEngine:
         if len(self._known_errors) > 4 * self.grouper.config.max_groups:  # evicted groups: forget them
             self._known_errors = {g.group_id for g in self.grouper.groups()}
 
-    def _note_services(self, services: pa.ChunkedArray, t_ns: int) -> None:
+    def _note_services(self, services: pa.ChunkedArray, t_ns: int, last_ns: int) -> None:
+        """Record first and latest times of the batch's services (at most MAX_SERVICES)."""
+        last = self._service_last
         for svc in pc.unique(services).to_pylist():
-            if svc is not None and svc not in self._service_since:
-                self._service_since[svc] = t_ns
+            if svc is None:
+                continue
+            if svc in last:
+                last[svc] = max(last[svc], last_ns)
+            elif len(last) < MAX_SERVICES:
+                last[svc] = last_ns
+                self._service_since.setdefault(svc, t_ns)
+
+    def _forget_idle_services(self, now_ns: int, data: WindowData) -> None:
+        """Forget the services idle for ``service_idle_ns`` (see :class:`EngineConfig`).
+
+        Both ends of the window's call edges count as seen (a callee may be a virtual node,
+        a database, that sends nothing itself), and so do, from now, the graph's nodes and
+        the log senders a restored state brought without latest times.
+        """
+        last = self._service_last
+
+        def seen(svc: str) -> None:
+            if svc in last:
+                last[svc] = max(last[svc], now_ns)
+            elif len(last) < MAX_SERVICES:
+                last[svc] = now_ns
+
+        for e in data.edges:
+            seen(e.caller)
+            seen(e.callee)
+        for svc in self.known_log_services.difference(last):
+            seen(svc)
+        for caller, callees in self.graph.items():
+            if caller not in last:
+                seen(caller)
+            for svc in callees.difference(last):
+                seen(svc)
+        cutoff = now_ns - self.config.service_idle_ns
+        idle = [svc for svc, t in last.items() if t < cutoff]
+        for svc in idle:
+            del last[svc]
+            self._service_since.pop(svc, None)
+        if idle or len(last) >= MAX_SERVICES:  # at the bound, some names may be strays
+            self.known_log_services.intersection_update(last)
+            self.graph = {
+                caller: callees.intersection(last) for caller, callees in self.graph.items() if caller in last
+            }
 
     def _remember_spans(self, table: pa.Table) -> None:
         ids = table.select(["trace_id", "span_id", "name"])
@@ -390,6 +450,7 @@ class AnalysisEngine:
     def _judge(self, start: int, data: WindowData, out: _Collect) -> None:
         wn = self.config.window_ns
         graph_from_edges(data.edges, self.graph)
+        self._forget_idle_services(start, data)
         obs: list[Observation] = []
         if data.red:
             coverage = self.segments.coverage(start, start + wn)
@@ -456,6 +517,22 @@ class AnalysisEngine:
         for inc in update.resolved:
             out.resolved[inc.id] = inc
             out.incidents[inc.id] = inc
+
+    def state_sizes(self) -> dict[str, int]:
+        """How many entries each piece of state that grows with cardinality holds now (each
+        is bounded; the tests fill them past their bounds and read these)."""
+        return {
+            "services": len(self._service_last),
+            "services_first_seen": len(self._service_since),
+            "log_services": len(self.known_log_services),
+            "graph_nodes": len(self.graph.keys() | {c for cs in self.graph.values() for c in cs}),
+            "metric_units": len(self.metric_units),
+            "known_errors": len(self._known_errors),
+            "recent_span_rows": self._recent_rows,
+            "pending_windows": len(self._pending),
+            "novel": len(self._novel),
+            "detector_series": len(self.detector),
+        }
 
     # -- state ---------------------------------------------------------------------------------
 
