@@ -24,6 +24,7 @@ from faultlens.api.security import ApiSecurity
 from faultlens.config.model import Config, ExporterConfig
 from faultlens.decode.limits import apply_limits
 from faultlens.export import Exporter
+from faultlens.glibcmalloc import TRIM_EVERY_S, trim_heap
 from faultlens.pipeline.base import BatchConsumer
 from faultlens.pipeline.fanout import Fanout
 from faultlens.rca.worker import RCA_MAX_ROWS, RootCauseWorker, root_cause_worker
@@ -66,6 +67,7 @@ class FaultlensServer:
         self.intake: IntakeLog | None = None
         self._trimmer: asyncio.Task[None] | None = None
         self._memwatch: MemoryWatch | None = None
+        self._heap_trimmer: asyncio.Task[None] | None = None
         self._stopped = False
 
     async def start(self) -> list[Listener]:
@@ -138,6 +140,7 @@ class FaultlensServer:
         if ports.http is not None:
             listeners.append(Listener("otlp-http", cfg.receivers.http.host, ports.http))
         self.health.set_ready("receivers")
+        self._heap_trimmer = asyncio.create_task(self._trim_heap())
         self._memwatch = from_environ(cfg.store)  # FL_MEMWATCH_DIR: off unless set
         if self._memwatch is not None:
             self._memwatch.start()
@@ -197,6 +200,12 @@ class FaultlensServer:
             except Exception:  # the next round tries again; the log only grows meanwhile
                 log.exception("trimming the intake log failed")
 
+    async def _trim_heap(self, interval_s: float = TRIM_EVERY_S) -> None:
+        """Give glibc's free heap pages back to the system now and then (``glibcmalloc``)."""
+        while True:  # off glibc each round returns at once
+            await asyncio.sleep(interval_s)
+            await asyncio.to_thread(trim_heap)
+
     def _store_outcome(self, error: Exception | None) -> None:
         """The store is ready while its writes land; the last failure is the reason it is not."""
         if error is None:
@@ -254,6 +263,8 @@ class FaultlensServer:
             await asyncio.to_thread(self._fanout.shutdown, remaining())
         if self._trimmer is not None:
             self._trimmer.cancel()
+        if self._heap_trimmer is not None:
+            self._heap_trimmer.cancel()
         if self.intake is not None:
             self.intake.trim()
             self.intake.close()
