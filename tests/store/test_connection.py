@@ -69,3 +69,28 @@ def test_a_refresh_from_inside_a_call_gives_up_at_once(tmp_path: Path) -> None:
     with db.cursor() as cur:
         assert cur.execute("SELECT count(*) FROM t").fetchone() == (0,)
     db.close()
+
+
+def test_stores_opened_and_closed_leave_no_gate_or_read_budget_behind(tmp_path: Path) -> None:
+    import gc
+
+    from faultlens.store import DuckDBStore
+    from faultlens.store._connection import read_budget, shared_state_count
+
+    gc.collect()
+    before = shared_state_count()
+    held = DuckDBStore(tmp_path / "held.duckdb")
+    try:
+        for i in range(30):
+            store = DuckDBStore(tmp_path / f"{i}.duckdb")
+            store.close()
+            del store
+        gc.collect()
+        # Only the store still open keeps its own, and all its readers share one.
+        assert shared_state_count() == before + 1
+        assert read_budget(held.path) is read_budget(held.path)
+    finally:
+        held.close()
+    del held
+    gc.collect()
+    assert shared_state_count() == before

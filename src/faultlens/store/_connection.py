@@ -18,10 +18,12 @@ import logging
 import re
 import struct
 import threading
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
@@ -38,6 +40,8 @@ ROW_GROUP_SIZE = 10_240
 ALIAS = "store"  # the attached file's name inside the instance
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 # DuckDB invalidates an attached database whose checkpoint failed (disk full, a file size
 # limit, an I/O error): every later statement on it fails with this in its message, and
@@ -106,14 +110,25 @@ class _Gate:
                     self._cond.notify_all()
 
 
-_gates: dict[str, _Gate] = {}
+# One gate and one read budget per store file, for as long as something holds them (the
+# connections and stores of that file): weak values, so a process that opens many stores
+# over its life (tests, evaluations) keeps none of those it closed.
+_gates: weakref.WeakValueDictionary[str, _Gate] = weakref.WeakValueDictionary()
 _gates_lock = threading.Lock()
 
 
-def _gate(path: Path) -> _Gate:
+def _shared(table: weakref.WeakValueDictionary[str, _T], path: Path, make: Callable[[], _T]) -> _T:
     key = str(path.resolve())
     with _gates_lock:
-        return _gates.setdefault(key, _Gate())
+        found = table.get(key)
+        if found is None:
+            found = make()
+            table[key] = found
+        return found
+
+
+def _gate(path: Path) -> _Gate:
+    return _shared(_gates, path, _Gate)
 
 
 # Reads of one store file running at once. Every read takes memory of the file's one DuckDB
@@ -168,14 +183,19 @@ class ReadBudget:
             self._free.release()
 
 
-_budgets: dict[str, ReadBudget] = {}
+_budgets: weakref.WeakValueDictionary[str, ReadBudget] = weakref.WeakValueDictionary()
 
 
 def read_budget(path: Path) -> ReadBudget:
-    """The read budget every reader of the store file at ``path`` in this process shares."""
-    key = str(path.resolve())
+    """The read budget every reader of the store file at ``path`` in this process shares
+    (while one of them holds it)."""
+    return _shared(_budgets, path, ReadBudget)
+
+
+def shared_state_count() -> int:
+    """How many store files this process keeps a gate or a read budget for now."""
     with _gates_lock:
-        return _budgets.setdefault(key, ReadBudget())
+        return len(set(_gates.keys()) | set(_budgets.keys()))
 
 
 def open_store_file(path: Path) -> duckdb.DuckDBPyConnection:
