@@ -188,7 +188,7 @@ _FILTER_BUILD_BATCH = 100_000  # index rows per Arrow batch while a filter is bu
 _ATTR_FILTER = "spans.attributes"  # the attribute filter's name among the file's filters
 # How long the first search by attribute waits for the filter's build before it reads
 # everything (the build goes on; later searches use the filter once it is done).
-ATTR_BUILD_WAIT_S = 2.0
+ATTR_BUILD_WAIT_S = 0.5
 # The most time ranges one search adds to its SQL: more are joined across their smallest gaps.
 _MAX_RANGES = 32
 
