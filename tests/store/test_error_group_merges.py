@@ -152,3 +152,19 @@ def test_merges_are_kept_across_a_restart(tmp_path: Path) -> None:
         assert shown_again is not None and shown_again.last_seen_ns == T0 + 300 * S
     finally:
         again.close()
+
+
+def test_retention_drops_the_merges_of_member_groups_it_deleted(store: DuckDBAnalysisStore) -> None:
+    import time
+
+    g = _groups(store)
+    store.merge_error_groups(g["span"].group_id, [g["log"].group_id])
+    store.merge_error_groups(g["timeout"].group_id, [g["cart"].group_id])
+    # The logged failure keeps coming (seen an hour from now); everything else is old.
+    fresh_s = (time.time_ns() - T0) // S + 3600
+    more = ErrorGrouper().add([_event(fresh_s, 4, "pay", "payment failed: declined by issuer", Signal.LOGS)])
+    store.write_results(AnalysisResults(error_groups=tuple(more)))
+    store.enforce_retention(time.time_ns() + 10 * S, S)
+    with store._cursor() as cur:
+        kept = cur.execute("SELECT group_id, into_id FROM error_group_merges").fetchall()
+    assert kept == [(g["log"].group_id, g["span"].group_id)]

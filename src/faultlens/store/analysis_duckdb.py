@@ -93,6 +93,9 @@ _EXPIRE_ROWS = (
     """DELETE FROM error_group_samples WHERE group_id IN (
         SELECT group_id FROM error_groups WHERE last_seen < ?)""",
     "DELETE FROM error_groups WHERE last_seen < ?",
+    # A merge made before the cutoff whose member group is gone: only its return could use it.
+    """DELETE FROM error_group_merges WHERE merged_unix_nano < ?
+        AND group_id NOT IN (SELECT group_id FROM error_groups)""",
     "DELETE FROM log_templates WHERE last_seen < ?",
     f"""DELETE FROM incident_members WHERE incident_id IN (
         SELECT id FROM incidents WHERE state = '{IncidentState.RESOLVED.value}' AND end_ns < ?)""",
