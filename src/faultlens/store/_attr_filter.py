@@ -46,8 +46,10 @@ Exact, because the filter only ever says "no" when no span of the run has the pa
 - retention drops a run once every span it covers starts before the cutoff (the spans that
   remain in a straddling run only make it say "maybe" for pairs that went);
 - memory is bounded (``max_bytes``): at the bound the two adjacent closed runs with the
-  fewest rows are folded into one (blooms OR-ed, ranges joined); a fold past the cap is
-  unknown.
+  fewest rows are folded into one (blooms OR-ed, ranges joined). A folded run still holds
+  every pair it held; past the cap its bloom says "maybe" more often (~3% of absent pairs
+  at twice the cap, ~30% at four times), and past :data:`FOLDED_PAIRS_CAP` it is unknown. So old data is read
+  more as memory runs out, never missed.
 
 Cost: the pairs of a write are computed by DuckDB from the batch before its transaction
 (``pairs_sql``), ~2 us a span; they are computed only once a search by attribute has started
@@ -92,6 +94,9 @@ _WORDS = PAIRS_CAP * BITS_PER_PAIR // 64
 _BLOCKS = _WORDS // _BLOCK_WORDS
 RUN_BYTES = _WORDS * 8  # 64 KiB
 DEFAULT_MAX_BYTES = 16 * 2**20  # 256 runs: ~16M spans of few distinct pairs before folding
+# A folded run holding more pairs than this is unknown: at 4 bits a pair its bloom says
+# "maybe" to about a third of the pairs asked anyway.
+FOLDED_PAIRS_CAP = 4 * PAIRS_CAP
 _ALL = np.uint64(2**64 - 1)
 _I64_MAX = 2**63 - 1
 _I64_MIN = -(2**63)
@@ -298,7 +303,7 @@ class AttrFilter:
         keep, gone = min(itertools.pairwise(closed), key=lambda p: int(self._rows[p[0]] + self._rows[p[1]]))
         self._blooms[keep] |= self._blooms[gone]
         self._pairs[keep] += self._pairs[gone]
-        self._unknown[keep] |= self._unknown[gone] | (self._pairs[keep] > PAIRS_CAP)
+        self._unknown[keep] |= self._unknown[gone] | (self._pairs[keep] > FOLDED_PAIRS_CAP)
         if self._unknown[keep]:
             self._blooms[keep] = _ALL
         self._lo[keep] = min(self._lo[keep], self._lo[gone])
