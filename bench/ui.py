@@ -211,12 +211,14 @@ def start_attribute_filter(server: ServerProcess) -> None:
     r.raise_for_status()
 
 
-def attr_search_in_process(spans: int, hours: float, rounds: int) -> dict[str, Any]:
+def attr_search_in_process(spans: int, hours: float, rounds: int, seeds: int = 1) -> dict[str, Any]:
     """The search by attribute timed in process: the same 1,000-span request copies as
     :func:`feed`, written with ``DuckDBStore.write`` 41 at a time (as the writer's ~40k-span
     flushes), then the suggested value and a value nothing has, with the filter and without
     it, interleaved ``rounds`` times; then the store opened again and its filter built from
-    the file by the first search."""
+    the file by the first search. ``seeds`` > 1: the copies cycle through that many requests
+    built with different seeds, so that attribute values (request and session ids, users,
+    URLs) repeat only across those and the filter sees as many distinct pairs as live data."""
     from faultlens.decode.request import decode_bytes
     from faultlens.store import duckdb_store
     from faultlens.store.base import AttributeCondition, AttributeQuery, TraceQuery
@@ -228,7 +230,12 @@ def attr_search_in_process(spans: int, hours: float, rounds: int) -> dict[str, A
     copies = max(1, spans // SPANS_PER_REQUEST)
     step = span_ns // copies
     base = now - span_ns - 60 * S
-    fresh = FreshIds(build_trace_request(n_spans=SPANS_PER_REQUEST, base_time_ns=base).SerializeToString())
+    templates = [
+        FreshIds(
+            build_trace_request(n_spans=SPANS_PER_REQUEST, base_time_ns=base, seed=seed).SerializeToString()
+        )
+        for seed in range(max(1, seeds))
+    ]
     hook = "write_parts"  # the store's call that computes a write's pairs, timed here
     real_parts = getattr(duckdb_store, hook)
     parts_s = [0.0]
@@ -256,7 +263,7 @@ def attr_search_in_process(spans: int, hours: float, rounds: int) -> dict[str, A
             "min_ms": round(samples[0], 1),
         }
 
-    out: dict[str, Any] = {"spans": copies * SPANS_PER_REQUEST, "rounds": rounds}
+    out: dict[str, Any] = {"spans": copies * SPANS_PER_REQUEST, "rounds": rounds, "seeds": len(templates)}
     setattr(duckdb_store, hook, timed_parts)
     try:
         with tempfile.TemporaryDirectory(prefix="faultlens-bench-attr-") as tmp:
@@ -267,7 +274,7 @@ def attr_search_in_process(spans: int, hours: float, rounds: int) -> dict[str, A
             write_s = 0.0
             for first in range(0, copies, 41):
                 batch = [
-                    decode_bytes(Signal.TRACES, fresh.copy(k, shift_ns=k * step))
+                    decode_bytes(Signal.TRACES, templates[k % len(templates)].copy(k, shift_ns=k * step))
                     for k in range(first, min(copies, first + 41))
                 ]
                 t = time.perf_counter()
@@ -473,13 +480,19 @@ def main() -> None:
         action="store_true",
         help="time the search by attribute in process, with the attribute filter and without (no server)",
     )
+    ap.add_argument(
+        "--attr-seeds",
+        type=int,
+        default=1,
+        help="with --attr-in-process: distinct requests the copies cycle through (live-like values)",
+    )
     args = ap.parse_args()
     if args.attr_in_process:
         print(
             json.dumps(
                 {
                     "bench": "ui --attr-in-process",
-                    **attr_search_in_process(args.spans, args.hours, args.requests),
+                    **attr_search_in_process(args.spans, args.hours, args.requests, args.attr_seeds),
                 },
                 indent=2,
             )
