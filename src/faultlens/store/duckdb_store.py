@@ -137,8 +137,25 @@ def _index_logs_sql(source: str) -> str:
     """
 
 
-_UPSERT_OPERATIONS = """
-    INSERT INTO operations SELECT * FROM _operations
+# Operations the catalog keeps per service. Its primary key is an ART index that DuckDB holds
+# whole in the store's memory limit, and span names that carry ids (``GET /user/123``) would
+# grow it without end. Past the bound a service's new operations are stored with their spans
+# but not listed (``operations()``) until retention drops some; known ones keep their times.
+MAX_OPERATIONS_PER_SERVICE = 10_000
+
+_UPSERT_OPERATIONS = f"""
+    INSERT INTO operations
+    SELECT service, name, kind, last_seen FROM (
+        SELECT o.*, p.service IS NOT NULL AS known,
+            row_number() OVER (PARTITION BY o.service, p.service IS NULL ORDER BY o.name, o.kind) AS r
+        FROM _operations o
+        LEFT JOIN operations p ON p.service = o.service AND p.name = o.name AND p.kind = o.kind
+    ) t
+    LEFT JOIN (
+        SELECT service, count(*) AS n FROM operations
+        WHERE service IN (SELECT service FROM _operations) GROUP BY service
+    ) c USING (service)
+    WHERE known OR coalesce(c.n, 0) + r <= {MAX_OPERATIONS_PER_SERVICE}
     ON CONFLICT DO UPDATE SET last_seen = greatest(last_seen, excluded.last_seen)
 """
 
