@@ -3,6 +3,8 @@ running the ``faultlens`` command as a user does."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -13,6 +15,7 @@ from typing import Any
 import pytest
 
 from faultlens.config.model import Config
+from faultlens.lab.netns import lab_names
 from faultlens.store.window import WindowReader
 from faultlens.testing.inprocess import InProcessServer
 from faultlens.types import TimeRange
@@ -20,6 +23,8 @@ from faultlens.types import TimeRange
 HERE = Path(__file__).parent
 SPAN_SERVER, SPAN_CLIENT = 2, 3  # OTLP SpanKind values
 STATUS_ERROR = 2
+# What the network namespace tests need (they make real namespaces, links and a bridge).
+ROOT = os.geteuid() == 0 and shutil.which("ip") is not None and shutil.which("tc") is not None
 
 
 def server_config(data_dir: Path) -> Config:
@@ -83,3 +88,9 @@ def wait_line(proc: subprocess.Popen[str], needle: str, timeout_s: float = 30.0)
         if needle in line:
             return line
     raise AssertionError(f"{needle!r} not printed; got {seen}")
+
+
+def lab_names_with(prefix: str) -> list[str]:
+    """The network namespaces and links on this machine whose names start with ``prefix``."""
+    namespaces, links = lab_names()
+    return sorted(n for n in [*namespaces, *links] if n.startswith(prefix))

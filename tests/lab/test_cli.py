@@ -14,10 +14,11 @@ from pathlib import Path
 import psutil
 
 from faultlens.lab.faults import FaultType, read_labels
+from faultlens.lab.netns import STEM
 from faultlens.lab.recording import RECORD_FILE, ReadReport, read_manifest, read_recording
 from faultlens.testing.inprocess import InProcessServer
 
-from .conftest import cli_command, settle, wait_line
+from .conftest import ROOT, cli_command, lab_names_with, settle, wait_line
 
 
 def test_ctrl_c_stops_the_lab_and_leaves_no_child_process(tmp_path: Path) -> None:
@@ -169,30 +170,28 @@ def test_a_bad_topology_is_refused_with_the_field_named(tmp_path: Path) -> None:
 
 
 def test_a_service_that_cannot_start_stops_the_lab_with_an_error_and_no_child_left(tmp_path: Path) -> None:
+    """As root, users and orders also run in network namespaces: the error removes them too."""
     work = tmp_path / "work"
     (work / "users.sqlite").mkdir(parents=True)  # a directory where the service's database goes
-    proc = subprocess.Popen(
-        cli_command(
-            "lab",
-            "run",
-            "--topology",
-            "star",
-            "--duration",
-            "1m",
-            "--workdir",
-            str(work),
-            "--record",
-            str(tmp_path),
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    schedule = tmp_path / "faults.yaml"
+    schedule.write_text(
+        "faults:\n"
+        "  - {at: 0s, duration: 1m, service: users, type: network_delay}\n"
+        "  - {at: 0s, duration: 1m, service: orders, type: network_delay}\n"
     )
+    args = ["lab", "run", "--topology", "star", "--duration", "1m", "--faults", str(schedule)]
+    args += ["--workdir", str(work), "--record", str(tmp_path)]
+    args += ["--network-faults", "netns" if ROOT else "auto"]
+    proc = subprocess.Popen(cli_command(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    pid_prefix = f"{STEM}{proc.pid:06x}"
     seen: list[psutil.Process] = []
+    made: set[str] = set()
     try:
-        while proc.poll() is None:  # every process the lab started, while it runs
+        while proc.poll() is None:  # every process and namespace the lab made, while it runs
             with contextlib.suppress(psutil.Error):
                 seen += [c for c in psutil.Process(proc.pid).children(recursive=True) if c not in seen]
+            if ROOT:
+                made.update(lab_names_with(pid_prefix))
             time.sleep(0.05)
         out = proc.stdout.read() if proc.stdout else ""
     finally:
@@ -203,3 +202,6 @@ def test_a_service_that_cannot_start_stops_the_lab_with_an_error_and_no_child_le
     assert len(seen) >= 7
     _, alive = psutil.wait_procs(seen, timeout=10)
     assert not alive, [p.pid for p in alive]
+    if ROOT:
+        assert {n for n in made if n.endswith(("-users", "-orders"))} and any(n.endswith("br") for n in made)
+        assert not lab_names_with(pid_prefix)

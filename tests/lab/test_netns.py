@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import statistics
 import subprocess
@@ -28,28 +27,31 @@ from faultlens.lab.netns import (
     NetemSupport,
     NetnsError,
     NetworkFaults,
-    lab_names,
     netem_args,
     plan_network,
     probe_netem,
     remove_leftovers,
 )
-from faultlens.lab.runner import LabError, LabOptions, LabRunner
+from faultlens.lab.runner import LabOptions, LabRunner
 from faultlens.lab.topology import load_topology
 from faultlens.testing.inprocess import InProcessServer
 
-from .conftest import HERE, SPAN_CLIENT, SPAN_SERVER, cli_command, settle, stored, wait_line
+from .conftest import (
+    HERE,
+    ROOT,
+    SPAN_CLIENT,
+    SPAN_SERVER,
+    cli_command,
+    lab_names_with,
+    settle,
+    stored,
+    wait_line,
+)
 
-ROOT = os.geteuid() == 0 and shutil.which("ip") is not None and shutil.which("tc") is not None
 needs_root = pytest.mark.skipif(not ROOT, reason="network namespaces need root and iproute2 (ip, tc)")
 TOPOLOGY = HERE / "netns.yaml"
 MISSING = NetemSupport(False, "the kernel has no tc netem (sch_netem)")
 PRESENT = NetemSupport(True, "tc netem works in a network namespace")
-
-
-def _ours(prefix: str) -> list[str]:
-    namespaces, links = lab_names()
-    return sorted(n for n in [*namespaces, *links] if n.startswith(prefix))
 
 
 def _netns_of(pid: int | None) -> str:
@@ -173,7 +175,7 @@ def test_netem_delays_the_callers_of_a_service_in_its_namespace(
         time.sleep(1.0)
     finally:
         lab.shutdown()
-    assert prefix and not _ours(prefix)
+    assert prefix and not lab_names_with(prefix)
     assert label.mechanism.startswith("tc netem") and "netem delay 200ms" in label.mechanism
     assert end.end_ns is not None
     settle(server)
@@ -214,22 +216,6 @@ def test_auto_does_network_delay_in_process_when_netem_cannot_be_used_and_the_la
 
 
 @needs_root
-def test_a_lab_that_fails_to_start_removes_its_namespaces(tmp_path: Path, server: InProcessServer) -> None:
-    work = tmp_path / "work"
-    (work / "store.sqlite").mkdir(parents=True)  # a directory where the store's database goes
-    lab = LabRunner(load_topology(TOPOLOGY), work, _options(server, NetworkFaults.NETNS, ("inner", "leaf")))
-    try:
-        with pytest.raises(LabError, match="service store exited at start"):
-            lab.start()
-        assert lab.netns_prefix is not None
-        prefix = lab.netns_prefix
-        assert len(_ours(prefix)) == 2 + 2 + 1
-    finally:
-        lab.shutdown()
-    assert not _ours(prefix)
-
-
-@needs_root
 def test_services_in_namespaces_serve_load_link_their_spans_and_ctrl_c_removes_every_namespace(
     tmp_path: Path, server: InProcessServer
 ) -> None:
@@ -255,7 +241,7 @@ def test_services_in_namespaces_serve_load_link_their_spans_and_ctrl_c_removes_e
         assert found is not None and found[1].startswith(pid_prefix)
         prefix = found[1]
         wait_line(proc, "fault f3 start: network_delay on leaf")
-        made = _ours(prefix)
+        made = lab_names_with(prefix)
         assert [n for n in made if "-" in n] == [f"{prefix}-{s}" for s in isolated], made
         assert len(made) == 3 + 3 + 1, made  # namespaces, the host ends of their veths, the bridge
         services = {
@@ -273,7 +259,7 @@ def test_services_in_namespaces_serve_load_link_their_spans_and_ctrl_c_removes_e
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert not _ours(pid_prefix)
+    assert not lab_names_with(pid_prefix)
     _, alive = psutil.wait_procs(children, timeout=5)
     assert not alive, [p.pid for p in alive]
     (load,) = [json.loads(x[6:].replace("'", '"')) for x in out.splitlines() if x.startswith("load: ")]
@@ -310,8 +296,8 @@ def test_leftovers_of_a_killed_run_are_removed_and_a_live_runs_are_kept() -> Non
         ip("link", "add", f"{live}br", "type", "bridge")
         removed = remove_leftovers()
         assert {f"{dead}-svc", f"{dead}br", f"{dead}h0"} <= set(removed)
-        assert not _ours(dead)
-        assert _ours(live) == [f"{live}-svc", f"{live}br"]
+        assert not lab_names_with(dead)
+        assert lab_names_with(live) == [f"{live}-svc", f"{live}br"]
     finally:
         for name in (f"{dead}br", f"{dead}h0", f"{live}br"):
             subprocess.run(["ip", "link", "del", name], capture_output=True)
