@@ -6,7 +6,9 @@
                                      │     uvicorn, OpenTelemetry SDK, httpx calls, SQLite)
                                      ├─> load generator process (request mix, daily rate curve)
                                      ├─> fault controller (schedule -> POST /_lab/fault, burners,
-                                     │     lock holders, kills) ──> labels.jsonl (ground truth)
+                                     │     lock holders, kills, tc netem) ──> labels.jsonl (ground truth)
+                                     ├─> network namespaces (optional, root: one per network_delay
+                                     │     target, a bridge, a forwarder to the endpoint; netns.py)
                                      └─> recording relay (optional, --record): OTLP/HTTP in,
                                            otlp.jsonl.gz on disk, forwarded to --endpoint
 
