@@ -108,9 +108,20 @@ class TemplateChange:
         )
 
 
+# Template ids remembered per service (to tell a NEW template from one seen before). The
+# miners keep at most 10,000 templates per service and number new ones upwards, so ids past
+# this many are those of templates they evicted: the oldest that no recent window holds
+# are forgotten. And a service that sent no log for FORGET_SILENT_WINDOWS windows (a day of
+# 60 s windows) is forgotten with its ids; if it comes back it warms up again (no NEW flags
+# for ``warmup_windows``).
+MAX_TEMPLATE_IDS = 20_000
+FORGET_SILENT_WINDOWS = 1440
+
+
 @dataclass(slots=True)
 class _ServiceState:
     first_window: int
+    last_window: int = 0  # the latest window it sent a log in
     closed_windows: int = 0
     history: deque[dict[int, int]] = field(default_factory=deque)
     open: dict[int, dict[int, int]] = field(default_factory=dict)  # window start -> counts
@@ -124,7 +135,7 @@ class TemplateCounter:
         self.config = config or TemplateCounterConfig()
         self._services: dict[str, _ServiceState] = {}
         self._seen: dict[str, set[int]] = {}
-        self._texts: dict[tuple[str, int], str] = {}
+        self._texts: dict[str, dict[int, str]] = {}  # service -> template id -> text
         self._closed_until: int | None = None  # every window starting before this is closed
         self._max_time: int | None = None
         self.late_dropped = 0
@@ -142,9 +153,10 @@ class TemplateCounter:
             svc = self._services.get(ob.service)
             if svc is None:
                 svc = self._services[ob.service] = _ServiceState(first_window=start)
+            svc.last_window = max(svc.last_window, start)
             counts = svc.open.setdefault(start, {})
             counts[ob.template_id] = counts.get(ob.template_id, 0) + 1
-            self._texts[(ob.service, ob.template_id)] = ob.template
+            self._texts.setdefault(ob.service, {})[ob.template_id] = ob.template
             if self._max_time is None or ob.time_ns > self._max_time:
                 self._max_time = ob.time_ns
         return self._close_due()
@@ -167,7 +179,7 @@ class TemplateCounter:
         if seen is not None and old_id in seen:
             seen.discard(old_id)
             seen.add(new_id)
-        self._texts.pop((service, old_id), None)
+        self._texts.get(service, {}).pop(old_id, None)
 
     def flush(self) -> tuple[list[WindowCounts], list[TemplateChange]]:
         """Close every open window (at shutdown, or at the end of a replay)."""
@@ -175,6 +187,14 @@ class TemplateCounter:
             return [], []
         self._max_time += self.config.window_ns + self.config.lateness_ns
         return self._close_due()
+
+    def sizes(self) -> dict[str, int]:
+        """What the counter remembers now: services, template ids and texts (all bounded)."""
+        return {
+            "services": len(self._services),
+            "template_ids": sum(len(ids) for ids in self._seen.values()),
+            "texts": sum(len(t) for t in self._texts.values()),
+        }
 
     # -- closing --------------------------------------------------------------------------
 
@@ -196,6 +216,7 @@ class TemplateCounter:
                 windows.append(WindowCounts(name, TimeRange(start, start + w), tuple(sorted(counts.items()))))
                 changes.extend(self._close_window(name, svc, start, counts))
         self._closed_until = closed_until
+        self._forget_silent(closed_until)
         return windows, changes
 
     def _starts_to_close(self, svc: _ServiceState, closed_until: int) -> list[int]:
@@ -217,6 +238,7 @@ class TemplateCounter:
         cfg = self.config
         window = TimeRange(start, start + cfg.window_ns)
         seen = self._seen.setdefault(name, set())
+        texts = self._texts.get(name, {})
         history = svc.history
         n_hist = len(history)
         changes: list[TemplateChange] = []
@@ -230,7 +252,7 @@ class TemplateCounter:
                             ChangeKind.NEW,
                             name,
                             tid,
-                            self._texts.get((name, tid), ""),
+                            texts.get(tid, ""),
                             window,
                             count,
                             0.0,
@@ -254,7 +276,7 @@ class TemplateCounter:
                             ChangeKind.MISSING,
                             name,
                             tid,
-                            self._texts.get((name, tid), ""),
+                            texts.get(tid, ""),
                             window,
                             0,
                             totals[tid] / n_hist,
@@ -265,7 +287,28 @@ class TemplateCounter:
         while len(history) > cfg.baseline_windows:
             history.popleft()
         svc.closed_windows += 1
+        if len(seen) > MAX_TEMPLATE_IDS:
+            self._forget_old_ids(svc, seen, texts)
         return changes
+
+    @staticmethod
+    def _forget_old_ids(svc: _ServiceState, seen: set[int], texts: dict[int, str]) -> None:
+        """Forget the oldest ids (miners number templates in order) no recent window holds,
+        down to 7/8 of :data:`MAX_TEMPLATE_IDS` (so that this runs rarely)."""
+        recent = set(svc.missing).union(*svc.history, *svc.open.values())
+        old = sorted(seen - recent)
+        for tid in old[: len(seen) - MAX_TEMPLATE_IDS * 7 // 8]:
+            seen.discard(tid)
+            texts.pop(tid, None)
+
+    def _forget_silent(self, closed_until: int) -> None:
+        """Forget the services silent for :data:`FORGET_SILENT_WINDOWS` windows."""
+        cutoff = closed_until - FORGET_SILENT_WINDOWS * self.config.window_ns
+        silent = [name for name, svc in self._services.items() if not svc.open and svc.last_window < cutoff]
+        for name in silent:
+            del self._services[name]
+            self._seen.pop(name, None)
+            self._texts.pop(name, None)
 
     # -- persistence ----------------------------------------------------------------------
 
@@ -279,12 +322,13 @@ class TemplateCounter:
             "services": {
                 name: {
                     "first_window": s.first_window,
+                    "last_window": s.last_window,
                     "closed_windows": s.closed_windows,
                     "history": [{str(k): v for k, v in h.items()} for h in s.history],
                     "open": {str(st): {str(k): v for k, v in c.items()} for st, c in s.open.items()},
                     "missing": sorted(s.missing),
                     "seen": sorted(self._seen.get(name, ())),
-                    "texts": {str(tid): txt for (svc, tid), txt in self._texts.items() if svc == name},
+                    "texts": {str(tid): txt for tid, txt in self._texts.get(name, {}).items()},
                 }
                 for name, s in self._services.items()
             },
@@ -301,12 +345,16 @@ class TemplateCounter:
         tc._max_time = state["max_time"]
         tc.late_dropped = int(state.get("late_dropped", 0))
         for name, s in state["services"].items():
-            svc = _ServiceState(first_window=int(s["first_window"]), closed_windows=int(s["closed_windows"]))
+            svc = _ServiceState(
+                first_window=int(s["first_window"]),
+                # saved before it was kept: counted from the restore
+                last_window=int(s.get("last_window", tc._closed_until or s["first_window"])),
+                closed_windows=int(s["closed_windows"]),
+            )
             svc.history = deque({int(k): int(v) for k, v in h.items()} for h in s["history"])
             svc.open = {int(st): {int(k): int(v) for k, v in c.items()} for st, c in s["open"].items()}
             svc.missing = {int(t) for t in s["missing"]}
             tc._services[name] = svc
             tc._seen[name] = {int(t) for t in s["seen"]}
-            for tid, txt in s["texts"].items():
-                tc._texts[(name, int(tid))] = str(txt)
+            tc._texts[name] = {int(tid): str(txt) for tid, txt in s["texts"].items()}
         return tc
