@@ -55,6 +55,7 @@ class LoadSpec:
     payload_count: int
     fresh_ids: bool = True  # False: every len(payloads) requests repeat the same ids
     json: bool = False  # over HTTP: OTLP/JSON bodies (prepared once: ids repeat)
+    stop_after_s: float | None = None  # stop taking requests after this long (``requests`` is then a cap)
 
 
 def _sender(spec: LoadSpec, payloads: list[bytes], built_ns: int, results: Any) -> None:
@@ -84,6 +85,8 @@ def _sender(spec: LoadSpec, payloads: list[bytes], built_ns: int, results: Any) 
         with lock:
             i = next_index[0]
             if i >= spec.requests:
+                return None
+            if spec.stop_after_s is not None and time.monotonic() - start >= spec.stop_after_s:
                 return None
             next_index[0] += 1
         if spec.rate_spans_per_s:
@@ -146,6 +149,7 @@ def _sender(spec: LoadSpec, payloads: list[bytes], built_ns: int, results: Any) 
         {
             "first_send_epoch": first_send,
             "send_seconds": time.monotonic() - start,
+            "requests_sent": next_index[0],
             "retries": retries[0],
             "error_count": len(errors),
             "errors": errors[:5],

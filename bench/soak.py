@@ -56,7 +56,7 @@ from loadgen import MIB, SPANS_PER_REQUEST, LoadSpec, TreeCpu, rss_split, sender
 GROWTH_FROM_MINUTE = 5
 
 
-def _counters(server: ServerProcess) -> dict[str, dict[str, float]]:
+def server_counters(server: ServerProcess) -> dict[str, dict[str, float]]:
     """The server's refusal and drop counters, by label values."""
     text = httpx.get(f"{server.api}/metrics", timeout=10).text
     wanted = {
@@ -99,7 +99,7 @@ def _growth(rows: list[dict[str, Any]], key: str) -> float | None:
     if len(rows) <= GROWTH_FROM_MINUTE:
         return None
     base = rows[GROWTH_FROM_MINUTE - 1][key]
-    return round((rows[-1][key] - base) / base * 100, 2)
+    return round(float(rows[-1][key] - base) / float(base) * 100, 2)
 
 
 def soak(
@@ -157,7 +157,7 @@ def _run(
         if now_stored != stored:
             stored, last_change = now_stored, time.monotonic()
     main_cpu, _ = cpu.delta()
-    counters = _counters(server)
+    counters = server_counters(server)
     planned_s = requests * SPANS_PER_REQUEST / rate
     return {
         "minutes_planned": minutes,
