@@ -329,6 +329,18 @@ def test_without_suspects_drops_only_their_own_rows_of_their_stretches() -> None
     assert without_suspects(obs, {"nobody": [TimeRange(0, 3 * MIN)]}).spans.num_rows == obs.spans.num_rows
 
 
+def test_a_suspect_most_of_whose_history_it_would_take_keeps_it() -> None:
+    """Left with a third of its history, c would be judged against other times than its own:
+    suspected in two of three minutes, it keeps them all (and a second suspect is still cut)."""
+    obs = observations(30, 0, Knobs(), minutes=3)
+    kept = without_suspects(obs, {"c": [TimeRange(0, 2 * MIN)], "b": [TimeRange(0, MIN)]})
+    services = kept.spans.column("service_name").to_pylist()
+    assert services.count("c") == obs.spans.column("service_name").to_pylist().count("c")
+    assert 0 < services.count("b") < obs.spans.column("service_name").to_pylist().count("b")
+    looser = without_suspects(obs, {"c": [TimeRange(0, 2 * MIN)]}, max_share=0.9)
+    assert looser.spans.column("service_name").to_pylist().count("c") < services.count("c")
+
+
 def test_a_fault_outlasting_its_incident_is_still_found_when_it_comes_back(tmp_path: Path) -> None:
     """c slows down at minute 20 and stays slow after its incident (20..23) ended; when a
     second incident opens at minute 40, history is too crowded for the strict baseline, and the
@@ -344,7 +356,9 @@ def test_a_fault_outlasting_its_incident_is_still_found_when_it_comes_back(tmp_p
         first = _incident("first", T + 20 * MIN, T + 23 * MIN)
         again = _incident("again", T + 40 * MIN, T + 43 * MIN)
         analysis.write_results(AnalysisResults(incidents=(first, again)))
-        settings = replace(SETTINGS, lookback_ns=25 * MIN, min_spans=200)
+        # c's broken minutes are most of its history here: the guard against that (tested
+        # above) is loosened, to see the exclusion itself at work
+        settings = replace(SETTINGS, lookback_ns=25 * MIN, min_spans=200, suspect_max_share=0.9)
         ranker = RootCauseRanker(WindowReader.for_store(store), analysis, settings)
         unnamed = ranker.rank_incident(again)
         assert "c" not in [rc.service for rc in unnamed.answer.root_causes[:1]]

@@ -112,7 +112,8 @@ class RankerSettings:
     - ``max_root_causes``: how many significant candidates an answer lists.
     - ``suspect_ranks``: a service among the first this many root causes of another incident
       is a suspect there: the baseline leaves out its own spans, logs and metric points from
-      that incident's start (less the margin) to its settling end (see :func:`without_suspects`).
+      that incident's start (less the margin) to its settling end, unless that is more than
+      ``suspect_max_share`` of its own rows of the baseline (see :func:`without_suspects`).
     - ``slice_period_ns`` / ``max_slices``: a side too large to read whole is read as one
       slice at the start of every period of this length (longer when that would make more
       than ``max_slices`` slices), all slices of the same length.
@@ -131,6 +132,7 @@ class RankerSettings:
     min_z: float = 3.0
     max_root_causes: int = 10
     suspect_ranks: int = 3
+    suspect_max_share: float = 0.5
     slice_period_ns: int = 1 * NS_PER_MIN
     max_slices: int = 8
     rca: RcaConfig = field(default_factory=RcaConfig)
@@ -361,7 +363,7 @@ class RootCauseRanker:
                     break
             suspects = self._suspects(incidents, skip_incident)
             if suspects and picked:
-                kept = without_suspects(base, suspects)
+                kept = without_suspects(base, suspects, s.suspect_max_share)
                 if _enough(cur_counts, SideCounts(kept.spans.num_rows, 0, kept.metrics.num_rows), s):
                     base = kept
                     base_counts = SideCounts(
@@ -571,39 +573,50 @@ def _in_stretches(times: np.ndarray, stretches: Sequence[TimeRange]) -> np.ndarr
     return mask
 
 
-def _services_in(
-    t: pa.Table, column: str, time_column: str, suspects: dict[str, list[TimeRange]]
-) -> np.ndarray:
-    """Rows of ``t`` whose service is a suspect at the row's time."""
-    hit = np.zeros(t.num_rows, dtype=bool)
+def _own_rows(
+    t: pa.Table, service: str, stretches: Sequence[TimeRange], time_column: str
+) -> tuple[np.ndarray, int]:
+    """(rows of ``t`` of ``service`` inside ``stretches``, how many rows of it there are)."""
     if t.num_rows == 0:
-        return hit
-    names = t.column(column)
-    times = np.asarray(pc.fill_null(t.column(time_column), 0).to_numpy(), dtype=np.int64)
-    for service, stretches in suspects.items():
-        own = np.asarray(
-            pc.fill_null(pc.equal(names, service), False).to_numpy(zero_copy_only=False), dtype=bool
-        )
-        if own.any():
-            hit |= own & _in_stretches(times, stretches)
-    return hit
-
-
-def without_suspects(obs: Observations, suspects: dict[str, list[TimeRange]]) -> Observations:
-    """``obs`` without the suspects' own rows of the time they were suspect: their spans, logs
-    and metric points in their stretches. The callers' spans stay (they were on the same
-    requests, but leaving them out would leave too little history in crowded times for
-    everything the suspects touch; measured in docs/evaluation.md)."""
-
-    def keep(t: pa.Table, time_column: str) -> pa.Table:
-        hit = _services_in(t, "service_name", time_column, suspects)
-        return t.filter(pa.array(~hit)) if hit.any() else t
-
-    return Observations(
-        keep(obs.spans, "start_time_unix_nano"),
-        keep(obs.logs, "time_unix_nano"),
-        keep(obs.metrics, "time_unix_nano"),
+        return np.zeros(0, dtype=bool), 0
+    own = np.asarray(
+        pc.fill_null(pc.equal(t.column("service_name"), service), False).to_numpy(zero_copy_only=False),
+        dtype=bool,
     )
+    if not own.any():
+        return own, 0
+    times = np.asarray(pc.fill_null(t.column(time_column), 0).to_numpy(), dtype=np.int64)
+    return own & _in_stretches(times, stretches), int(own.sum())
+
+
+_TIME_COLUMNS = ("start_time_unix_nano", "time_unix_nano", "time_unix_nano")  # spans, logs, metrics
+
+
+def without_suspects(
+    obs: Observations, suspects: dict[str, list[TimeRange]], max_share: float = 0.5
+) -> Observations:
+    """``obs`` without the suspects' own rows of the time they were suspect: their spans, logs
+    and metric points in their stretches.
+
+    A suspect whose stretches hold more than ``max_share`` of its own rows (its spans, or its
+    metric points when it has no spans) keeps them all: what is left of it would be history
+    of another kind (other traffic, quiet hours), against which it would look changed in
+    every window and be suspected again each time. The callers' spans stay too (they were on
+    the same requests, but leaving them out would leave too little history in crowded times).
+    """
+    tables = [obs.spans, obs.logs, obs.metrics]
+    drop = [np.zeros(t.num_rows, dtype=bool) for t in tables]
+    for service, stretches in suspects.items():
+        rows = [_own_rows(t, service, stretches, c) for t, c in zip(tables, _TIME_COLUMNS, strict=True)]
+        (span_hit, spans), _, (point_hit, points) = rows
+        hit, total = (span_hit, spans) if spans else (point_hit, points)
+        if total == 0 or hit.sum() > max_share * total:
+            continue
+        for k, (mask, n) in enumerate(rows):
+            if n:
+                drop[k] |= mask
+    kept = [t.filter(pa.array(~d)) if d.any() else t for t, d in zip(tables, drop, strict=True)]
+    return Observations(*kept)
 
 
 def _enough(window: SideCounts, baseline: SideCounts, s: RankerSettings) -> bool:
