@@ -15,6 +15,7 @@ import signal
 import statistics
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -264,10 +265,16 @@ def test_services_in_namespaces_serve_load_link_their_spans_and_ctrl_c_removes_e
     assert not alive, [p.pid for p in alive]
     (load,) = [json.loads(x[6:].replace("'", '"')) for x in out.splitlines() if x.startswith("load: ")]
     assert load["ok"] >= 10 and load["ok"] >= 0.9 * load["sent"], out
-    settle(server)
-    data = stored(server)
-    for caller, callee in (("gateway", "inner"), ("inner", "store"), ("gateway", "leaf")):
-        assert _linked(data, caller, callee) >= 5, (caller, callee)
+    pairs = [("gateway", "inner"), ("inner", "store"), ("gateway", "leaf")]
+    deadline = time.monotonic() + 20.0  # a loaded machine may write the last batches late
+    while True:
+        settle(server)
+        data = stored(server)
+        linked = {pair: _linked(data, *pair) for pair in pairs}
+        if min(linked.values()) >= 5 or time.monotonic() > deadline:
+            break
+    kinds = Counter((s["service_name"], s["kind"]) for s in data["spans"])
+    assert min(linked.values()) >= 5, (linked, kinds, out)
     labels = read_labels(tmp_path / "labels.jsonl")
     assert [lb.service for lb in labels] == isolated and all(lb.end_ns for lb in labels)
     netem = probe_netem()
