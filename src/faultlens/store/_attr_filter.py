@@ -68,7 +68,6 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from faultlens.store._connection import rollback
 from faultlens.store._trace_filter import mix64
 from faultlens.types import TimeRange
 
@@ -359,9 +358,15 @@ class AttrFilter:
                 hit &= (self._lo[:n] < within.end_ns) & (self._hi[:n] >= within.start_ns)
             found = np.flatnonzero(hit)
             hits = sorted(zip(self._lo[found].tolist(), self._hi[found].tolist(), strict=True))
+            other = ~hit & (self._rows[:n] > 0)
+            miss_lo, miss_hi = self._lo[:n][other], self._hi[:n][other]
         merged: list[tuple[int, int]] = []
         for lo, hi in hits:
-            if merged and lo <= merged[-1][1]:
+            # a wider range only reads more; across a gap that no run saying "no" reaches
+            # into it reads no more rows (every span is in a run), and one range is cheaper
+            if merged and (
+                lo <= merged[-1][1] or not bool(np.any((miss_lo < lo) & (miss_hi > merged[-1][1])))
+            ):
                 merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
             else:
                 merged.append((lo, hi))
@@ -383,8 +388,9 @@ class AttrFilter:
 
 # --- the parts of a write, and of the table at the build ------------------------------------
 
-BUILD_CHUNK_ROWS = 131_072  # spans the build reads per snapshot (one read turn each)
-_BUILD_SUB = 16  # equal spans of time a build chunk is cut into (its parts)
+# Spans the build reads per query (one read turn each): their JSON is held in Arrow meanwhile
+# (~15 MB at ~450 bytes a span), outside DuckDB's memory limit.
+BUILD_CHUNK_ROWS = 32_768
 
 
 def _parts(pairs: pa.Table, stats: list[tuple[int, int, int, int]], failed: bool) -> list[Part]:
@@ -449,43 +455,15 @@ def chunk_bounds(cur: duckdb.DuckDBPyConnection, after: int) -> list[int]:
 
 
 def chunk_parts(cur: duckdb.DuckDBPyConnection, t0: int, t1: int | None) -> list[Part]:
-    """The parts of the stored spans starting in ``[t0, t1)`` (``t1`` None: no end), cut into
-    :data:`_BUILD_SUB` equal spans of time, read in one snapshot."""
+    """The parts of the stored spans starting in ``[t0, t1)`` (``t1`` None: no end), read in
+    one query (one snapshot, one pass over the chunk's row groups) and cut as a write's are."""
     where = f"start_time_unix_nano >= {int(t0)}"
     if t1 is not None:
         where += f" AND start_time_unix_nano < {int(t1)}"
-    empty = pa.table({"part": pa.array([], pa.int64()), "h": pa.array([], pa.uint64())})
-    cur.execute("BEGIN TRANSACTION")
-    try:
-        row = cur.execute(
-            f"SELECT min(start_time_unix_nano), max(start_time_unix_nano) FROM spans WHERE {where}"
-        )
-        bounds = row.fetchone()
-        if bounds is None or bounds[0] is None:
-            cur.execute("COMMIT")
-            return []
-        lo, width = int(bounds[0]), int(bounds[1]) - int(bounds[0]) + 1
-        part = f"CAST((start_time_unix_nano::HUGEINT - {lo}) * {_BUILD_SUB} // {width} AS BIGINT)"
-        src = (
-            f"(SELECT {part} AS part, start_time_unix_nano AS start, attributes AS a, "
-            f"resource_attributes AS r FROM spans WHERE {where})"
-        )
-        stats = [
-            (int(p), int(a), int(b), int(c))
-            for p, a, b, c in cur.execute(
-                f"SELECT part, min(start), max(start), count(*) FROM {src} GROUP BY part"
-            ).fetchall()
-        ]
-    except BaseException:
-        rollback(cur)
-        raise
-    try:
-        pairs = cur.sql(pairs_sql(src)).to_arrow_table()
-    except duckdb.Error:  # JSON DuckDB cannot read: the chunk's parts are unknown
-        rollback(cur)
-        return _parts(empty, stats, failed=True)
-    cur.execute("COMMIT")
-    return _parts(pairs, stats, failed=False)
+    spans = cur.sql(
+        f"SELECT start_time_unix_nano, attributes, resource_attributes FROM spans WHERE {where}"
+    ).to_arrow_table()
+    return write_parts(cur, spans) if spans.num_rows else []
 
 
 def build(

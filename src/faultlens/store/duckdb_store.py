@@ -559,6 +559,8 @@ class DuckDBStore:
         while top > lo:
             bottom = max(lo, top - width)
             within = None if maybe is None else _clip(maybe, bottom, top - 1)
+            if within == [(bottom, top - 1)]:
+                within = None  # the whole range may hold them: no bound to add
             if within != []:
                 for summary in self._find_traces(replace(query, time_range=TimeRange(bottom, top)), within):
                     found[summary.trace_id] = summary
