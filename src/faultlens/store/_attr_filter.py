@@ -38,22 +38,28 @@ Exact, because the filter only ever says "no" when no span of the run has the pa
   that has the pair lies in a run that says "maybe", inside that run's range;
 - the filter is not stored: as the trace id filter, nothing is kept until the first search by
   attribute, which starts a build from the table (in the store, on a thread of its own, in
-  time chunks, each in its own snapshot). Writes that began before the build started are
-  waited for (:meth:`AttrFilter.writing`); every write that starts after adds its pairs; a
-  span committed before is in the snapshot of the chunk holding its start time (chunks
-  partition the time axis), unless retention deleted it. Until the build ends, searches read
-  everything, as without the filter;
+  time chunks of :data:`BUILD_CHUNK_ROWS`, each read by one query). Writes that began
+  before the build started are waited for (:meth:`AttrFilter.writing`); every write that
+  starts after adds its pairs; a span committed before is in the snapshot of the chunk
+  holding its start time (chunks partition the time axis), unless retention deleted it.
+  Until the build ends, searches read everything, as without the filter;
 - retention drops a run once every span it covers starts before the cutoff (the spans that
   remain in a straddling run only make it say "maybe" for pairs that went);
 - memory is bounded (``max_bytes``): at the bound the two adjacent closed runs with the
   fewest rows are folded into one (blooms OR-ed, ranges joined). A folded run still holds
   every pair it held; past the cap its bloom says "maybe" more often (~3% of absent pairs
-  at twice the cap, ~30% at four times), and past :data:`FOLDED_PAIRS_CAP` it is unknown. So old data is read
-  more as memory runs out, never missed.
+  at twice the cap, ~30% at four times), and past :data:`FOLDED_PAIRS_CAP` it is unknown.
+  So old data is read more as memory runs out, never missed.
+
+A search takes the ranges before it reads the spans: a span committed in between is missed
+only as it would be by a search that ran just before its commit (searches read each of their
+time ranges in a snapshot of its own anyway).
 
 Cost: the pairs of a write are computed by DuckDB from the batch before its transaction
-(``pairs_sql``), ~2 us a span; they are computed only once a search by attribute has started
-the filter. Memory: :data:`RUN_BYTES` a run (``docs/benchmarks.md`` has the figures).
+(``pairs_sql``: two JSON parses a span), a few microseconds a span, and only once a search by
+attribute has started the filter; :data:`RUN_BYTES` a run, one run per 65,536 spans of few
+distinct values or per ~8,000 spans when most spans carry ids of their own
+(``docs/benchmarks.md`` has the figures).
 """
 
 from __future__ import annotations
