@@ -177,6 +177,7 @@ def test_anomalies_and_incidents(client: httpx.Client) -> None:
     # never ranked: the answer says so rather than leaving the fields out
     for body in (inc, detail):
         assert body["rca_status"] == "pending" and body["root_causes"] == [] and body["rca_at"] is None
+        assert body["rca_duration_s"] is None
 
 
 @pytest.mark.parametrize(
@@ -234,7 +235,7 @@ def test_incidents_carry_their_stored_root_causes_best_first(tmp_path: Path) -> 
         )
         for svc, score in (("cart", 0.8), ("frontend", 0.4))
     )
-    answer = RcaAnswer(RcaStatus.RANKED, "judged spans and logs", T0 + 2 * W, causes)
+    answer = RcaAnswer(RcaStatus.RANKED, "judged spans and logs", T0 + 2 * W, causes, duration_s=0.25)
     assert analysis.write_root_causes("inc-1", answer)
     server = ApiServer(create_app(telemetry, SelfMetrics(), HealthState(), analysis=analysis), port=0)
     server.start()
@@ -249,6 +250,7 @@ def test_incidents_carry_their_stored_root_causes_best_first(tmp_path: Path) -> 
     assert listed["root_causes"] == detail["root_causes"]
     assert detail["rca_status"] == "ranked" and detail["rca_reason"] == "judged spans and logs"
     assert detail["rca_at_unix_nano"] == T0 + 2 * W and detail["rca_at"] == "2023-11-14T22:14:00Z"
+    assert detail["rca_duration_s"] == 0.25
     top, second = detail["root_causes"]
     assert (top["rank"], top["service"], second["rank"], second["service"]) == (1, "cart", 2, "frontend")
     assert top["error_groups"] == ["g1"] and top["sample_trace_ids"] == ["ab" * 16]

@@ -73,7 +73,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
 
 
 def without_timing(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in body.items() if k not in ("duration_ms", "rca_at", "rca_at_unix_nano")}
+    return {
+        k: v
+        for k, v in body.items()
+        if k not in ("duration_ms", "rca_at", "rca_at_unix_nano", "rca_duration_s")
+    }
 
 
 def test_data_dir_and_server_rank_the_slow_pod_first_alike(

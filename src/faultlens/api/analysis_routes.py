@@ -337,6 +337,9 @@ class RootCauseFields(_Body):
     rca_reason: str = Field(description="Why the status is what it is, in words.")
     rca_at_unix_nano: int | None = Field(description="When the root causes were ranked (wall clock).")
     rca_at: str | None = Field(description="The same, RFC 3339.")
+    rca_duration_s: float | None = Field(
+        description="How long reading the window and baseline and ranking took (the ranking's own time)."
+    )
     root_causes: list[RootCauseOut] = Field(
         description="Best first; only candidates that passed the significance bar."
     )

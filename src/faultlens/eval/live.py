@@ -40,6 +40,8 @@ request, after the replay); the report says which (``root_cause_source``). With
 ``rca_latency_s``
 is, per incident, the wall time from the incident showing in the API to its root causes
 showing (polled every 0.5 s while the replay runs; the route's own time on the fallback);
+``rca_ranking_s`` is the ranking's own time (``rca_duration_s``: reading both sides and
+ranking), without the wait in the server's queue that a replay at full speed makes;
 ``server.rca_from_metrics`` is the server's account from ``GET /metrics`` (rankings by
 outcome, and its open-to-stored histogram). Nothing here names a service, pod, operation or
 time of a data set.
@@ -122,6 +124,7 @@ class RootCauses:
     latency_s: float | None = None  # incident shown -> causes shown (or the route's own time)
     status: str = ""  # the server's rca_status (ranked, nothing_changed, not_enough_data, ...)
     reason: str = ""  # and its words for it
+    ranking_s: float | None = None  # the ranking's own time, as the server reports it
 
     def services(self) -> list[tuple[str, float]]:
         return [(str(c.get("service", "")), float(c.get("score") or 0.0)) for c in self.causes]
@@ -245,6 +248,9 @@ def score_live(
     latencies = [c.latency_s for i, c in root_causes.items() if c.latency_s is not None and i in known]
     false_per_hour = None if hours == 0 else round(len(false) / hours, 3)
     rca = _quantiles(latencies)
+    ranking = _quantiles(
+        [c.ranking_s for i, c in root_causes.items() if c.ranking_s is not None and i in known]
+    )
     return {
         "faults": overall["count"],
         "detected": overall["detected"],
@@ -266,6 +272,7 @@ def score_live(
             1 for p in per_fault if p["service"] in p["incident_services"]
         ),
         "rca_latency_s": rca,
+        "rca_ranking_s": ranking,
         "per_type": per_type,
         "per_day": per_day,
         "targets_met": {
@@ -425,6 +432,7 @@ def _read_back(
                 None,
                 str(d.get("rca_status", "")),
                 str(d.get("rca_reason", "")),
+                d["rca_duration_s"] if isinstance(d.get("rca_duration_s"), int | float) else None,
             )
     info = {
         "incidents_listing_truncated": bool(listing.get("truncated")),

@@ -69,6 +69,7 @@ def answer_fields(answer: RcaAnswer | None, top: int | None = None) -> dict[str,
             "rca_reason": "not ranked yet",
             "rca_at_unix_nano": None,
             "rca_at": None,
+            "rca_duration_s": None,
             "root_causes": [],
         }
     causes = answer.root_causes if top is None else answer.root_causes[:top]
@@ -77,6 +78,7 @@ def answer_fields(answer: RcaAnswer | None, top: int | None = None) -> dict[str,
         "rca_reason": answer.reason,
         "rca_at_unix_nano": answer.at_ns,
         "rca_at": rfc3339(answer.at_ns),
+        "rca_duration_s": answer.duration_s,
         "root_causes": [root_cause_data(r, i + 1) for i, r in enumerate(causes)],
     }
 
