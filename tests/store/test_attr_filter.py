@@ -361,3 +361,26 @@ def test_before_a_search_by_attribute_writes_add_nothing_and_the_build_waits_for
     with f.writing():
         f.add([Part(0, 1, 1, np.array([7], dtype=np.uint64))])
     assert f.ranges([7]) == [(0, 1)]
+
+
+def test_a_store_closed_while_its_filter_is_built_stops_the_build_and_another_goes_on(
+    tmp_path: Path, small_runs: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_attr_filter, "BUILD_CHUNK_ROWS", 40)
+    monkeypatch.setattr("faultlens.store.duckdb_store.ATTR_BUILD_WAIT_S", 0.0)
+    rng = random.Random(4)
+    path = tmp_path / "x.duckdb"
+    first = DuckDBStore(path)
+    rows = write_random(first, rng, batches=8, per_batch=100)
+    first.close()
+    writer, searcher = DuckDBStore(path), DuckDBStore(path)
+    query = TraceQuery(attributes=(AttributeCondition("n", "nothing-has-this"),))
+    assert writer.find_traces(query) == []  # starts the build on writer's thread, reads everything
+    writer.close()  # stops it after the chunk it is reading
+    assert writer._attr_builder is not None and not writer._attr_builder.is_alive()
+    shared = searcher._attr_filter
+    if not shared.ready:  # the next search goes on from where the build stopped
+        searcher.find_traces(query)
+        assert shared.wait_ready(30)
+    assert check_same(searcher, rows, rng, 60) > 5
+    searcher.close()
