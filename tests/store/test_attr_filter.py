@@ -130,6 +130,7 @@ def small_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_attr_filter, "PART_ROWS", 64)
     monkeypatch.setattr(_attr_filter, "RUN_ROWS", 256)
     monkeypatch.setattr(_attr_filter, "BUILD_CHUNK_ROWS", 300)
+    monkeypatch.setattr(_attr_filter, "_BUILD_BATCH_ROWS", 128)  # a chunk streams in batches
 
 
 def write_random(

@@ -394,9 +394,10 @@ class AttrFilter:
 
 # --- the parts of a write, and of the table at the build ------------------------------------
 
-# Spans the build reads per query (one read turn each): their JSON is held in Arrow meanwhile
-# (~15 MB at ~450 bytes a span), outside DuckDB's memory limit.
+# Spans the build reads per query (one read turn each), streamed through in batches whose
+# JSON is held in Arrow meanwhile (~15 MB at ~450 bytes a span), outside DuckDB's limit.
 BUILD_CHUNK_ROWS = 32_768
+_BUILD_BATCH_ROWS = 32_768
 
 
 def _parts(pairs: pa.Table, stats: list[tuple[int, int, int, int]], failed: bool) -> list[Part]:
@@ -461,15 +462,25 @@ def chunk_bounds(cur: duckdb.DuckDBPyConnection, after: int) -> list[int]:
 
 
 def chunk_parts(cur: duckdb.DuckDBPyConnection, t0: int, t1: int | None) -> list[Part]:
-    """The parts of the stored spans starting in ``[t0, t1)`` (``t1`` None: no end), read in
-    one query (one snapshot, one pass over the chunk's row groups) and cut as a write's are."""
+    """The parts of the stored spans starting in ``[t0, t1)`` (``t1`` None: no end), read by
+    one query (one snapshot, one pass over the chunk's row groups) and cut as a write's are.
+    The rows stream through in batches of :data:`_BUILD_BATCH_ROWS`, so a chunk that holds more
+    than the quantiles promised (many spans at one time) costs no more memory."""
     where = f"start_time_unix_nano >= {int(t0)}"
     if t1 is not None:
         where += f" AND start_time_unix_nano < {int(t1)}"
-    spans = cur.sql(
+    rows = cur.sql(
         f"SELECT start_time_unix_nano, attributes, resource_attributes FROM spans WHERE {where}"
-    ).to_arrow_table()
-    return write_parts(cur, spans) if spans.num_rows else []
+    ).to_arrow_reader(_BUILD_BATCH_ROWS)
+    parts: list[Part] = []
+    hashing = cur.cursor()  # the reader holds ``cur``; the pairs are computed beside it
+    try:
+        for batch in rows:
+            if batch.num_rows:
+                parts += write_parts(hashing, pa.Table.from_batches([batch]))
+    finally:
+        hashing.close()
+    return parts
 
 
 def build(
