@@ -385,3 +385,15 @@ def test_a_store_closed_while_its_filter_is_built_stops_the_build_and_another_go
         assert shared.wait_ready(30)
     assert check_same(searcher, rows, rng, 60) > 5
     searcher.close()
+
+
+def test_a_key_written_twice_is_matched_as_the_search_reads_it(tmp_path: Path) -> None:
+    store = ready(DuckDBStore(tmp_path / "x.duckdb"))
+    store.write([spans_batch([span_row(trace=1, start=5 * SECOND, attributes='{"d":"one","d":"two"}')])])
+    answers = {}
+    for value in ("one", "two", "three"):
+        query = TraceQuery(attributes=(AttributeCondition("d", value),))
+        answers[value] = len(store.find_traces(query))
+        assert store.find_traces(query) == unfiltered(store, query)
+    assert answers["three"] == 0 and answers["one"] + answers["two"] == 1  # one of the two
+    store.close()
