@@ -60,21 +60,26 @@ Cost: the pairs of a write are computed by DuckDB from the batch before its tran
 attribute has started the filter; :data:`RUN_BYTES` a run, one run per 65,536 spans of few
 distinct values or per ~8,000 spans when most spans carry ids of their own
 (``docs/benchmarks.md`` has the figures).
+
+The runs, their channels, folding, retention and the writes counted before a build are the
+core this filter shares with the trace id filter (``_runs``); what is its own is the pairs,
+runs cut by pairs and rows, unknown runs, the resumable build and the search's ranges.
 """
 
 from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import ClassVar
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
-from faultlens.store._trace_filter import mix64
+from faultlens.store._runs import BLOCK_WORDS, BUILD, I64_MIN, WRITES, BloomRuns, block_and_masks, mix64
 from faultlens.types import TimeRange
 
 __all__ = [
@@ -94,20 +99,14 @@ RUN_ROWS = 65_536  # spans per run at most (~6 of the file's row groups)
 PAIRS_CAP = 32_768  # distinct pairs a run's bloom is sized for
 BITS_PER_PAIR = 16
 PART_ROWS = 8_192  # spans per part of a write: the finest a run can be cut
-_BLOCK_WORDS = 8  # 64-bit words per block; a pair sets one bit in each
 _WORDS = PAIRS_CAP * BITS_PER_PAIR // 64
-_BLOCKS = _WORDS // _BLOCK_WORDS
+_BLOCKS = _WORDS // BLOCK_WORDS
 RUN_BYTES = _WORDS * 8  # 64 KiB
 DEFAULT_MAX_BYTES = 16 * 2**20  # 256 runs: ~16M spans of few distinct pairs before folding
 # A folded run holding more pairs than this is unknown: at 4 bits a pair its bloom says
 # "maybe" to about a third of the pairs asked anyway.
 FOLDED_PAIRS_CAP = 4 * PAIRS_CAP
 _ALL = np.uint64(2**64 - 1)
-_I64_MAX = 2**63 - 1
-_I64_MIN = -(2**63)
-
-WRITES = "writes"
-BUILD = "build"
 
 
 def pairs_sql(source: str) -> str:
@@ -148,42 +147,27 @@ class Part:
 
 
 def _blocks_and_masks(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    h = hashes.astype(np.uint64, copy=False)
     with np.errstate(over="ignore"):
-        h1 = mix64(h)
-        h2 = mix64(h1 ^ np.uint64(0x9E3779B97F4A7C15))
-    block = (h1 % np.uint64(_BLOCKS)).astype(np.int64)
-    shifts = (h2[:, None] >> (np.arange(_BLOCK_WORDS, dtype=np.uint64) * np.uint64(6))) & np.uint64(63)
-    return block, np.uint64(1) << shifts
+        h1 = mix64(hashes.astype(np.uint64, copy=False))
+    return block_and_masks(h1, _BLOCKS)
 
 
-class AttrFilter:
-    """The runs of the spans table (see the module docstring). Thread-safe."""
+class AttrFilter(BloomRuns):
+    """The runs of the spans table (see the module docstring). Thread-safe.
+
+    Writes go through :meth:`writing` (``_runs``: its rows are a write's spans, added as
+    :class:`Part` values); :func:`build` fills the filter between :meth:`claim_build` and
+    :meth:`end_build`, and may be resumed."""
+
+    _COLUMNS: ClassVar[tuple[str, ...]] = (*BloomRuns._COLUMNS, "_pairs", "_unknown")
 
     def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         """``max_bytes``: the most the blooms may hold (at least two runs' worth)."""
-        self.max_runs = max(2, max_bytes // RUN_BYTES)
-        self.folds = 0
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._started = False  # a build has begun: writes add their pairs from now on
-        self._unrecorded = 0  # writes in their transaction that began before that
+        super().__init__(_WORDS, max_bytes)
         self._building = False  # a builder is at work
-        self.resume_from = _I64_MIN  # the start time the build reads on from
-        self._blooms = np.zeros((0, _WORDS), dtype=np.uint64)
-        self._lo = np.zeros(0, dtype=np.int64)
-        self._hi = np.zeros(0, dtype=np.int64)
-        self._rows = np.zeros(0, dtype=np.int64)
+        self.resume_from = I64_MIN  # the start time the build reads on from
         self._pairs = np.zeros(0, dtype=np.int64)  # distinct pairs added (a bloom's estimate)
         self._unknown = np.zeros(0, dtype=bool)
-        self._n = 0
-        self._open: dict[str, int] = {}  # channel -> its open run
-        self.ready = False
-
-    @property
-    def started(self) -> bool:
-        """Writes must add their pairs (a build has begun)."""
-        return self._started
 
     # --- the build's lifecycle -------------------------------------------------------------
 
@@ -194,13 +178,6 @@ class AttrFilter:
                 return False
             self._building = True
             return True
-
-    def begin_build(self) -> None:
-        """From now on writes add their pairs; returns once the writes that began before have
-        ended (their rows are then in whatever the build reads)."""
-        with self._lock:
-            self._started = True
-            self._idle.wait_for(lambda: self._unrecorded == 0)
 
     def end_build(self, done: bool) -> None:
         """The builder stops: ``done`` when every chunk was added (the filter is ready), else
@@ -216,46 +193,21 @@ class AttrFilter:
         with self._lock:
             return self._idle.wait_for(lambda: self.ready or not self._building, timeout_s) and self.ready
 
-    @contextmanager
-    def writing(self) -> Iterator[None]:
-        """Around a transaction that adds spans: before the build starts, it waits for the
-        transaction to end rather than have it add its pairs."""
-        with self._lock:
-            counted = not self._started
-            if counted:
-                self._unrecorded += 1
-        try:
-            yield
-        finally:
-            if counted:
-                with self._lock:
-                    self._unrecorded -= 1
-                    self._idle.notify_all()
-
     # --- adding ----------------------------------------------------------------------------
 
-    def _new_run(self, channel: str) -> int:
-        if self._n >= self.max_runs:
-            self._fold()
-        if self._n == len(self._lo):
-            grow = max(1, min(max(4, self._n), self.max_runs - self._n))
-            self._blooms = np.concatenate([self._blooms, np.zeros((grow, _WORDS), dtype=np.uint64)])
-            self._lo = np.concatenate([self._lo, np.zeros(grow, dtype=np.int64)])
-            self._hi = np.concatenate([self._hi, np.zeros(grow, dtype=np.int64)])
-            self._rows = np.concatenate([self._rows, np.zeros(grow, dtype=np.int64)])
-            self._pairs = np.concatenate([self._pairs, np.zeros(grow, dtype=np.int64)])
-            self._unknown = np.concatenate([self._unknown, np.zeros(grow, dtype=bool)])
-        r = self._n
+    def _reset_run(self, r: int) -> None:
         self._blooms[r] = 0
-        self._lo[r], self._hi[r] = _I64_MAX, _I64_MIN
-        self._rows[r] = self._pairs[r] = 0
+        self._pairs[r] = 0
         self._unknown[r] = False
-        self._n += 1
-        self._open[channel] = r
-        return r
+
+    def _merge_runs(self, keep: int, gone: int) -> None:
+        self._pairs[keep] += self._pairs[gone]
+        self._unknown[keep] |= self._unknown[gone] | (self._pairs[keep] > FOLDED_PAIRS_CAP)
+        if self._unknown[keep]:
+            self._blooms[keep] = _ALL
 
     def _maybe(self, r: int, block: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        words = self._blooms[r][block[:, None] * _BLOCK_WORDS + np.arange(_BLOCK_WORDS)]
+        words = self._blooms[r][block[:, None] * BLOCK_WORDS + np.arange(BLOCK_WORDS)]
         out: np.ndarray = ((words & masks) == masks).all(axis=1)
         return out
 
@@ -290,61 +242,11 @@ class AttrFilter:
             if r is None:
                 r = self._new_run(channel)
                 new = len(part.hashes)
-            words = block[:, None] * _BLOCK_WORDS + np.arange(_BLOCK_WORDS)
-            np.bitwise_or.at(self._blooms[r], words.ravel(), masks.ravel())
+            self._set_bits(r, block, masks)
             self._pairs[r] += new
         self._lo[r] = min(int(self._lo[r]), part.lo)
         self._hi[r] = max(int(self._hi[r]), part.hi)
         self._rows[r] += part.rows
-
-    def _fold(self) -> None:
-        """Fold the two adjacent (in time) closed runs with the fewest rows between them into
-        one, freeing a row; nothing when fewer than two runs are closed."""
-        n = self._n
-        open_runs = set(self._open.values())
-        closed = sorted((r for r in range(n) if r not in open_runs), key=lambda r: (self._lo[r], r))
-        if len(closed) < 2:
-            return
-        keep, gone = min(itertools.pairwise(closed), key=lambda p: int(self._rows[p[0]] + self._rows[p[1]]))
-        self._blooms[keep] |= self._blooms[gone]
-        self._pairs[keep] += self._pairs[gone]
-        self._unknown[keep] |= self._unknown[gone] | (self._pairs[keep] > FOLDED_PAIRS_CAP)
-        if self._unknown[keep]:
-            self._blooms[keep] = _ALL
-        self._lo[keep] = min(self._lo[keep], self._lo[gone])
-        self._hi[keep] = max(self._hi[keep], self._hi[gone])
-        self._rows[keep] += self._rows[gone]
-        last = n - 1
-        if gone != last:
-            for arr in (self._blooms, self._lo, self._hi, self._rows, self._pairs, self._unknown):
-                arr[gone] = arr[last]
-            self._open = {c: (gone if r == last else r) for c, r in self._open.items()}
-        self._n = last
-        self.folds += 1
-
-    def close_channel(self, channel: str) -> None:
-        """The next parts added on ``channel`` start a run of their own."""
-        with self._lock:
-            self._open.pop(channel, None)
-
-    # --- forgetting ------------------------------------------------------------------------
-
-    def drop_before(self, cutoff: int) -> int:
-        """Forget the runs whose spans all start before ``cutoff`` (retention deleted them)."""
-        with self._lock:
-            n = self._n
-            keep = self._hi[:n] >= cutoff
-            dropped = int(n - keep.sum())
-            if not dropped:
-                return 0
-            new_index = np.cumsum(keep) - 1
-            self._open = {c: int(new_index[r]) for c, r in self._open.items() if keep[r]}
-            self._blooms = self._blooms[:n][keep]
-            self._lo, self._hi = self._lo[:n][keep], self._hi[:n][keep]
-            self._rows, self._pairs = self._rows[:n][keep], self._pairs[:n][keep]
-            self._unknown = self._unknown[:n][keep]
-            self._n = len(self._lo)
-        return dropped
 
     # --- looking up ------------------------------------------------------------------------
 
@@ -355,10 +257,7 @@ class AttrFilter:
         block, masks = _blocks_and_masks(np.array([h & (2**64 - 1) for h in pair_hashes], dtype=np.uint64))
         with self._lock:
             n = self._n
-            hit = np.ones(n, dtype=bool)
-            for b, m in zip(block.tolist(), masks, strict=True):
-                first = b * _BLOCK_WORDS
-                hit &= ((self._blooms[:n, first : first + _BLOCK_WORDS] & m) == m).all(axis=1)
+            hit = self._maybe_runs(block, masks)
             hit &= self._rows[:n] > 0
             if within is not None:
                 hit &= (self._lo[:n] < within.end_ns) & (self._hi[:n] >= within.start_ns)
@@ -379,17 +278,8 @@ class AttrFilter:
         return merged
 
     @property
-    def runs(self) -> int:
-        return self._n
-
-    @property
     def unknown_runs(self) -> int:
         return int(self._unknown[: self._n].sum())
-
-    @property
-    def nbytes(self) -> int:
-        """Memory the filter holds (its arrays, grown by doubling)."""
-        return int(self._blooms.nbytes + 4 * self._lo.nbytes + self._unknown.nbytes)
 
 
 # --- the parts of a write, and of the table at the build ------------------------------------

@@ -49,21 +49,25 @@ Correctness does not depend on the filter being exact, only on it never missing 
 
 Out-of-order data (a replay of old times beside live traffic) only widens some runs' time
 ranges: lookups read more of the index, and stay exact.
+
+The runs, their channels, folding, retention and the build's lifecycle are the core this filter
+shares with the attribute filter (``_runs``); what is its own is how ids are hashed, the
+``max_end`` column, runs of exactly :data:`RUN_KEYS` rows, and the lookup.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from faultlens.store._runs import BLOCK_WORDS, BUILD, I64_MIN, WRITES, BloomRuns, block_and_masks, mix64
 from faultlens.types import TimeRange
 
 __all__ = [
@@ -81,28 +85,13 @@ __all__ = [
 # groups of the index) and cost more bloom words per lookup; both are cheap at this size.
 RUN_KEYS = 16_384
 BITS_PER_KEY = 16
-_BLOCK_WORDS = 8  # 64-bit words per block; a key sets one bit in each
 _WORDS = RUN_KEYS * BITS_PER_KEY // 64  # 64-bit words per run: 32 KiB
-_BLOCKS = _WORDS // _BLOCK_WORDS
+_BLOCKS = _WORDS // BLOCK_WORDS
 # The default bound of one filter's blooms (``store.trace_filter_max_mib``): ~17M index rows,
 # ~130M spans, before runs are folded.
 DEFAULT_MAX_BYTES = 32 * 2**20  # as store.trace_filter_max_mib
-_I64_MAX = 2**63 - 1
-_I64_MIN = -(2**63)
 
-WRITES = "writes"
-BUILD = "build"
-REBUILD = "rebuild"
-
-
-def mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: every input bit moves every output bit."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    out: np.ndarray = x ^ (x >> np.uint64(31))
-    return out
+REBUILD = "rebuild"  # the channel of the rows retention rebuilds (beside _runs' WRITES, BUILD)
 
 
 def _halves(ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -125,78 +114,43 @@ def _halves(ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 def _block_and_masks(ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """For each id: the block of a run's bloom it lives in, and the bit it sets in each of
-    the block's words (shape ``(n, _BLOCK_WORDS)``)."""
+    the block's words (shape ``(n, BLOCK_WORDS)``)."""
     a, b = _halves(ids)
     with np.errstate(over="ignore"):
         h1 = mix64(a ^ mix64(b))
-        h2 = mix64(h1 ^ np.uint64(0x9E3779B97F4A7C15))
-    block = (h1 % np.uint64(_BLOCKS)).astype(np.int64)
-    shifts = (h2[:, None] >> (np.arange(_BLOCK_WORDS, dtype=np.uint64) * np.uint64(6))) & np.uint64(63)
-    return block, np.uint64(1) << shifts
+    return block_and_masks(h1, _BLOCKS)
 
 
-class TraceFilter:
+class TraceFilter(BloomRuns):
     """The runs of one trace index table (see the module docstring). Thread-safe.
 
-    Runs are rows of arrays (blooms, time bounds, key counts), so that a lookup tests every
-    run with a few vector operations however many runs there are."""
+    Runs are rows of arrays (blooms, time bounds, key counts: a run's ``rows`` are its index
+    rows, one key each), so that a lookup tests every run with a few vector operations however
+    many runs there are. Writes go through :meth:`writing` (``_runs``); the first lookup builds
+    the filter inside :meth:`building`."""
+
+    _COLUMNS: ClassVar[tuple[str, ...]] = (*BloomRuns._COLUMNS, "_max_end")
 
     def __init__(
         self, table: str, start_column: str, end_column: str, max_bytes: int = DEFAULT_MAX_BYTES
     ) -> None:
         """``max_bytes``: the most the blooms may hold (at least two runs' worth)."""
-        self.max_runs = max(2, max_bytes // (_WORDS * 8))
-        self.folds = 0  # runs folded into others to stay within max_bytes
+        super().__init__(_WORDS, max_bytes)
         self.table = table
         self.start_column = start_column
         self.end_column = end_column
-        self._lock = threading.Lock()
         self._build_lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._started = False  # a build has begun: writes add their rows from now on
-        self._unrecorded = 0  # writes in their transaction that began before that
-        self._blooms = np.zeros((0, _WORDS), dtype=np.uint64)
-        self._lo = np.zeros(0, dtype=np.int64)  # least start time of a run's rows
-        self._hi = np.zeros(0, dtype=np.int64)  # greatest start time
-        self._max_end = np.zeros(0, dtype=np.int64)  # greatest end time
-        self._keys = np.zeros(0, dtype=np.int64)
-        self._n = 0  # runs in use (the arrays grow by doubling)
-        self._open: dict[str, int] = {}  # channel -> its open run
-        self.ready = False
+        self._max_end = np.zeros(0, dtype=np.int64)  # greatest end time of a run's rows
 
     # --- adding --------------------------------------------------------------------------
 
-    def _new_run(self) -> int:
-        if self._n >= self.max_runs:
-            self._fold()
-        if self._n == len(self._lo):
-            grow = max(1, min(max(4, self._n), self.max_runs - self._n))
-            self._blooms = np.concatenate([self._blooms, np.zeros((grow, _WORDS), dtype=np.uint64)])
-            self._lo = np.concatenate([self._lo, np.zeros(grow, dtype=np.int64)])
-            self._hi = np.concatenate([self._hi, np.zeros(grow, dtype=np.int64)])
-            self._max_end = np.concatenate([self._max_end, np.zeros(grow, dtype=np.int64)])
-            self._keys = np.concatenate([self._keys, np.zeros(grow, dtype=np.int64)])
-        r = self._n
-        self._lo[r], self._hi[r], self._max_end[r] = _I64_MAX, _I64_MIN, _I64_MIN
-        self._keys[r] = 0
-        self._n += 1
-        return r
+    def _reset_run(self, r: int) -> None:
+        # The bloom row is not cleared: after a fold, the row reused here may still hold the
+        # bits of the run that moved out of it (false positives only, never a missed id).
+        self._max_end[r] = I64_MIN
 
-    @contextmanager
-    def writing(self) -> Iterator[None]:
-        """Around a transaction that adds index rows: before the first lookup, the build
-        waits for it to end rather than have it add them (see the module docstring)."""
-        with self._lock:
-            counted = not self._started
-            if counted:
-                self._unrecorded += 1
-        try:
-            yield
-        finally:
-            if counted:
-                with self._lock:
-                    self._unrecorded -= 1
-                    self._idle.notify_all()
+    def _merge_runs(self, keep: int, gone: int) -> None:
+        self._max_end[keep] = max(self._max_end[keep], self._max_end[gone])
 
     def add(self, rows: pa.Table, channel: str = WRITES) -> None:
         """Add index rows (``trace_id`` and the table's start and end time columns) on
@@ -212,51 +166,22 @@ class TraceFilter:
         if n == 0:
             return
         block, masks = _block_and_masks(ids)
-        words = block[:, None] * _BLOCK_WORDS + np.arange(_BLOCK_WORDS)
         start = rows.column(self.start_column).to_numpy()
         end = rows.column(self.end_column).to_numpy()
         with self._lock:
             done = 0
             while done < n:
                 r = self._open.get(channel)
-                if r is None or self._keys[r] >= RUN_KEYS:
-                    r = self._open[channel] = self._new_run()
-                take = min(n - done, RUN_KEYS - int(self._keys[r]))
+                if r is None or self._rows[r] >= RUN_KEYS:
+                    r = self._new_run(channel)
+                take = min(n - done, RUN_KEYS - int(self._rows[r]))
                 part = slice(done, done + take)
-                np.bitwise_or.at(self._blooms[r], words[part].ravel(), masks[part].ravel())
+                self._set_bits(r, block[part], masks[part])
                 self._lo[r] = min(self._lo[r], start[part].min())
                 self._hi[r] = max(self._hi[r], start[part].max())
                 self._max_end[r] = max(self._max_end[r], end[part].max())
-                self._keys[r] += take
+                self._rows[r] += take
                 done += take
-
-    def _fold(self) -> None:
-        """Fold the two adjacent (in time) closed runs with the fewest keys between them into
-        one, freeing a row; nothing when fewer than two runs are closed."""
-        n = self._n
-        open_runs = set(self._open.values())
-        closed = sorted((r for r in range(n) if r not in open_runs), key=lambda r: (self._lo[r], r))
-        if len(closed) < 2:
-            return
-        pairs = itertools.pairwise(closed)
-        keep, gone = min(pairs, key=lambda p: int(self._keys[p[0]] + self._keys[p[1]]))
-        self._blooms[keep] |= self._blooms[gone]
-        self._lo[keep] = min(self._lo[keep], self._lo[gone])
-        self._hi[keep] = max(self._hi[keep], self._hi[gone])
-        self._max_end[keep] = max(self._max_end[keep], self._max_end[gone])
-        self._keys[keep] += self._keys[gone]
-        last = n - 1  # the last row moves into the freed one
-        if gone != last:
-            for arr in (self._blooms, self._lo, self._hi, self._max_end, self._keys):
-                arr[gone] = arr[last]
-            self._open = {c: (gone if r == last else r) for c, r in self._open.items()}
-        self._n = last
-        self.folds += 1
-
-    def close_channel(self, channel: str) -> None:
-        """The next rows added on ``channel`` start a run of their own."""
-        with self._lock:
-            self._open.pop(channel, None)
 
     @contextmanager
     def building(self) -> Iterator[bool]:
@@ -266,9 +191,7 @@ class TraceFilter:
             if self.ready:
                 yield False
                 return
-            with self._lock:
-                self._started = True
-                self._idle.wait_for(lambda: self._unrecorded == 0)
+            self.begin_build()
             yield True
 
     def build(self, batches: pa.RecordBatchReader) -> None:
@@ -280,24 +203,6 @@ class TraceFilter:
         self.close_channel(BUILD)
         self.ready = True
 
-    # --- forgetting ----------------------------------------------------------------------
-
-    def drop_before(self, cutoff: int) -> int:
-        """Forget the runs whose rows all start before ``cutoff`` (retention deleted them);
-        returns how many went."""
-        with self._lock:
-            keep = self._hi[: self._n] >= cutoff
-            dropped = int(self._n - keep.sum())
-            if not dropped:
-                return 0
-            new_index = np.cumsum(keep) - 1
-            self._open = {c: int(new_index[r]) for c, r in self._open.items() if keep[r]}
-            self._blooms = self._blooms[: self._n][keep]
-            self._lo, self._hi = self._lo[: self._n][keep], self._hi[: self._n][keep]
-            self._max_end, self._keys = self._max_end[: self._n][keep], self._keys[: self._n][keep]
-            self._n = len(self._lo)
-        return dropped
-
     # --- looking up ----------------------------------------------------------------------
 
     def ranges(self, trace_id: bytes, hint: TimeRange | None = None) -> list[tuple[int, int]]:
@@ -305,10 +210,9 @@ class TraceFilter:
         those overlapping ``hint``, if given), merged and in time order; empty when the id
         is certainly not in the table."""
         block, masks = _block_and_masks(pa.array([trace_id], pa.binary()))
-        first = int(block[0]) * _BLOCK_WORDS
         with self._lock:
             n = self._n
-            hit = ((self._blooms[:n, first : first + _BLOCK_WORDS] & masks[0]) == masks[0]).all(axis=1)
+            hit = self._maybe_runs(block, masks)
             if hint is not None:
                 hit &= (self._lo[:n] < hint.end_ns) & (self._max_end[:n] >= hint.start_ns)
             found = np.flatnonzero(hit)
@@ -320,15 +224,6 @@ class TraceFilter:
             else:
                 merged.append((lo, hi))
         return merged
-
-    @property
-    def runs(self) -> int:
-        return self._n
-
-    @property
-    def nbytes(self) -> int:
-        """Memory the filter holds (its arrays, grown by doubling)."""
-        return int(self._blooms.nbytes + 4 * self._lo.nbytes)
 
 
 # --- one filter per table per store file in this process ------------------------------------
