@@ -52,7 +52,7 @@ ranges: lookups read more of the index, and stay exact.
 
 The runs, their channels, folding, retention and the build's lifecycle are the core this filter
 shares with the attribute filter (``_runs``); what is its own is how ids are hashed, the
-``max_end`` column, runs of exactly :data:`RUN_KEYS` rows, and the lookup.
+``max_end`` column, runs of at most :data:`RUN_KEYS` rows, and the lookup.
 """
 
 from __future__ import annotations
