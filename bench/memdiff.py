@@ -14,6 +14,7 @@ Python's share of a growth can be told from the rest.
 
 ``--group frame`` adds up by the innermost frame inside ``faultlens`` (or the innermost frame
 at all when none is), which folds the many tracebacks through one line of our code together.
+A traceback is written from the oldest call to the allocation (``a -> b -> allocating line``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 
 
 def _load(path: Path) -> tuple[int, list[dict[str, Any]]]:
-    """The snapshot's traced bytes, and its live memory by traceback (innermost frame first)."""
+    """The snapshot's traced bytes, and its live memory by traceback (oldest frame first)."""
     snap = tracemalloc.Snapshot.load(str(path))
     stats = snap.statistics("traceback")
     rows = [
@@ -42,10 +43,11 @@ def _seconds(path: Path) -> int:
 
 
 def _key(frames: list[str], group: str) -> str:
+    """``frames`` go from the oldest call to the allocation (tracemalloc's order)."""
     if group == "frame":
         ours = [f for f in frames if "/faultlens/" in f]
-        return (ours or frames)[0]
-    return " <- ".join(frames)
+        return (ours or frames)[-1]
+    return " -> ".join(frames)
 
 
 def _totals(stats: list[dict[str, Any]], group: str) -> dict[str, tuple[int, int]]:
