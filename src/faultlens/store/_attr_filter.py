@@ -196,7 +196,6 @@ class AttrFilter(BloomRuns):
     # --- adding ----------------------------------------------------------------------------
 
     def _reset_run(self, r: int) -> None:
-        self._blooms[r] = 0
         self._pairs[r] = 0
         self._unknown[r] = False
 

@@ -158,6 +158,7 @@ class BloomRuns:
                 arr = getattr(self, name)
                 setattr(self, name, np.concatenate([arr, np.zeros((grow, *arr.shape[1:]), dtype=arr.dtype)]))
         r = self._n
+        self._blooms[r] = 0  # a row freed by a fold may still hold the bits of the run it held
         self._lo[r], self._hi[r] = I64_MAX, I64_MIN
         self._rows[r] = 0
         self._reset_run(r)

@@ -145,8 +145,6 @@ class TraceFilter(BloomRuns):
     # --- adding --------------------------------------------------------------------------
 
     def _reset_run(self, r: int) -> None:
-        # The bloom row is not cleared: after a fold, the row reused here may still hold the
-        # bits of the run that moved out of it (false positives only, never a missed id).
         self._max_end[r] = I64_MIN
 
     def _merge_runs(self, keep: int, gone: int) -> None:
