@@ -255,7 +255,7 @@ def test_services_in_namespaces_serve_load_link_their_spans_and_ctrl_c_removes_e
         children = psutil.Process(proc.pid).children(recursive=True)
         time.sleep(2.0)
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(30) == 130
+        assert proc.wait(60) == 130  # seconds normally; a loaded CI machine took over 30
         out = proc.stdout.read() if proc.stdout else ""
     finally:
         if proc.poll() is None:
