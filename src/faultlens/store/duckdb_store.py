@@ -141,9 +141,23 @@ def _index_logs_sql(source: str) -> str:
 # whole in the store's memory limit, and span names that carry ids (``GET /user/123``) would
 # grow it without end. Past the bound a service's new operations are stored with their spans
 # but not listed (``operations()``) until retention drops some; known ones keep their times.
+# The capped upsert runs only when a write could pass the bound: its window and joins cost
+# the heap more on every write than the plain one (tests/store/test_refresh.py).
 MAX_OPERATIONS_PER_SERVICE = 10_000
 
-_UPSERT_OPERATIONS = f"""
+_UPSERT_OPERATIONS = """
+    INSERT INTO operations SELECT * FROM _operations
+    ON CONFLICT DO UPDATE SET last_seen = greatest(last_seen, excluded.last_seen)
+"""
+
+_MOST_OPERATIONS = """
+    SELECT max(n) FROM (
+        SELECT count(*) AS n FROM operations
+        WHERE service IN (SELECT service FROM _operations) GROUP BY service
+    )
+"""
+
+_UPSERT_OPERATIONS_CAPPED = f"""
     INSERT INTO operations
     SELECT service, name, kind, last_seen FROM (
         SELECT o.*, p.service IS NOT NULL AS known,
@@ -418,10 +432,13 @@ class DuckDBStore:
                 trace_rows = trace_index_rows(table)
                 self._filters[signal].add(trace_rows)  # before the commit: see _trace_filter
                 cur.register("_trace_rows", trace_rows)
-                cur.register("_operations", operation_rows(table))
+                operations = operation_rows(table)
+                cur.register("_operations", operations)
                 registered += ["_trace_rows", "_operations"]
                 cur.execute("INSERT INTO trace_index SELECT * FROM _trace_rows")
-                cur.execute(_UPSERT_OPERATIONS)
+                most = cur.execute(_MOST_OPERATIONS).fetchone()
+                near = (most[0] if most and most[0] else 0) + operations.num_rows > MAX_OPERATIONS_PER_SERVICE
+                cur.execute(_UPSERT_OPERATIONS_CAPPED if near else _UPSERT_OPERATIONS)
             elif signal is Signal.LOGS:
                 trace_rows = log_trace_index_rows(table)
                 self._filters[signal].add(trace_rows)
