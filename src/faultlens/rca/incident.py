@@ -19,14 +19,14 @@ API (``/api/v1/rca``, ``/api/v1/incidents/{id}/rca``) and ``faultlens rca`` call
 
 Why the baseline is picked rather than "the 10 minutes before": faults come one after
 another; a baseline that holds the previous fault makes its service look normal and its
-recovery look like a change, so the next incident names the previous fault's service.
-When history is crowded, the baseline comes close to other incidents (their windows alone
-are left out), and a fault outlasting its incident would then teach the baseline that its
+recovery look like a change, so the next incident names the previous fault's service. The
+incidents table says where the server saw trouble; the baseline steers around it. When
+history is crowded, the baseline comes close to other incidents (their windows alone are
+left out), and a fault outlasting its incident would then teach the baseline that its
 service's broken state is normal: the same fault again would show nothing. So what the
 other incidents named as their likely causes stays out for longer: those services' own rows
-until the incident settled. The
-incidents table says where the server saw trouble; the baseline steers around it. No label
-and no knowledge of the system goes in: only the store's telemetry and its incidents.
+until the incident settled. No label and no knowledge of the system goes in: only the
+store's telemetry, its incidents and the root causes stored with them.
 
 Every outcome is an answer (:class:`~faultlens.rca.model.RcaAnswer`); reading errors
 (:class:`~faultlens.errors.StoreError`) are the caller's to map.
@@ -363,13 +363,13 @@ class RootCauseRanker:
                     break
             suspects = self._suspects(incidents, skip_incident)
             if suspects and picked:
-                kept = without_suspects(base, suspects, s.suspect_max_share)
-                if _enough(cur_counts, SideCounts(kept.spans.num_rows, 0, kept.metrics.num_rows), s):
+                kept, cut = without_suspects(base, suspects, s.suspect_max_share)
+                if cut and _enough(cur_counts, SideCounts(kept.spans.num_rows, 0, kept.metrics.num_rows), s):
                     base = kept
                     base_counts = SideCounts(
                         kept.spans.num_rows, kept.logs.num_rows, kept.metrics.num_rows, base_counts.coverage
                     )
-                    avoided += f", without what {len(suspects)} services suspected there did until it settled"
+                    avoided += f", without what {len(cut)} services suspected there did until it settled"
 
         def answer(status: RcaStatus, reason: str, causes: tuple[RootCause, ...] = ()) -> RcaAnswer:
             return RcaAnswer(
@@ -594,9 +594,9 @@ _TIME_COLUMNS = ("start_time_unix_nano", "time_unix_nano", "time_unix_nano")  # 
 
 def without_suspects(
     obs: Observations, suspects: dict[str, list[TimeRange]], max_share: float = 0.5
-) -> Observations:
+) -> tuple[Observations, tuple[str, ...]]:
     """``obs`` without the suspects' own rows of the time they were suspect: their spans, logs
-    and metric points in their stretches.
+    and metric points in their stretches; and the suspects whose rows were cut.
 
     A suspect whose stretches hold more than ``max_share`` of its own rows (its spans, or its
     metric points when it has no spans) keeps them all: what is left of it would be history
@@ -606,17 +606,19 @@ def without_suspects(
     """
     tables = [obs.spans, obs.logs, obs.metrics]
     drop = [np.zeros(t.num_rows, dtype=bool) for t in tables]
+    cut: list[str] = []
     for service, stretches in suspects.items():
         rows = [_own_rows(t, service, stretches, c) for t, c in zip(tables, _TIME_COLUMNS, strict=True)]
         (span_hit, spans), _, (point_hit, points) = rows
         hit, total = (span_hit, spans) if spans else (point_hit, points)
-        if total == 0 or hit.sum() > max_share * total:
+        if total == 0 or not hit.any() or hit.sum() > max_share * total:
             continue
+        cut.append(service)
         for k, (mask, n) in enumerate(rows):
             if n:
                 drop[k] |= mask
     kept = [t.filter(pa.array(~d)) if d.any() else t for t, d in zip(tables, drop, strict=True)]
-    return Observations(*kept)
+    return Observations(*kept), tuple(cut)
 
 
 def _enough(window: SideCounts, baseline: SideCounts, s: RankerSettings) -> bool:
