@@ -112,3 +112,42 @@ def test_red_windows_become_operation_and_service_series() -> None:
     assert (SeriesKind.LATENCY_P90, "GET /") in kinds and (SeriesKind.ERROR_RATE, "*") in kinds
     thr = next(o for o in obs if o.key.kind == SeriesKind.THROUGHPUT)
     assert thr.value == 100 / 30
+
+
+def test_series_not_observed_for_forget_after_are_forgotten() -> None:
+    hour = 3600 * 10**9
+    det = AnomalyDetector(DetectorConfig(forget_after_s=24 * 3600))
+    gone = SeriesKey(SeriesKind.LATENCY_P99, "retired", "GET /old")
+    det.observe(stream([100 * MS] * 10, gone))
+    det.observe(stream([100 * MS] * 10))
+    assert det.baseline(gone) is not None
+    # P99 keeps being observed for two days of data time; `gone` never again
+    det.observe([Observation(P99, 10 * W + h * hour, W, 100 * MS, 100) for h in range(1, 49)])
+    assert det.baseline(gone) is None
+    assert det.baseline(P99) is not None
+    assert len(det) == 1
+    # a returning series starts over: warming up, so nothing is judged yet
+    assert det.observe([Observation(gone, 60 * hour, W, 900 * MS, 100)]) == []
+
+
+def test_new_series_past_max_series_forget_the_least_recently_observed() -> None:
+    det = AnomalyDetector(DetectorConfig(max_series=20))
+    keys = [SeriesKey(SeriesKind.LATENCY_P99, "svc", f"op-{i}") for i in range(50)]
+    for i, key in enumerate(keys):
+        det.observe([Observation(key, i * W, W, 100 * MS, 100)])
+        assert len(det) <= 20
+    kept = {SeriesKey.from_list(item["key"]) for item in det.export_state()["series"]}
+    assert keys[-1] in kept and keys[0] not in kept
+    # the newest series survive, the oldest are gone
+    assert kept == set(keys[len(keys) - len(kept) :])
+
+
+def test_forgetting_survives_the_state_round_trip() -> None:
+    det = AnomalyDetector(DetectorConfig(forget_after_s=3600))
+    gone = SeriesKey(SeriesKind.LATENCY_P99, "retired", "GET /old")
+    det.observe(stream([100 * MS] * 5, gone))
+    clone = AnomalyDetector(DetectorConfig(forget_after_s=3600))
+    clone.import_state(json.loads(json.dumps(det.export_state())))
+    hour = 3600 * 10**9
+    clone.observe([Observation(P99, 5 * hour, W, 100 * MS, 100)])
+    assert clone.baseline(gone) is None and len(clone) == 1

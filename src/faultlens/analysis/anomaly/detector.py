@@ -38,6 +38,7 @@ class _Series:
     streak: int = 0  # anomalous windows in a row
     streak_values: list[float] = field(default_factory=list)  # their raw values
     last_window_ns: int = -1
+    seen_ns: int = -1  # the newest window ever observed (rewind leaves it): what forgetting reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +55,15 @@ class AnomalyDetector:
 
     Pure: observations in, anomalies out; state exported and imported as plain data.
     Observations of one series must come in window order; a repeated or older window of
-    a series is ignored (so replaying a window twice changes nothing).
+    a series is ignored (so replaying a window twice changes nothing). Series not observed
+    for ``forget_after_s`` are forgotten, and at most ``max_series`` are kept.
     """
 
     def __init__(self, config: DetectorConfig | None = None) -> None:
         self.config = config or DetectorConfig()
         self._series: dict[SeriesKey, _Series] = {}
+        self._newest_ns = -1  # the newest window observed, over all series
+        self._next_sweep_ns = -1
 
     def __len__(self) -> int:
         return len(self._series)
@@ -81,9 +85,15 @@ class AnomalyDetector:
             s = self._series.get(ob.key)
             if s is None:
                 s = self._series[ob.key] = _Series(deque(maxlen=c.history))
+                if len(self._series) > c.max_series:
+                    self._forget_least_recent(keep=ob.key)
             if ob.window_start_ns <= s.last_window_ns:
                 continue
             s.last_window_ns = ob.window_start_ns
+            if ob.window_start_ns > s.seen_ns:
+                s.seen_ns = ob.window_start_ns
+                if ob.window_start_ns > self._newest_ns:
+                    self._newest_ns = ob.window_start_ns
             if ob.volume < c.min_volume.get(ob.key.kind, 0.0):
                 continue  # too quiet to judge, and too noisy to learn from
             base = self._baseline(ob.key, s, ob.window_start_ns)
@@ -112,7 +122,33 @@ class AnomalyDetector:
             if c.seasonal:  # the hour's own history learns raw values: recurring peaks are its point
                 hour = _hour(ob.window_start_ns)
                 s.hourly.setdefault(hour, deque(maxlen=c.history)).append(ob.value)
+        if self._newest_ns >= self._next_sweep_ns:
+            self._forget_stale()
         return out
+
+    def _forget_stale(self) -> None:
+        """Forget the series not observed within ``forget_after_s`` of the newest window.
+
+        Runs when data time passes the next sweep, a tenth of ``forget_after_s`` after the
+        last one, so its walk over every series is rare.
+        """
+        forget_ns = int(self.config.forget_after_s * 1e9)
+        cutoff = self._newest_ns - forget_ns
+        stale = [k for k, s in self._series.items() if s.seen_ns < cutoff]
+        for k in stale:
+            del self._series[k]
+        self._next_sweep_ns = self._newest_ns + max(forget_ns // 10, 1)
+
+    def _forget_least_recent(self, keep: SeriesKey) -> None:
+        """Past ``max_series``: forget the least recently observed tenth (never ``keep``)."""
+        drop = len(self._series) - int(self.config.max_series * 0.9)
+        order = sorted(self._series.items(), key=lambda item: item[1].seen_ns)
+        for k, _ in order:
+            if drop <= 0:
+                break
+            if k != keep:
+                del self._series[k]
+                drop -= 1
 
     def rewind(self) -> None:
         """Accept the next window of every series even if it is older than the last one seen.
@@ -182,6 +218,7 @@ class AnomalyDetector:
                     "streak": s.streak,
                     "streak_values": list(s.streak_values),
                     "last_window_ns": s.last_window_ns,
+                    "seen_ns": s.seen_ns,
                 }
                 for k, s in self._series.items()
             ],
@@ -193,13 +230,17 @@ class AnomalyDetector:
         n = self.config.history
         self._series = {}
         for item in state["series"]:
+            last = int(item["last_window_ns"])
             self._series[SeriesKey.from_list(item["key"])] = _Series(
                 deque(item["values"], maxlen=n),
                 {int(h): deque(v, maxlen=n) for h, v in item["hourly"].items()},
                 int(item["streak"]),
                 list(item.get("streak_values", [])),
-                int(item["last_window_ns"]),
+                last,
+                int(item.get("seen_ns", last)),  # states written before forgetting existed
             )
+        self._newest_ns = max((s.seen_ns for s in self._series.values()), default=-1)
+        self._next_sweep_ns = -1
 
 
 def _median(ordered: list[float]) -> float:

@@ -181,6 +181,11 @@ class DetectorConfig:
     the median (Poisson noise), so a count that is usually 9 must move by more than 3 per unit
     of score.
     ``seasonal``: keep a per-hour-of-day baseline too, used once it has ``seasonal_warmup`` values.
+    ``forget_after_s``: a series not observed for this long (in data time, against the newest
+    window seen) is forgotten: services, pods and operations come and go, and their
+    histories must not pile up for the life of the server.
+    ``max_series``: at most this many series are kept; past it, the least recently observed
+    tenth is forgotten (a burst of new cardinality costs old histories, not memory).
     """
 
     history: int = 30
@@ -196,8 +201,12 @@ class DetectorConfig:
     count_kinds: frozenset[SeriesKind] = frozenset({SeriesKind.LOG_COUNT, SeriesKind.ERROR_LOGS})
     seasonal: bool = False
     seasonal_warmup: int = 5
+    forget_after_s: float = 7 * 86_400.0
+    max_series: int = 50_000
 
     def __post_init__(self) -> None:
+        if self.forget_after_s <= 0 or self.max_series < 10:
+            raise ValueError("anomaly.forget_after_s must be positive and anomaly.max_series >= 10")
         if self.history < 3 or self.warmup < 2 or self.warmup > self.history:
             raise ValueError("anomaly.history must be >= 3 and anomaly.warmup in [2, history]")
         if any(n < 1 or n > self.history for n in self.warmup_by_kind.values()):
