@@ -24,6 +24,13 @@ request to the reference path: any other spelling of a value (``1.0`` for an int
 reference checks their depth) or named like ids or extensions, the fields this encoder does
 not write (``entityRefs``, ``keyStrindex``), and invalid requests.
 
+Traces first go through a C twin of this encoder when the native extension is built
+(``traces_json_to_wire`` in :mod:`faultlens.decode._native`, ``native/jsonwire.c``): it
+walks the same document for the shape senders use most (camelCase keys only, numbers for
+enums, no ``bytesValue``, see ``jsonwire.h``) and returns the very bytes the encoder below
+would, or None, and then the encoder below runs. ``FAULTLENS_NATIVE_DECODE=0`` turns it off
+with the native span decoder.
+
 Wire form, as upb serializes (the tests compare bytes): fields in field-number order,
 proto3 scalars left out when zero or empty, a message field present (even empty) when the
 JSON names it with an object, a oneof member or a proto3 ``optional`` field written even
@@ -72,6 +79,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
+from faultlens.decode import spans
 from faultlens.types import Signal
 
 __all__ = ["MAX_ANY_DEPTH", "json_to_wire"]
@@ -91,6 +99,20 @@ _DOUBLE_WORDS = frozenset({"NaN", "Infinity", "-Infinity"})
 _pack_double = struct.Struct("<d").pack
 _fromhex = bytes.fromhex
 _SMALL = [bytes((i,)) for i in range(128)]
+
+
+def _native_encoders() -> dict[Signal, Callable[[Any], bytes | None]]:
+    """The C encoders that run before the Python ones: traces, when native code is on."""
+    if not spans.NATIVE:
+        return {}
+    from faultlens.decode import _native
+
+    # an extension built before it had the encoder (an install not yet rebuilt) has none
+    traces = getattr(_native, "traces_json_to_wire", None)
+    return {} if traces is None else {Signal.TRACES: traces}
+
+
+_NATIVE_ENCODERS = _native_encoders()
 
 
 class _Bail(Exception):
@@ -119,17 +141,21 @@ def json_to_wire(signal: Signal, data: bytes) -> bytes | None:
     if collecting:
         gc.disable()
     try:
-        return _encode_body(encode, data)
+        return _encode_body(encode, _NATIVE_ENCODERS.get(signal), data)
     finally:
         if collecting:
             gc.enable()
 
 
-def _encode_body(encode: Callable[[Any], bytes], data: bytes) -> bytes | None:
+def _encode_body(
+    encode: Callable[[Any], bytes], native: Callable[[Any], bytes | None] | None, data: bytes
+) -> bytes | None:
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError:
         return None
+    if native is not None and (wire := native(doc)) is not None:
+        return wire
     try:
         return encode(doc)
     except _BAIL:

@@ -1,7 +1,9 @@
-/* faultlens.decode._native: the CPython module around the span decoder (spans.c).
+/* faultlens.decode._native: the CPython module around the span decoder (spans.c) and the
+ * OTLP/JSON trace encoder (jsonwire.c).
  *
  *     SpanDecoder(span_specs, resource_specs, exception_specs, invalid) -> decoder
  *     decoder.decode(data) -> None | (rows, rejected, first_reason, columns)
+ *     traces_json_to_wire(doc) -> bytes | None
  *
  * A decode of ``bytes`` runs without the GIL (but for building the result), so threads
  * can decode side by side and beside the event loop. Column buffers are objects that
@@ -11,6 +13,7 @@
  * the exception class raised for malformed requests (faultlens.errors.InvalidRequest).
  * faultlens/decode/_native_spans.py turns the result into a pyarrow Table.
  */
+#include "jsonwire.h"
 #include "spans.h"
 
 typedef struct {
@@ -89,9 +92,21 @@ static PyTypeObject SpanDecoderType = {
     .tp_new = PyType_GenericNew,
 };
 
+static PyObject *traces_json_to_wire(PyObject *module, PyObject *doc) {
+    (void)module;
+    return fl_traces_json_to_wire(doc);
+}
+
+static PyMethodDef module_methods[] = {
+    {"traces_json_to_wire", traces_json_to_wire, METH_O,
+     "traces_json_to_wire(doc) -> bytes | None: a parsed OTLP/JSON trace request as protobuf bytes"},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, .m_name = "faultlens.decode._native",
     .m_doc = "Native decoder of OTLP trace requests (see faultlens/decode/native/).", .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC PyInit__native(void) {
