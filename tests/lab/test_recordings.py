@@ -61,10 +61,10 @@ def test_eval_live_on_a_committed_star_run_finds_both_faults_and_names_their_ser
     """The star run: catalog slowed by 200 ms at 4 min, search raising at 6 min, 90 s each.
 
     What the server made of it when it was committed: one incident, opened 26 s into the
-    exception fault (the latency fault was already fading: its callers' time rose less than
-    the detector's bar), ranking catalog's slow execution first and search's failures
-    second; so both faults fall in its window and both services are in its top 3. The
-    assertions hold that much, not the exact scores.
+    exception fault (the latency fault, 4 minutes after the start, opened none of its own),
+    ranking catalog's slow execution first and search's failures second; so both faults
+    fall in its window and both services are in its top 3. The assertions hold that much,
+    not the exact scores.
     """
     done = subprocess.run(
         cli_command("eval", "live", str(STAR), "--dataset", "lab", "--json"),
