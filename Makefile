@@ -62,4 +62,4 @@ sanitize: $(STAMP_TEST)
 	export PYTHONPATH=$(SANITIZE_DIR)/src LD_PRELOAD="$$($${CC:-cc} -print-file-name=libasan.so)" \
 		ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 && \
 	$(BIN)/python -c "import faultlens.decode._native as m; assert m.__file__.startswith('$(SANITIZE_DIR)'), m" && \
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/decode/test_native_spans.py $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/decode/test_native_spans.py tests/decode/test_json_wire_native.py tests/decode/test_json_wire.py $(PYTEST_ARGS)
