@@ -41,11 +41,19 @@ class Knobs:
     cd_gap_ns: int = 0  # time added on the call c -> d, outside d's own span
     a_skips_c_every: int = 0  # when > 0, every n-th request b answers something that makes a
     # log A#9 (an ERROR) and not call c: a wrong answer from b, nothing changed in b itself
+    span_kinds: bool = False  # spans say SERVER / CLIENT, and CLIENT spans name peer.service
+    c_down: bool = False  # c sends no spans or logs; a's calls into it fail, and a and front fail
+    c_answer_rejected: bool = False  # c's span is fine, a's CLIENT span into it fails (a bad
+    # answer); a and front fail
+
+
+SERVER, CLIENT = 2, 3  # OTLP SpanKind values
 
 
 def _span(
     trace: int, span: int, parent: int | None, svc: str, name: str, start: int, dur: int, **kw: object
 ) -> dict:
+    kw.setdefault("kind", 0)
     return span_row(
         trace,
         span,
@@ -53,7 +61,6 @@ def _span(
         start=start,
         duration=dur,
         name=name,
-        kind=0,
         service_name=svc,
         k8s_pod_name=PODS[svc],
         **kw,
@@ -91,31 +98,40 @@ def observations(n: int, t0: int, k: Knobs, *, first_trace: int = 1, minutes: in
         a_dur = ab_call + (0 if skip_c else ac_call) + 2 * MS
         fa_call = a_dur + MS
         f_dur = fa_call + 2 * MS
+        c_fails = k.c_down or k.c_answer_rejected
         err = {"status_code": 2} if k.b_status_error else {}
+        passed_on = {"status_code": 2} if k.b_status_error or c_fails else {}
+        server: dict[str, object] = {"kind": SERVER} if k.span_kinds else {}
+
+        def client(callee: str) -> dict[str, object]:
+            return {"kind": CLIENT, "peer_service": callee} if k.span_kinds else {}
+
         spans += [
-            _span(tr, 1, None, "front", "GET /home", t, f_dur, **err),
-            _span(tr, 2, 1, "front", "HTTP GET", t + MS, fa_call),
-            _span(tr, 3, 2, "a", "/api/a", t + MS, a_dur, **err),
-            _span(tr, 4, 3, "a", "HTTP GET", t + 2 * MS, ab_call),
-            _span(tr, 5, 4, "b", "/api/b", t + 2 * MS + k.ab_gap_ns // 2, b_dur, **err),
+            _span(tr, 1, None, "front", "GET /home", t, f_dur, **passed_on, **server),
+            _span(tr, 2, 1, "front", "HTTP GET", t + MS, fa_call, **passed_on, **client("a")),
+            _span(tr, 3, 2, "a", "/api/a", t + MS, a_dur, **passed_on, **server),
+            _span(tr, 4, 3, "a", "HTTP GET", t + 2 * MS, ab_call, **client("b")),
+            _span(tr, 5, 4, "b", "/api/b", t + 2 * MS + k.ab_gap_ns // 2, b_dur, **err, **server),
         ]
         logs += [_log(tr, 1, "front", t, "F#1"), _log(tr, 3, "a", t + MS, "A#1")]
         if skip_c:
             logs.append(_log(tr, 3, "a", t + 3 * MS + ab_call, "A#9", sev=17))
         else:
-            spans += [
-                _span(tr, 6, 3, "a", "HTTP POST", t + 3 * MS + ab_call, ac_call),
-                _span(tr, 7, 6, "c", "/api/c", t + 3 * MS + ab_call, c_dur),
-            ]
-            logs.append(_log(tr, 7, "c", t + 4 * MS, "C#1"))
+            failed = {"status_code": 2} if c_fails else {}
+            spans.append(
+                _span(tr, 6, 3, "a", "HTTP POST", t + 3 * MS + ab_call, ac_call, **failed, **client("c"))
+            )
+            if not k.c_down:
+                spans.append(_span(tr, 7, 6, "c", "/api/c", t + 3 * MS + ab_call, c_dur, **server))
+                logs.append(_log(tr, 7, "c", t + 4 * MS, "C#1"))
         logs += [_log(tr, 5, "b", t + 3 * MS, loc) for loc in k.b_locations]
         if k.b_new_every and i % k.b_new_every == 0:
             logs.append(_log(tr, 5, "b", t + 3 * MS, "B#7"))
-        if calls_d and not skip_c:
+        if calls_d and not skip_c and not k.c_down:
             d_start = t + 4 * MS + ab_call
             spans += [
-                _span(tr, 8, 7, "c", "HTTP GET", d_start, cd_call),
-                _span(tr, 9, 8, "d", "/api/d", d_start + k.cd_gap_ns // 2, MS + jitter),
+                _span(tr, 8, 7, "c", "HTTP GET", d_start, cd_call, **client("d")),
+                _span(tr, 9, 8, "d", "/api/d", d_start + k.cd_gap_ns // 2, MS + jitter, **server),
             ]
             logs.append(_log(tr, 9, "d", d_start + MS, "D#1"))
         if k.front_error_log:

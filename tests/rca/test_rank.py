@@ -120,3 +120,36 @@ def test_a_path_the_baseline_takes_too_stays_with_the_caller() -> None:
     result = rank_root_causes(window(Knobs(a_skips_c_every=2)), base, RcaConfig())
     top = result.candidates[0]
     assert (top.service, top.reason) == ("a", Reason.LOG_PATTERN)
+
+
+def _ranked(k: Knobs):
+    base = baseline(Knobs(span_kinds=True))
+    return rank_root_causes(window(k), base, RcaConfig()).candidates
+
+
+def test_a_callee_that_sends_no_spans_is_named_by_its_callers_failed_client_spans() -> None:
+    """c killed: a's CLIENT spans into it fail with no child; peer.service names c."""
+    top = _ranked(Knobs(span_kinds=True, c_down=True))[0]
+    assert (top.service, top.reason) == ("c", Reason.FAILED_CALLS_INTO)
+    assert "were calls into it that failed while its own span did not" in top.evidence[0]
+
+
+def test_an_answer_the_caller_rejects_is_the_callee_s() -> None:
+    """c's spans are fine, but a's CLIENT spans into c fail: the caller rejected c's answer."""
+    ranked = _ranked(Knobs(span_kinds=True, c_answer_rejected=True))
+    top = ranked[0]
+    assert (top.service, top.reason, top.pod) == ("c", Reason.FAILED_CALLS_INTO, PODS["c"])
+    assert all(c.service != "a" or c.score < top.score for c in ranked)
+
+
+def test_a_callee_whose_own_span_fails_stays_its_error_origin() -> None:
+    top = _ranked(Knobs(span_kinds=True, b_status_error=True))[0]
+    assert (top.service, top.reason, top.operation) == ("b", Reason.ERROR_ORIGIN, "/api/b")
+
+
+def test_without_span_kinds_failed_calls_are_the_caller_s_as_before() -> None:
+    """Spans that do not say CLIENT (kind 0, as in the Nezha data) never form the family:
+    a's failed call into a silent c is a's own error origin."""
+    ranked = rank_root_causes(window(Knobs(c_down=True)), BASE, RcaConfig()).candidates
+    assert ranked[0].service == "a" and ranked[0].reason is Reason.ERROR_ORIGIN
+    assert all(c.reason is not Reason.FAILED_CALLS_INTO for c in ranked)

@@ -11,6 +11,7 @@ Strings (service, operation, pod) are dictionary-encoded: ``service[i]`` is an i
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +50,8 @@ class SpanFrame:
     duration: I64
     kind: npt.NDArray[np.int8]  # 0 when unknown
     error: B  # the span says it failed (status, HTTP 5xx, gRPC code)
+    peer: I32  # the service the span's ``peer.service`` names: code into ``peers``
+    peers: tuple[str, ...]  # "" when the span names none
 
     @property
     def child_count(self) -> I64:
@@ -78,23 +81,7 @@ class SpanFrame:
 
     def with_error(self, extra: B) -> SpanFrame:
         """A copy whose ``error`` also holds ``extra`` (e.g. spans with ERROR logs)."""
-        return SpanFrame(
-            self.n,
-            self.trace,
-            self.trace_ids,
-            self.span_ids,
-            self.service,
-            self.services,
-            self.operation,
-            self.operations,
-            self.pod,
-            self.pods,
-            self.parent,
-            self.start,
-            self.duration,
-            self.kind,
-            self.error | extra,
-        )
+        return dataclasses.replace(self, error=self.error | extra)
 
 
 def _codes(col: pa.ChunkedArray | pa.Array, fill: str = "") -> tuple[I32, tuple[str, ...]]:
@@ -131,7 +118,23 @@ def span_frame(spans: pa.Table) -> SpanFrame:
         e64 = np.zeros(0, dtype=np.int64)
         e32 = np.zeros(0, dtype=np.int32)
         return SpanFrame(
-            0, e64, (), (), e32, (), e32, (), e32, (), e64, e64, e64, np.zeros(0, np.int8), np.zeros(0, bool)
+            n=0,
+            trace=e64,
+            trace_ids=(),
+            span_ids=(),
+            service=e32,
+            services=(),
+            operation=e32,
+            operations=(),
+            pod=e32,
+            pods=(),
+            parent=e64,
+            start=e64,
+            duration=e64,
+            kind=np.zeros(0, np.int8),
+            error=np.zeros(0, bool),
+            peer=e32,
+            peers=(),
         )
     rows = pa.array(np.arange(n, dtype=np.int64))
     keys = pa.table({"trace_id": spans.column("trace_id"), "span_id": spans.column("span_id"), "row": rows})
@@ -157,6 +160,10 @@ def span_frame(spans: pa.Table) -> SpanFrame:
     operations = tuple((services[int(k.split("\x1f", 1)[0])], k.split("\x1f", 1)[1]) for k in op_keys)
     pod_col = pc.coalesce(spans.column("k8s_pod_name"), spans.column("service_instance_id"), pa.scalar(""))
     pod, pods = _codes(pod_col)
+    if "peer_service" in spans.column_names:
+        peer, peers = _codes(spans.column("peer_service"))
+    else:
+        peer, peers = np.zeros(n, dtype=np.int32), ("",)
     return SpanFrame(
         n=n,
         trace=trace.astype(np.int64),
@@ -173,4 +180,6 @@ def span_frame(spans: pa.Table) -> SpanFrame:
         duration=np.maximum(_int_col(spans, "duration_ns"), 0),
         kind=_int_col(spans, "kind").astype(np.int8),
         error=_error_mask(spans),
+        peer=peer,
+        peers=peers,
     )

@@ -57,4 +57,3 @@ class IntakeHolds(Protocol):
         """Request ``seq`` is never to be replayed: it was refused (the client sends it
         again) or the store rejected it for good (counted as dropped)."""
         ...
-

@@ -8,10 +8,14 @@ reason              group of spans                          a span is *affected*
 LOG_PATTERN         operation x log signature               its signature is that one
 SLOW_EXECUTION      operation x pod                         exclusive time > baseline quantile
 SLOW_CALLS_INTO     callee service x callee pod             edge time > baseline quantile
-ERROR_ORIGIN        operation x pod                         the span failed (status, HTTP, gRPC)
+FAILED_CALLS_INTO   callee service x callee pod             the CLIENT span failed, the callee's
+                    (CLIENT spans whose callee is known)    own span did not (or it sent none)
+ERROR_ORIGIN        operation x pod                         the span failed (status, HTTP, gRPC),
+                                                            unless FAILED_CALLS_INTO took it
 ==================  ======================================  ===================================
 
-(see :mod:`faultlens.rca.signatures` for log signatures, :func:`call_spans` for edge time.)
+(see :mod:`faultlens.rca.signatures` for log signatures, :func:`call_spans` for edge time,
+:func:`client_calls` for the callee of a CLIENT span.)
 
 A group *changed* when the lower confidence bound of its affected share exceeds the
 baseline's share. The affected spans of changed groups are *flagged*. A flagged span with
@@ -30,12 +34,12 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from faultlens.graph.frame import F64, I64, B, SpanFrame
+from faultlens.graph.frame import F64, I64, KIND_CLIENT, B, SpanFrame
 from faultlens.graph.propagation import strongest_descendant
 from faultlens.rca.model import BaselineModel, Finding, LogChange, LogEvidence, RcaConfig, Reason
 from faultlens.rca.stats import count_surprise
 
-__all__ = ["SpanEvidence", "call_spans", "span_evidence", "wilson_lower"]
+__all__ = ["SpanEvidence", "call_spans", "client_calls", "span_evidence", "wilson_lower"]
 
 
 def wilson_lower(k: npt.NDArray[np.float64] | float, n: npt.NDArray[np.float64] | float, z: float) -> F64:
@@ -64,6 +68,30 @@ def call_spans(frame: SpanFrame) -> tuple[B, I64, I64]:
     is_call = (frame.child_count == 1) & (child_of >= 0)
     edge_time = np.where(is_call, frame.duration - frame.duration[np.maximum(child_of, 0)], 0)
     return is_call, child_of, np.maximum(edge_time, 0).astype(np.int64)
+
+
+def client_calls(frame: SpanFrame, svc_key: I64, svc_index: dict[str, int]) -> tuple[B, I64, I64, B]:
+    """(tested, callee key, callee pod or -1, failed) per span, for CLIENT spans.
+
+    A CLIENT span's callee is the service of its one child in another service (a call
+    span), or, when it has no child, the instrumented service its ``peer.service`` names
+    (one of ``svc_index``): a callee killed, unreachable or answering before its own span
+    starts leaves its callers' CLIENT spans without a child. Its call *failed on the
+    callee's side* when the CLIENT span failed and the callee's own span did not (or there
+    is none): no answer, or an answer the caller rejected. A callee whose own span failed
+    is ERROR_ORIGIN's (its span is below the caller's).
+    """
+    is_call, child_of, _ = call_spans(frame)
+    child = np.maximum(child_of, 0)
+    peer_key = np.asarray([svc_index.get(p, -1) if p else -1 for p in frame.peers], dtype=np.int64)
+    named = peer_key[frame.peer] if frame.n else np.zeros(0, dtype=np.int64)
+    client = frame.kind == KIND_CLIENT
+    childless = frame.child_count == 0
+    tested = client & (is_call | (childless & (named >= 0)))
+    callee = np.where(is_call, svc_key[frame.service[child]], named)
+    pod = np.where(is_call, frame.pod[child].astype(np.int64), -1)
+    failed = tested & frame.error & ~(is_call & frame.error[child])
+    return tested, np.where(tested, callee, -1), pod, failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,12 +327,50 @@ def _threshold_family(
     return _Family(reason, group, affected, np.asarray(shares, dtype=np.float64), labels, details)
 
 
-def _error_family(frame: SpanFrame, base: SpanFrame, model: tuple[BaselineModel, float]) -> _Family | None:
-    if not frame.error.any():
+def _failed_calls_family(
+    frame: SpanFrame,
+    base: SpanFrame,
+    calls: tuple[B, I64, I64, B],
+    b_calls: tuple[B, I64, I64, B],
+    svc_names: list[str],
+    model: tuple[BaselineModel, float],
+) -> _Family | None:
+    """FAILED_CALLS_INTO: per (callee service, callee pod), the CLIENT spans into it that
+    failed on its side (:func:`client_calls`), against the baseline's share into that service."""
+    tested, callee, pod, failed = calls
+    if not failed.any():
+        return None
+    b_tested, b_callee, _, b_failed = b_calls
+    rows = np.nonzero(b_tested)[0]
+    b_keys = b_callee[rows].tolist()
+    per_min = _minute_counts(list(b_keys), b_failed[rows].tolist(), (base.start[rows] // NS_PER_MIN).tolist())
+    b_err = Counter(b_callee[b_failed].tolist())
+    b_tot = Counter(b_keys)
+    where = np.nonzero(tested)[0]
+    codes, labels = _encode([(int(callee[i]), int(pod[i])) for i in where.tolist()])
+    group = np.full(frame.n, -1, dtype=np.int64)
+    group[where] = codes
+    shares = np.zeros(len(labels))
+    out: list[tuple[str, str, str]] = []
+    for g, (c, p) in enumerate(labels):
+        assert isinstance(c, int) and isinstance(p, int)
+        shares[g] = baseline_share(b_err.get(c, 0), b_tot.get(c, 0), per_min.get(c, []), *model)
+        out.append((svc_names[c], "", frame.pods[p] if p >= 0 else ""))
+    what = "were calls into it that failed while its own span did not (no answer, or one the caller rejected)"
+    return _Family(Reason.FAILED_CALLS_INTO, group, failed.copy(), shares, out, [what] * len(labels))
+
+
+def _error_family(
+    frame: SpanFrame, base: SpanFrame, model: tuple[BaselineModel, float], taken: B, b_taken: B
+) -> _Family | None:
+    """ERROR_ORIGIN: failed spans per (operation, pod), but for those FAILED_CALLS_INTO took
+    (``taken``, ``b_taken``): a caller whose calls into a dead callee fail did not fail itself."""
+    errors, b_errors = frame.error & ~taken, base.error & ~b_taken
+    if not errors.any():
         return None
     b_ops = [base.operations[o] for o in base.operation.tolist()]
-    per_min = _minute_counts(list(b_ops), base.error.tolist(), (base.start // NS_PER_MIN).tolist())
-    b_err = Counter(base.operations[o] for o in base.operation[base.error].tolist())
+    per_min = _minute_counts(list(b_ops), b_errors.tolist(), (base.start // NS_PER_MIN).tolist())
+    b_err = Counter(base.operations[o] for o in base.operation[b_errors].tolist())
     b_tot = Counter(base.operations[o] for o in base.operation.tolist())
     keys: list[tuple[object, ...]] = [
         (o, p) for o, p in zip(frame.operation.tolist(), frame.pod.tolist(), strict=True)
@@ -318,7 +384,7 @@ def _error_family(frame: SpanFrame, base: SpanFrame, model: tuple[BaselineModel,
         shares[g] = baseline_share(b_err.get(op, 0), b_tot.get(op, 0), per_min.get(op, []), *model)
         out.append((op[0], op[1], frame.pods[p]))
     details = ["failed"] * len(labels)
-    return _Family(Reason.ERROR_ORIGIN, group, frame.error.copy(), shares, out, details)
+    return _Family(Reason.ERROR_ORIGIN, group, errors, shares, out, details)
 
 
 def _changed(fam: _Family, z: float) -> F64:
@@ -462,7 +528,12 @@ def span_evidence(
                 cfg,
             )
         )
-    err = _error_family(frame, base, _baseline_model(cfg))
+    calls = client_calls(frame, svc_key, svc_index)
+    b_calls = client_calls(base, b_svc_key, svc_index)
+    failed_calls = _failed_calls_family(frame, base, calls, b_calls, svc_names, _baseline_model(cfg))
+    if failed_calls is not None:
+        families.append(failed_calls)
+    err = _error_family(frame, base, _baseline_model(cfg), calls[3], b_calls[3])
     if err is not None:
         families.append(err)
 
