@@ -132,6 +132,7 @@ def test_a_callee_that_sends_no_spans_is_named_by_its_callers_failed_client_span
     top = _ranked(Knobs(span_kinds=True, c_down=True))[0]
     assert (top.service, top.reason) == ("c", Reason.FAILED_CALLS_INTO)
     assert "were calls into it that failed while its own span did not" in top.evidence[0]
+    assert top.pod == "" and " on " not in top.evidence[0]  # c's pod is unknown: not the caller's
 
 
 def test_an_answer_the_caller_rejects_is_the_callee_s() -> None:

@@ -402,6 +402,11 @@ def _changed(fam: _Family, z: float) -> F64:
     return np.where(tested & fam.affected, strength[np.maximum(fam.group, 0)], 0.0)
 
 
+# Families whose rows are the callers' spans, grouped by callee: a group's pod is the
+# callee's, known from its span or not at all, never the pod the callers' spans ran on.
+_CALLER_ROWS = frozenset({Reason.SLOW_CALLS_INTO, Reason.FAILED_CALLS_INTO})
+
+
 def _findings(fam: _Family, flagged: B, below: B, frame: SpanFrame, z: float) -> list[Finding]:
     """Per group, the changed share among its requests with nothing changed below them.
 
@@ -424,7 +429,7 @@ def _findings(fam: _Family, flagged: B, below: B, frame: SpanFrame, z: float) ->
     for g in np.nonzero(effect > 0)[0].tolist():
         service, operation, pod = fam.labels[g]
         rows = hit & ~below & (fam.group == g)
-        if not pod:
+        if not pod and fam.reason not in _CALLER_ROWS:  # the rows are the service's own spans
             pods = Counter(frame.pods[p] for p in frame.pod[rows].tolist()).most_common(1)
             pod = pods[0][0] if pods else ""
         where = f"{service}: {operation}" if operation else service
