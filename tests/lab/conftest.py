@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,6 +90,30 @@ def wait_line(proc: subprocess.Popen[str], needle: str, timeout_s: float = 30.0)
         if needle in line:
             return line
     raise AssertionError(f"{needle!r} not printed; got {seen}")
+
+
+def stop_with_ctrl_c(proc: subprocess.Popen[str], timeout_s: float = 60.0) -> tuple[int, str]:
+    """SIGINT to ``proc``, then its exit code and what it printed from then on.
+
+    Its output is read to the end meanwhile: a pipe nobody reads fills up (64 KiB) and
+    blocks the writer, which then never exits. If it has not exited in ``timeout_s``, it
+    is asked for every thread's stack (``lab run`` dumps them on SIGUSR1) and the test
+    fails with that and the output.
+    """
+    assert proc.stdout is not None
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.extend(proc.stdout or ()), daemon=True)
+    reader.start()
+    proc.send_signal(signal.SIGINT)
+    try:
+        code = proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(2.0)
+        printed = "".join(out)
+        raise AssertionError(f"not stopped {timeout_s:.0f} s after Ctrl-C; it printed:\n{printed}") from None
+    reader.join(10.0)
+    return code, "".join(out)
 
 
 def lab_names_with(prefix: str) -> list[str]:

@@ -15,6 +15,7 @@ has the rest.
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 import tempfile
 import threading
@@ -178,6 +179,8 @@ def run(
         stop.set()
 
     previous = signal.signal(signal.SIGTERM, on_term)
+    # A lab that does not stop can be asked where it is: kill -USR1 PID prints every thread's stack.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     runner = LabRunner(topo, work, options, labels=labels)
     status = 0
     try:
