@@ -73,6 +73,7 @@ __all__ = ["CpuUsage", "LabError", "LabOptions", "LabRunner"]
 
 READY_TIMEOUT_S = 20.0
 STOP_GRACE_S = 8.0
+KILL_WAIT_S = 5.0  # after SIGKILL, how long the runner waits for its children to be gone, all together
 LOOPBACK = "127.0.0.1"
 
 log = logging.getLogger("faultlens.lab")
@@ -374,8 +375,10 @@ class LabRunner:
                 c.proc.wait(max(0.1, deadline - time.monotonic()))
         for c in children:
             c.signal_group(signal.SIGKILL)  # the group: anything a child started, too
+        deadline = time.monotonic() + KILL_WAIT_S  # one wait for all: a loaded machine reaps slowly
+        for c in children:
             with contextlib.suppress(subprocess.TimeoutExpired):
-                c.proc.wait(2.0)
+                c.proc.wait(max(0.1, deadline - time.monotonic()))
 
     # --- faults -------------------------------------------------------------------------
 
