@@ -174,11 +174,19 @@ def run(
         )
 
     stop = threading.Event()
+    interrupted = threading.Event()
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
+    def on_int(signum: int, frame: FrameType | None) -> None:
+        interrupted.set()
+        stop.set()
+
+    # Handled, not left to Python's KeyboardInterrupt: a process started with SIGINT ignored
+    # (a shell's background job, a CI runner) gets no KeyboardInterrupt, and Ctrl-C then did nothing.
     previous = signal.signal(signal.SIGTERM, on_term)
+    previous_int = signal.signal(signal.SIGINT, on_int)
     # A lab that does not stop can be asked where it is: kill -USR1 PID prints every thread's stack.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     runner = LabRunner(topo, work, options, labels=labels)
@@ -198,6 +206,8 @@ def run(
             typer.echo(f"fault {label.id} {event}: {label.type.value} on {label.service} ({label.mechanism})")
 
         runner.run_schedule(schedule, duration_s, stop, on_event=on_event)
+        if interrupted.is_set():
+            raise KeyboardInterrupt
     except KeyboardInterrupt:
         typer.echo("interrupted (Ctrl-C): stopping the lab", err=True)
         status = 130
@@ -207,6 +217,7 @@ def run(
     finally:
         runner.shutdown()
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         if relay is not None and manifest is not None and record is not None:
             relay.shutdown()
             manifest.end_ns = time.time_ns()
