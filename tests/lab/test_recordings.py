@@ -1,9 +1,10 @@
 """The lab runs recorded once and committed (``tests/lab/recordings``), read back as a user would.
 
 How they were made, and what they hold, is in ``tests/lab/recordings/README.md``. The
-runs recorded at test time elsewhere in this folder are seconds long; these are long
+runs recorded at test time elsewhere in this folder are seconds long; the star run is long
 enough (8 minutes, faults after 4) for the analysis to warm up and open incidents, so
-``faultlens eval live`` on one scores what the server found on real lab telemetry.
+``faultlens eval live`` on it scores what the server found on real lab telemetry; the
+3-minute ring run is replayed into a server.
 """
 
 from __future__ import annotations
@@ -19,28 +20,30 @@ from .conftest import cli_command, settle
 
 RECORDINGS = Path(__file__).parent / "recordings"
 STAR = RECORDINGS / "star-8m"
-HIERARCHICAL = RECORDINGS / "hierarchical-8m"
+RING = RECORDINGS / "ring-3m"
 
 
 def test_the_recordings_are_whole_and_small() -> None:
     total = 0
-    for rec in (STAR, HIERARCHICAL):
+    for rec, minutes in ((STAR, 8), (RING, 3)):
         manifest = read_manifest(rec)
-        assert manifest.end_ns is not None and manifest.end_ns - manifest.start_ns >= 7 * 60 * 10**9
+        assert manifest.end_ns is not None
+        assert manifest.end_ns - manifest.start_ns >= (minutes - 0.5) * 60 * 10**9
         labels = [json.loads(line) for line in (rec / "labels.jsonl").read_text().splitlines()]
         assert [label["event"] for label in labels] == ["start", "end", "start", "end"]
         assert all(manifest.start_ns < label["start_ns"] < manifest.end_ns for label in labels)
         total += sum(f.stat().st_size for f in rec.iterdir())
-    assert total < 5 * 2**20  # a few MB of fixtures at most
+    assert total < 4 * 2**20  # a few MB of fixtures at most
+    assert all(f.stat().st_size < 2 * 2**20 for rec in (STAR, RING) for f in rec.iterdir())
 
 
 def test_a_committed_recording_replays_every_item_into_a_server(server: InProcessServer) -> None:
-    manifest = read_manifest(HIERARCHICAL)
+    manifest = read_manifest(RING)
     replay = subprocess.run(
         cli_command(
             "replay",
             "lab",
-            str(HIERARCHICAL),
+            str(RING),
             "--endpoint",
             f"127.0.0.1:{server.ports['otlp-grpc']}",
             "--shift-to-now",
