@@ -10,7 +10,8 @@ appends one JSON line to ``<dir>/memory.jsonl`` with, side by side:
 - ``malloc``: glibc's ``mallinfo2`` (heap arenas, mapped blocks, in use, free);
 - ``arrow``: bytes the Arrow memory pool has allocated, and its backend;
 - ``duckdb``: ``duckdb_memory()`` of the store file's DuckDB instance, by tag, and the
-  limit it is held to (only the ``duckdb`` backend);
+  limit it is held to, and under ``filters`` the bytes of the store's trace id and
+  attribute filters (only the ``duckdb`` backend);
 - ``python``: objects the cyclic collector tracks, and, when tracemalloc traces, the
   memory it has seen allocated.
 
@@ -189,6 +190,14 @@ class MemoryWatch:
                 log.exception("memory watch: writing a sample failed")
 
 
+def _store_memory(instance_memory: Callable[[Path], dict[str, Any]], path: Path) -> dict[str, Any]:
+    """``duckdb_memory()`` of the file at ``path``, with the bytes the store's in-process
+    filters (trace ids, attribute pairs) hold, under ``filters``."""
+    from faultlens.store._trace_filter import shared_filter_bytes
+
+    return {**instance_memory(path), "filters": shared_filter_bytes()}
+
+
 def from_environ(store: StoreConfig) -> MemoryWatch | None:
     """:meth:`MemoryWatch.from_env` on this process's environment, reading the DuckDB
     instance of ``store`` when it is the ``duckdb`` backend."""
@@ -199,5 +208,5 @@ def from_environ(store: StoreConfig) -> MemoryWatch | None:
         from faultlens.store._connection import instance_memory
         from faultlens.store.duckdb_store import DB_FILENAME
 
-        duckdb_memory = functools.partial(instance_memory, store.data_dir / DB_FILENAME)
+        duckdb_memory = functools.partial(_store_memory, instance_memory, store.data_dir / DB_FILENAME)
     return MemoryWatch.from_env(os.environ, duckdb_memory)

@@ -77,6 +77,7 @@ __all__ = [
     "mix64",
     "release_shared",
     "release_trace_filter",
+    "shared_filter_bytes",
     "shared",
     "trace_filter",
 ]
@@ -242,6 +243,13 @@ def shared(key: str, name: str, make: Callable[[], _F]) -> _F:
             found = make()
         _filters[(key, name)] = (found, users + 1)
         return cast(_F, found)
+
+
+def shared_filter_bytes() -> dict[str, int]:
+    """Memory each shared filter of this process holds (its arrays), by ``file:name``."""
+    with _filters_lock:
+        found = list(_filters.items())
+    return {f"{key}:{name}": int(getattr(f, "nbytes", 0)) for (key, name), (f, _) in found}
 
 
 def release_shared(key: str, name: str) -> None:

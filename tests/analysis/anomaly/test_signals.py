@@ -9,14 +9,39 @@ import pytest
 
 from faultlens.analysis.anomaly import explain, resource_observations
 from faultlens.analysis.anomaly.signals import (
+    ErrorRatio,
     Utilisation,
     UtilisationOf,
+    error_ratio,
     resource_key,
     serving_latency,
     utilisation,
 )
 from faultlens.decode.schema import METRIC_SCHEMA
 from faultlens.store.testing import metric_row
+
+
+@pytest.mark.parametrize(
+    ("name", "unit", "expected"),
+    [
+        ("service.success.rate", "%", ErrorRatio(100.0, counts_successes=True)),
+        ("grpc_success_ratio", "1", ErrorRatio(1.0, counts_successes=True)),
+        ("http.server.error.rate", "%", ErrorRatio(100.0, counts_successes=False)),
+        ("rpc.failure.ratio", "1", ErrorRatio(1.0, counts_successes=False)),
+        ("http.server.error.rate", "{error}/s", None),  # errors per second: a count, not a share
+        ("service.success.count", "1", None),  # no rate or ratio in the name
+        ("container.cpu.usage.rate", "%", None),
+    ],
+)
+def test_error_ratio(name: str, unit: str, expected: ErrorRatio | None) -> None:
+    assert error_ratio(name, unit) == expected
+
+
+def test_failed_share_is_the_complement_of_successes_and_clamped() -> None:
+    assert ErrorRatio(100.0, counts_successes=True).failed_share(94.0) == pytest.approx(0.06)
+    assert ErrorRatio(1.0, counts_successes=False).failed_share(0.25) == pytest.approx(0.25)
+    assert ErrorRatio(100.0, counts_successes=True).failed_share(101.0) == 0.0
+    assert ErrorRatio(1.0, counts_successes=False).failed_share(3.0) == 1.0
 
 
 @pytest.mark.parametrize(

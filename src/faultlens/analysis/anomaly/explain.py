@@ -15,6 +15,7 @@ _WHAT = {
     SeriesKind.LOG_COUNT: "count of log",
     SeriesKind.ERROR_LOGS: "error logs",
     SeriesKind.RESOURCE: "",
+    SeriesKind.GAUGE_ERROR_RATE: "failed share",
     SeriesKind.NEW_LOG_TEMPLATE: "new log template",
     SeriesKind.MISSING_LOG_TEMPLATE: "missing log template",
     SeriesKind.NEW_ERROR: "new error",
@@ -22,7 +23,7 @@ _WHAT = {
 
 
 def format_value(kind: SeriesKind, value: float) -> str:
-    if kind in (SeriesKind.ERROR_RATE, SeriesKind.EDGE_ERROR_RATE):
+    if kind in (SeriesKind.ERROR_RATE, SeriesKind.EDGE_ERROR_RATE, SeriesKind.GAUGE_ERROR_RATE):
         return f"{value * 100:.1f}%"
     if kind == SeriesKind.THROUGHPUT:
         return f"{value:.2f} req/s"
@@ -46,6 +47,9 @@ def explain(key: SeriesKey, observed: float, expected: float) -> str:
         subject = f"{key.name} of calls from {key.service} to {key.peer} (as {seen_by} saw them)"
     elif key.kind == SeriesKind.RESOURCE:
         subject = f"{key.name} of {key.resource or key.service}"
+    elif key.kind == SeriesKind.GAUGE_ERROR_RATE:
+        calls = f"calls from {key.service} to {key.peer}" if key.peer else (key.resource or key.service)
+        subject = f"failed share of {calls} (from {key.name})"
     elif key.kind in (SeriesKind.EDGE_LATENCY_P90, SeriesKind.EDGE_ERROR_RATE):
         subject = f"{_WHAT[key.kind]} from {key.service} to {key.peer}"
     elif key.kind == SeriesKind.LOG_COUNT:

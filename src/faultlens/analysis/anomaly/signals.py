@@ -22,8 +22,10 @@ from faultlens.analysis.anomaly.types import SeriesKey, SeriesKind
 __all__ = [
     "PEER_ATTRIBUTE",
     "TIME_UNITS",
+    "ErrorRatio",
     "Utilisation",
     "UtilisationOf",
+    "error_ratio",
     "outgoing",
     "peer_column",
     "resource_key",
@@ -67,6 +69,44 @@ def utilisation(name: str, unit: str | None) -> Utilisation | None:
         return Utilisation(UtilisationOf.CPU, capacity)
     if "memory" in words:
         return Utilisation(UtilisationOf.MEMORY, capacity)
+    return None
+
+
+_SUCCESS_WORDS = frozenset({"success", "successful", "succeeded"})
+_FAILURE_WORDS = frozenset({"error", "errors", "failure", "failures", "failed"})
+_RATIO_WORDS = frozenset({"rate", "ratio", "share", "fraction"})
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRatio:
+    """A gauge of the share of requests that failed, or that succeeded: its capacity in the
+    gauge's own unit (100 for ``%``) and which of the two it counts."""
+
+    capacity: float
+    counts_successes: bool
+
+    def failed_share(self, value: float) -> float:
+        """The share (0..1) of requests that failed, from one value of the gauge."""
+        failed = self.capacity - value if self.counts_successes else value
+        return min(1.0, max(0.0, failed / self.capacity))
+
+
+def error_ratio(name: str, unit: str | None) -> ErrorRatio | None:
+    """The error ratio a gauge measures: unit ``%`` or ``1``, and a name that says a rate or
+    ratio of successes (``service.success.rate``, ``grpc_success_ratio``) or of errors or
+    failures (``http.server.error.rate``). A gauge like that is a service level indicator:
+    what the service's callers feel, so detection treats its rise in failures as errors."""
+    unit = (unit or "").strip()
+    if unit not in ("%", "1"):
+        return None
+    words = set(name.lower().replace("_", ".").split("."))
+    if not words & _RATIO_WORDS:
+        return None
+    capacity = 100.0 if unit == "%" else 1.0
+    if words & _SUCCESS_WORDS:
+        return ErrorRatio(capacity, counts_successes=True)
+    if words & _FAILURE_WORDS:
+        return ErrorRatio(capacity, counts_successes=False)
     return None
 
 

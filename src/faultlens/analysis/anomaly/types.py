@@ -20,6 +20,8 @@ class SeriesKind(enum.StrEnum):
     LOG_COUNT = "log_count"
     ERROR_LOGS = "error_logs"
     RESOURCE = "resource"
+    # A gauge that reports a share of failed (or succeeded) requests, as the failed share.
+    GAUGE_ERROR_RATE = "gauge_error_rate"
     # Novelty: no baseline of values, an event of its own (see :mod:`.agreement`).
     NEW_LOG_TEMPLATE = "new_log_template"
     MISSING_LOG_TEMPLATE = "missing_log_template"
@@ -136,6 +138,10 @@ def _default_abs_floor() -> dict[SeriesKind, float]:
         SeriesKind.LOG_COUNT: 2.0,
         SeriesKind.ERROR_LOGS: 1.0,
         SeriesKind.RESOURCE: 1e-9,
+        # A share of failures a service reports over all its requests of the window, with no
+        # request count beside it: half a point, the whole error budget of a 99.5% objective,
+        # so a score of 5 is a failed share risen by 2.5 points (five times that budget).
+        SeriesKind.GAUGE_ERROR_RATE: 0.005,
     }
 
 
@@ -159,6 +165,7 @@ def _default_directions() -> dict[SeriesKind, tuple[Direction, ...]]:
         SeriesKind.ERROR_LOGS: up,
         SeriesKind.THROUGHPUT: both,
         SeriesKind.RESOURCE: both,
+        SeriesKind.GAUGE_ERROR_RATE: up,
     }
 
 

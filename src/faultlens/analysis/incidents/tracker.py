@@ -331,7 +331,8 @@ class IncidentTracker:
 def _severity(members: tuple[Anomaly, ...], services: set[str]) -> Severity:
     top = max(a.score for a in members)
     errors = any(
-        a.key.kind in (SeriesKind.ERROR_RATE, SeriesKind.EDGE_ERROR_RATE) and a.observed >= 0.5
+        a.key.kind in (SeriesKind.ERROR_RATE, SeriesKind.EDGE_ERROR_RATE, SeriesKind.GAUGE_ERROR_RATE)
+        and a.observed >= 0.5
         for a in members
     )
     if errors or len(services) >= 5:

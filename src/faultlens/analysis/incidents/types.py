@@ -79,7 +79,12 @@ class IncidentConfig:
     supporting_kinds: frozenset[SeriesKind] = frozenset({SeriesKind.RESOURCE, *NOVELTY_KINDS})
     agreement_opens: bool = True
     persistent_kinds: frozenset[SeriesKind] = frozenset(
-        {SeriesKind.ERROR_LOGS, SeriesKind.ERROR_RATE, SeriesKind.EDGE_ERROR_RATE}
+        {
+            SeriesKind.ERROR_LOGS,
+            SeriesKind.ERROR_RATE,
+            SeriesKind.EDGE_ERROR_RATE,
+            SeriesKind.GAUGE_ERROR_RATE,
+        }
     )
 
     def __post_init__(self) -> None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -49,6 +49,7 @@ from faultlens.analysis.anomaly import (
     template_anomalies,
 )
 from faultlens.analysis.anomaly.agreement import Agreement, AgreementConfig, reporting_services
+from faultlens.analysis.anomaly.signals import error_ratio
 from faultlens.analysis.errors import (
     Classifier,
     ErrorEvent,
@@ -458,7 +459,18 @@ class AnalysisEngine:
                 obs += red_observations(data.red, coverage=coverage)
                 obs += edge_observations(data.edges)
         for key, (total, n) in sorted(data.resources.items()):
-            obs.append(Observation(key, start, wn, total / n))
+            ratio = error_ratio(key.name, self.metric_units.get(key.name))
+            if ratio is None:
+                obs.append(Observation(key, start, wn, total / n))
+            else:  # a share of failed requests: an error signal, not a resource (see signals)
+                obs.append(
+                    Observation(
+                        replace(key, kind=SeriesKind.GAUGE_ERROR_RATE),
+                        start,
+                        wn,
+                        ratio.failed_share(total / n),
+                    )
+                )
         if data.has_logs:
             self.known_log_services.update(data.logs)
             if self.log_segments.coverage(start, start + wn) >= self.config.min_coverage:
@@ -603,8 +615,6 @@ def _templates_seen(matches: Iterable[TemplateObservation]) -> list[TemplateSeen
 
 
 def _with_buckets(g: ErrorGroup, buckets: tuple[tuple[int, int], ...]) -> ErrorGroup:
-    from dataclasses import replace
-
     return replace(g, buckets=buckets)
 
 
