@@ -77,8 +77,8 @@ __all__ = [
     "mix64",
     "release_shared",
     "release_trace_filter",
-    "shared_filter_bytes",
     "shared",
+    "shared_filter_bytes",
     "trace_filter",
 ]
 
