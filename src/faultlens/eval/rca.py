@@ -165,7 +165,7 @@ DEFAULT_BASELINES: dict[str, Method] = {
 
 # The leave-one-day-out grid: our two main knobs, a few principled values each.
 LODO_GRID: tuple[dict[str, float], ...] = tuple(
-    {"confidence_z": z, "explain_ratio": r} for z in (1.5, 2.0, 2.5) for r in (0.5, 1.0)
+    {"confidence_z": z, "explain_ratio": r} for z in (2.0, 2.5, 3.0) for r in (0.5, 1.0)
 )
 
 

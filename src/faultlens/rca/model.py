@@ -150,8 +150,8 @@ class RcaConfig:
     """Tuning of the ranking; few knobs, each with a meaning rather than a fitted weight.
 
     - ``confidence_z``: the z of the one-sided lower confidence bound taken on every
-      share (2.0 ~ 97.7 %); it is what keeps a 3-call operation from outranking a
-      300-call one.
+      share (3.0 ~ 99.9 %: the three standard errors of the significance bar, ``min_z``);
+      it is what keeps a 3-call operation from outranking a 300-call one.
     - ``explain_ratio``: a changed span is taken to pass on a change from below only when
       some span below it changed at least this fraction as strongly (0.5: strengths are
       shares of different populations, so a caller whose every request hits a callee's
@@ -165,7 +165,7 @@ class RcaConfig:
     - ``resource_floor``: utilisation rises smaller than this share of capacity are ignored.
     """
 
-    confidence_z: float = 2.0
+    confidence_z: float = 3.0
     explain_ratio: float = 0.5
     baseline_model: BaselineModel = BaselineModel.SPREAD
     slow_quantile: float = 0.95
