@@ -20,7 +20,12 @@ import httpx
 import pytest
 from google.protobuf.message import Message
 
-from faultlens.testing.payloads import build_logs_request, build_metrics_request, build_trace_request
+from faultlens.testing.payloads import (
+    build_logs_request,
+    build_metrics_request,
+    build_trace_request,
+    to_otlp_json,
+)
 from faultlens.testing.process import ServerProcess, start_server
 
 TRIALS = 20
@@ -34,25 +39,25 @@ def _tag(message: Message, resources: str, name: str) -> None:
 
 
 # path, table, a request of n's rows and its row count
-_SIGNALS: list[tuple[str, str, Callable[[int], tuple[bytes, int]]]] = []
+_SIGNALS: list[tuple[str, str, Callable[[int], tuple[Message, int]]]] = []
 
 
-def _traces(n: int) -> tuple[bytes, int]:
+def _traces(n: int) -> tuple[Message, int]:
     req = build_trace_request(n_spans=40, services=1, attrs_per_span=4, seed=n)
     _tag(req, "resource_spans", f"req-{n}")
-    return req.SerializeToString(), 40
+    return req, 40
 
 
-def _logs(n: int) -> tuple[bytes, int]:
+def _logs(n: int) -> tuple[Message, int]:
     req = build_logs_request(n_records=30, services=1, seed=n)
     _tag(req, "resource_logs", f"req-{n}")
-    return req.SerializeToString(), 30
+    return req, 30
 
 
-def _metrics(n: int) -> tuple[bytes, int]:
+def _metrics(n: int) -> tuple[Message, int]:
     req = build_metrics_request(services=1, points_per_metric=2, seed=n)
     _tag(req, "resource_metrics", f"req-{n}")
-    return req.SerializeToString(), 14
+    return req, 14
 
 
 _SIGNALS = [
@@ -77,13 +82,16 @@ class _Sender:
         with httpx.Client(timeout=5) as client:
             while not stop.is_set():
                 path, table, build = _SIGNALS[n % len(_SIGNALS)]
-                body, rows = build(n)
+                message, rows = build(n)
+                # Every other round of signals goes as OTLP/JSON, which the intake log keeps
+                # as the protobuf its decoding made of it.
+                as_json = (n // len(_SIGNALS)) % 2 == 1
                 self.sent[n] = (table, rows)
                 try:
                     r = client.post(
                         f"http://127.0.0.1:{self.port}{path}",
-                        content=body,
-                        headers={"Content-Type": "application/x-protobuf"},
+                        content=to_otlp_json(message) if as_json else message.SerializeToString(),
+                        headers={"Content-Type": "application/json" if as_json else "application/x-protobuf"},
                     )
                 except httpx.HTTPError:
                     break
@@ -160,7 +168,7 @@ def test_a_torn_tail_is_cut_off_and_the_rest_replayed(tmp_path: Path) -> None:
     try:
         with httpx.Client(timeout=5) as client:
             for n in range(3):
-                body, _ = _traces(n)
+                body = _traces(n)[0].SerializeToString()
                 r = client.post(
                     f"http://127.0.0.1:{server.http_port}/v1/traces",
                     content=body,
