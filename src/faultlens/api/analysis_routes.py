@@ -323,7 +323,8 @@ class RootCauseOut(_Body):
     pod: str = Field(description='The pod of the strongest evidence ("" when none).')
     reason: str = Field(
         description="`log_pattern`, `error_origin`, `changed_answer`, `slow_execution`, "
-        "`slow_calls_into`, `failed_calls_into`, `cpu_saturation` or `memory_pressure`."
+        "`slow_calls_into`, `failed_calls_into`, `failed_requests`, `cpu_saturation` or "
+        "`memory_pressure`."
     )
     score: float = Field(description="Effect of the strongest evidence, 0..1.")
     confidence: float = Field(description="This root cause's share of the scores of all listed, 0..1.")

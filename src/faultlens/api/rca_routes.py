@@ -196,7 +196,8 @@ class CandidateOut(_Body):
     pod: str = Field(description='The pod of the strongest finding ("" when none).')
     reason: str = Field(
         description="`log_pattern`, `error_origin`, `changed_answer`, `slow_execution`, "
-        "`slow_calls_into`, `failed_calls_into`, `cpu_saturation` or `memory_pressure`."
+        "`slow_calls_into`, `failed_calls_into`, `failed_requests`, `cpu_saturation` or "
+        "`memory_pressure`."
     )
     score: float = Field(description="Effect of the strongest finding, 0..1.")
     evidence: list[str] = Field(description="One line per finding, strongest first.")

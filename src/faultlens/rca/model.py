@@ -49,6 +49,7 @@ class Reason(enum.StrEnum):
     SLOW_EXECUTION = "slow_execution"  # exclusive time of an operation on a pod rose
     SLOW_CALLS_INTO = "slow_calls_into"  # time added on calls into a pod (network, queueing)
     FAILED_CALLS_INTO = "failed_calls_into"  # calls into it failed, its own spans did not (or it sent none)
+    FAILED_REQUESTS = "failed_requests"  # the failed share its success / error ratio gauge reports rose
     CPU_SATURATION = "cpu_saturation"  # a pod's CPU utilisation rose above its normal range
     MEMORY_PRESSURE = "memory_pressure"  # a pod's memory utilisation rose above its normal range
 

@@ -12,7 +12,10 @@ How the evidence is combined, and why this way:
   in the trace), so callers that react to a failing callee are not blamed for it.
 - A caller's log-pattern finding whose requests parted from their usual call path right
   after one callee is that callee's (:mod:`.anchors`, ``changed_answer``); call-edge latency
-  gauges add ``slow_calls_into`` findings (:func:`.resources.edge_findings`).
+  gauges add ``slow_calls_into`` findings (:func:`.resources.edge_findings`), and a service's
+  own success or error ratio gauge ``failed_requests`` (:func:`.resources.error_ratio_findings`).
+- Service names equal but for letter case (``Frontend`` beside ``frontend``: a scrape job's
+  label beside the SDK's ``service.name``) are one service, named as the spans name it.
 - Ties are broken by the next strongest findings, then by name (deterministic).
 
 Pure: tables and a config in, a :class:`~.model.RcaResult` out; no I/O, no clock.
@@ -21,9 +24,11 @@ Pure: tables and a config in, a :class:`~.model.RcaResult` out; no I/O, no clock
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import replace
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from faultlens.analysis.templates.drain import Drain
 from faultlens.graph.build import build_service_graph
@@ -31,7 +36,7 @@ from faultlens.graph.frame import span_frame
 from faultlens.graph.propagation import propagation_chains
 from faultlens.rca.anchors import hand_over
 from faultlens.rca.model import Candidate, Finding, LogChange, LogEvidence, Observations, RcaConfig, RcaResult
-from faultlens.rca.resources import edge_findings, resource_findings
+from faultlens.rca.resources import edge_findings, error_ratio_findings, resource_findings
 from faultlens.rca.signatures import TEMPLATE_PREFIX, log_keys, span_signatures, usual_signatures
 from faultlens.rca.spans import span_evidence
 
@@ -59,11 +64,14 @@ def rank_root_causes(
         *hand_over(described, (frame, sigs), (base, base_sigs), usual),
         *resource_findings(current.metrics, baseline.metrics, cfg),
         *edge_findings(current.metrics, baseline.metrics, cfg),
+        *error_ratio_findings(current.metrics, baseline.metrics),
     ]
 
+    named = _one_name_per_service(current, baseline)
     by_service: dict[str, list[Finding]] = defaultdict(list)
     for f in findings:
-        by_service[f.service].append(f)
+        name = named(f.service)
+        by_service[name].append(f if name == f.service else replace(f, service=name))
     ranked: list[tuple[tuple[float, ...], str, list[Finding]]] = []
     for service, fs in by_service.items():
         fs.sort(key=lambda f: (-f.effect, f.reason.value, f.operation, f.pod))
@@ -86,6 +94,37 @@ def rank_root_causes(
     graph = build_service_graph(current.spans, frame=frame)
     chains = propagation_chains(graph, build_service_graph(baseline.spans, frame=base))
     return RcaResult(tuple(candidates), chains, graph, int(spans.originated.sum()))
+
+
+def _one_name_per_service(*sides: Observations) -> Callable[[str], str]:
+    """A service name -> the name of that service most of the telemetry uses.
+
+    Names equal but for letter case are taken for one service (a scrape job's ``Frontend``
+    beside the SDK's ``frontend``), named as the spans name it; with no spans under any of
+    them, as the logs do; else as the most metric points do. A tie leaves each name as it is.
+    """
+    counts: list[dict[str, int]] = [defaultdict(int), defaultdict(int), defaultdict(int)]
+    for side in sides:
+        for i, t in enumerate((side.spans, side.logs, side.metrics)):
+            if t.num_rows and "service_name" in t.column_names:
+                for row in pc.value_counts(t.column("service_name")).to_pylist():
+                    if row["values"]:
+                        counts[i][row["values"]] += row["counts"]
+    folded: dict[str, set[str]] = defaultdict(set)
+    for by_name in counts:
+        for n in by_name:
+            folded[n.casefold()].add(n)
+    chosen: dict[str, str] = {}
+    for names in folded.values():
+        if len(names) < 2:
+            continue
+        for by_name in counts:
+            ranked = sorted(((by_name.get(n, 0), n) for n in names), reverse=True)
+            if ranked[0][0] > 0:
+                if ranked[0][0] > ranked[1][0]:
+                    chosen.update((n, ranked[0][1]) for n in names)
+                break
+    return lambda name: chosen.get(name, name)
 
 
 _SAMPLE_CHARS = 300

@@ -1,4 +1,5 @@
-"""Resource evidence: a pod's CPU or memory utilisation above its normal range.
+"""Metric evidence: a pod's CPU or memory utilisation above its normal range, time added on
+call edges, and the failed share a service's success or error ratio gauge reports.
 
 Only *utilisation* series are read: a share of a capacity (unit ``%`` or ``1``) of CPU or
 memory of a container or pod, recognised by name and unit, never by which system sent
@@ -8,21 +9,27 @@ stress that pins a pod at 100 % from a normal 3 % is an effect of 0.97, the same
 "97 % of an operation's requests changed" in :mod:`faultlens.rca.spans`. Rises smaller
 than ``resource_floor`` are ignored. The robust z against the baseline is reported too.
 
+A success or error ratio gauge (:func:`~faultlens.analysis.anomaly.signals.error_ratio`)
+has a natural scale too: the share of requests that failed, the scale of every span finding.
+
 Other series (byte counters, syscalls, latency gauges) are left out on purpose: without
 a capacity their rises have no common scale, and spans measure latency better.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from faultlens.analysis.anomaly.signals import UtilisationOf, outgoing, peer_column, utilisation
+from faultlens.analysis.anomaly.signals import UtilisationOf, error_ratio, outgoing, peer_column, utilisation
+from faultlens.analysis.anomaly.types import GAUGE_ERROR_RATE_FLOOR
 from faultlens.rca.model import Finding, RcaConfig, Reason
 from faultlens.rca.stats import MAD_TO_SD
 
-__all__ = ["edge_findings", "resource_findings", "utilisation_kind"]
+__all__ = ["edge_findings", "error_ratio_findings", "resource_findings", "utilisation_kind"]
 
 _REASONS = {UtilisationOf.CPU: Reason.CPU_SATURATION, UtilisationOf.MEMORY: Reason.MEMORY_PRESSURE}
 
@@ -92,6 +99,79 @@ def resource_findings(metrics: pa.Table, base_metrics: pa.Table, cfg: RcaConfig)
                     last_ns=int(above.max()) if above.size else None,
                 )
             )
+    return out
+
+
+def error_ratio_findings(metrics: pa.Table, base_metrics: pa.Table) -> list[Finding]:
+    """Services whose own success or error ratio gauge reports more failed requests than ever
+    in the baseline.
+
+    Per (service, gauge, pod), each value becomes the failed share, 0..1. The effect is the
+    window's highest failed share less the baseline's highest: a share of requests, the scale
+    of the span findings (a fall from 100 % to 96 % success is an effect of 0.04). The robust
+    z is taken against the baseline's median and spread, with the spread's floor the
+    detector's for these gauges (half a point, the error budget of a 99.5 % objective), so a
+    gauge that never moved is not infinitely surprised. Only rises count: the gauge is the
+    service's callers' view of it, and a drop in failures is no one's fault. A gauge with no
+    baseline point of its own is not judged.
+    """
+    if metrics.num_rows == 0 or base_metrics.num_rows == 0:
+        return []
+    out: list[Finding] = []
+    units = dict(
+        zip(metrics.column("metric_name").to_pylist(), metrics.column("metric_unit").to_pylist(), strict=True)
+    )
+    for name in sorted(units):
+        ratio = error_ratio(name, units[name])
+        if ratio is None:
+            continue
+        cur = metrics.filter(pc.equal(metrics.column("metric_name"), name))
+        base = base_metrics.filter(pc.equal(base_metrics.column("metric_name"), name))
+        fail = np.vectorize(ratio.failed_share, otypes=[float])
+        cur_v = pc.fill_null(cur.column("value"), np.nan).to_numpy(zero_copy_only=False)
+        base_v = pc.fill_null(base.column("value"), np.nan).to_numpy(zero_copy_only=False)
+        cur_t = pc.fill_null(cur.column("time_unix_nano"), 0).to_numpy().astype(np.int64)
+        cur_rows, base_rows = _rows_by_service_pod(cur), _rows_by_service_pod(base)
+        for (service, pod), rows in sorted(cur_rows.items()):
+            v, t, b = cur_v[rows], cur_t[rows], base_v[base_rows.get((service, pod), [])]
+            t, v, b = t[np.isfinite(v)], v[np.isfinite(v)], b[np.isfinite(b)]
+            if not service or v.size == 0 or b.size == 0:
+                continue
+            now, before = fail(v), fail(b)
+            top, normal_top = float(now.max()), float(before.max())
+            effect = top - normal_top
+            if effect <= 0:
+                continue
+            med = float(np.median(before))
+            z = (top - med) / max(MAD_TO_SD * float(np.median(np.abs(before - med))), GAUGE_ERROR_RATE_FLOOR)
+            above = t[now > normal_top]
+            where = f" on {pod}" if pod else ""
+            text = (
+                f"{service}: {name}{where} reports {top:.1%} of requests failed vs baseline median "
+                f"{med:.1%}, max {normal_top:.1%} (robust z {z:.1f})"
+            )
+            out.append(
+                Finding(
+                    service,
+                    Reason.FAILED_REQUESTS,
+                    "",
+                    pod,
+                    effect,
+                    float(z),
+                    text,
+                    first_ns=int(above.min()) if above.size else None,
+                    last_ns=int(above.max()) if above.size else None,
+                )
+            )
+    return out
+
+
+def _rows_by_service_pod(t: pa.Table) -> dict[tuple[str, str], list[int]]:
+    """(service, pod) -> the rows of ``t`` that series holds."""
+    out: dict[tuple[str, str], list[int]] = defaultdict(list)
+    services = pc.fill_null(t.column("service_name"), "").to_pylist()
+    for i, key in enumerate(zip(services, _pod_column(t).to_pylist(), strict=True)):
+        out[key].append(i)
     return out
 
 

@@ -124,6 +124,13 @@ def _default_min_volume() -> dict[SeriesKind, float]:
     }
 
 
+# A share of failures a service reports over all its requests of the window, with no request
+# count beside it: half a point, the whole error budget of a 99.5% objective, so a score of 5
+# is a failed share risen by 2.5 points (five times that budget). Root-cause ranking judges
+# these gauges with the same floor (``rca.resources.error_ratio_findings``).
+GAUGE_ERROR_RATE_FLOOR = 0.005
+
+
 def _default_abs_floor() -> dict[SeriesKind, float]:
     # The smallest spread we believe in, so a perfectly flat history does not make any
     # wiggle infinitely surprising. Latencies are in ns, rates in 0..1, throughput per s.
@@ -138,10 +145,7 @@ def _default_abs_floor() -> dict[SeriesKind, float]:
         SeriesKind.LOG_COUNT: 2.0,
         SeriesKind.ERROR_LOGS: 1.0,
         SeriesKind.RESOURCE: 1e-9,
-        # A share of failures a service reports over all its requests of the window, with no
-        # request count beside it: half a point, the whole error budget of a 99.5% objective,
-        # so a score of 5 is a failed share risen by 2.5 points (five times that budget).
-        SeriesKind.GAUGE_ERROR_RATE: 0.005,
+        SeriesKind.GAUGE_ERROR_RATE: GAUGE_ERROR_RATE_FLOOR,
     }
 
 
