@@ -21,7 +21,8 @@ What it reports (one JSON object):
 - ``lost``: spans acknowledged to the client but not in the store once it has settled
   (no change for ``--settle-seconds``); ``dropped``: what the server counted as dropped,
   by consumer and reason; ``client_errors``: requests that failed for good (not
-  acknowledged, so not lost).
+  acknowledged, so not lost); ``analysis``: the anomalies, incident transitions and
+  root-cause rankings the server counted (a soak that opens no incident ranks nothing).
 - ``sender_kept_pace``: whether the sender sent everything within 5% of the planned time
   (on a loaded machine it may not, and the rate achieved is lower).
 
@@ -57,12 +58,15 @@ GROWTH_FROM_MINUTE = 5
 
 
 def server_counters(server: ServerProcess) -> dict[str, dict[str, float]]:
-    """The server's refusal and drop counters, by label values."""
+    """The server's refusal, drop and analysis counters, by label values."""
     text = httpx.get(f"{server.api}/metrics", timeout=10).text
     wanted = {
         "faultlens_receiver_refused_requests": ("reason",),
         "faultlens_receiver_refused_items": ("transport",),
         "faultlens_dropped_items": ("consumer", "reason"),
+        "faultlens_analysis_anomalies": (),
+        "faultlens_analysis_incidents": ("event",),
+        "faultlens_rca_rankings": ("outcome",),
     }
     out: dict[str, dict[str, float]] = {name: {} for name in wanted}
     for family in text_string_to_metric_families(text):
@@ -175,6 +179,12 @@ def _run(
             "server_refused_items": counters["faultlens_receiver_refused_items"],
         },
         "dropped": counters["faultlens_dropped_items"],
+        # What the analysis did with the load: a soak with no incident never ranks root causes.
+        "analysis": {
+            "anomalies": counters["faultlens_analysis_anomalies"],
+            "incidents": counters["faultlens_analysis_incidents"],
+            "rca_rankings": counters["faultlens_rca_rankings"],
+        },
         "client_errors": sent["errors"],
         "peak_rss_mib": round(peak_rss / MIB, 1),
         "peak_anon_mib": round(peak_anon / MIB, 1),
