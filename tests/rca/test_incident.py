@@ -260,6 +260,11 @@ def test_a_side_over_the_row_limit_is_read_in_slices(stores: tuple[DuckDBStore, 
     assert 0 < run.baseline_observed.coverage < 1
     assert "in slices" in run.answer.reason
     assert run.answer.root_causes[0].service == "c"
+    # Metric points are few: they are read whole, not one slice's worth of each gauge.
+    whole = WindowReader.for_store(store).read(run.window, frozenset({Signal.METRICS})).metrics
+    assert run.observed.metrics_whole and run.observed.metric_points == whole.num_rows > 0
+    assert run.baseline_observed.metrics_whole
+    assert "metric points whole" in run.answer.reason
 
 
 def test_an_answer_survives_its_json_form(ranker: RootCauseRanker) -> None:

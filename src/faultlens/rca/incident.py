@@ -58,8 +58,8 @@ from faultlens.rca.model import (
 )
 from faultlens.rca.rank import rank_root_causes
 from faultlens.store.analysis_base import ErrorGroupQuery, IncidentQuery, StoredErrorGroup
-from faultlens.store.window import TelemetryWindow, WindowReader
-from faultlens.types import TimeRange
+from faultlens.store.window import ALL_SIGNALS, TelemetryWindow, WindowReader
+from faultlens.types import Signal, TimeRange
 
 __all__ = [
     "IncidentHistory",
@@ -235,9 +235,16 @@ class SideCounts:
     logs: int
     metric_points: int
     coverage: float = 1.0  # < 1 when the side was read as slices
+    metrics_whole: bool = False  # the metric points were read whole although the rest was sliced
 
     def words(self) -> str:
-        read = "" if self.coverage >= 1 else f" (read {self.coverage:.1%} of its time, in slices)"
+        read = ""
+        if self.coverage < 1 and self.metrics_whole:
+            read = (
+                f" (spans and logs read for {self.coverage:.1%} of its time, in slices; metric points whole)"
+            )
+        elif self.coverage < 1:
+            read = f" (read {self.coverage:.1%} of its time, in slices)"
         return (
             f"{self.spans:,} spans, {self.logs:,} log records and {self.metric_points:,} metric points{read}"
         )
@@ -478,13 +485,31 @@ class RootCauseRanker:
         rate = self._probe_rate(ranges[-1])
         budget = self.windows.max_rows
         fraction = min(1.0, 0.8 * budget / max(rate * total_ns / NS_PER_S, 1.0))
+        # Metric points are few beside spans and logs: read whole when they fit, since a gauge
+        # sampled once a minute keeps about one point per slice (a 20-minute baseline read in
+        # 8 slices would judge it on 8 points, or fewer).
+        metrics = self._whole_metrics(ranges)
+        sliced = frozenset({Signal.TRACES, Signal.LOGS}) if metrics is not None else ALL_SIGNALS
         for _ in range(8):
             try:
-                obs, covered = self._read_slices(ranges, fraction)
-                return obs, SideCounts(obs.spans.num_rows, obs.logs.num_rows, obs.metrics.num_rows, covered)
+                obs, covered = self._read_slices(ranges, fraction, sliced)
             except UnsupportedQuery:
                 fraction /= 2
+                continue
+            if metrics is not None:
+                obs = replace(obs, metrics=metrics)
+            counts = SideCounts(
+                obs.spans.num_rows, obs.logs.num_rows, obs.metrics.num_rows, covered, metrics is not None
+            )
+            return obs, counts
         raise UnsupportedQuery("even thin slices of the window hold more rows than a read may")
+
+    def _whole_metrics(self, ranges: list[TimeRange]) -> pa.Table | None:
+        """Every metric point in ``ranges``, or None when a range holds more than a read may."""
+        try:
+            return _concat([self.windows.read(r, frozenset({Signal.METRICS})) for r in ranges]).metrics
+        except UnsupportedQuery:
+            return None
 
     def _probe_rate(self, r: TimeRange) -> float:
         """Rows per second of the busiest signal, from a short read at the end of ``r``."""
@@ -499,7 +524,9 @@ class RootCauseRanker:
             return float(max(rows, 1) * NS_PER_S / length)
         return float(self.windows.max_rows) * 1000.0
 
-    def _read_slices(self, ranges: list[TimeRange], fraction: float) -> tuple[Observations, float]:
+    def _read_slices(
+        self, ranges: list[TimeRange], fraction: float, signals: frozenset[Signal] = ALL_SIGNALS
+    ) -> tuple[Observations, float]:
         """Slices of ``fraction`` of every period, latest first, each ending where its period
         ends: the latest data is read first, so a side whose data began lately still gets it."""
         # One slice a minute, but no more than max_slices in all: each read has a fixed cost
@@ -514,7 +541,7 @@ class RootCauseRanker:
             t = r.end_ns
             while t > r.start_ns:
                 piece = TimeRange(max(r.start_ns, t - length), t)
-                w = self.windows.read(piece)
+                w = self.windows.read(piece, signals)
                 rows += max(w.spans.num_rows, w.logs.num_rows, w.metrics.num_rows)
                 if rows > self.windows.max_rows:
                     raise UnsupportedQuery("slices over budget")
