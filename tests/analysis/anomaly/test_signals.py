@@ -19,9 +19,9 @@ from faultlens.analysis.anomaly.signals import (
     serving_latency,
     utilisation,
 )
-from faultlens.analysis.runtime.windows import WindowData, add_resources
-from faultlens.decode.schema import METRIC_SCHEMA
-from faultlens.store.testing import metric_row
+from faultlens.analysis.runtime.windows import WindowData, add_logs, add_resources
+from faultlens.decode.schema import LOG_SCHEMA, METRIC_SCHEMA
+from faultlens.store.testing import log_row, metric_row
 
 
 @pytest.mark.parametrize(
@@ -129,3 +129,9 @@ def test_a_point_stamped_at_a_window_end_is_judged_with_the_window_it_measured()
     windows: dict[int, WindowData] = {}
     add_resources(windows, pa.Table.from_pylist(rows, schema=METRIC_SCHEMA), minute)
     assert sorted(windows) == [35 * minute, 36 * minute]
+    # A log record is an event at its time, not a measurement of the time before it.
+    logs: dict[int, WindowData] = {}
+    add_logs(
+        logs, pa.Table.from_pylist([log_row(time=37 * minute, service_name="a")], schema=LOG_SCHEMA), minute
+    )
+    assert sorted(logs) == [37 * minute]

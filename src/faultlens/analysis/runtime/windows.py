@@ -140,7 +140,7 @@ def add_logs(windows: dict[int, WindowData], logs: pa.Table, window_ns: int) -> 
     t = pa.table(
         {
             "service": pc.coalesce(logs.column("service_name"), pa.scalar("unknown_service")),
-            "w": pa.array(point_window(times, window_ns), pa.int64()),
+            "w": pa.array(times - times % window_ns, pa.int64()),
             "e": pc.cast(pc.greater_equal(sev, SEVERITY_ERROR), pa.int64()),
         }
     )
