@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -14,14 +13,12 @@ from faultlens.analysis.anomaly.signals import (
     Utilisation,
     UtilisationOf,
     error_ratio,
-    point_window,
     resource_key,
     serving_latency,
     utilisation,
 )
-from faultlens.analysis.runtime.windows import WindowData, add_logs, add_resources
-from faultlens.decode.schema import LOG_SCHEMA, METRIC_SCHEMA
-from faultlens.store.testing import log_row, metric_row
+from faultlens.decode.schema import METRIC_SCHEMA
+from faultlens.store.testing import metric_row
 
 
 @pytest.mark.parametrize(
@@ -113,25 +110,3 @@ def test_an_edge_gauge_is_explained_as_calls_from_one_service_to_another() -> No
     )
     from_callee = resource_key("cart", "service.server.latency.p50", "cart", "frontend")
     assert "of calls from frontend to cart (as cart saw them)" in explain(from_callee, 0.3, 0.003)
-
-
-def test_a_point_stamped_at_a_window_end_is_judged_with_the_window_it_measured() -> None:
-    minute = 60_000_000_000
-    times = np.array([36 * minute, 36 * minute + 1, 36 * minute + 30_000_000_000, 37 * minute], np.int64)
-    # On the minute: the minute just past; inside a window: that window.
-    assert point_window(times, minute).tolist() == [35 * minute, 36 * minute, 36 * minute, 36 * minute]
-    rows = [
-        metric_row(name="pod.cpu.usage.rate", time=int(t), value=v, metric_unit="%", service_name="a")
-        for t, v in ((36 * minute, 10.0), (37 * minute, 90.0))
-    ]
-    obs = resource_observations(pa.Table.from_pylist(rows, schema=METRIC_SCHEMA), minute)
-    assert [(o.window_start_ns, o.value) for o in obs] == [(35 * minute, 10.0), (36 * minute, 90.0)]
-    windows: dict[int, WindowData] = {}
-    add_resources(windows, pa.Table.from_pylist(rows, schema=METRIC_SCHEMA), minute)
-    assert sorted(windows) == [35 * minute, 36 * minute]
-    # A log record is an event at its time, not a measurement of the time before it.
-    logs: dict[int, WindowData] = {}
-    add_logs(
-        logs, pa.Table.from_pylist([log_row(time=37 * minute, service_name="a")], schema=LOG_SCHEMA), minute
-    )
-    assert sorted(logs) == [37 * minute]

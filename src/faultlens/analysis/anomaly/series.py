@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from faultlens.analysis.anomaly.signals import peer_column, point_window, resource_key
+from faultlens.analysis.anomaly.signals import peer_column, resource_key
 from faultlens.analysis.anomaly.types import Anomaly, Direction, Observation, SeriesKey, SeriesKind
 from faultlens.analysis.errors.grouping import ErrorGroup
 from faultlens.analysis.red.types import EdgeWindow, RedWindow
@@ -142,8 +142,7 @@ def resource_observations(
         t.column("k8s_pod_name"), t.column("service_instance_id"), t.column("service_name"), pa.scalar("")
     )
     service = pc.coalesce(t.column("service_name"), pa.scalar(""))
-    times = np.asarray(t.column("time_unix_nano").to_numpy(), dtype=np.int64)
-    window = pa.array(point_window(times, window_ns), pa.int64())
+    window = pc.multiply(pc.divide(t.column("time_unix_nano"), pa.scalar(window_ns, pa.int64())), window_ns)
     g = pa.table(
         {
             "name": t.column("metric_name"),

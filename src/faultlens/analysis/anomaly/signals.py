@@ -14,8 +14,6 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -30,7 +28,6 @@ __all__ = [
     "error_ratio",
     "outgoing",
     "peer_column",
-    "point_window",
     "resource_key",
     "serving_latency",
     "utilisation",
@@ -111,19 +108,6 @@ def error_ratio(name: str, unit: str | None) -> ErrorRatio | None:
     if words & _FAILURE_WORDS:
         return ErrorRatio(capacity, counts_successes=False)
     return None
-
-
-def point_window(times: npt.NDArray[np.int64], window_ns: int) -> npt.NDArray[np.int64]:
-    """The start of the window each metric point describes.
-
-    A point describes the time up to its timestamp (a sum or a rate over the interval that
-    ends there, a scrape of the minute just past), so a point stamped exactly at a window's
-    end belongs to the window that ends there. Points stamped on the minute are then judged
-    with the minute they measured, one window sooner than their timestamp alone would put
-    them; points stamped inside a window stay in it.
-    """
-    before = times - 1
-    return before - before % window_ns
 
 
 def outgoing(name: str) -> bool:

@@ -307,9 +307,7 @@ class AnalysisEngine:
     def _metrics(self, table: pa.Table) -> int | None:
         add_resources(self._pending, table, self.config.window_ns)
         self._note_units(table)
-        # A point stamped at a window's end belongs to that window (``point_window``): late
-        # once the window is judged, so it is counted one nanosecond earlier.
-        self._count_late(pc.subtract(table.column("time_unix_nano"), 1))
+        self._count_late(table.column("time_unix_nano"))
         return int(pc.max(table.column("time_unix_nano")).as_py())
 
     def _note_units(self, table: pa.Table) -> None:

@@ -16,7 +16,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from faultlens.analysis.anomaly.signals import peer_column, point_window, resource_key
+from faultlens.analysis.anomaly.signals import peer_column, resource_key
 from faultlens.analysis.anomaly.types import SeriesKey
 from faultlens.analysis.red.types import EdgeWindow, RedWindow
 
@@ -111,7 +111,7 @@ def add_resources(windows: dict[int, WindowData], points: pa.Table, window_ns: i
             "service": pc.coalesce(t.column("service_name"), pa.scalar("")),
             "resource": resource,
             "peer": peer_column(t),
-            "w": pa.array(point_window(times, window_ns), pa.int64()),
+            "w": pa.array(times - times % window_ns, pa.int64()),
             "v": t.column("value"),
         }
     )
