@@ -31,14 +31,24 @@ SPANS_PER_REQUEST = 1000
 MIB = 2**20
 
 
-def build_payloads(count: int) -> list[bytes]:
+def build_payloads(count: int, error_ratio: float = 0.05, first_seed: int = 0) -> list[bytes]:
+    """``count`` trace requests; ``error_ratio``: the share of leaf spans that fail. Sets built
+    from seeds far apart share no ids (FreshIds then keeps every request's ids its own)."""
     base = time.time_ns() - 60_000_000_000
     return [
         build_trace_request(
-            n_spans=SPANS_PER_REQUEST, services=5, attrs_per_span=15, seed=i, base_time_ns=base
+            n_spans=SPANS_PER_REQUEST,
+            services=5,
+            attrs_per_span=15,
+            seed=first_seed + i,
+            base_time_ns=base,
+            error_ratio=error_ratio,
         ).SerializeToString()
         for i in range(count)
     ]
+
+
+FAULT_ERROR_RATIO = 0.5  # the share of leaf spans that fail while a fault is on (5% otherwise)
 
 
 # --- load generator (runs in its own process) ------------------------------------------------
@@ -56,9 +66,16 @@ class LoadSpec:
     fresh_ids: bool = True  # False: every len(payloads) requests repeat the same ids
     json: bool = False  # over HTTP: OTLP/JSON bodies (prepared once: ids repeat)
     stop_after_s: float | None = None  # stop taking requests after this long (``requests`` is then a cap)
+    # A fault every ``fault_every_s`` seconds (from that many seconds in), ``fault_for_s`` long:
+    # meanwhile requests come from payloads where FAULT_ERROR_RATIO of the leaf spans fail, so
+    # the server's analysis opens incidents and ranks their root causes. None: no fault.
+    fault_every_s: float | None = None
+    fault_for_s: float = 0.0
 
 
-def _sender(spec: LoadSpec, payloads: list[bytes], built_ns: int, results: Any) -> None:
+def _sender(
+    spec: LoadSpec, payloads: list[bytes], built_ns: int, results: Any, faulty: list[bytes] | None = None
+) -> None:
     # Each request gets ids of its own (FreshIds), so what the server keeps per span id grows
     # as with real traffic, and its times moved by the time since the payloads were built
     # (``built_ns``), so that the server's data time advances as with live traffic and its
@@ -69,11 +86,18 @@ def _sender(spec: LoadSpec, payloads: list[bytes], built_ns: int, results: Any) 
         payloads = [to_otlp_json(ExportTraceServiceRequest.FromString(p)) for p in payloads]
     bodies = [gzip.compress(p, 1) for p in payloads] if prepared and spec.gzip else payloads
     fresh = None if prepared or not spec.fresh_ids else [FreshIds(p) for p in payloads]
+    fresh_faulty = [FreshIds(p) for p in faulty] if faulty and fresh is not None else None
+
+    def in_fault() -> bool:
+        every = spec.fault_every_s
+        elapsed = time.monotonic() - start
+        return every is not None and elapsed >= every and elapsed % every < spec.fault_for_s
 
     def body(i: int) -> bytes:
         if fresh is None:
             return bodies[i % len(bodies)]
-        return fresh[i % len(fresh)].copy(i // len(fresh), shift_ns=max(0, time.time_ns() - built_ns))
+        source = fresh_faulty if fresh_faulty is not None and in_fault() else fresh
+        return source[i % len(source)].copy(i // len(source), shift_ns=max(0, time.time_ns() - built_ns))
 
     lock = threading.Lock()
     next_index = [0]
@@ -161,9 +185,10 @@ def _sender(spec: LoadSpec, payloads: list[bytes], built_ns: int, results: Any) 
 def sender_main(spec: LoadSpec, ready: Any, go: Any, results: Any) -> None:
     built_ns = time.time_ns()  # build_payloads puts its spans a minute before this
     payloads = build_payloads(spec.payload_count)
+    faulty = build_payloads(spec.payload_count, FAULT_ERROR_RATIO, 1 << 20) if spec.fault_every_s else None
     ready.set()
     go.wait()
-    _sender(spec, payloads, built_ns, results)
+    _sender(spec, payloads, built_ns, results, faulty)
 
 
 # --- measurement -----------------------------------------------------------------------------

@@ -28,6 +28,11 @@ What it reports (one JSON object):
 
     python bench/soak.py --minutes 10 --rate 10000
     python bench/soak.py --minutes 3 --rate 5000 --server-env FAULTLENS_ANALYSIS__ENABLED=false
+    python bench/soak.py --minutes 30 --rate 10000 --fault-every 6 --fault-minutes 2
+
+With ``--fault-every``, half the leaf spans fail for ``--fault-minutes`` every so often (5%
+otherwise), so the server opens incidents and ranks their root causes, reading windows of the
+store it holds, as a server does in production; ``faults`` and ``analysis`` say what happened.
 
 Targets (issue 16): at 10k spans/s for 30 minutes, ``rss_growth_pct`` <= 5, nothing
 refused or lost.
@@ -107,21 +112,31 @@ def _growth(rows: list[dict[str, Any]], key: str) -> float | None:
 
 
 def soak(
-    minutes: float, rate: float, sample_s: float, settle_s: float, env: dict[str, str]
+    minutes: float,
+    rate: float,
+    sample_s: float,
+    settle_s: float,
+    env: dict[str, str],
+    faults: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
+    """``faults``: (every, for) in minutes, or None for a steady load."""
     requests = int(minutes * 60 * rate / SPANS_PER_REQUEST)
+    spec = LoadSpec("", False, "", requests, 2, rate, 20)
+    if faults is not None:
+        spec.fault_every_s, spec.fault_for_s = faults[0] * 60, faults[1] * 60
     with tempfile.TemporaryDirectory(prefix="faultlens-soak-") as tmp:
         server = start_server(Path(tmp) / "data", "--log-level", "warning", env=env)
+        spec.transport, spec.target = "grpc", f"127.0.0.1:{server.grpc_port}"
         try:
-            return _run(server, minutes, rate, requests, sample_s, settle_s)
+            return _run(server, spec, minutes, sample_s, settle_s)
         finally:
             server.stop()
 
 
 def _run(
-    server: ServerProcess, minutes: float, rate: float, requests: int, sample_s: float, settle_s: float
+    server: ServerProcess, spec: LoadSpec, minutes: float, sample_s: float, settle_s: float
 ) -> dict[str, Any]:
-    spec = LoadSpec("grpc", False, f"127.0.0.1:{server.grpc_port}", requests, 2, rate, 20)
+    requests, rate = spec.requests, float(spec.rate_spans_per_s or 0)
     ctx = mp.get_context("spawn")
     results, ready, go = ctx.Queue(), ctx.Event(), ctx.Event()
     sender = ctx.Process(target=sender_main, args=(spec, ready, go, results))
@@ -216,9 +231,18 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="extra environment for the server, e.g. FAULTLENS_ANALYSIS__ENABLED=false",
     )
+    ap.add_argument(
+        "--fault-every",
+        type=float,
+        metavar="MIN",
+        help="every MIN minutes (from MIN in), send failing requests for --fault-minutes: the server "
+        "opens incidents and ranks their root causes, reading windows of the store it holds",
+    )
+    ap.add_argument("--fault-minutes", type=float, default=3.0, help="how long each fault lasts")
     args = ap.parse_args()
     env = dict(kv.split("=", 1) for kv in args.server_env)
-    result = soak(args.minutes, args.rate, args.sample_seconds, args.settle_seconds, env)
+    faults = None if args.fault_every is None else (args.fault_every, args.fault_minutes)
+    result = soak(args.minutes, args.rate, args.sample_seconds, args.settle_seconds, env, faults)
     out = {
         "benchmark": "soak",
         "machine": {
@@ -227,6 +251,7 @@ def main() -> None:
             "platform": platform.platform(),
         },
         "server_env": env,
+        "faults": None if faults is None else {"every_minutes": faults[0], "minutes": faults[1]},
         **result,
     }
     json.dump(out, sys.stdout, indent=2)
