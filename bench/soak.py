@@ -19,7 +19,8 @@ What it reports (one JSON object):
 - ``refusals``: requests the client retried after a retryable refusal (UNAVAILABLE,
   RESOURCE_EXHAUSTED), and the server's own refusal counters.
 - ``lost``: spans acknowledged to the client but not in the store once it has settled
-  (no change for ``--settle-seconds``); ``dropped``: what the server counted as dropped,
+  (no change for ``--settle-seconds``); ``rejected``: spans the server answered as invalid
+  (partial success), which are not acknowledged; ``dropped``: what the server counted as dropped,
   by consumer and reason; ``client_errors``: requests that failed for good (not
   acknowledged, so not lost); ``analysis``: the anomalies, incident transitions and
   root-cause rankings the server counted (a soak that opens no incident ranks nothing).
@@ -68,6 +69,7 @@ def server_counters(server: ServerProcess) -> dict[str, dict[str, float]]:
     wanted = {
         "faultlens_receiver_refused_requests": ("reason",),
         "faultlens_receiver_refused_items": ("transport",),
+        "faultlens_receiver_rejected_items": ("signal", "transport"),
         "faultlens_dropped_items": ("consumer", "reason"),
         "faultlens_analysis_anomalies": (),
         "faultlens_analysis_incidents": ("event",),
@@ -168,7 +170,10 @@ def _run(
         time.sleep(max(0.0, min(sample_s, minute_start + 60 - time.monotonic())))
     sent = results.get(timeout=60)
     sender.join(60)
-    acknowledged = (requests - int(sent["error_count"])) * SPANS_PER_REQUEST
+    # Spans the server left out as invalid (partial success: the generator's random durations
+    # now and then end a span before it starts) were answered as rejected, not acknowledged.
+    rejected = int(sum(server_counters(server)["faultlens_receiver_rejected_items"].values()))
+    acknowledged = (requests - int(sent["error_count"])) * SPANS_PER_REQUEST - rejected
     stored, last_change = server.stats()["spans"], time.monotonic()
     while stored < acknowledged and time.monotonic() - last_change < settle_s:
         time.sleep(1)
@@ -187,6 +192,7 @@ def _run(
         "achieved_send_spans_per_s": round(requests * SPANS_PER_REQUEST / sent["send_seconds"]),
         "spans_acknowledged": acknowledged,
         "spans_stored": stored,
+        "rejected": rejected,
         "lost": max(0, acknowledged - stored),
         "refusals": {
             "client_retries": sent["retries"],
