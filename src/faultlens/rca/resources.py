@@ -86,20 +86,17 @@ def resource_findings(metrics: pa.Table, base_metrics: pa.Table, cfg: RcaConfig)
                 f" median {med * pct:.0f}%, max {normal_top * pct:.0f}% (robust z {z:.1f})"
             )
             above = t[v > normal_top]  # when the pod was above anything the baseline saw
-            out.append(
-                Finding(
-                    services.get(pod) or pod,
-                    reason,
-                    "",
-                    pod,
-                    effect,
-                    float(z),
-                    text,
-                    first_ns=int(above.min()) if above.size else None,
-                    last_ns=int(above.max()) if above.size else None,
-                )
-            )
+            out.append(_gauge_finding(services.get(pod) or pod, reason, pod, effect, z, text, above))
     return out
+
+
+def _gauge_finding(
+    service: str, reason: Reason, pod: str, effect: float, z: float, text: str, above: np.ndarray
+) -> Finding:
+    """A finding on one gauge of a service (or pod); ``above``: the times of the window's points
+    above anything the baseline showed."""
+    first, last = (int(above.min()), int(above.max())) if above.size else (None, None)
+    return Finding(service, reason, "", pod, effect, float(z), text, first_ns=first, last_ns=last)
 
 
 def error_ratio_findings(metrics: pa.Table, base_metrics: pa.Table) -> list[Finding]:
@@ -150,19 +147,7 @@ def error_ratio_findings(metrics: pa.Table, base_metrics: pa.Table) -> list[Find
                 f"{service}: {name}{where} reports {top:.1%} of requests failed vs baseline median "
                 f"{med:.1%}, max {normal_top:.1%} (robust z {z:.1f})"
             )
-            out.append(
-                Finding(
-                    service,
-                    Reason.FAILED_REQUESTS,
-                    "",
-                    pod,
-                    effect,
-                    float(z),
-                    text,
-                    first_ns=int(above.min()) if above.size else None,
-                    last_ns=int(above.max()) if above.size else None,
-                )
-            )
+            out.append(_gauge_finding(service, Reason.FAILED_REQUESTS, pod, effect, z, text, above))
     return out
 
 
