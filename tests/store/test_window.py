@@ -15,7 +15,8 @@ from faultlens.decode.base import DecodedBatch
 from faultlens.decode.schema import LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA
 from faultlens.errors import StoreError, UnsupportedQuery
 from faultlens.store.duckdb_store import DB_FILENAME, DuckDBStore
-from faultlens.store.window import WindowReader, open_read_only, read_window
+from faultlens.store.window import LEAN_SPAN_COLUMNS, WindowReader, open_read_only, read_window
+from faultlens.testing.memory_store import MemoryStore, MemoryWindowReader
 from faultlens.types import Signal, TimeRange
 
 S = 1_000_000_000
@@ -106,6 +107,30 @@ def test_rows_come_back_as_written_in_time_order(store: DuckDBStore) -> None:
     assert w.spans.equals(spans(times).sort_by("start_time_unix_nano"))
     assert w.logs.equals(logs(times).sort_by("time_unix_nano"))
     assert w.metrics.equals(points(times).sort_by("time_unix_nano"))
+
+
+def test_a_lean_read_leaves_the_span_payload_columns_null_and_the_rest_as_written(
+    store: DuckDBStore, tmp_path: Path
+) -> None:
+    full = read_window(store, TimeRange(T0, T0 + 10 * S))
+    memory = _memory_copy(store, tmp_path)
+    for reader in (WindowReader.for_store(store), MemoryWindowReader(memory)):
+        lean = reader.read(TimeRange(T0, T0 + 10 * S), lean=True)
+        assert lean.spans.schema == SPAN_SCHEMA
+        for name in SPAN_SCHEMA.names:
+            if name in LEAN_SPAN_COLUMNS:
+                assert lean.spans.column(name).null_count == lean.spans.num_rows, name
+            else:
+                assert lean.spans.column(name).equals(full.spans.column(name)), name
+        assert full.spans.column("attributes").null_count == 0  # the full read has them
+        assert lean.logs.equals(full.logs) and lean.metrics.equals(full.metrics)
+
+
+def _memory_copy(store: DuckDBStore, tmp_path: Path) -> MemoryStore:
+    memory = MemoryStore(tmp_path / "memory")
+    w = read_window(store, TimeRange(T0, T0 + 10 * S))
+    memory.write([DecodedBatch(s, w.table(s)) for s in Signal])
+    return memory
 
 
 def test_range_is_half_open_on_each_signals_time(store: DuckDBStore) -> None:

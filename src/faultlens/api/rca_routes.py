@@ -265,7 +265,7 @@ class RcaResponse(RootCauseFields):
 def service_graph(windows: WindowReader, time_range: TimeRange, parent_margin_ns: int) -> GraphResponse:
     """The service graph of the calls whose callee span starts in ``time_range``."""
     read_from = max(0, time_range.start_ns - parent_margin_ns)
-    spans = windows.read(TimeRange(read_from, time_range.end_ns), frozenset({Signal.TRACES})).spans
+    spans = windows.read(TimeRange(read_from, time_range.end_ns), frozenset({Signal.TRACES}), lean=True).spans
     return GraphResponse.of(build_service_graph(spans, time_range), time_range, spans.num_rows)
 
 

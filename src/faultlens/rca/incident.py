@@ -354,7 +354,7 @@ class RootCauseRanker:
             if len(steps) > 1:
                 lo = min(r[0].start_ns for _, r in steps)
                 try:
-                    history = _concat([self.windows.read(TimeRange(lo, window.start_ns))])
+                    history = _concat([self.windows.read(TimeRange(lo, window.start_ns), lean=True)])
                 except UnsupportedQuery:
                     history = None
             for words, ranges in steps:
@@ -476,7 +476,7 @@ class RootCauseRanker:
     def _read(self, ranges: list[TimeRange]) -> tuple[Observations, SideCounts]:
         """The rows of ``ranges``; when a range holds more than the reader allows, slices of it."""
         try:
-            parts = [self.windows.read(r) for r in ranges]
+            parts = [self.windows.read(r, lean=True) for r in ranges]
             obs = _concat(parts)
             return obs, SideCounts(obs.spans.num_rows, obs.logs.num_rows, obs.metrics.num_rows)
         except UnsupportedQuery:
@@ -516,7 +516,7 @@ class RootCauseRanker:
         length = min(r.duration_ns, NS_PER_S)
         while length >= 1_000_000:
             try:
-                w = self.windows.read(TimeRange(r.end_ns - length, r.end_ns))
+                w = self.windows.read(TimeRange(r.end_ns - length, r.end_ns), lean=True)
             except UnsupportedQuery:
                 length //= 4
                 continue
@@ -541,7 +541,7 @@ class RootCauseRanker:
             t = r.end_ns
             while t > r.start_ns:
                 piece = TimeRange(max(r.start_ns, t - length), t)
-                w = self.windows.read(piece, signals)
+                w = self.windows.read(piece, signals, lean=True)
                 rows += max(w.spans.num_rows, w.logs.num_rows, w.metrics.num_rows)
                 if rows > self.windows.max_rows:
                     raise UnsupportedQuery("slices over budget")

@@ -46,16 +46,25 @@ from faultlens.types import Signal, TimeRange
 __all__ = [
     "ALL_SIGNALS",
     "DEFAULT_MAX_ROWS",
+    "LEAN_SPAN_COLUMNS",
     "TelemetryWindow",
     "WindowReader",
     "open_read_only",
     "read_window",
+    "with_schema",
 ]
 
 DEFAULT_MAX_ROWS = 500_000
 """Rows of one signal a window may hold (spans take about 1 kB each in memory)."""
 
 ALL_SIGNALS: frozenset[Signal] = frozenset(Signal)
+
+LEAN_SPAN_COLUMNS: frozenset[str] = frozenset(
+    {"attributes", "resource_attributes", "events", "status_message", "trace_state"}
+)
+"""Span columns a lean read (``read(..., lean=True)``) leaves null: the attribute maps,
+events and status texts, most of a span's bytes, which the service graph and the root-cause
+ranking never read (they read the typed columns the decoder derives from them)."""
 
 # Tie-breakers after the time column, so that equal times still come back in one order.
 TIEBREAK: dict[Signal, tuple[str, ...]] = {
@@ -96,13 +105,27 @@ def _format_ns(ns: int) -> str:
     return f"{text}.{frac:09d}".rstrip("0").rstrip(".") + "Z"
 
 
-def _select_sql(signal: Signal) -> tuple[str, str]:
-    """(count query, select query) of one signal's rows in ``[?, ?)``."""
+def _select_sql(signal: Signal, lean: bool = False) -> tuple[str, str]:
+    """(count query, select query) of one signal's rows in ``[?, ?)``; ``lean``: without the
+    :data:`LEAN_SPAN_COLUMNS` of spans."""
     table, schema, time_column = DATA_TABLES[signal]
     t = quote(time_column)
     where = f"WHERE {t} >= ? AND {t} < ?"
-    columns = ", ".join(quote(f.name) for f in schema)
+    columns = ", ".join(quote(f.name) for f in schema if f.name not in _left_out(signal, lean))
     return f"SELECT count(*) FROM {quote(table)} {where}", f"SELECT {columns} FROM {quote(table)} {where}"
+
+
+def _left_out(signal: Signal, lean: bool) -> frozenset[str]:
+    return LEAN_SPAN_COLUMNS if lean and signal is Signal.TRACES else frozenset()
+
+
+def with_schema(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` as ``schema``: its columns in the schema's order and fields, and the
+    schema's columns it lacks as nulls (a lean read's)."""
+    n = table.num_rows
+    have = set(table.column_names)
+    arrays = [table.column(f.name) if f.name in have else pa.nulls(n, f.type) for f in schema]
+    return pa.Table.from_arrays(arrays, names=schema.names).cast(schema)
 
 
 class WindowReader:
@@ -127,8 +150,11 @@ class WindowReader:
             raise UnsupportedQuery(f"window reads of a {type(store).__name__} go through its backend")
         return cls(store.read_cursor, max_rows=max_rows)
 
-    def read(self, time_range: TimeRange, signals: frozenset[Signal] = ALL_SIGNALS) -> TelemetryWindow:
-        """The rows of ``signals`` in ``time_range``, in one snapshot of the store.
+    def read(
+        self, time_range: TimeRange, signals: frozenset[Signal] = ALL_SIGNALS, *, lean: bool = False
+    ) -> TelemetryWindow:
+        """The rows of ``signals`` in ``time_range``, in one snapshot of the store; ``lean``:
+        the spans' :data:`LEAN_SPAN_COLUMNS` are left null (not read).
 
         Raises :class:`UnsupportedQuery` when a signal holds more than ``max_rows`` rows in
         the range (nothing is read then), :class:`StoreError` when the store fails.
@@ -152,7 +178,7 @@ class WindowReader:
                                 "narrow the time range"
                             )
                     for signal in wanted:
-                        _, select_sql = _select_sql(signal)
+                        _, select_sql = _select_sql(signal, lean)
                         tables[signal] = self._table(cur, signal, select_sql, bounds)
                 finally:
                     cur.execute("COMMIT")
@@ -171,7 +197,7 @@ class WindowReader:
         keys = [(c, "ascending") for c in (time_column, *TIEBREAK[signal])]
         table = table.sort_by(keys)
         # DuckDB reports every column nullable; the cast restores the schema's exact fields.
-        return table.cast(schema)
+        return with_schema(table, schema)
 
 
 def read_window(

@@ -59,9 +59,11 @@ from faultlens.store.base import (
 from faultlens.store.window import (
     ALL_SIGNALS,
     DEFAULT_MAX_ROWS,
+    LEAN_SPAN_COLUMNS,
     TIEBREAK,
     TelemetryWindow,
     WindowReader,
+    with_schema,
 )
 from faultlens.types import Signal, TimeRange
 
@@ -401,7 +403,9 @@ class MemoryWindowReader(WindowReader):
         self._store = store
         self.max_rows = max_rows
 
-    def read(self, time_range: TimeRange, signals: frozenset[Signal] = ALL_SIGNALS) -> TelemetryWindow:
+    def read(
+        self, time_range: TimeRange, signals: frozenset[Signal] = ALL_SIGNALS, *, lean: bool = False
+    ) -> TelemetryWindow:
         tables = {s: _SCHEMAS[s].empty_table() for s in Signal}
         rows = {s: [r for r in self._store._rows_of(s) if _in(r[_TIME[s]], time_range)] for s in signals}
         for signal, found in rows.items():
@@ -412,7 +416,10 @@ class MemoryWindowReader(WindowReader):
                 )
         for signal, found in rows.items():
             keys = [(c, "ascending") for c in (_TIME[signal], *TIEBREAK[signal])]
-            tables[signal] = pa.Table.from_pylist(found, schema=_SCHEMAS[signal]).sort_by(keys)
+            table = pa.Table.from_pylist(found, schema=_SCHEMAS[signal]).sort_by(keys)
+            if lean and signal is Signal.TRACES:
+                table = with_schema(table.drop_columns(sorted(LEAN_SPAN_COLUMNS)), _SCHEMAS[signal])
+            tables[signal] = table
         return TelemetryWindow(time_range, tables[Signal.TRACES], tables[Signal.LOGS], tables[Signal.METRICS])
 
 
