@@ -13,6 +13,9 @@ see stored data as they would see live batches.
   window holding more than ``max_rows`` rows of any one signal is refused with
   :class:`~faultlens.errors.UnsupportedQuery` naming the count and the limit; it is never
   cut short or sampled, which would silently answer another question.
+- **Lean**: ``read(..., lean=True)`` leaves the spans' :data:`LEAN_SPAN_COLUMNS` null
+  without reading them (the tables keep their schemas), for readers that use only the typed
+  columns: the service graph and the root-cause ranking.
 - **Where from**: through a cursor of the store's own connection (:meth:`WindowReader.for_store`,
   reads run beside the writer under DuckDB's MVCC, and take their turn in the store's read
   budget, :meth:`DuckDBStore.read_cursor`), or through a read-only connection to a
