@@ -123,12 +123,13 @@ def soak(
 ) -> dict[str, Any]:
     """``faults``: (every, for) in minutes, or None for a steady load."""
     requests = int(minutes * 60 * rate / SPANS_PER_REQUEST)
-    spec = LoadSpec("", False, "", requests, 2, rate, 20)
-    if faults is not None:
-        spec.fault_every_s, spec.fault_for_s = faults[0] * 60, faults[1] * 60
+    every_s, for_s = (faults[0] * 60, faults[1] * 60) if faults is not None else (None, 0.0)
     with tempfile.TemporaryDirectory(prefix="faultlens-soak-") as tmp:
         server = start_server(Path(tmp) / "data", "--log-level", "warning", env=env)
-        spec.transport, spec.target = "grpc", f"127.0.0.1:{server.grpc_port}"
+        target = f"127.0.0.1:{server.grpc_port}"
+        spec = LoadSpec(
+            "grpc", False, target, requests, 2, rate, 20, fault_every_s=every_s, fault_for_s=for_s
+        )
         try:
             return _run(server, spec, minutes, sample_s, settle_s)
         finally:

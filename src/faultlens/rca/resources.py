@@ -40,6 +40,13 @@ def utilisation_kind(name: str, unit: str | None) -> tuple[Reason, float] | None
     return None if found is None else (_REASONS[found.of], found.capacity)
 
 
+def _unit_by_name(metrics: pa.Table) -> dict[str, str | None]:
+    """Metric name -> its unit (the last row's, when rows disagree), names in first-seen order."""
+    return dict(
+        zip(metrics.column("metric_name").to_pylist(), metrics.column("metric_unit").to_pylist(), strict=True)
+    )
+
+
 def _pod_column(t: pa.Table) -> pa.ChunkedArray:
     return pc.coalesce(t.column("k8s_pod_name"), t.column("service_instance_id"), pa.scalar(""))
 
@@ -49,11 +56,8 @@ def resource_findings(metrics: pa.Table, base_metrics: pa.Table, cfg: RcaConfig)
     if metrics.num_rows == 0 or base_metrics.num_rows == 0:
         return []
     out: list[Finding] = []
-    names = pc.unique(metrics.column("metric_name")).to_pylist()
-    units = dict(
-        zip(metrics.column("metric_name").to_pylist(), metrics.column("metric_unit").to_pylist(), strict=True)
-    )
-    for name in names:
+    units = _unit_by_name(metrics)
+    for name in units:
         kind = utilisation_kind(name, units.get(name))
         if kind is None:
             continue
@@ -115,9 +119,7 @@ def error_ratio_findings(metrics: pa.Table, base_metrics: pa.Table) -> list[Find
     if metrics.num_rows == 0 or base_metrics.num_rows == 0:
         return []
     out: list[Finding] = []
-    units = dict(
-        zip(metrics.column("metric_name").to_pylist(), metrics.column("metric_unit").to_pylist(), strict=True)
-    )
+    units = _unit_by_name(metrics)
     for name in sorted(units):
         ratio = error_ratio(name, units[name])
         if ratio is None:
