@@ -14,7 +14,7 @@ How the evidence is combined, and why this way:
   after one callee is that callee's (:mod:`.anchors`, ``changed_answer``); call-edge latency
   gauges add ``slow_calls_into`` findings (:func:`.resources.edge_findings`), and a service's
   own success or error ratio gauge ``failed_requests`` (:func:`.resources.error_ratio_findings`).
-- Service names equal but for letter case (``Frontend`` beside ``frontend``: a scrape job's
+- Service names equal but for letter case (``Billing`` beside ``billing``: a scrape job's
   label beside the SDK's ``service.name``) are one service, named as the spans name it.
 - Ties are broken by the next strongest findings, then by name (deterministic).
 
@@ -99,8 +99,8 @@ def rank_root_causes(
 def _one_name_per_service(*sides: Observations) -> Callable[[str], str]:
     """A service name -> the name of that service most of the telemetry uses.
 
-    Names equal but for letter case are taken for one service (a scrape job's ``Frontend``
-    beside the SDK's ``frontend``), named as the spans name it; with no spans under any of
+    Names equal but for letter case are taken for one service (a scrape job's ``Billing``
+    beside the SDK's ``billing``), named as the spans name it; with no spans under any of
     them, as the logs do; else as the most metric points do. A tie leaves each name as it is.
     """
     counts: list[dict[str, int]] = [defaultdict(int), defaultdict(int), defaultdict(int)]
