@@ -174,9 +174,18 @@ def edge_findings(metrics: pa.Table, base_metrics: pa.Table, cfg: RcaConfig) -> 
     is compared with itself. Evidence against the callee, on the scale of every other finding:
     the window's highest added time beyond the baseline's highest, as a share of the caller's
     time in that minute; at least ``min_excess_ns`` of it, and a robust z.
+
+    **Every caller must see it.** Time added on the way into a pod (a slow network, a queue
+    before its handler) slows every call into it, whoever makes the call. So a callee gets
+    this evidence only when each of its callers whose side of the metric can be judged (it
+    reports calls in the window and has a baseline) saw added time. When some callers saw it and
+    others did not, the time was added on those callers' side (their own CPU, their
+    connection pools), not on the callee's, and the finding is dropped.
     """
     cur, base = _edge_points(metrics), _edge_points(base_metrics)
-    out: list[Finding] = []
+    out: list[tuple[tuple[str, str], Finding]] = []
+    judged: dict[tuple[str, str], set[str]] = defaultdict(set)  # (callee, metric) -> callers
+    flagged: dict[tuple[str, str], set[str]] = defaultdict(set)
     for (caller, callee, name), points in sorted(cur.items()):
         normal = base.get((caller, callee, name))
         if not normal or len(normal) < 2:
@@ -189,7 +198,10 @@ def edge_findings(metrics: pa.Table, base_metrics: pa.Table, cfg: RcaConfig) -> 
         top_i = int(np.argmax(now))
         top_time, top_client = points[top_i][0], points[top_i][1]
         excess = float(now[top_i]) - max(float(before.max()), 0.0)
-        if top_client <= 0 or excess * 1e9 < cfg.min_excess_ns:
+        if top_client <= 0:
+            continue  # no calls to judge in the window
+        judged[(callee, name)].add(caller)
+        if excess * 1e9 < cfg.min_excess_ns:
             continue
         effect = excess / top_client
         med = float(np.median(before))
@@ -203,20 +215,24 @@ def edge_findings(metrics: pa.Table, base_metrics: pa.Table, cfg: RcaConfig) -> 
             f"(baseline median {c_med:.3g} s), {float(now[top_i]):.3g} s more than {callee}'s own side "
             f"explains; the baseline's most was {float(before.max()):.3g} s (robust z {z:.1f})"
         )
+        flagged[(callee, name)].add(caller)
         out.append(
-            Finding(
-                callee,
-                Reason.SLOW_CALLS_INTO,
-                "",
-                "",
-                min(effect, 1.0),
-                float(z),
-                text,
-                first_ns=min(above) if above else top_time,
-                last_ns=max(above) if above else top_time,
+            (
+                (callee, name),
+                Finding(
+                    callee,
+                    Reason.SLOW_CALLS_INTO,
+                    "",
+                    "",
+                    min(effect, 1.0),
+                    float(z),
+                    text,
+                    first_ns=min(above) if above else top_time,
+                    last_ns=max(above) if above else top_time,
+                ),
             )
         )
-    return out
+    return [f for key, f in out if flagged[key] == judged[key]]
 
 
 def _added(client: float, server: float | None, client_med: float, server_med: float) -> float:
