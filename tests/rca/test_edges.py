@@ -53,3 +53,44 @@ def test_a_callee_slow_on_its_own_side_or_no_change_is_not_time_on_the_wire() ->
     assert edge_findings(_edges(30 * MIN, 3, served_s=0.3), base, RcaConfig()) == []
     assert edge_findings(_edges(30 * MIN, 3), base, RcaConfig()) == []
     assert edge_findings(_edges(30 * MIN, 3, wire_s=0.3), METRIC_SCHEMA.empty_table(), RcaConfig()) == []
+
+
+def _two_callers(
+    t0: int, minutes: int, wire_s: dict[str, float], callers: tuple[str, ...] = ("front", "checkout")
+) -> pa.Table:
+    """``callers`` -> cart, 3 ms as both ends see them, plus ``wire_s[caller]`` as that caller sees it."""
+    rows = []
+    for m in range(minutes):
+        t = t0 + m * MIN
+        for caller in callers:
+            for reporter, name, peer, v in (
+                (
+                    "caller",
+                    "service.client.latency.p50",
+                    "cart",
+                    0.003 + 0.0002 * (m % 3) + wire_s.get(caller, 0.0),
+                ),
+                ("cart", "service.server.latency.p50", caller, 0.003 + 0.0001 * (m % 2)),
+            ):
+                attrs = json.dumps({"peer.service": peer})
+                service = caller if reporter == "caller" else reporter
+                rows.append(
+                    metric_row(
+                        name=name, time=t, value=v, metric_unit="s", service_name=service, attributes=attrs
+                    )
+                )
+    return pa.Table.from_pylist(rows, schema=METRIC_SCHEMA)
+
+
+def test_time_added_into_a_callee_must_be_seen_by_every_caller() -> None:
+    base = _two_callers(0, 20, {})
+    both = edge_findings(_two_callers(30 * MIN, 3, {"front": 0.3, "checkout": 0.2}), base, RcaConfig())
+    assert sorted((f.service, f.evidence.split(" took")[0]) for f in both) == [
+        ("cart", "cart: calls from checkout"),
+        ("cart", "cart: calls from front"),
+    ]
+    # Only one caller's calls slowed: the time was added on that caller's side, not cart's.
+    assert edge_findings(_two_callers(30 * MIN, 3, {"front": 0.3}), base, RcaConfig()) == []
+    # A caller that made no calls in the window cannot disagree.
+    (alone,) = edge_findings(_two_callers(30 * MIN, 3, {"front": 0.3}, callers=("front",)), base, RcaConfig())
+    assert alone.service == "cart" and alone.effect > 0.95
