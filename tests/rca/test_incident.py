@@ -379,3 +379,29 @@ def test_a_fault_outlasting_its_incident_is_still_found_when_it_comes_back(tmp_p
     assert "without what 1 services suspected there did" in named.answer.reason
     assert named.baseline == unnamed.baseline  # the same stretches, fewer of c's rows
     assert named.baseline_observed.spans < unnamed.baseline_observed.spans
+
+
+def test_an_incident_soon_after_the_traces_begin_judges_spans_with_its_margin_as_history(
+    tmp_path: Path,
+) -> None:
+    # Metric points for 20 minutes, then spans and logs from minute 20; c slows down from 21.
+    store = DuckDBStore(tmp_path / "faultlens.duckdb")
+    try:
+        points = observations(20, 0, Knobs(), minutes=20)
+        store.write([DecodedBatch(Signal.METRICS, _shift(points, T).metrics)])
+        _write(store, _shift(observations(120, 20 * MIN, Knobs(), first_trace=10_000, minutes=1), T))
+        _write(
+            store, _shift(observations(120, 21 * MIN, Knobs(c_extra_ns=60_000_000), first_trace=20_000), T)
+        )
+        ranker = RootCauseRanker(WindowReader.for_store(store), None)
+        run = ranker.rank_incident(_incident("first", T + 21 * MIN, T + 24 * MIN))
+        # widened by a minute, the window's history would hold metric points alone
+        assert run.window == TimeRange(T + 21 * MIN, T + 25 * MIN)
+        assert run.baseline_observed.spans >= SETTINGS.min_spans
+        assert run.answer.status is RcaStatus.RANKED, run.answer.reason
+        assert (run.answer.root_causes[0].service, run.answer.root_causes[0].reason) == (
+            "c",
+            Reason.SLOW_EXECUTION,
+        )
+    finally:
+        store.close()

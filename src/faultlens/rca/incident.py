@@ -296,20 +296,26 @@ class RootCauseRanker:
     def rank_incident(self, incident: Incident) -> RcaRun:
         """Root causes of ``incident``: its window against history free of other incidents.
 
-        When the history before the widened window is too short to judge (the server started
-        shortly before the incident), the window starts at the incident's own start instead,
-        so the minute of margin is history rather than window.
+        When the history before the widened window holds too few spans to judge the window's
+        (the server, or the traces, started shortly before the incident), the window starts at
+        the incident's own start instead, so the minute of margin is history rather than
+        window. That answer is taken when it judges what the first could not: anything, when
+        the first had not enough data; the spans, when the first judged metric points alone.
         """
-        window, capped = incident_window(incident, self.settings)
+        s = self.settings
+        window, capped = incident_window(incident, s)
         run = self.rank_window(window, skip_incident=incident.id)
+        starved = run.answer.status is RcaStatus.NOT_ENOUGH_DATA or run.observed.spans > 0
         if (
-            run.answer.status is RcaStatus.NOT_ENOUGH_DATA
-            and run.baseline_observed.spans < self.settings.min_spans
+            starved
+            and run.baseline_observed.spans < s.min_spans
             and window.start_ns < incident.start_ns < window.end_ns
         ):
             window = TimeRange(incident.start_ns, window.end_ns)
             retry = self.rank_window(window, skip_incident=incident.id)
-            if retry.answer.status is not RcaStatus.NOT_ENOUGH_DATA:
+            if retry.answer.status is not RcaStatus.NOT_ENOUGH_DATA and (
+                run.answer.status is RcaStatus.NOT_ENOUGH_DATA or retry.baseline_observed.spans >= s.min_spans
+            ):
                 run = retry
         return RcaRun(
             run.answer, run.window, run.baseline, run.observed, run.baseline_observed, run.result, capped
