@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 import pyarrow as pa
 
-from faultlens.datasets.otlp import COLUMN_ATTRIBUTE, metric_identity
+from faultlens.datasets.otlp import COLUMN_ATTRIBUTE, PEER_ATTRIBUTE, metric_identity
 from faultlens.datasets.records import LogRecord, MetricRecord, SpanRecord
 from faultlens.decode.schema import LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA
 
@@ -69,7 +69,8 @@ def logs_table(records: Iterable[LogRecord]) -> pa.Table:
 
 
 def metrics_table(records: Iterable[MetricRecord]) -> pa.Table:
-    """One METRIC_SCHEMA gauge point per (row, numeric column), named as replay names it."""
+    """One METRIC_SCHEMA gauge point per (row, numeric column), named and attributed as replay
+    sends it (the source column, and ``peer.service`` for a call edge's row)."""
     cols: dict[str, list[object]] = {
         k: []
         for k in (
@@ -83,7 +84,7 @@ def metrics_table(records: Iterable[MetricRecord]) -> pa.Table:
             "attributes",
         )
     }
-    attrs: dict[str, str] = {}
+    attrs: dict[tuple[str, str], str] = {}
     for r in records:
         for column, value in r.values:
             ident = metric_identity(column, bool(r.pod))
@@ -94,8 +95,13 @@ def metrics_table(records: Iterable[MetricRecord]) -> pa.Table:
             cols["value"].append(value)
             cols["service_name"].append(r.service)
             cols["k8s_pod_name"].append(r.pod or None)
-            a = attrs.get(column)
+            a = attrs.get((column, r.peer))
             if a is None:
-                a = attrs[column] = json.dumps({COLUMN_ATTRIBUTE: column})
+                named = (
+                    {COLUMN_ATTRIBUTE: column, PEER_ATTRIBUTE: r.peer}
+                    if r.peer
+                    else {COLUMN_ATTRIBUTE: column}
+                )
+                a = attrs[(column, r.peer)] = json.dumps(named)
             cols["attributes"].append(a)
     return _complete(cols, METRIC_SCHEMA, len(cols["value"]))
