@@ -405,3 +405,23 @@ def test_an_incident_soon_after_the_traces_begin_judges_spans_with_its_margin_as
         )
     finally:
         store.close()
+
+
+def test_the_margin_stays_window_when_history_would_hold_no_spans_either(tmp_path: Path) -> None:
+    # Metric points for 20 minutes; spans begin with the fault at minute 21: no history of
+    # spans exists anywhere, so the first answer (metric points judged) stands.
+    store = DuckDBStore(tmp_path / "faultlens.duckdb")
+    try:
+        points = observations(20, 0, Knobs(), minutes=20)
+        store.write([DecodedBatch(Signal.METRICS, _shift(points, T).metrics)])
+        _write(
+            store, _shift(observations(120, 21 * MIN, Knobs(c_extra_ns=60_000_000), first_trace=20_000), T)
+        )
+        run = RootCauseRanker(WindowReader.for_store(store), None).rank_incident(
+            _incident("first", T + 21 * MIN, T + 24 * MIN)
+        )
+        assert run.window == TimeRange(T + 20 * MIN, T + 25 * MIN)
+        assert run.answer.status is not RcaStatus.NOT_ENOUGH_DATA, run.answer.reason
+        assert run.answer.reason.startswith("judged metrics against the baseline")
+    finally:
+        store.close()
