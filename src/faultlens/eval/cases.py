@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 
 from faultlens.datasets.nezha import Fault, NezhaDataset, NormalPeriod
 from faultlens.decode.schema import LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA
-from faultlens.eval.tables import logs_table, metrics_table, spans_table
+from faultlens.eval.tables import TABLES_VERSION, logs_table, metrics_table, spans_table
 from faultlens.rca.model import Observations
 from faultlens.types import Signal, TimeRange
 
@@ -176,7 +176,7 @@ class _DayTables:
         path = None
         if cache_dir is not None:
             key = str(dataset.root.resolve()).strip("/").replace("/", "_")
-            path = cache_dir / key / f"{day.isoformat()}-{kind}.parquet"
+            path = cache_dir / key / f"{day.isoformat()}-{kind}-v{TABLES_VERSION}.parquet"
             if path.is_file():
                 return pq.read_table(path)
         assert callable(build)

@@ -20,7 +20,11 @@ from faultlens.datasets.otlp import COLUMN_ATTRIBUTE, PEER_ATTRIBUTE, metric_ide
 from faultlens.datasets.records import LogRecord, MetricRecord, SpanRecord
 from faultlens.decode.schema import LOG_SCHEMA, METRIC_SCHEMA, SPAN_SCHEMA
 
-__all__ = ["logs_table", "metrics_table", "spans_table"]
+__all__ = ["TABLES_VERSION", "logs_table", "metrics_table", "spans_table"]
+
+TABLES_VERSION = 2
+"""What these tables hold, for caches of them (``eval rca --cache-dir``): 2 since the metric
+points carry a call edge's ``peer.service``."""
 
 
 def _complete(columns: dict[str, list[object]], schema: pa.Schema, n: int) -> pa.Table:
@@ -97,11 +101,7 @@ def metrics_table(records: Iterable[MetricRecord]) -> pa.Table:
             cols["k8s_pod_name"].append(r.pod or None)
             a = attrs.get((column, r.peer))
             if a is None:
-                named = (
-                    {COLUMN_ATTRIBUTE: column, PEER_ATTRIBUTE: r.peer}
-                    if r.peer
-                    else {COLUMN_ATTRIBUTE: column}
-                )
-                a = attrs[(column, r.peer)] = json.dumps(named)
+                peer = {PEER_ATTRIBUTE: r.peer} if r.peer else {}
+                a = attrs[(column, r.peer)] = json.dumps({COLUMN_ATTRIBUTE: column, **peer})
             cols["attributes"].append(a)
     return _complete(cols, METRIC_SCHEMA, len(cols["value"]))
