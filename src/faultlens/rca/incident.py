@@ -305,16 +305,13 @@ class RootCauseRanker:
         s = self.settings
         window, capped = incident_window(incident, s)
         run = self.rank_window(window, skip_incident=incident.id)
-        starved = run.answer.status is RcaStatus.NOT_ENOUGH_DATA or run.observed.spans > 0
-        if (
-            starved
-            and run.baseline_observed.spans < s.min_spans
-            and window.start_ns < incident.start_ns < window.end_ns
-        ):
+        nothing = run.answer.status is RcaStatus.NOT_ENOUGH_DATA
+        spans_unjudged = run.baseline_observed.spans < s.min_spans and (nothing or run.observed.spans > 0)
+        if spans_unjudged and window.start_ns < incident.start_ns < window.end_ns:
             window = TimeRange(incident.start_ns, window.end_ns)
             retry = self.rank_window(window, skip_incident=incident.id)
             if retry.answer.status is not RcaStatus.NOT_ENOUGH_DATA and (
-                run.answer.status is RcaStatus.NOT_ENOUGH_DATA or retry.baseline_observed.spans >= s.min_spans
+                nothing or retry.baseline_observed.spans >= s.min_spans
             ):
                 run = retry
         return RcaRun(
