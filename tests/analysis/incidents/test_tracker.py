@@ -178,3 +178,15 @@ def test_a_group_does_not_merge_into_an_incident_opened_in_an_earlier_window() -
     up = tr.update(4 * W, [anomaly(SeriesKind.ERROR_LOGS, "users", 4)], GRAPH)
     assert len(up.opened) == 1 and up.opened[0].services == ("users",)
     assert first.id in {i.id for i in tr.open_incidents}
+
+
+def test_by_default_one_anomaly_a_hundred_spreads_out_opens_in_its_first_window() -> None:
+    strong = IncidentTracker()
+    up = strong.update(0, [anomaly(SeriesKind.LATENCY_P90, "orders", 0, score=100.0)], GRAPH)
+    assert [i.services for i in up.opened] == [("orders",)]
+    weaker = IncidentTracker()
+    assert not weaker.update(0, [anomaly(SeriesKind.LATENCY_P90, "orders", 0, score=99.0)], GRAPH).opened
+    assert weaker.update(W, [anomaly(SeriesKind.LATENCY_P90, "orders", 1, score=99.0)], GRAPH).opened == ()
+    assert len(weaker.update(W * 2, [anomaly(SeriesKind.LATENCY_P99, "orders", 2)], GRAPH).opened) == 1
+    evidence = IncidentTracker()  # a supporting kind stays evidence however strong
+    assert not evidence.update(0, [anomaly(SeriesKind.RESOURCE, "orders", 0, score=5000.0)], GRAPH).opened

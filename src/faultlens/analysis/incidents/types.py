@@ -37,8 +37,12 @@ class IncidentConfig:
     within ``graph_hops`` of each other in the service graph.
     ``open_min_anomalies`` / ``open_min_windows`` / ``open_score``: a forming group opens an
     incident once it holds anomalies of that many distinct series spread over that many
-    distinct windows (persistence), or as soon as one anomaly scores ``open_score`` or more
-    (when set). Groups that never qualify fade after ``join_gap_windows`` and are not reported.
+    distinct windows (persistence), or as soon as one leading anomaly scores ``open_score`` or
+    more (None: never). The default, 100 robust spreads, is the level at which the agreement
+    rules (:class:`~faultlens.analysis.anomaly.agreement.AgreementConfig`) call a gauge's
+    rise a fault's: a series that far out of line is its own corroboration, and waiting for a
+    second window only delays the incident by one. Groups that never qualify fade after
+    ``join_gap_windows`` and are not reported.
     ``supporting_kinds``: anomalies of these kinds (by default resource metrics, which are
     noisy on their own, and novelty: new or missing log templates, new error fingerprints)
     join related live groups as evidence but never start a group nor count towards opening
@@ -71,7 +75,7 @@ class IncidentConfig:
     graph_hops: int = 1
     open_min_anomalies: int = 2
     open_min_windows: int = 2
-    open_score: float | None = None
+    open_score: float | None = 100.0
     resolve_after_windows: int = 3
     grow_windows: int | None = 1
     max_members: int = 500
