@@ -190,3 +190,36 @@ def test_by_default_one_anomaly_a_hundred_spreads_out_opens_in_its_first_window(
     assert len(weaker.update(W * 2, [anomaly(SeriesKind.LATENCY_P99, "orders", 2)], GRAPH).opened) == 1
     evidence = IncidentTracker()  # a supporting kind stays evidence however strong
     assert not evidence.update(0, [anomaly(SeriesKind.RESOURCE, "orders", 0, score=5000.0)], GRAPH).opened
+
+
+def test_errors_that_stop_for_a_window_and_come_back_are_a_new_incident() -> None:
+    def opened_by_errors(tr: IncidentTracker) -> str:
+        tr.update(0, [anomaly(SeriesKind.ERROR_LOGS, "front", 0)], GRAPH)
+        return tr.update(W, [anomaly(SeriesKind.ERROR_LOGS, "front", 1)], GRAPH).opened[0].id
+
+    going_on = IncidentTracker()
+    first = opened_by_errors(going_on)
+    up = going_on.update(2 * W, [anomaly(SeriesKind.ERROR_LOGS, "front", 2)], GRAPH)
+    assert [i.id for i in up.updated] == [first] and not up.opened  # no quiet window: the same
+
+    again = IncidentTracker()
+    first = opened_by_errors(again)
+    assert not again.advance(2 * W)  # a whole window without errors
+    up = again.update(3 * W, [anomaly(SeriesKind.ERROR_LOGS, "front", 3)], GRAPH)
+    assert not up.updated and not up.opened  # not the old incident's; one window is not enough
+    up = again.update(4 * W, [anomaly(SeriesKind.ERROR_LOGS, "front", 4)], GRAPH)
+    assert [i.services for i in up.opened] == [("front",)] and up.opened[0].id != first
+    assert [i.id for i in up.resolved] == [first]
+
+    old_rule = IncidentTracker(IncidentConfig(new_onset_after_quiet=False))
+    first = opened_by_errors(old_rule)
+    old_rule.advance(2 * W)
+    up = old_rule.update(3 * W, [anomaly(SeriesKind.ERROR_LOGS, "front", 3)], GRAPH)
+    assert [i.id for i in up.updated] == [first]
+
+    latency = IncidentTracker()  # other series it holds rejoin after a quiet window
+    latency.update(0, [anomaly(SeriesKind.LATENCY_P99, "orders", 0)], GRAPH)
+    held = latency.update(W, [anomaly(SeriesKind.LATENCY_P90, "front", 1)], GRAPH).opened[0].id
+    latency.advance(2 * W)
+    up = latency.update(3 * W, [anomaly(SeriesKind.LATENCY_P99, "orders", 3)], GRAPH)
+    assert [i.id for i in up.updated] == [held]

@@ -220,13 +220,19 @@ class IncidentTracker:
         anomaly of the window it opened in and, later, anomalies of series it holds; a new
         series only up to ``grow_windows`` after it opened, and never errors of a service it
         does not hold (a service that starts failing while an incident is open is news of
-        its own: it forms a group, which opens a second incident if it qualifies).
+        its own: it forms a group, which opens a second incident if it qualifies). Nor, with
+        ``new_onset_after_quiet``, errors of a series it holds once a whole window passed with
+        no member of it: failures that stopped and start again are a new onset (the next
+        fault, felt at the same entry point), not the old one going on.
         """
         c = self.config
         if g.opened_ns is None or c.grow_windows is None or supporting:
             return True
-        if a.key in g.series or a.window_start_ns <= g.opened_ns:
+        if a.window_start_ns <= g.opened_ns:
             return True
+        if a.key in g.series:
+            quiet = a.window_start_ns - g.last_ns > c.window_ns
+            return not (c.new_onset_after_quiet and quiet and a.key.kind in c.persistent_kinds)
         if a.key.kind in c.persistent_kinds and a.key.focus_service not in g.services:
             return False
         return a.window_start_ns <= g.opened_ns + c.grow_windows * c.window_ns

@@ -59,6 +59,11 @@ class IncidentConfig:
     such anomalies form a group of their own, which opens a new incident if it qualifies (a
     second fault while the first incident is still open). Series it holds keep joining it, so
     a lasting fault stays one incident. None: it takes everything related while it is open.
+    ``new_onset_after_quiet``: an open incident does not take an error series it holds
+    (``persistent_kinds``) after a whole window in which it took no leading anomaly:
+    errors that stopped and came back are a new onset (a second fault is often felt at the
+    same entry point, whose error series the first incident already holds), so they form a
+    group of their own. Other series it holds still rejoin after a quiet window.
     ``resolve_after_windows``: an open incident resolves after this many windows without a
     new member.
     ``merge_related``: after each window, a group that has not opened (or opened in that
@@ -78,6 +83,7 @@ class IncidentConfig:
     open_score: float | None = 100.0
     resolve_after_windows: int = 3
     grow_windows: int | None = 1
+    new_onset_after_quiet: bool = True
     max_members: int = 500
     merge_related: bool = True
     supporting_kinds: frozenset[SeriesKind] = frozenset({SeriesKind.RESOURCE, *NOVELTY_KINDS})
