@@ -218,9 +218,7 @@ class IncidentTracker:
 
         A forming group takes every related anomaly. An open incident takes every related
         anomaly of the window it opened in and, later, anomalies of series it holds; a new
-        series only up to ``grow_windows`` after it opened (or after the window persistence
-        would have opened it in, when one strong anomaly opened it sooner: opening early
-        does not shorten the time a fault has to spread), and never errors of a service it
+        series only up to ``grow_windows`` after it opened, and never errors of a service it
         does not hold (a service that starts failing while an incident is open is news of
         its own: it forms a group, which opens a second incident if it qualifies). Nor, with
         ``new_onset_after_quiet``, errors of a series it holds once a whole window passed with
@@ -237,8 +235,7 @@ class IncidentTracker:
             return not (c.new_onset_after_quiet and quiet and a.key.kind in c.persistent_kinds)
         if a.key.kind in c.persistent_kinds and a.key.focus_service not in g.services:
             return False
-        spread_from = max(g.opened_ns, g.first_ns + (c.open_min_windows - 1) * c.window_ns)
-        return a.window_start_ns <= spread_from + c.grow_windows * c.window_ns
+        return a.window_start_ns <= g.opened_ns + c.grow_windows * c.window_ns
 
     def _qualifies(self, g: _Group) -> bool:
         c = self.config

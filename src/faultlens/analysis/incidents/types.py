@@ -54,8 +54,7 @@ class IncidentConfig:
     persist are what callers feel, and their baselines (mostly zero) flap far less than
     latency percentiles do.
     ``grow_windows``: an open incident takes anomalies of series it does not hold yet only up
-    to this many windows after the window it opened in (the fault spreading; counted from
-    its ``open_min_windows``-th window when ``open_score`` opened it sooner), and errors
+    to this many windows after the window it opened in (the fault spreading), and errors
     (``persistent_kinds``) of a service it does not hold only in that window itself; later,
     such anomalies form a group of their own, which opens a new incident if it qualifies (a
     second fault while the first incident is still open). Series it holds keep joining it, so
