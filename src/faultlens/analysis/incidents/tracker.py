@@ -221,9 +221,9 @@ class IncidentTracker:
         series only up to ``grow_windows`` after it opened, and never errors of a service it
         does not hold (a service that starts failing while an incident is open is news of
         its own: it forms a group, which opens a second incident if it qualifies). Nor, with
-        ``new_onset_after_quiet``, errors of a series it holds once a whole window passed with
-        no member of it: failures that stopped and start again are a new onset (the next
-        fault, felt at the same entry point), not the old one going on.
+        ``new_onset_after_quiet``, errors of a series it holds once a whole window passed in
+        which it took no leading anomaly: failures that stopped and start again are a new
+        onset (the next fault, felt at the same entry point), not the old one going on.
         """
         c = self.config
         if g.opened_ns is None or c.grow_windows is None or supporting:
