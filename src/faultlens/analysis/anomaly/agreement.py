@@ -52,7 +52,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from faultlens.analysis.anomaly.signals import TIME_UNITS, outgoing, serving_latency, utilisation
-from faultlens.analysis.anomaly.types import NOVELTY_KINDS, Anomaly, Direction, SeriesKey, SeriesKind
+from faultlens.analysis.anomaly.types import (
+    FAULT_SCORE,
+    NOVELTY_KINDS,
+    Anomaly,
+    Direction,
+    SeriesKey,
+    SeriesKind,
+)
 
 
 def _default_kinds() -> frozenset[SeriesKind]:
@@ -75,7 +82,7 @@ class AgreementConfig:
     kinds: frozenset[SeriesKind] = field(default_factory=_default_kinds)
     min_series: int | None = 4
     min_signals: int = 4
-    min_score: float = 100.0
+    min_score: float = FAULT_SCORE
     min_windows: int = 1
     windows: int = 2
     novelty_with_signal: bool = False
@@ -83,7 +90,7 @@ class AgreementConfig:
     shared_fraction: float = 0.5
     shared_min_services: int = 4
     saturation_share: float | None = 0.3
-    wire_min_score: float | None = 100.0
+    wire_min_score: float | None = FAULT_SCORE
     wire_windows: int = 2
 
     def __post_init__(self) -> None:

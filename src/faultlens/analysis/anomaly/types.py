@@ -33,6 +33,12 @@ NOVELTY_KINDS = frozenset(
 )
 
 
+# A score (robust spreads from the baseline) that says "a fault" on its own: the agreement rules'
+# bar for a gauge's rise (``AgreementConfig.min_score``, ``wire_min_score``) and the score at
+# which one anomaly opens an incident in its own window (``IncidentConfig.open_score``).
+FAULT_SCORE = 100.0
+
+
 class Direction(enum.StrEnum):
     UP = "up"
     DOWN = "down"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from faultlens.analysis.anomaly.types import NOVELTY_KINDS, Anomaly, SeriesKind
+from faultlens.analysis.anomaly.types import FAULT_SCORE, NOVELTY_KINDS, Anomaly, SeriesKind
 
 
 class IncidentState(enum.StrEnum):
@@ -38,9 +38,9 @@ class IncidentConfig:
     ``open_min_anomalies`` / ``open_min_windows`` / ``open_score``: a forming group opens an
     incident once it holds anomalies of that many distinct series spread over that many
     distinct windows (persistence), or as soon as one leading anomaly scores ``open_score`` or
-    more (None: never). The default, 100 robust spreads, is the level at which the agreement
-    rules (:class:`~faultlens.analysis.anomaly.agreement.AgreementConfig`) call a gauge's
-    rise a fault's: a series that far out of line is its own corroboration, and waiting for a
+    more (None: never). The default, ``FAULT_SCORE`` (100 robust spreads), is the level at
+    which the agreement rules (:class:`~faultlens.analysis.anomaly.agreement.AgreementConfig`)
+    call a gauge's rise a fault's: a series that far out of line is its own corroboration, and waiting for a
     second window only delays the incident by one. Groups that never qualify fade after
     ``join_gap_windows`` and are not reported.
     ``supporting_kinds``: anomalies of these kinds (by default resource metrics, which are
@@ -80,7 +80,7 @@ class IncidentConfig:
     graph_hops: int = 1
     open_min_anomalies: int = 2
     open_min_windows: int = 2
-    open_score: float | None = 100.0
+    open_score: float | None = FAULT_SCORE
     resolve_after_windows: int = 3
     grow_windows: int | None = 1
     new_onset_after_quiet: bool = True
