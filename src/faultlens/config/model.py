@@ -180,6 +180,12 @@ class StoreConfig(_Section):
     # 2 bytes per index row (~0.25 per span) up to this bound, per index (spans, logs);
     # past it, old runs are folded together and lookups of old traces read more of the index.
     trace_filter_max_mib: int = Field(default=32, ge=1)
+    # Rows (spans, log records and points) the store file's hot tables take before they are
+    # sealed into a segment file of their own, written once and attached only by the reads
+    # that reach it (store/_segments.py); 0 never seals. DuckDB keeps the metadata of the
+    # file it writes in memory (~0.45 bytes a row), so this bounds what the writer holds,
+    # where a single file grew with the retention. At 10k spans/s a seal every ~7 minutes.
+    segment_rows: int = Field(default=4_000_000, ge=0)
     # The writer inserts everything waiting at once, and DuckDB's cost per row falls as the
     # insert grows, so under a burst a longer queue is also a faster writer: a million spans
     # sent as fast as possible over gRPC (bench/ingest.py --full --reuse-ids, analysis off,

@@ -60,6 +60,7 @@ from typing import Protocol
 from faultlens.decode import decode_request
 from faultlens.decode.base import DecodedBatch
 from faultlens.errors import FaultlensError, Overloaded
+from faultlens.fsync import sync_directory
 from faultlens.pipeline.base import BatchConsumer
 from faultlens.types import Signal
 
@@ -395,7 +396,7 @@ class IntakeLog:
         else:
             self._segments.append(_Segment(first, path, first - 1, size))
         if self.durability is Durability.FSYNC:  # a new name survives a process kill without it
-            _sync_directory(self.directory)
+            sync_directory(self.directory)
 
 
 def _record(seq: int, kind: int, signal: Signal, json: bool, body: bytes) -> bytes:
@@ -429,20 +430,6 @@ def _first_seq(path: Path) -> int | None:
     except ValueError:
         log.warning("ignoring %s in the intake log directory: not a segment", path)
         return None
-
-
-def _sync_directory(directory: Path) -> None:
-    """Make a created or deleted segment's name durable (fsync of the directory)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class _AppliedReader(Protocol):

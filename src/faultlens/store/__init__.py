@@ -79,4 +79,5 @@ def open_store(config: StoreConfig) -> DuckDBStore:
         memory_limit_mib=config.memory_limit_mib,
         threads=config.threads,
         trace_filter_max_mib=config.trace_filter_max_mib,
+        segment_rows=config.segment_rows,
     )

@@ -28,6 +28,7 @@ from typing import TypeVar
 import duckdb
 
 from faultlens.errors import StoreBusy, StoreError
+from faultlens.store._segments import SEGMENTS_DIR, Segments
 
 # Rows per DuckDB row group in the store file (DuckDB's default is 122,880). An insert of at
 # least one row group is compressed and written straight to the file; a smaller one goes
@@ -129,6 +130,15 @@ def _shared(table: weakref.WeakValueDictionary[str, _T], path: Path, make: Calla
 
 def _gate(path: Path) -> _Gate:
     return _shared(_gates, path, _Gate)
+
+
+_segment_lists: weakref.WeakValueDictionary[str, Segments] = weakref.WeakValueDictionary()
+
+
+def shared_segments(path: Path) -> Segments:
+    """The sealed segments of the store file at ``path``, shared by every store of that file
+    in this process (while one of them holds it): attachments belong to the instance."""
+    return _shared(_segment_lists, path, lambda: Segments(ALIAS, path.parent / SEGMENTS_DIR))
 
 
 # Reads of one store file running at once. Every read takes memory of the file's one DuckDB
@@ -520,6 +530,31 @@ class SharedConnection:
         finally:
             if reattach:  # out of the gate: the re-attach waits for every call to end
                 reattach_if_invalidated(self._con, self._path)
+
+    @contextmanager
+    def alone(self, timeout_s: float) -> Iterator[duckdb.DuckDBPyConnection | None]:
+        """A cursor while no other call runs on the file (nor starts until the block ends),
+        or None when that did not come within ``timeout_s`` (see :class:`_Gate`)."""
+        if self._closed:
+            raise StoreError(f"the {self._name} is closed")
+        if self._gate is None:
+            raise StoreError(f"the {self._name} was opened on its file directly: nothing to be alone on")
+        with self._gate.alone(timeout_s) as ok:
+            if not ok:
+                yield None
+                return
+            try:
+                cur = self._con.cursor()
+                if self._use:
+                    cur.execute(self._use)
+            except duckdb.Error as e:
+                raise StoreError(f"the {self._name} is not usable: {e}") from e
+            try:
+                yield cur
+            except duckdb.Error as e:
+                raise StoreError(f"{self._name} query failed: {e}") from e
+            finally:
+                cur.close()
 
     def close(self) -> None:
         """Close the connection; safe to call twice. The caller serialises it with writes."""

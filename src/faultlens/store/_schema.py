@@ -44,14 +44,10 @@ DATA_TABLES: dict[Signal, tuple[str, pa.Schema, str]] = {
     Signal.METRICS: ("metric_points", METRIC_SCHEMA, "time_unix_nano"),
 }
 
-_DERIVED_DDL = (
-    """
-    CREATE TABLE IF NOT EXISTS schema_version (
-        version INTEGER NOT NULL,
-        applied_unix_nano BIGINT NOT NULL
-    )
-    """,
-    """
+# The two trace indexes, each with the time column that bounds its rows (a segment's bounds
+# and retention read it).
+_INDEX_DDL: dict[str, str] = {
+    "trace_index": """
     CREATE TABLE IF NOT EXISTS trace_index (
         trace_id BLOB NOT NULL,
         start_min BIGINT NOT NULL,
@@ -65,7 +61,7 @@ _DERIVED_DDL = (
         services VARCHAR[] NOT NULL
     )
     """,
-    """
+    "log_trace_index": """
     CREATE TABLE IF NOT EXISTS log_trace_index (
         trace_id BLOB NOT NULL,
         time_min BIGINT NOT NULL,
@@ -73,6 +69,17 @@ _DERIVED_DDL = (
         log_count BIGINT NOT NULL
     )
     """,
+}
+
+_DERIVED_DDL = (
+    """
+    CREATE TABLE IF NOT EXISTS schema_version (
+        version INTEGER NOT NULL,
+        applied_unix_nano BIGINT NOT NULL
+    )
+    """,
+    _INDEX_DDL["trace_index"],
+    _INDEX_DDL["log_trace_index"],
     """
     CREATE TABLE IF NOT EXISTS operations (
         service VARCHAR NOT NULL,
@@ -95,7 +102,32 @@ _DERIVED_DDL = (
         seq BIGINT NOT NULL
     )
     """,
+    # The id of the segment being sealed (``_segments``): one row while its tables are
+    # named *_sealing, none otherwise.
+    """
+    CREATE TABLE IF NOT EXISTS sealing (
+        id BIGINT NOT NULL
+    )
+    """,
 )
+
+# The tables whose rows grow with the data: the data tables and their trace indexes. They are
+# what a segment holds (``_segments``); the rest of the file is small and stays.
+SEALED_TABLES: tuple[str, ...] = (*(t for t, _, _ in DATA_TABLES.values()), *_INDEX_DDL)
+# Each one's time column: what time filters and retention compare, and what bounds a segment.
+SEALED_TIME: dict[str, str] = {
+    **{t: column for t, _, column in DATA_TABLES.values()},
+    "trace_index": "start_min",
+    "log_trace_index": "time_min",
+}
+
+
+def sealed_table_ddl(table: str) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` of one of :data:`SEALED_TABLES`, as a new file has it."""
+    for name, schema, _ in DATA_TABLES.values():
+        if name == table:
+            return table_ddl(name, schema)
+    return _INDEX_DDL[table]
 
 
 # ART indexes on ``trace_id`` that files written before 2026-11-28 have, dropped when they

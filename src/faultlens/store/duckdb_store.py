@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from faultlens.store._connection import (
     read_budget,
     refresh_store_file,
     rollback,
+    shared_segments,
 )
 from faultlens.store._derive import log_trace_index_rows, operation_rows, service_rows, trace_index_rows
 from faultlens.store._rows import (
@@ -56,6 +57,7 @@ from faultlens.store._rows import (
     trace_summary,
 )
 from faultlens.store._schema import DATA_TABLES, migrate, quote
+from faultlens.store._segments import Segment, begin_seal, drop_sealing, write_segment
 from faultlens.store._trace_filter import (
     REBUILD,
     TraceFilter,
@@ -195,6 +197,14 @@ MEMORY_LIMIT = f"{DEFAULT_MEMORY_LIMIT_MIB}MB"
 # Rows written between two re-attaches of the file (``refresh_store_file``): at most ~12 MiB
 # of row-group metadata held, for a pause of ~0.1 s (every 100 s at 10k spans/s).
 REFRESH_ROWS = 1_000_000
+DEFAULT_SEGMENT_ROWS: int = StoreConfig.model_fields["segment_rows"].default
+# How long a seal's first and last steps wait for the file's other calls to end, and how
+# long a failed seal waits before it tries again.
+SEAL_ALONE_S = 1.0
+SEAL_RETRY_S = 5.0
+# How far past a search's time range the trace index is read for the summaries of the
+# traces it found: a trace whose spans a seal split keeps its other index rows there.
+TRACE_MARGIN_NS = 15 * 60 * 1_000_000_000
 
 
 # DuckDB allocates through its own jemalloc, which keeps freed memory in thread caches
@@ -270,10 +280,13 @@ class DuckDBStore:
         threads: int = DEFAULT_THREADS,
         refresh_rows: int = REFRESH_ROWS,
         trace_filter_max_mib: int = DEFAULT_TRACE_FILTER_MIB,
+        segment_rows: int = DEFAULT_SEGMENT_ROWS,
     ) -> None:
         """``threads``: DuckDB's worker threads for the file's instance; 0 leaves DuckDB's
         default. ``refresh_rows``: rows written between two re-attaches of the file.
-        ``trace_filter_max_mib``: the bound of each trace index's filter (``_trace_filter``)."""
+        ``trace_filter_max_mib``: the bound of each trace index's filter (``_trace_filter``).
+        ``segment_rows``: rows written before the hot tables are sealed into a segment
+        (``_segments``); 0 never seals."""
         self.path = Path(path)
         try:
             self._con = open_store_file(self.path)  # logs what the WAL replay did
@@ -314,14 +327,113 @@ class DuckDBStore:
         self._attr_filter: AttrFilter = shared(self._filter_key, _ATTR_FILTER, AttrFilter)
         self._attr_builder: threading.Thread | None = None
         self._attr_stop = threading.Event()
+        # The sealed segments (``_segments``), shared with every store on the file here.
+        self._segments = shared_segments(self.path)
+        self._segment_rows = segment_rows
+        self._sealer: threading.Thread | None = None
+        self._seal_stop = threading.Event()
+        self._seal_cursor: duckdb.DuckDBPyConnection | None = None
+        try:
+            self._rows_since_seal = self._open_segments()
+        except (duckdb.Error, OSError, StoreError) as e:
+            self._db.close()
+            raise StoreError(f"cannot open the segments of the store at {self.path}: {e}") from e
 
     # --- lifecycle -----------------------------------------------------------------------
+
+    def _open_segments(self) -> int:
+        """List the segments, finish or restart a seal that a stop cut short (``_segments``),
+        and return the rows in the hot tables."""
+        with self._cursor() as cur:
+            self._segments.discover(cur, tidy=True)
+            row = cur.execute("SELECT max(id) FROM sealing").fetchone()
+            sealing = None if row is None or row[0] is None else int(row[0])
+            counts = cur.execute(
+                "SELECT (SELECT count(*) FROM spans) + (SELECT count(*) FROM logs) "
+                "+ (SELECT count(*) FROM metric_points)"
+            ).fetchone()
+        if sealing is not None:
+            if any(s.id == sealing for s in self._segments.all()):
+                with self._db.alone(SEAL_ALONE_S * 10) as cur:
+                    if cur is None:
+                        raise StoreError("the store file stayed busy while a cut seal was finished")
+                    drop_sealing(cur)
+                log.info("finished sealing segment %d, which the last run had written", sealing)
+            else:
+                self._segments.sealing = sealing
+                log.warning("sealing segment %d again: the last run stopped while writing it", sealing)
+                self._start_sealer(sealing)
+        return int(counts[0]) if counts else 0
+
+    def _maybe_seal(self) -> None:
+        """Step 1 of a seal once the hot tables hold ``segment_rows`` rows, between two writes
+        (under the write lock), unless a seal is running or the file stays busy."""
+        if not self._segment_rows or self._rows_since_seal < self._segment_rows:
+            return
+        if self._segments.sealing is not None:
+            return
+        segment_id = self._segments.next_id()
+        with self._db.alone(SEAL_ALONE_S) as cur:
+            if cur is None:
+                return  # reads kept the file busy: the next write tries again
+            begin_seal(cur, segment_id)
+            self._segments.sealing = segment_id
+        self._rows_since_seal = 0
+        self._start_sealer(segment_id)
+
+    def _start_sealer(self, segment_id: int) -> None:
+        self._sealer = threading.Thread(
+            target=self._seal, args=(segment_id,), name="faultlens-seal", daemon=True
+        )
+        self._sealer.start()
+
+    def _seal(self, segment_id: int) -> None:
+        """Steps 2 and 3 of a seal, on a thread of its own, tried again until they succeed
+        or the store closes (a stop leaves the seal for the next open)."""
+        segment: Segment | None = None
+        while not self._seal_stop.is_set():
+            try:
+                if segment is None:
+                    with self._cursor() as cur:
+                        self._seal_cursor = cur
+                        try:
+                            segment = write_segment(cur, ALIAS, self._segments.directory, segment_id)
+                        finally:
+                            self._seal_cursor = None
+                with self._db.alone(SEAL_ALONE_S) as cur:
+                    if cur is not None:
+                        drop_sealing(cur)
+                        self._segments.add(segment)
+                        self._segments.sealing = None
+                        log.info(
+                            "sealed segment %d: %d spans, %d log records, %d data points",
+                            segment.id,
+                            segment.spans,
+                            segment.logs,
+                            segment.points,
+                        )
+                        return
+                self._seal_stop.wait(SEAL_ALONE_S)
+            except (duckdb.Error, OSError, StoreError) as e:
+                if self._seal_stop.is_set():
+                    return
+                log.error(
+                    "sealing segment %d failed (tried again in %.0f s): %s", segment_id, SEAL_RETRY_S, e
+                )
+                self._seal_stop.wait(SEAL_RETRY_S)
 
     def close(self) -> None:
         """Checkpoint and close the file. Safe to call twice; any later call raises StoreError."""
         self._attr_stop.set()
         if self._attr_builder is not None:
             self._attr_builder.join()  # it stops after the chunk it is reading
+        self._seal_stop.set()
+        sealing = self._seal_cursor
+        if sealing is not None:
+            with suppress(duckdb.Error):
+                sealing.interrupt()  # the copy goes again at the next open
+        if self._sealer is not None:
+            self._sealer.join()
         with self._write_lock:
             if not self._db.closed:
                 for columns in _INDEX_COLUMNS.values():
@@ -337,11 +449,20 @@ class DuckDBStore:
     _cursor = cursor
 
     @contextmanager
-    def read_cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A cursor for one read, once the file's read budget gives it a turn: reads queue
-        rather than run out of the memory they share (``_connection.ReadBudget``); raises
-        :class:`~faultlens.errors.StoreBusy` when the turn does not come in time."""
-        with self._reads.slot(), self._db.cursor() as cur:
+    def read_cursor(
+        self, time_range: TimeRange | None = None, *, segments: bool = True
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor for one read of ``time_range`` (None: all time), once the file's read
+        budget gives it a turn: reads queue rather than run out of the memory they share
+        (``_connection.ReadBudget``); raises :class:`~faultlens.errors.StoreBusy` when the
+        turn does not come in time. On it the data tables and trace indexes hold every row
+        of the range, the sealed segments' that meet it included (``_segments``; none
+        without ``segments``, for reads of the catalog)."""
+        with (
+            self._reads.slot(),
+            self._db.cursor() as cur,
+            self._segments.reading(cur, time_range, segments=segments),
+        ):
             yield cur
 
     _read = read_cursor
@@ -382,7 +503,10 @@ class DuckDBStore:
                 except BaseException:
                     rollback(cur)
                     raise
-            self._rows_since_refresh += sum(t.num_rows for parts in tables.values() for t in parts)
+            written = sum(t.num_rows for parts in tables.values() for t in parts)
+            self._rows_since_refresh += written
+            self._rows_since_seal += written
+            self._maybe_seal()
             if self._rows_since_refresh >= self._refresh_rows and refresh_store_file(self._con, self.path):
                 self._rows_since_refresh = 0
                 self.refreshes += 1
@@ -462,7 +586,9 @@ class DuckDBStore:
         """Delete spans (by start time), logs and points (by time) before ``now - retention``.
 
         The index rows of a trace that lost some spans are rebuilt from its remaining spans,
-        so summaries stay exact for traces that straddle the cutoff.
+        so summaries stay exact for traces that straddle the cutoff. A sealed segment goes
+        whole, once all it holds is before the cutoff (``_segments``); rows being sealed wait
+        for their segment.
         """
         cutoff = now_unix_nano - retention_ns
         with self._write_lock, self._recording(), self._cursor() as cur:
@@ -480,7 +606,15 @@ class DuckDBStore:
             for trace_filter_ in self._filters.values():  # only once the deletes are committed
                 trace_filter_.drop_before(cutoff)
             self._attr_filter.drop_before(cutoff)
-        return RetentionResult(cutoff, spans, logs, points)
+        gone = self._segments.expire(cutoff)  # whole files: what a read holds goes once it ends
+        for segment in gone:
+            log.info("retention deleted segment %d (everything in it before %d)", segment.id, cutoff)
+        return RetentionResult(
+            cutoff,
+            spans + sum(g.spans for g in gone),
+            logs + sum(g.logs for g in gone),
+            points + sum(g.points for g in gone),
+        )
 
     @staticmethod
     def _delete_count(cur: duckdb.DuckDBPyConnection, sql: str, cutoff: int) -> int:
@@ -519,13 +653,13 @@ class DuckDBStore:
 
     def services(self) -> list[str]:
         """Every service that sent any signal still within retention, sorted."""
-        with self._read() as cur:
+        with self._read(segments=False) as cur:
             rows = cur.execute("SELECT DISTINCT service FROM service_names ORDER BY service").fetchall()
         return [r[0] for r in rows]
 
     def operations(self, service: str) -> list[Operation]:
         """Span names and kinds of the service, sorted by name then kind."""
-        with self._read() as cur:
+        with self._read(segments=False) as cur:
             rows = cur.execute(
                 "SELECT name, kind FROM operations WHERE service = ? ORDER BY name, kind", [service]
             ).fetchall()
@@ -566,11 +700,13 @@ class DuckDBStore:
             if query.time_range is None
             else (query.time_range.start_ns, query.time_range.end_ns)
         )
-        with self._read() as cur:
+        with self._read(segments=False) as cur:  # the segments' bounds are known without a read
             row = cur.execute("SELECT min(start_min), max(start_max) FROM trace_index").fetchone()
-        if row is None or row[0] is None:
+            stored = [(int(row[0]), int(row[1]))] if row is not None and row[0] is not None else []
+            stored += [(seg.start_ns, seg.end_ns) for seg in self._segments.all() if seg.spans]
+        if not stored:
             return []
-        lo, hi = max(lo, int(row[0])), min(hi, int(row[1]) + 1)
+        lo, hi = max(lo, min(a for a, _ in stored)), min(hi, max(b for _, b in stored) + 1)
         found: dict[bytes, TraceSummary] = {}
         top, width = hi, FIRST_RANGE_NS
         while top > lo:
@@ -600,7 +736,7 @@ class DuckDBStore:
                 self._attr_builder.start()
             if not found.wait_ready(ATTR_BUILD_WAIT_S):
                 return None
-        with self._read() as cur:
+        with self._read(segments=False) as cur:
             hashes = []
             for cond in query.attributes:
                 row = cur.execute(PAIR_HASH_SQL, [cond.key, cond.value]).fetchone()
@@ -669,7 +805,10 @@ class DuckDBStore:
             GROUP BY trace_id
             ORDER BY trace_start DESC, trace_id
         """
-        with self._read() as cur:
+        margin = query.time_range
+        if margin is not None:
+            margin = TimeRange(max(0, margin.start_ns - TRACE_MARGIN_NS), margin.end_ns + TRACE_MARGIN_NS)
+        with self._read(margin) as cur:
             rows = cur.execute(sql, [*params, query.limit]).fetchall()
         return [trace_summary(r) for r in rows]
 
@@ -713,7 +852,7 @@ class DuckDBStore:
                 GROUP BY v ORDER BY n DESC, v LIMIT ?
             """
             params += [pointer, pointer]
-        with self._read() as cur:
+        with self._read(query.time_range) as cur:
             rows = cur.execute(sql, [*params, query.limit]).fetchall()
         return [AttributeCount(str(text), int(n)) for text, n in rows]
 
@@ -737,9 +876,10 @@ class DuckDBStore:
         self, trace_id: bytes, time_hint: TimeRange | None
     ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         """The trace's span rows and log rows (``SPAN_COLUMNS``, ``LOG_COLUMNS``), one snapshot."""
-        with self._read() as cur:
-            for signal in self._filters:
-                self._ready_filter(cur, signal)
+        where = self._trace_hull(trace_id, list(self._filters), time_hint)
+        if where is None:
+            return [], []
+        with self._read(where) as cur:
             cur.execute("BEGIN TRANSACTION")
             try:
                 spans = self._trace_rows(cur, trace_id, Signal.TRACES, SPAN_COLUMNS, "span_id", time_hint)
@@ -749,6 +889,26 @@ class DuckDBStore:
             finally:
                 cur.execute("COMMIT")
         return spans, logs
+
+    def _trace_hull(
+        self, trace_id: bytes, signals: list[Signal], hint: TimeRange | None = None
+    ) -> TimeRange | None:
+        """The time range a read of the trace must reach (its index rows are in the ranges
+        the filters of ``signals`` name, and each write's spans beside its index rows; with
+        ``hint``, the hint), None where the filters say it is not (within ``hint``). Builds
+        the filters on first use, from every segment."""
+        if not all(self._filters[s].ready for s in signals):
+            with self._read() as cur:
+                for signal in signals:
+                    self._ready_filter(cur, signal)
+        ranges = [r for s in signals for r in self._filters[s].ranges(trace_id, hint)]
+        if not ranges:
+            return None
+        if hint is not None:
+            # The items read start inside it (``_trace_bounds``), so the segments that meet it
+            # hold them, and the index rows of their writes (a write's rows go to one place).
+            return hint
+        return TimeRange(min(lo for lo, _ in ranges), max(hi for _, hi in ranges) + 1)
 
     def _ready_filter(self, cur: duckdb.DuckDBPyConnection, signal: Signal) -> TraceFilter:
         """The filter of the signal's trace index, built from the table on first use."""
@@ -827,7 +987,12 @@ class DuckDBStore:
         if query.text is not None:
             conditions.append("contains(lower(body), lower(?))")
             params.append(query.text)
-        with self._read() as cur:
+        where = query.time_range
+        if query.trace_id is not None:
+            where = self._trace_hull(query.trace_id, [Signal.LOGS], query.time_range)
+            if where is None:
+                return []
+        with self._read(where) as cur:
             if query.trace_id is not None:
                 bounds = self._trace_bounds(cur, query.trace_id, Signal.LOGS)
                 if bounds is None:
@@ -853,7 +1018,7 @@ class DuckDBStore:
         if query.service is not None:
             conditions.append("service_name = ?")
             params.append(query.service)
-        with self._read() as cur:
+        with self._read(query.time_range) as cur:
             rows = cur.execute(
                 f"SELECT {select_list(METRIC_COLUMNS)} FROM metric_points {_where(conditions)} "
                 "ORDER BY time_unix_nano, metric_name LIMIT ?",
@@ -869,7 +1034,7 @@ class DuckDBStore:
         if query.service is not None:
             conditions.append("service_name = ?")
             params.append(query.service)
-        with self._read() as cur:
+        with self._read(query.time_range) as cur:
             rows = cur.execute(
                 "SELECT metric_name, any_value(metric_type), coalesce(any_value(metric_unit), ''), "
                 "list(DISTINCT service_name ORDER BY service_name) FILTER (WHERE service_name IS NOT NULL), "
@@ -915,7 +1080,7 @@ class DuckDBStore:
         else:
             fold = "count(*)" if agg is MetricAggregation.COUNT else f"{agg.value}(v)"
             sql = f"WITH p AS ({points}) SELECT service, {bucket} AS b, {fold} FROM p GROUP BY service, b"
-        with self._read() as cur:
+        with self._read(query.time_range) as cur:
             rows = cur.execute(sql, params).fetchall()
         by_service: dict[str | None, dict[int, float | None]] = {}
         for service, b, v in rows:
@@ -929,10 +1094,16 @@ class DuckDBStore:
         ]
 
     def stats(self) -> StoreStats:
-        with self._read() as cur:
+        """The rows stored: the hot and sealing tables' counted, the segments' as sealed."""
+        with self._read(segments=False) as cur:
             row = cur.execute(
                 "SELECT (SELECT count(*) FROM spans), (SELECT count(*) FROM logs), "
                 "(SELECT count(*) FROM metric_points)"
             ).fetchone()
+            sealed = self._segments.all()  # in the same state as the tables: the gate holds it
         assert row is not None
-        return StoreStats(int(row[0]), int(row[1]), int(row[2]))
+        return StoreStats(
+            int(row[0]) + sum(s.spans for s in sealed),
+            int(row[1]) + sum(s.logs for s in sealed),
+            int(row[2]) + sum(s.points for s in sealed),
+        )

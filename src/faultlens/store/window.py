@@ -42,6 +42,7 @@ import pyarrow as pa
 from faultlens.errors import StoreError, UnsupportedQuery
 from faultlens.store._connection import SharedConnection, open_error
 from faultlens.store._schema import DATA_TABLES, quote
+from faultlens.store._segments import SEGMENTS_DIR, Segments
 from faultlens.store.base import Store
 from faultlens.store.duckdb_store import DB_FILENAME, DuckDBStore
 from faultlens.types import Signal, TimeRange
@@ -77,7 +78,9 @@ TIEBREAK: dict[Signal, tuple[str, ...]] = {
 }
 _LOCK_PID = re.compile(r"\(PID (\d+)\)")
 
-CursorFactory = Callable[[], AbstractContextManager[duckdb.DuckDBPyConnection]]
+# A cursor for one read of a time range (None: all time), on which the data tables hold
+# every row of it (the store's sealed segments that meet it included).
+CursorFactory = Callable[[TimeRange | None], AbstractContextManager[duckdb.DuckDBPyConnection]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +167,7 @@ class WindowReader:
         """
         bounds = [time_range.start_ns, time_range.end_ns]
         tables: dict[Signal, pa.Table] = {}
-        with self._cursor() as cur:
+        with self._cursor(time_range) as cur:
             try:
                 cur.execute("BEGIN TRANSACTION")
                 try:
@@ -242,6 +245,36 @@ def open_read_only(data_dir: Path, *, max_rows: int = DEFAULT_MAX_ROWS) -> Itera
 
     db = SharedConnection(con, "store", path)
     try:
-        yield WindowReader(db.cursor, max_rows=max_rows)
+        segments = _read_only_segments(db, path)
+
+        @contextmanager
+        def cursor(time_range: TimeRange | None) -> Iterator[duckdb.DuckDBPyConnection]:
+            with db.cursor() as cur, segments.reading(cur, time_range):
+                yield cur
+
+        yield WindowReader(cursor, max_rows=max_rows)
     finally:
         db.close()
+
+
+def _read_only_segments(db: SharedConnection, path: Path) -> Segments:
+    """The sealed segments beside the store file ``path``, opened read-only on ``db``, with
+    the sealing tables of a seal the last run left unfinished (``_segments``)."""
+    with db.cursor() as cur:
+        row = cur.execute("SELECT current_database()").fetchone()
+        assert row is not None
+        segments = Segments(str(row[0]), path.parent / SEGMENTS_DIR)
+        try:
+            segments.discover(cur, tidy=False)
+        except duckdb.Error as e:
+            raise StoreError(f"cannot read the segments of the store {path}: {e}") from e
+        has_sealing = cur.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND table_name = 'sealing'"
+        ).fetchone()
+        if has_sealing and has_sealing[0]:
+            row = cur.execute("SELECT max(id) FROM sealing").fetchone()
+            sealing = None if row is None or row[0] is None else int(row[0])
+            if sealing is not None and all(s.id != sealing for s in segments.all()):
+                segments.sealing = sealing  # its rows are still only in the *_sealing tables
+    return segments
