@@ -11,15 +11,16 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import httpx
 import pytest
 from google.protobuf.message import Message
 
+from faultlens.store.window import open_read_only
 from faultlens.testing.payloads import (
     build_logs_request,
     build_metrics_request,
@@ -27,8 +28,10 @@ from faultlens.testing.payloads import (
     to_otlp_json,
 )
 from faultlens.testing.process import ServerProcess, start_server
+from faultlens.types import TimeRange
 
 TRIALS = 20
+SEALING = {"FAULTLENS_STORE__SEGMENT_ROWS": "3000"}
 
 
 def _tag(message: Message, resources: str, name: str) -> None:
@@ -101,18 +104,16 @@ class _Sender:
         self.next_n = n
 
 
-def _rows_per_request(db: Path) -> dict[tuple[str, str], int]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        out: dict[tuple[str, str], int] = {}
-        for table in ("spans", "logs", "metric_points"):
-            for service, count in con.execute(
-                f"SELECT service_name, count(*) FROM {table} GROUP BY service_name"
-            ).fetchall():
-                out[(table, service)] = count
-        return out
-    finally:
-        con.close()
+def _rows_per_request(data_dir: Path) -> dict[tuple[str, str], int]:
+    """Rows per (table, service) in the store of ``data_dir``, its sealed segments included,
+    read as the store reads them (a seal the kills cut short counted once)."""
+    with open_read_only(data_dir, max_rows=10_000_000) as reader:
+        window = reader.read(TimeRange(0, 2**63 - 1))
+    out: dict[tuple[str, str], int] = {}
+    for table, rows in (("spans", window.spans), ("logs", window.logs), ("metric_points", window.metrics)):
+        for service, count in Counter(rows.column("service_name").to_pylist()).items():
+            out[(table, service)] = count
+    return out
 
 
 def _wait_stored(server: ServerProcess, timeout_s: float = 30.0) -> None:
@@ -133,8 +134,10 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing_acknowledged(tmp_p
     acked: dict[int, tuple[str, int]] = {}
     sent: dict[int, tuple[str, int]] = {}
     n = 0
+    sealed = False
     for _ in range(TRIALS):
-        server = start_server(tmp_path)
+        # Small segments, so that kills land in seals too (store/_segments.py).
+        server = start_server(tmp_path, env=SEALING)
         sender = _Sender(server.http_port, n)
         stop = threading.Event()
         thread = threading.Thread(target=sender.run, args=(stop,))
@@ -147,12 +150,14 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing_acknowledged(tmp_p
         acked.update(sender.acked)
         sent.update(sender.sent)
         n = sender.next_n + 1
-    server = start_server(tmp_path)
+        sealed = sealed or any((tmp_path / "segments").glob("seg-*.duckdb"))
+    server = start_server(tmp_path, env=SEALING)
     try:
         _wait_stored(server)
     finally:
         assert server.stop() == 0
-    counts = _rows_per_request(tmp_path / "faultlens.duckdb")
+    counts = _rows_per_request(tmp_path)
+    assert sealed, "no seal ran: the trials did not test the segments"
     assert len(acked) > TRIALS * 5, "the sender got too few answers to test anything"
     lost = {k: v for k, v in acked.items() if counts.get((v[0], f"req-{k}"), 0) != v[1]}
     assert not lost, (
@@ -189,5 +194,5 @@ def test_a_torn_tail_is_cut_off_and_the_rest_replayed(tmp_path: Path) -> None:
     finally:
         assert server.stop() == 0
     assert any("torn or corrupt" in line for line in server.output)
-    counts = _rows_per_request(tmp_path / "faultlens.duckdb")
+    counts = _rows_per_request(tmp_path)
     assert [counts.get(("spans", f"req-{n}")) for n in range(3)] == [40, 40, 40]
