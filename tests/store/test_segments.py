@@ -7,6 +7,7 @@ whole segments; reads attach only the segments their time range meets.
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -263,3 +264,48 @@ def test_a_seal_cut_after_its_segment_was_whole_is_finished_at_open(tmp_path: Pa
 def test_stores_of_one_file_share_its_segments(tmp_path: Path) -> None:
     path = tmp_path / "faultlens.duckdb"
     assert shared_segments(path) is shared_segments(path)
+
+
+def test_reads_beside_writes_and_seals_see_every_row_once(tmp_path: Path) -> None:
+    """Readers on threads of their own while the writer seals every second round: each read
+    sees whole rounds only (a write is one transaction), never a row twice or a segment gone."""
+    store = DuckDBStore(tmp_path / "faultlens.duckdb", segment_rows=100)
+    errors: list[BaseException] = []
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        reader = WindowReader.for_store(store)
+        while not stop.is_set():
+            try:
+                spans = reader.read(TimeRange(0, 10**12)).spans.num_rows
+                assert spans % SPANS == 0, spans
+                ids = reader.read(TimeRange(0, 10**12)).spans.column("span_id").to_pylist()
+                assert len(ids) == len(set(ids))
+                seen.append(spans)
+            except BaseException as e:  # reported below, on the test's thread
+                errors.append(e)
+                return
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for t in readers:
+        t.start()
+    try:
+        for i in range(3 * ROUNDS):
+            store.write(_round(i))
+        _wait_sealed(store)
+        deadline = time.monotonic() + 10
+        while not errors and (not seen or seen[-1] != 3 * ROUNDS * SPANS) and time.monotonic() < deadline:
+            time.sleep(0.01)  # until a read after the last seal
+    finally:
+        stop.set()
+        for t in readers:
+            t.join(10)
+    try:
+        assert not errors, errors[0]
+        assert seen and max(seen) == 3 * ROUNDS * SPANS
+        assert len(store._segments.all()) >= ROUNDS  # the seals ran beside the reads
+        assert store.stats().spans == 3 * ROUNDS * SPANS
+        assert store._segments.attached() == 0
+    finally:
+        store.close()

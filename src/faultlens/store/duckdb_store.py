@@ -507,7 +507,13 @@ class DuckDBStore:
             self._rows_since_refresh += written
             self._rows_since_seal += written
             self._maybe_seal()
-            if self._rows_since_refresh >= self._refresh_rows and refresh_store_file(self._con, self.path):
+            # Not while a seal copies (it holds a call on the file for seconds, which the
+            # re-attach would wait for, holding every other call back): after it, rather.
+            if (
+                self._rows_since_refresh >= self._refresh_rows
+                and self._segments.sealing is None
+                and refresh_store_file(self._con, self.path)
+            ):
                 self._rows_since_refresh = 0
                 self.refreshes += 1
 
