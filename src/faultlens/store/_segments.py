@@ -76,6 +76,9 @@ _NAME = re.compile(r"^seg-(\d+)\.duckdb$")
 _TMP = ".tmp"
 _WAL = ".wal"
 _INFO_COLUMNS = "start_ns, end_ns, spans, logs, points"
+# Rows per row group in a segment: DuckDB's default, so that a segment's metadata is small.
+# The memory a seal takes did not depend on it, nor on copying in chunks (docs/benchmarks.md).
+SEGMENT_ROW_GROUP = 122_880
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +151,7 @@ def write_segment(cur: duckdb.DuckDBPyConnection, main_db: str, directory: Path,
     for leftover in (tmp, Path(str(tmp) + _WAL)):
         leftover.unlink(missing_ok=True)
     alias = f"sealing_{segment_id}"
-    cur.execute(f"ATTACH {_literal(tmp)} AS {alias} (TYPE DUCKDB)")  # DuckDB's 122,880-row groups
+    cur.execute(f"ATTACH {_literal(tmp)} AS {alias} (TYPE DUCKDB, ROW_GROUP_SIZE {SEGMENT_ROW_GROUP})")
     try:
         cur.execute(f"USE {alias}")
         bounds: list[str] = []
