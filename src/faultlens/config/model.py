@@ -184,8 +184,10 @@ class StoreConfig(_Section):
     # sealed into a segment file of their own, written once and attached only by the reads
     # that reach it (store/_segments.py); 0 never seals. DuckDB keeps the metadata of the
     # file it writes in memory (~0.45 bytes a row), so this bounds what the writer holds,
-    # where a single file grew with the retention. At 10k spans/s a seal every ~7 minutes.
-    segment_rows: int = Field(default=4_000_000, ge=0)
+    # where a single file grew with the retention. A seal copies the rows once (~5 CPU-us
+    # a span, on a thread of its own) and takes ~100 MiB more for the seconds it runs
+    # (docs/benchmarks.md), so seals are rare: at 10k spans/s one every ~33 minutes.
+    segment_rows: int = Field(default=20_000_000, ge=0)
     # The writer inserts everything waiting at once, and DuckDB's cost per row falls as the
     # insert grows, so under a burst a longer queue is also a faster writer: a million spans
     # sent as fast as possible over gRPC (bench/ingest.py --full --reuse-ids, analysis off,
