@@ -216,6 +216,14 @@ def _cut_after_step_1(path: Path) -> int:
     return segment_id
 
 
+def _assert_sealed_away(store: DuckDBStore) -> None:
+    """No seal left half done: no *_sealing table, no ``sealing`` row."""
+    with store.cursor() as cur:
+        assert cur.execute("SELECT count(*) FROM sealing").fetchall() == [(0,)]
+        tables = {r[0] for r in cur.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert not {t for t in tables if t.endswith("_sealing")}
+
+
 def test_a_seal_cut_before_its_segment_was_whole_is_done_again_at_open(tmp_path: Path) -> None:
     path = tmp_path / "faultlens.duckdb"
     segment_id = _cut_after_step_1(path)
@@ -230,10 +238,7 @@ def test_a_seal_cut_before_its_segment_was_whole_is_done_again_at_open(tmp_path:
         assert sorted(p.name for p in (tmp_path / SEGMENTS_DIR).iterdir()) == [
             segment_path(Path(), segment_id).name
         ]
-        with store.cursor() as cur:
-            assert cur.execute("SELECT count(*) FROM sealing").fetchall() == [(0,)]
-            tables = {r[0] for r in cur.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-        assert not {t for t in tables if t.endswith("_sealing")}
+        _assert_sealed_away(store)
     finally:
         store.close()
 
@@ -254,9 +259,7 @@ def test_a_seal_cut_after_its_segment_was_whole_is_finished_at_open(tmp_path: Pa
         assert [s.id for s in store._segments.all()] == [segment_id]
         assert store.stats().spans == 3 * SPANS
         assert WindowReader.for_store(store).read(TimeRange(0, 10**12)).spans.num_rows == 3 * SPANS
-        with store.cursor() as cur:
-            tables = {r[0] for r in cur.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-        assert not {t for t in tables if t.endswith("_sealing")}
+        _assert_sealed_away(store)
     finally:
         store.close()
 
