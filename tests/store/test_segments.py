@@ -312,3 +312,27 @@ def test_reads_beside_writes_and_seals_see_every_row_once(tmp_path: Path) -> Non
         assert store._segments.attached() == 0
     finally:
         store.close()
+
+
+def test_a_seal_that_cannot_begin_fails_no_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The write before a seal's first step has committed: a failing first step is logged and
+    tried again at the next write, never raised to the writer (which would write it again)."""
+    store = DuckDBStore(tmp_path / "faultlens.duckdb", segment_rows=100)
+    calls: list[int] = []
+
+    def broken(cur: Any, segment_id: int) -> None:
+        calls.append(segment_id)
+        raise duckdb.IOException("No space left on device")
+
+    try:
+        with monkeypatch.context() as m:
+            m.setattr("faultlens.store.duckdb_store.begin_seal", broken)
+            store.write(_round(0))
+            store.write(_round(1))  # past 100 rows: the seal is tried, and fails
+        assert calls and store._segments.sealing is None and not store._segments.all()
+        store.write(_round(2))  # tried again, and it works
+        _wait_sealed(store)
+        assert len(store._segments.all()) == 1
+        assert store.stats().spans == 3 * SPANS
+    finally:
+        store.close()

@@ -47,7 +47,7 @@ import os
 import re
 import threading
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,7 +124,8 @@ def begin_seal(cur: duckdb.DuckDBPyConnection, segment_id: int) -> None:
         cur.execute("INSERT INTO sealing VALUES (?)", [segment_id])
         cur.execute("COMMIT")
     except BaseException:
-        cur.execute("ROLLBACK")
+        with suppress(duckdb.Error):  # a failed COMMIT ended it already: keep its own error
+            cur.execute("ROLLBACK")
         raise
 
 
@@ -138,7 +139,8 @@ def drop_sealing(cur: duckdb.DuckDBPyConnection) -> None:
         cur.execute("DELETE FROM sealing")
         cur.execute("COMMIT")
     except BaseException:
-        cur.execute("ROLLBACK")
+        with suppress(duckdb.Error):  # a failed COMMIT ended it already: keep its own error
+            cur.execute("ROLLBACK")
         raise
 
 

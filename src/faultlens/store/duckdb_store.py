@@ -373,11 +373,16 @@ class DuckDBStore:
         if self._segments.sealing is not None:
             return
         segment_id = self._segments.next_id()
-        with self._db.alone(SEAL_ALONE_S) as cur:
-            if cur is None:
-                return  # reads kept the file busy: the next write tries again
-            begin_seal(cur, segment_id)
-            self._segments.sealing = segment_id
+        try:
+            with self._db.alone(SEAL_ALONE_S) as cur:
+                if cur is None:
+                    return  # reads kept the file busy: the next write tries again
+                begin_seal(cur, segment_id)
+                self._segments.sealing = segment_id
+        except (duckdb.Error, StoreError) as e:
+            # The write before it committed: its caller must not see this as its failure.
+            log.error("cannot begin sealing segment %d (tried again at the next write): %s", segment_id, e)
+            return
         self._rows_since_seal = 0
         self._start_sealer(segment_id)
 
