@@ -344,15 +344,17 @@ class DuckDBStore:
     def _open_segments(self) -> int:
         """List the segments, finish or restart a seal that a stop cut short (``_segments``),
         and return the rows in the hot tables."""
+        # Another store of this file in this process may be sealing: its .tmp is no leftover.
+        busy = self._segments.sealing is not None
         with self._cursor() as cur:
-            self._segments.discover(cur, tidy=True)
+            self._segments.discover(cur, tidy=not busy)
             row = cur.execute("SELECT max(id) FROM sealing").fetchone()
             sealing = None if row is None or row[0] is None else int(row[0])
             counts = cur.execute(
                 "SELECT (SELECT count(*) FROM spans) + (SELECT count(*) FROM logs) "
                 "+ (SELECT count(*) FROM metric_points)"
             ).fetchone()
-        if sealing is not None:
+        if sealing is not None and not busy:
             if any(s.id == sealing for s in self._segments.all()):
                 with self._db.alone(SEAL_ALONE_S * 10) as cur:
                     if cur is None:
