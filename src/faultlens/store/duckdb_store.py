@@ -207,13 +207,15 @@ SEAL_RETRY_S = 5.0
 TRACE_MARGIN_NS = 15 * 60 * 1_000_000_000
 
 
-# DuckDB allocates through its own jemalloc, which keeps freed memory in thread caches
-# until a task has allocated ``allocator_flush_threshold`` (128 MiB by default) and purges
-# dirty pages only when some later allocation runs into them. A background thread purging
-# them, and a flush past 8 MiB, give freed insert buffers back to the system: in a 20 s
-# feed of 10k spans/s the resident memory stayed ~20 MiB lower (bench/store.py feed; in the
-# whole server at 10k spans/s, 2 paired 30 s runs with the 128 MiB default differed by no
-# more than the noise, nor did 1M-span bursts). Both are process-wide.
+# DuckDB builds that bundle jemalloc keep freed memory in thread caches until a task has
+# allocated ``allocator_flush_threshold`` (128 MiB by default) and purge dirty pages only when
+# some later allocation runs into them. A background thread purging them, and a flush past
+# 8 MiB, gave freed insert buffers back to the system: in a 20 s feed of 10k spans/s the
+# resident memory stayed ~20 MiB lower (bench/store.py feed; in the whole server at 10k
+# spans/s, 2 paired 30 s runs with the 128 MiB default differed by no more than the noise,
+# nor did 1M-span bursts). Both are process-wide. The DuckDB wheel installed now has no
+# jemalloc (``duckdb_extensions()`` lists none): it allocates through glibc's malloc, whose
+# counters (``server_memwatch``) then include DuckDB's memory, and these settings do nothing.
 ALLOCATOR_SETTINGS = (
     "SET allocator_background_threads = true",
     "SET allocator_flush_threshold = '8MB'",
