@@ -150,9 +150,10 @@ def write_segment(cur: duckdb.DuckDBPyConnection, main_db: str, directory: Path,
     directory.mkdir(parents=True, exist_ok=True)
     final = segment_path(directory, segment_id)
     tmp = final.with_name(final.name + _TMP)
+    alias = f"sealing_{segment_id}"
+    cur.execute(f"DETACH DATABASE IF EXISTS {alias}")  # a try before that could not detach it
     for leftover in (tmp, Path(str(tmp) + _WAL)):
         leftover.unlink(missing_ok=True)
-    alias = f"sealing_{segment_id}"
     cur.execute(f"ATTACH {_literal(tmp)} AS {alias} (TYPE DUCKDB, ROW_GROUP_SIZE {SEGMENT_ROW_GROUP})")
     try:
         cur.execute(f"USE {alias}")
