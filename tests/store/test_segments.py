@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from faultlens.errors import StoreError
 from faultlens.store import DuckDBStore
 from faultlens.store._connection import shared_segments
 from faultlens.store._segments import SEGMENTS_DIR, Segments, begin_seal, segment_path, write_segment
@@ -334,5 +335,19 @@ def test_a_seal_that_cannot_begin_fails_no_write(tmp_path: Path, monkeypatch: py
         _wait_sealed(store)
         assert len(store._segments.all()) == 1
         assert store.stats().spans == 3 * SPANS
+    finally:
+        store.close()
+
+
+def test_a_segment_that_cannot_be_attached_leaves_no_other_attached(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "faultlens.duckdb", segment_rows=100)
+    try:
+        _fill(store, 6)
+        last = store._segments.all()[-1]
+        last.path.write_bytes(b"not a DuckDB file")  # damaged behind the store's back
+        with pytest.raises(StoreError):
+            WindowReader.for_store(store).read(TimeRange(0, 10**12))
+        assert store._segments.attached() == 0  # the segments attached before it went back
+        assert WindowReader.for_store(store).read(TimeRange(0, 100 * MS)).spans.num_rows == SPANS
     finally:
         store.close()

@@ -276,12 +276,19 @@ class Segments:
         sealed tables as views over them, the hot tables and the sealing ones; undone when
         the block ends. The sealing state must not change while the block runs (the store's
         calls hold its gate)."""
+        wanted: list[Segment] = []
         with self._lock:
-            wanted = [s for s in self._segments.values() if segments and s.meets(time_range)]
-            for segment in wanted:
-                if not self._refs.get(segment.id):
-                    self._attach(cur, segment)
+            for segment in self._segments.values():
+                if not (segments and segment.meets(time_range)):
+                    continue
+                try:
+                    if not self._refs.get(segment.id):
+                        self._attach(cur, segment)
+                except duckdb.Error:
+                    self._drop_refs(cur, wanted)  # the ones taken go back
+                    raise
                 self._refs[segment.id] = self._refs.get(segment.id, 0) + 1
+                wanted.append(segment)
         views: list[str] = []
         try:
             views = self._views(cur, [s.alias for s in sorted(wanted, key=lambda s: s.id)])
@@ -315,19 +322,24 @@ class Segments:
 
     def _release(self, cur: duckdb.DuckDBPyConnection, segments: list[Segment]) -> None:
         with self._lock:
-            for segment in segments:
-                self._refs[segment.id] -= 1
-                if self._refs[segment.id]:
-                    continue
-                del self._refs[segment.id]
-                try:
-                    with closing(cur.cursor()) as c:  # ``cur`` may be in a failed transaction
-                        c.execute(f"DETACH DATABASE IF EXISTS {segment.alias}")
-                except duckdb.Error as e:
-                    log.error("cannot detach the segment %s: %s", segment.path, e)
-                doomed = self._doomed.pop(segment.id, None)
-                if doomed is not None:
-                    _delete(doomed)
+            self._drop_refs(cur, segments)
+
+    def _drop_refs(self, cur: duckdb.DuckDBPyConnection, segments: list[Segment]) -> None:
+        """One reference less to each of ``segments``, detaching those that had their last;
+        under the lock."""
+        for segment in segments:
+            self._refs[segment.id] -= 1
+            if self._refs[segment.id]:
+                continue
+            del self._refs[segment.id]
+            try:
+                with closing(cur.cursor()) as c:  # ``cur`` may be in a failed transaction
+                    c.execute(f"DETACH DATABASE IF EXISTS {segment.alias}")
+            except duckdb.Error as e:
+                log.error("cannot detach the segment %s: %s", segment.path, e)
+            doomed = self._doomed.pop(segment.id, None)
+            if doomed is not None:
+                _delete(doomed)
 
     def attached(self) -> int:
         """How many segments reads hold attached now."""
